@@ -1,0 +1,141 @@
+"""Ranking metrics, all in one place.
+
+Every function takes the true values and the predicted scores of the same items (higher is
+better for both; negate a ``min`` target first, or pass ``mode="min"``).
+
+NDCG uses AceNAS relevance: ``rel = clip((y - q20) / (max - q20), 0, 1) * 20`` with ``q20`` the
+20th percentile of the true values being ranked, gain ``2**rel - 1``, discount
+``log2(rank + 1)``. Ties in the predicted score are broken by item order (a stable sort), so a
+constant predictor scores as the table's row order does.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+ArrayLike = Sequence[float] | np.ndarray
+
+
+def _pair(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max") -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(y_true, dtype=np.float64).ravel()
+    s = np.asarray(y_score, dtype=np.float64).ravel()
+    if t.shape != s.shape:
+        raise ValueError(f"y_true has {t.size} values but y_score has {s.size}")
+    if t.size == 0:
+        raise ValueError("cannot rank an empty set")
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"y_true holds {int((~np.isfinite(t)).sum())} NaN/inf value(s)")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"y_score holds {int((~np.isfinite(s)).sum())} NaN/inf value(s)")
+    if mode == "min":
+        t, s = -t, -s
+    elif mode != "max":
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    return t, s
+
+
+def kendall_tau(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max") -> float:
+    """Kendall's tau-b (scipy). Returns 0.0 when either side is constant."""
+    t, s = _pair(y_true, y_score, mode)
+    tau = stats.kendalltau(t, s).statistic
+    return 0.0 if math.isnan(tau) else float(tau)
+
+
+def spearman(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max") -> float:
+    """Spearman's rho (scipy). Returns 0.0 when either side is constant."""
+    t, s = _pair(y_true, y_score, mode)
+    rho = stats.spearmanr(t, s).statistic
+    return 0.0 if math.isnan(rho) else float(rho)
+
+
+def acenas_relevance(y_true: ArrayLike, mode: str = "max", levels: float = 20.0,
+                     quantile: float = 0.2) -> np.ndarray:
+    """AceNAS graded relevance in ``[0, levels]`` (see module docstring)."""
+    t = np.asarray(y_true, dtype=np.float64).ravel()
+    if mode == "min":
+        t = -t
+    lo = np.quantile(t, quantile)
+    hi = t.max()
+    if hi <= lo:
+        return np.zeros_like(t)
+    return np.clip((t - lo) / (hi - lo), 0.0, 1.0) * levels
+
+
+def ranking_order(y_score: np.ndarray) -> np.ndarray:
+    """Indices of items from best to worst score, stable for ties."""
+    return np.argsort(-np.asarray(y_score, dtype=np.float64), kind="stable")
+
+
+def dcg_at_k(relevance: np.ndarray, order: np.ndarray, k: int) -> float:
+    top = relevance[order[:k]]
+    gains = np.power(2.0, top) - 1.0
+    discounts = np.log2(np.arange(2, top.size + 2))
+    return float(np.sum(gains / discounts))
+
+
+def ndcg_at_k(y_true: ArrayLike, y_score: ArrayLike, k: int, mode: str = "max",
+              relevance: np.ndarray | None = None) -> float:
+    """NDCG@k with AceNAS relevance (or a relevance vector you pass)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    t, s = _pair(y_true, y_score, mode)
+    rel = acenas_relevance(t) if relevance is None else np.asarray(relevance, dtype=np.float64)
+    ideal = dcg_at_k(rel, ranking_order(rel), k)
+    if ideal == 0:
+        return 0.0
+    return dcg_at_k(rel, ranking_order(s), k) / ideal
+
+
+def precision_at_k(y_true: ArrayLike, y_score: ArrayLike, k: int, mode: str = "max") -> float:
+    """Share of the predicted top-k that is in the true top-k (true ties at the cut count)."""
+    t, s = _pair(y_true, y_score, mode)
+    k = min(k, t.size)
+    threshold = np.sort(t)[::-1][k - 1]
+    pred_top = ranking_order(s)[:k]
+    return float(np.mean(t[pred_top] >= threshold))
+
+
+def best_in_top_k(y_true: ArrayLike, y_score: ArrayLike, k: int, mode: str = "max") -> float:
+    """The best true value among the ``k`` top-scored items (in the caller's units)."""
+    t, s = _pair(y_true, y_score, mode)
+    best = float(np.max(t[ranking_order(s)[:k]]))
+    return -best if mode == "min" else best
+
+
+def regret(y_true: ArrayLike, found: float, mode: str = "max") -> float:
+    """How far ``found`` is from the optimum of ``y_true`` (>= 0)."""
+    t = np.asarray(y_true, dtype=np.float64)
+    if mode == "max":
+        return float(np.nanmax(t) - found)
+    if mode == "min":
+        return float(found - np.nanmin(t))
+    raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+
+
+def ranking_report(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max",
+                   ks: Sequence[int] = (10, 50)) -> dict[str, float]:
+    """The standard set: Kendall tau, Spearman, NDCG@k and best-in-top-k for each k."""
+    out = {"kendall_tau": kendall_tau(y_true, y_score, mode), "spearman": spearman(y_true, y_score, mode)}
+    for k in ks:
+        out[f"ndcg@{k}"] = ndcg_at_k(y_true, y_score, k, mode)
+    for k in ks:
+        out[f"best_in_top{k}"] = best_in_top_k(y_true, y_score, k, mode)
+    return out
+
+
+__all__ = [
+    "kendall_tau",
+    "spearman",
+    "acenas_relevance",
+    "ranking_order",
+    "dcg_at_k",
+    "ndcg_at_k",
+    "precision_at_k",
+    "best_in_top_k",
+    "regret",
+    "ranking_report",
+]

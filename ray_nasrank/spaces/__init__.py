@@ -1,0 +1,31 @@
+"""Search spaces: what an architecture is, how to sample, enumerate, validate and convert it.
+
+No Ray or Optuna import happens here; conversions to Tune and Optuna import them on demand.
+"""
+
+from ._base import Arch, Decision, SearchSpace
+from ._categorical import CategoricalSpace, space_from_tune
+from ._nb201 import EDGE_KEYS, EDGES, OPS, PARAMETRIC_OPS, NB201Space, arch_to_str, parse_arch
+
+__all__ = [
+    "Arch",
+    "Decision",
+    "SearchSpace",
+    "CategoricalSpace",
+    "NB201Space",
+    "space_from_tune",
+    "parse_arch",
+    "arch_to_str",
+    "OPS",
+    "EDGES",
+    "EDGE_KEYS",
+    "PARAMETRIC_OPS",
+    "get_space",
+]
+
+
+def get_space(name: str) -> SearchSpace:
+    """A space by its CLI name (``nb201``)."""
+    if name == "nb201":
+        return NB201Space()
+    raise ValueError(f"unknown space {name!r}; built-in spaces: ['nb201'] (tables use 'columns')")

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (ValueError, FileNotFoundError, KeyError, PermissionError, IsADirectoryError) as e:
+    except (ValueError, KeyError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"ray-nasrank: error: {type(e).__name__}: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT

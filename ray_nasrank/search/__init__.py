@@ -1,0 +1,20 @@
+"""Search strategies with a plain ask/tell core (no Ray or Optuna needed to import).
+
+>>> from ray_nasrank.spaces import NB201Space
+>>> from ray_nasrank.search import make_strategy
+>>> s = make_strategy("random", NB201Space(), seed=0)
+>>> [arch] = s.ask()
+>>> s.tell(arch, 91.5)
+>>> s.best == (arch, 91.5)
+True
+
+Strategies: ``random`` (:class:`RandomStrategy`), ``rea`` (regularized evolution),
+``opdist`` (operation-distribution search), ``nasrank`` (learning-to-rank predictor proposing
+the top predicted unseen candidates) and ``optuna-tpe`` (Optuna's TPE through ask/tell).
+"""
+
+from ._base import Strategy, as_value
+from ._random import RandomStrategy
+from ._registry import STRATEGIES, make_strategy, strategy_class
+
+__all__ = ["Strategy", "RandomStrategy", "make_strategy", "strategy_class", "STRATEGIES", "as_value"]

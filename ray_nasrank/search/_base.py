@@ -1,0 +1,368 @@
+"""The :class:`Strategy` ask/tell core every search strategy shares.
+
+A strategy proposes architectures with :meth:`Strategy.ask` and learns their results through
+:meth:`Strategy.tell`. The base class owns the bookkeeping that must be identical for every
+strategy, so the subclasses only decide *what* to propose:
+
+- de-duplication by isomorphism key: an arch whose ``space.iso_key`` was already asked, told,
+  queued or is pending is never proposed again (failed ones included);
+- the queue of user points (``points_to_evaluate``) asked before any proposal, and warm-start
+  results (``evaluated_rewards``);
+- failed trials (``None``/NaN/inf) recorded and never re-proposed;
+- ``mode``: values stay in the caller's units; subclasses see scores where higher is better;
+- the whole state as a picklable dict, saved atomically, so a resumed run neither loses nor
+  repeats a trial and, when seeded, asks exactly what the uninterrupted run would have asked.
+
+Example (a complete loop without Optuna or Ray):
+
+>>> from ray_nasrank.spaces import NB201Space
+>>> from ray_nasrank.search import make_strategy
+>>> s = make_strategy("random", NB201Space(), seed=0)
+>>> for arch in s.ask(4):
+...     s.tell(arch, float(arch.count("nor_conv_3x3")))
+>>> len(s.history), s.best[1] >= 0
+(4, True)
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import importlib
+import math
+import numbers
+import os
+import pickle
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+
+from ray_nasrank.spaces import Arch, SearchSpace
+
+#: spaces up to this size are walked through a seeded permutation instead of rejection sampling
+_ENUMERABLE = 1 << 20
+STATE_VERSION = 1
+
+
+def check_mode(mode: str) -> str:
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    return mode
+
+
+def check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
+    return int(seed)
+
+
+def check_count(n: Any, name: str = "n") -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {n!r}")
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return int(n)
+
+
+def as_value(value: Any) -> float | None:
+    """A told value as a finite float, or ``None`` for a failed trial (None, NaN, +-inf)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"value must be a real number or None (failed trial), got {value!r}")
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+class Strategy(abc.ABC):
+    """Ask/tell search over a :class:`~ray_nasrank.spaces.SearchSpace`.
+
+    ``candidates`` restricts proposals to a finite pool (e.g. the archs of a tabular benchmark);
+    by default the whole space is searched. ``mode`` says whether told values are maximised or
+    minimised. Subclasses implement :meth:`_propose` and may react to results in
+    :meth:`_observe`; all de-duplication, queueing and state handling happens here.
+    """
+
+    #: registry name (``make_strategy``)
+    name: str = "strategy"
+    #: attributes rebuilt after loading instead of being saved (threads, locks, caches)
+    _TRANSIENT: tuple[str, ...] = ()
+
+    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
+                 candidates: Sequence[Arch] | None = None) -> None:
+        if not isinstance(space, SearchSpace):
+            raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}: {space!r}")
+        self.space = space
+        self.seed = check_seed(seed)
+        self.mode = check_mode(mode)
+        self._rng = np.random.default_rng(self.seed)
+        self._candidates: list[Arch] | None = None
+        if candidates is not None:
+            pool = list(dict.fromkeys(space.validate(a) for a in candidates))
+            if not pool:
+                raise ValueError("candidates is empty; pass None to search the whole space")
+            self._candidates = pool
+        self._seen: set[Hashable] = set()          # iso keys asked, told, queued or pending
+        self._pending: dict[Arch, int] = {}        # arch -> ask number
+        self._queue: list[Arch] = []               # enqueued points, asked first
+        self._told: dict[Arch, int] = {}           # arch -> index into _history
+        self._history: list[dict[str, Any]] = []
+        self._asked = 0
+        self._perm: np.ndarray | None = None       # random walk over the pool / small space
+        self._perm_pos = 0
+
+    # ------------------------------------------------------------------ subclass hooks
+    @abc.abstractmethod
+    def _propose(self, n: int) -> list[Arch]:
+        """Up to ``n`` distinct archs whose iso key is unseen (see :meth:`is_new`)."""
+
+    def _observe(self, arch: Arch, score: float | None, source: str) -> None:
+        """A result arrived: ``score`` is higher-is-better, ``None`` for a failed trial."""
+
+    def _wait(self) -> None:
+        """Block until background work (an async refit) is done; default: nothing runs."""
+
+    def _restore_transient(self) -> None:
+        """Rebuild the attributes named in ``_TRANSIENT`` after :meth:`load_state_dict`."""
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def ready(self) -> bool:
+        """False while background work runs (a Tune searcher then answers ``None``)."""
+        return True
+
+    @property
+    def candidates(self) -> list[Arch] | None:
+        return None if self._candidates is None else list(self._candidates)
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        """Propose up to ``n`` new archs (queued points first); fewer only when exhausted.
+
+        Every returned arch is pending until told.
+        """
+        n = check_count(n)
+        self._wait()
+        out: list[Arch] = []
+        while self._queue and len(out) < n:
+            out.append(self._queue.pop(0))
+        batch_keys: set[Hashable] = set()
+        for _ in range(3):  # a proposal may collide with itself; retry, then fall back to random
+            if len(out) >= n:
+                break
+            fresh = self._accept(self._propose(n - len(out)), batch_keys)
+            out += fresh
+            if not fresh:
+                break
+        if len(out) < n:
+            out += self._accept(self._random_unseen(n - len(out), batch_keys), batch_keys)
+        for a in out:
+            self._pending[a] = self._asked
+            self._asked += 1
+        return out
+
+    def tell(self, arch: Any, value: Any) -> None:
+        """Record the result of ``arch``: a number in the caller's units, or ``None``/NaN/inf
+        for a failed trial. Archs never asked are accepted (user-evaluated points)."""
+        self._record(arch, value, "asked")
+
+    def add_evaluated(self, arch: Any, value: Any) -> None:
+        """Warm start: a point evaluated elsewhere (``points_to_evaluate`` + ``evaluated_rewards``)."""
+        self._record(arch, value, "warm")
+
+    def enqueue(self, arch: Any) -> bool:
+        """Ask ``arch`` before any proposal (``points_to_evaluate`` without rewards).
+
+        Returns False (and queues nothing) if an isomorphic arch was already asked, told or
+        queued, since evaluating it again would repeat a trial.
+        """
+        arch = self.space.validate(arch)
+        key = self.space.iso_key(arch)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._queue.append(arch)
+        return True
+
+    def status(self, arch: Any) -> str | None:
+        """``"queued"``, ``"pending"``, ``"ok"``, ``"failed"`` or ``None`` (never seen)."""
+        arch = self.space.validate(arch)
+        if arch in self._told:
+            return self._history[self._told[arch]]["status"]
+        if arch in self._pending:
+            return "pending"
+        if arch in self._queue:
+            return "queued"
+        return None
+
+    def is_new(self, arch: Arch) -> bool:
+        """Whether no isomorphic arch was asked, told, queued or is pending."""
+        return self.space.iso_key(arch) not in self._seen
+
+    @property
+    def pending(self) -> set[Arch]:
+        return set(self._pending)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One dict per told arch: ``arch``, ``value`` (None if failed), ``status``
+        (``ok``/``failed``), ``order`` (tell number), ``source`` (asked/external/warm)."""
+        return [dict(h) for h in self._history]
+
+    @property
+    def best(self) -> tuple[Arch, float] | None:
+        ok = [h for h in self._history if h["status"] == "ok"]
+        if not ok:
+            return None
+        h = max(ok, key=lambda h: self._score(h["value"]))
+        return h["arch"], h["value"]
+
+    def observations(self) -> tuple[list[Arch], np.ndarray]:
+        """Successful archs and their scores (higher is better, whatever the mode)."""
+        ok = [h for h in self._history if h["status"] == "ok"]
+        return [h["arch"] for h in ok], np.array([self._score(h["value"]) for h in ok], dtype=np.float64)
+
+    def exhausted(self) -> bool:
+        """True when every iso class of the pool (or space) was asked or told."""
+        return not self._random_unseen_probe()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume, as a picklable dict (a deep copy)."""
+        self._wait()
+        state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+        cls = type(self)
+        return {"class": f"{cls.__module__}:{cls.__qualname__}", "version": STATE_VERSION,
+                "state": copy.deepcopy(state)}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Replace this strategy's state by ``d`` (from :meth:`state_dict` of the same class)."""
+        if not isinstance(d, dict) or not {"class", "version", "state"} <= set(d):
+            raise ValueError("not a strategy state dict: expected keys 'class', 'version', 'state'")
+        cls = type(self)
+        here = f"{cls.__module__}:{cls.__qualname__}"
+        if d["class"] != here:
+            raise ValueError(f"state of {d['class']!r} cannot be loaded into {here!r}")
+        if d["version"] != STATE_VERSION:
+            raise ValueError(f"state version {d['version']!r} is not supported (expected {STATE_VERSION})")
+        state = d["state"]
+        if "space" in getattr(self, "__dict__", {}) and state.get("space") != self.space:
+            raise ValueError(f"state was saved for space {state.get('space')!r}, not {self.space!r}")
+        self._wait()
+        self.__dict__.update(copy.deepcopy(state))
+        self._restore_transient()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`state_dict` to ``path`` atomically (a crash never leaves half a file)."""
+        from ray_nasrank._io import atomic_write_bytes
+
+        atomic_write_bytes(path, pickle.dumps(self.state_dict(), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Load a state written by :meth:`save`."""
+        with open(path, "rb") as f:
+            self.load_state_dict(pickle.load(f))
+
+    @staticmethod
+    def from_state_dict(d: dict[str, Any]) -> "Strategy":
+        """Rebuild a strategy of the saved class without calling its constructor."""
+        if not isinstance(d, dict) or "class" not in d:
+            raise ValueError("not a strategy state dict: missing 'class'")
+        module, _, qualname = str(d["class"]).partition(":")
+        if not module.startswith("ray_nasrank."):
+            raise ValueError(f"refusing to load strategy class {d['class']!r} from outside ray_nasrank")
+        cls = getattr(importlib.import_module(module), qualname)
+        obj = cls.__new__(cls)
+        obj.load_state_dict(d)
+        return obj
+
+    @staticmethod
+    def from_file(path: str | os.PathLike) -> "Strategy":
+        with open(path, "rb") as f:
+            return Strategy.from_state_dict(pickle.load(f))
+
+    # ------------------------------------------------------------------ internals
+    def _score(self, value: float) -> float:
+        return value if self.mode == "max" else -value
+
+    def _record(self, arch: Any, value: Any, source: str) -> None:
+        arch = self.space.validate(arch)
+        v = as_value(value)
+        if arch in self._told:
+            raise ValueError(f"architecture {self.space.to_string(arch)!r} was already told")
+        if arch in self._pending:
+            del self._pending[arch]
+        else:
+            if source == "asked":
+                source = "external"
+            if arch in self._queue:
+                self._queue.remove(arch)
+            self._seen.add(self.space.iso_key(arch))
+        self._told[arch] = len(self._history)
+        self._history.append({"arch": arch, "value": v, "status": "ok" if v is not None else "failed",
+                              "order": len(self._history), "source": source})
+        self._observe(arch, None if v is None else self._score(v), source)
+
+    def _accept(self, archs: Sequence[Arch], batch_keys: set[Hashable]) -> list[Arch]:
+        out = []
+        for a in archs:
+            a = self.space.validate(a)
+            key = self.space.iso_key(a)
+            if key in self._seen or key in batch_keys:
+                continue
+            batch_keys.add(key)
+            self._seen.add(key)
+            out.append(a)
+        return out
+
+    def _pool_size(self) -> int:
+        return len(self._candidates) if self._candidates is not None else self.space.size
+
+    def _pool_arch(self, i: int) -> Arch:
+        return self._candidates[i] if self._candidates is not None else self.space.arch_at(i)
+
+    def _random_unseen(self, n: int, exclude: set[Hashable] = frozenset()) -> list[Arch]:
+        """Up to ``n`` uniformly random archs of the pool with unseen iso keys (not reserved)."""
+        out: list[Arch] = []
+        keys: set[Hashable] = set()
+        if self._candidates is not None or self.space.size <= _ENUMERABLE:
+            if self._perm is None:
+                self._perm = self._rng.permutation(self._pool_size())
+                self._perm_pos = 0
+            # seen keys never become unseen, so the walk can skip them for good
+            pos = self._perm_pos
+            while pos < len(self._perm) and len(out) < n:
+                a = self._pool_arch(int(self._perm[pos]))
+                key = self.space.iso_key(a)
+                if key in self._seen or key in exclude:
+                    if len(out) == 0:
+                        self._perm_pos = pos + 1
+                elif key not in keys:
+                    keys.add(key)
+                    out.append(a)
+                pos += 1
+            return out
+        tries = 0
+        while len(out) < n and tries < 1000 * n:
+            a = self.space.sample(self._rng)
+            key = self.space.iso_key(a)
+            tries += 1
+            if key in self._seen or key in exclude or key in keys:
+                continue
+            keys.add(key)
+            out.append(a)
+        return out
+
+    def _random_unseen_probe(self) -> bool:
+        if self._candidates is not None or self.space.size <= _ENUMERABLE:
+            keys = self._pool_keys()
+            return any(k not in self._seen for k in keys)
+        return True
+
+    def _pool_keys(self) -> list[Hashable]:
+        return [self.space.iso_key(self._pool_arch(i)) for i in range(self._pool_size())]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(space={self.space!r}, seed={self.seed}, mode={self.mode!r}, "
+                f"told={len(self._history)}, pending={len(self._pending)})")

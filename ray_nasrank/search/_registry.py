@@ -1,0 +1,36 @@
+"""``make_strategy``: strategies by name, as the CLI and the integrations refer to them."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ray_nasrank.spaces import SearchSpace
+
+from ._base import Strategy
+
+#: name -> "module:class"; modules are imported on demand so unused strategies cost nothing
+STRATEGIES: dict[str, str] = {
+    "random": "ray_nasrank.search._random:RandomStrategy",
+    "rea": "ray_nasrank.search._rea:REAStrategy",
+    "opdist": "ray_nasrank.search._opdist:OpDistStrategy",
+    "nasrank": "ray_nasrank.search._nasrank:NASRankStrategy",
+    "optuna-tpe": "ray_nasrank.search._tpe:TPEStrategy",
+}
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    if not isinstance(name, str) or name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose from {sorted(STRATEGIES)}")
+    module, _, cls = STRATEGIES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_strategy(name: str, space: SearchSpace, seed: int | None = None, **kwargs: Any) -> Strategy:
+    """Build the strategy registered as ``name`` (random, rea, opdist, nasrank, optuna-tpe).
+
+    >>> from ray_nasrank.spaces import NB201Space
+    >>> make_strategy("random", NB201Space(), seed=0).name
+    'random'
+    """
+    return strategy_class(name)(space, seed=seed, **kwargs)

@@ -1,0 +1,178 @@
+"""Operation-distribution search (seed idea 004).
+
+Cells with the same op counts (how many edges carry each op; 210 vectors for NB201) tend to
+perform alike, so the search first picks a count vector and then a cell with those counts.
+:class:`OpDistModel` keeps a Gaussian belief about each vector's mean (standardized) score,
+with a prior from weak labels, and picks vectors by Thompson sampling. It is used on its own by
+:class:`OpDistStrategy` and as the exploration prior inside :class:`NASRankStrategy`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Hashable, Sequence
+
+import numpy as np
+
+from ray_nasrank.encodings import encode, opcount_vectors, sample_with_opcounts
+from ray_nasrank.spaces import Arch, SearchSpace
+
+from ._base import _ENUMERABLE, Strategy
+from ._weak import WeakSpec, weak_columns, weak_score
+
+
+class OpDistModel:
+    """Thompson sampling over op-count vectors.
+
+    ``pool`` is the finite set of cells to draw from (``None``: sample cells of a vector with
+    :func:`sample_with_opcounts`, for spaces too large to enumerate). ``weak`` is a score per
+    pool arch (higher is better, roughly standardized) whose per-vector mean, times
+    ``prior_weight``, is the prior mean of that vector; ``prior_std`` is the prior's spread and
+    ``noise_std`` the spread of single cells around their vector's mean, both in units of the
+    observed scores' standard deviation.
+
+    >>> from ray_nasrank.spaces import NB201Space
+    >>> space = NB201Space()
+    >>> m = OpDistModel(space, pool=list(space.enumerate()))
+    >>> len(m.vectors)
+    210
+    """
+
+    def __init__(self, space: SearchSpace, pool: Sequence[Arch] | None = None, weak: np.ndarray | None = None,
+                 prior_weight: float = 1.0, prior_std: float = 1.0, noise_std: float = 0.5) -> None:
+        for name, v in (("prior_std", prior_std), ("noise_std", noise_std)):
+            if not v > 0:
+                raise ValueError(f"{name} must be > 0, got {v!r}")
+        self.space = space
+        self.prior_std = float(prior_std)
+        self.noise_std = float(noise_std)
+        self.vectors: list[tuple[int, ...]] = opcount_vectors(space)
+        self._vindex = {v: i for i, v in enumerate(self.vectors)}
+        nv = len(self.vectors)
+        self.prior_mean = np.zeros(nv)
+        self.pool = None if pool is None else list(pool)
+        self._members: list[list[Arch]] | None = None
+        if self.pool is not None:
+            vid = self.vector_ids(self.pool)
+            self._members = [[] for _ in range(nv)]
+            for a, i in zip(self.pool, vid):
+                self._members[i].append(a)
+            if weak is not None:
+                weak = np.asarray(weak, dtype=np.float64)
+                if weak.shape != (len(self.pool),):
+                    raise ValueError(f"weak has shape {weak.shape}, expected ({len(self.pool)},)")
+                sums = np.bincount(vid, weights=weak, minlength=nv)
+                counts = np.bincount(vid, minlength=nv)
+                means = np.divide(sums, counts, out=np.zeros(nv), where=counts > 0)
+                present = counts > 0
+                sd = means[present].std()
+                z = (means - means[present].mean()) / (sd if sd > 0 else 1.0)
+                self.prior_mean = float(prior_weight) * np.where(present, z, 0.0)
+        elif weak is not None:
+            raise ValueError("weak labels need a finite pool of candidates")
+        self._order: list[np.ndarray] | None = None  # per-vector random order of its cells
+        self._pos = np.zeros(nv, dtype=np.int64)
+        self._exhausted = np.zeros(nv, dtype=bool)
+        if self._members is not None:
+            self._exhausted |= np.array([len(m) == 0 for m in self._members])
+        self._sum = np.zeros(nv)
+        self._n = np.zeros(nv)
+        self._scores: list[float] = []
+
+    def vector_ids(self, archs: Sequence[Arch]) -> np.ndarray:
+        counts = encode(self.space, list(archs), "opcounts").astype(np.int64)
+        return np.array([self._vindex[tuple(r)] for r in counts.tolist()], dtype=np.int64)
+
+    def update(self, arch: Arch, score: float) -> None:
+        """Add one observed (higher-is-better) score."""
+        i = int(self.vector_ids([arch])[0])
+        self._sum[i] += score
+        self._n[i] += 1
+        self._scores.append(float(score))
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of each vector's standardized score."""
+        s = np.asarray(self._scores)
+        mu = s.mean() if len(s) else 0.0
+        sd = s.std() if len(s) > 1 and s.std() > 0 else 1.0
+        zsum = (self._sum - self._n * mu) / sd
+        prec = 1.0 / self.prior_std ** 2 + self._n / self.noise_std ** 2
+        mean = (self.prior_mean / self.prior_std ** 2 + zsum / self.noise_std ** 2) / prec
+        return mean, 1.0 / np.sqrt(prec)
+
+    def draw(self, n: int, rng: np.random.Generator, is_new: Callable[[Arch], bool],
+             taken: set[Hashable] | None = None) -> list[Arch]:
+        """Up to ``n`` unseen cells, each from a vector picked by a fresh Thompson draw."""
+        taken = set() if taken is None else taken
+        out: list[Arch] = []
+        mean, std = self.posterior()
+        while len(out) < n and not self._exhausted.all():
+            theta = rng.normal(mean, std)
+            theta[self._exhausted] = -np.inf
+            v = int(np.argmax(theta))
+            cell = self._next_cell(v, rng, is_new, taken)
+            if cell is None:
+                self._exhausted[v] = True
+                continue
+            taken.add(self.space.iso_key(cell))
+            out.append(cell)
+        return out
+
+    def _next_cell(self, v: int, rng: np.random.Generator, is_new: Callable[[Arch], bool],
+                   taken: set[Hashable]) -> Arch | None:
+        if self._members is None:
+            for _ in range(200):
+                a = sample_with_opcounts(self.space, self.vectors[v], rng)
+                if is_new(a) and self.space.iso_key(a) not in taken:
+                    return a
+            return None
+        if self._order is None:
+            self._order = [rng.permutation(len(m)) for m in self._members]
+        members, order = self._members[v], self._order[v]
+        pos = int(self._pos[v])
+        found = None
+        while pos < len(order):
+            a = members[int(order[pos])]
+            if is_new(a) and self.space.iso_key(a) not in taken:
+                found = a
+                break
+            pos += 1  # seen archs stay seen: skip them for good
+        self._pos[v] = pos
+        return found
+
+
+class OpDistStrategy(Strategy):
+    """Operation-distribution search as a strategy of its own.
+
+    Each proposal picks an op-count vector by Thompson sampling (prior from ``weak`` labels of
+    the candidates when given) and an unseen cell with exactly those counts.
+
+    >>> from ray_nasrank.spaces import NB201Space
+    >>> s = OpDistStrategy(NB201Space(), seed=0)
+    >>> batch = s.ask(3)
+    >>> for a in batch:
+    ...     s.tell(a, float(a.count("nor_conv_3x3")))
+    >>> len(s.history)
+    3
+    """
+
+    name = "opdist"
+
+    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
+                 candidates: Sequence[Arch] | None = None, weak: WeakSpec = None,
+                 prior_weight: float = 1.0, prior_std: float = 1.0, noise_std: float = 0.5) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates)
+        pool = self._candidates
+        if pool is None and space.size <= _ENUMERABLE:
+            pool = list(space.enumerate())
+        w = weak_score(weak_columns(weak, pool)) if weak is not None and pool is not None else None
+        if weak is not None and pool is None:
+            raise ValueError("weak labels need candidates (the space is too large to enumerate)")
+        self.model = OpDistModel(space, pool, w, prior_weight=prior_weight, prior_std=prior_std,
+                                 noise_std=noise_std)
+
+    def _observe(self, arch: Arch, score: float | None, source: str) -> None:
+        if score is not None:
+            self.model.update(arch, score)
+
+    def _propose(self, n: int) -> list[Arch]:
+        return self.model.draw(n, self._rng, self.is_new)

@@ -1,0 +1,83 @@
+"""Regularized evolution (REA, Real et al. 2019) as an ask/tell strategy."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ray_nasrank.spaces import Arch, SearchSpace
+
+from ._base import Strategy, check_count
+
+
+class REAStrategy(Strategy):
+    """Aging evolution: tournament selection over the last ``population`` results, mutation via
+    ``space.mutate``, the oldest member dies.
+
+    Until ``population`` results (told or pending) exist it proposes random archs. A mutation
+    that lands on a seen iso class (or outside ``candidates``) is retried up to
+    ``mutation_tries`` times, mutating further from the child, before a random unseen arch is
+    used instead.
+
+    >>> from ray_nasrank.spaces import NB201Space
+    >>> s = REAStrategy(NB201Space(), seed=0, population=4, sample_size=2)
+    >>> for _ in range(6):
+    ...     [a] = s.ask()
+    ...     s.tell(a, float(a.count("nor_conv_3x3")))
+    >>> len(s.history)
+    6
+    """
+
+    name = "rea"
+
+    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
+                 candidates: Sequence[Arch] | None = None, population: int = 20, sample_size: int = 5,
+                 mutation_tries: int = 50) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates)
+        self.population = check_count(population, "population")
+        self.sample_size = check_count(sample_size, "sample_size")
+        if self.sample_size > self.population:
+            raise ValueError(f"sample_size {sample_size} exceeds population {population}")
+        self.mutation_tries = check_count(mutation_tries, "mutation_tries")
+        self._members: list[tuple[Arch, float]] = []  # oldest first
+        self._pool_set = None if self._candidates is None else set(self._candidates)
+
+    def _observe(self, arch: Arch, score: float | None, source: str) -> None:
+        if score is None:
+            return
+        self._members.append((arch, score))
+        if len(self._members) > self.population:
+            self._members.pop(0)
+
+    def _propose(self, n: int) -> list[Arch]:
+        out: list[Arch] = []
+        keys = set()
+        n_random = max(0, min(n, self.population - len(self._members) - len(self._pending)))
+        if not self._members:
+            n_random = n
+        out += self._random_unseen(n_random)
+        keys.update(self.space.iso_key(a) for a in out)
+        for _ in range(n - len(out)):
+            child = self._mutant(keys)
+            if child is None:
+                break
+            keys.add(self.space.iso_key(child))
+            out.append(child)
+        return out
+
+    def _mutant(self, taken: set) -> Arch | None:
+        idx = self._rng.choice(len(self._members), size=min(self.sample_size, len(self._members)), replace=False)
+        parent = max((self._members[int(i)] for i in idx), key=lambda m: m[1])[0]
+        child = parent
+        for _ in range(self.mutation_tries):
+            child = self.space.mutate(child, self._rng)
+            key = self.space.iso_key(child)
+            if key in self._seen or key in taken:
+                continue
+            if self._pool_set is not None and child not in self._pool_set:
+                child = parent  # left the pool: start again from the parent
+                continue
+            return child
+        fallback = self._random_unseen(1, exclude=taken)
+        return fallback[0] if fallback else None

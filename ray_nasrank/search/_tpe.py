@@ -1,0 +1,101 @@
+"""Optuna's TPE behind the ask/tell core (Optuna is imported only when this strategy is built)."""
+
+from __future__ import annotations
+
+from typing import Any, Hashable, Sequence
+
+from ray_nasrank.spaces import Arch, SearchSpace
+
+from ._base import Strategy, check_count
+
+
+class TPEStrategy(Strategy):
+    """Tree-structured Parzen estimator via ``study.ask(space.to_optuna())``.
+
+    Optuna's sampler knows nothing of isomorphism or of a candidate pool, so a suggestion that
+    repeats a seen iso class (or leaves ``candidates``) is answered inside the study without a
+    real evaluation: with the value of the isomorphic arch already evaluated, else as FAIL. After
+    ``max_retries`` such suggestions a random unseen arch is used instead. Every real result,
+    including external and warm-start ones, becomes a trial of the study.
+
+    >>> from ray_nasrank.spaces import NB201Space
+    >>> s = TPEStrategy(NB201Space(), seed=0)
+    >>> [a] = s.ask()
+    >>> s.tell(a, 90.0)
+    >>> len(s.study.trials)
+    1
+    """
+
+    name = "optuna-tpe"
+
+    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
+                 candidates: Sequence[Arch] | None = None, n_startup_trials: int = 10,
+                 max_retries: int = 20, sampler_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates)
+        try:
+            import optuna
+        except ImportError as e:  # pragma: no cover - optuna is a declared extra
+            raise ImportError("strategy 'optuna-tpe' needs optuna: pip install 'ray_nasrank[optuna]'") from e
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.max_retries = check_count(max_retries, "max_retries")
+        kwargs = {"n_startup_trials": check_count(n_startup_trials, "n_startup_trials"), "seed": self.seed}
+        kwargs.update(sampler_kwargs or {})
+        self.study = optuna.create_study(direction="maximize" if mode == "max" else "minimize",
+                                         sampler=optuna.samplers.TPESampler(**kwargs))
+        self._dists = space.to_optuna()
+        self._trial_of: dict[Arch, int] = {}          # asked arch -> trial number
+        self._value_of_key: dict[Hashable, float] = {}  # iso key -> a real evaluated value
+        self._pool_set = None if self._candidates is None else set(self._candidates)
+
+    def _propose(self, n: int) -> list[Arch]:
+        from optuna.trial import TrialState
+
+        out: list[Arch] = []
+        taken: set[Hashable] = set()
+        retries = 0
+        while len(out) < n and retries < self.max_retries:
+            trial = self.study.ask(self._dists)
+            arch = self.space.from_config(trial.params)
+            key = self.space.iso_key(arch)
+            outside = self._pool_set is not None and arch not in self._pool_set
+            if key in self._seen or key in taken or outside:
+                # answer the repeat inside the study so TPE does not suggest it forever
+                known = self._value_of_key.get(key)
+                if known is not None and not outside:
+                    self.study.tell(trial, known)
+                else:
+                    self.study.tell(trial, state=TrialState.FAIL)
+                retries += 1
+                continue
+            self._trial_of[arch] = trial.number
+            taken.add(key)
+            out.append(arch)
+        if len(out) < n:
+            for arch in self._random_unseen(n - len(out), exclude=taken):
+                # a random fill-in: open a trial fixed to it so its result reaches the study
+                self.study.enqueue_trial(self.space.to_flat_params(arch))
+                trial = self.study.ask(self._dists)
+                self._trial_of[arch] = trial.number
+                out.append(arch)
+        return out
+
+    def _observe(self, arch: Arch, score: float | None, source: str) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        value = None if score is None else (score if self.mode == "max" else -score)
+        if value is not None:
+            self._value_of_key.setdefault(self.space.iso_key(arch), value)
+        number = self._trial_of.pop(arch, None)
+        if number is not None:
+            if value is None:
+                self.study.tell(number, state=TrialState.FAIL)
+            else:
+                self.study.tell(number, value)
+            return
+        params = self.space.to_flat_params(arch)
+        if value is None:
+            trial = optuna.trial.create_trial(state=TrialState.FAIL, params=params, distributions=self._dists)
+        else:
+            trial = optuna.trial.create_trial(value=value, params=params, distributions=self._dists)
+        self.study.add_trial(trial)

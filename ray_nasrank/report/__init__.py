@@ -1,0 +1,23 @@
+"""Reports of a search: the results table, three plots (PNG) and a self-contained HTML page.
+
+>>> import pandas as pd, tempfile
+>>> df = pd.DataFrame({"arch": ["|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|",
+...                             "|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|"],
+...                    "order": [1, 2], "round": [0, 0], "predicted": [0.9, 0.1],
+...                    "valid_acc": [81.0, 42.0]})
+>>> rep = build_report(tempfile.mkdtemp(), results=df)
+>>> sorted(rep.plots), rep.summary["best_valid_acc"]
+(['best_so_far', 'op_distribution', 'predicted_vs_true'], 81.0)
+"""
+
+from ._build import BASELINE_FILE, BEST_FILE, RESULTS_FILE, Report, build_report, summarise
+from ._results import REQUIRED_COLUMNS, WEAK_PREFIX, best_row, best_so_far, check_results, weak_columns
+from .baseline import expected_random_best
+from .plots import plot_best_so_far, plot_op_distribution, plot_predicted_vs_true, save_figure
+
+__all__ = [
+    "Report", "build_report", "summarise", "RESULTS_FILE", "BEST_FILE", "BASELINE_FILE",
+    "REQUIRED_COLUMNS", "WEAK_PREFIX", "check_results", "best_row", "best_so_far", "weak_columns",
+    "expected_random_best", "plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution",
+    "save_figure",
+]

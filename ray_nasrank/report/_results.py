@@ -1,0 +1,93 @@
+"""The results table every report is built from, and checks on it.
+
+One row per evaluated architecture (a from-scratch training):
+
+=================  ==========================================================================
+column             meaning
+=================  ==========================================================================
+``arch``           the architecture as ``space.to_string`` (NB201: ``|op~0|+|...|``)
+``order``          1-based position in the order trainings finished (x axis of best-so-far)
+``round``          search round that proposed it (the ranker is fine-tuned between rounds)
+``predicted``      the ranker's score when it was proposed (NaN when not ranked, e.g. a user point)
+``weak_<name>``    weak label(s) of the architecture (e.g. ``weak_supernet``), NaN if unknown
+metric column      the true metric the search optimised (``valid_acc`` by default)
+others             optional: ``test_acc``, ``trial_id``, ``train_seconds``, ...
+=================  ==========================================================================
+
+>>> import pandas as pd
+>>> df = pd.DataFrame({"arch": ["a", "b"], "order": [1, 2], "round": [0, 0],
+...                    "predicted": [0.3, 0.1], "valid_acc": [80.0, 85.0]})
+>>> check_results(df, "valid_acc").shape
+(2, 5)
+>>> best_row(df, "valid_acc", "max")["arch"]
+'b'
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["REQUIRED_COLUMNS", "WEAK_PREFIX", "check_results", "best_row", "weak_columns", "best_so_far"]
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("arch", "order", "round", "predicted")
+WEAK_PREFIX = "weak_"
+
+
+def check_mode(mode: str) -> str:
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    return mode
+
+
+def check_results(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Validate a results table and return it sorted by ``order`` (a copy).
+
+    Raises ``ValueError`` naming a missing column, a duplicated ``order`` or a non-numeric metric.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(df).__name__}")
+    if not isinstance(metric, str) or not metric:
+        raise ValueError(f"metric must be a column name, got {metric!r}")
+    missing = [c for c in (*REQUIRED_COLUMNS, metric) if c not in df.columns]
+    if missing:
+        raise ValueError(f"results table has no column(s) {missing}; it has {list(df.columns)}")
+    if df.empty:
+        raise ValueError("results table is empty: no architecture was evaluated")
+    for col in ("order", "round", "predicted", metric):
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            raise ValueError(f"results column {col!r} must be numeric, got dtype {df[col].dtype}")
+    if df["order"].duplicated().any():
+        dup = df.loc[df["order"].duplicated(), "order"].iloc[0]
+        raise ValueError(f"results column 'order' repeats the value {dup!r}; each training has one position")
+    return df.sort_values("order", kind="stable").reset_index(drop=True)
+
+
+def weak_columns(df: pd.DataFrame) -> list[str]:
+    """The ``weak_*`` columns of a results table."""
+    return [c for c in df.columns if isinstance(c, str) and c.startswith(WEAK_PREFIX)]
+
+
+def best_row(df: pd.DataFrame, metric: str, mode: str = "max") -> pd.Series:
+    """The row with the best finite ``metric`` (first one on ties); ``ValueError`` if none is finite."""
+    check_mode(mode)
+    values = pd.to_numeric(df[metric], errors="coerce").to_numpy(dtype=np.float64)
+    ok = np.isfinite(values)
+    if not ok.any():
+        raise ValueError(f"no evaluated architecture has a finite {metric!r}: every training failed")
+    signed = np.where(ok, values if mode == "max" else -values, -np.inf)
+    return df.iloc[int(np.argmax(signed))]
+
+
+def best_so_far(values: np.ndarray, mode: str = "max") -> np.ndarray:
+    """Running best of ``values`` in order; NaN (a failed training) never improves it.
+
+    >>> best_so_far(np.array([1.0, np.nan, 3.0, 2.0])).tolist()
+    [1.0, 1.0, 3.0, 3.0]
+    """
+    check_mode(mode)
+    v = np.asarray(values, dtype=np.float64)
+    signed = np.where(np.isfinite(v), v if mode == "max" else -v, -np.inf)
+    run = np.maximum.accumulate(signed) if v.size else signed
+    out = run if mode == "max" else -run
+    return np.where(np.isfinite(out), out, np.nan)

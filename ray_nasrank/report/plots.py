@@ -1,0 +1,185 @@
+"""The report's three plots as matplotlib figures (no pyplot global state: safe in threads,
+scripts and notebooks), each saved as a PNG.
+
+- :func:`plot_predicted_vs_true`: rank by the ranker's score against rank by the true metric,
+  with Kendall's tau (how far to trust the ranker on this run);
+- :func:`plot_best_so_far`: best true metric after ``n`` trainings, against a random-search
+  baseline when one is known;
+- :func:`plot_op_distribution`: how often each op sits on each edge among the top archs,
+  compared with all evaluated archs.
+
+>>> import pandas as pd
+>>> df = pd.DataFrame({"arch": ["x"] * 3, "order": [1, 2, 3], "round": [0, 0, 1],
+...                    "predicted": [0.1, 0.5, 0.9], "valid_acc": [70.0, 80.0, 75.0]})
+>>> fig = plot_best_so_far(df, "valid_acc")
+>>> fig.axes[0].get_xlabel()
+'trainings from scratch'
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy.stats import rankdata
+
+from ray_nasrank.metrics import kendall_tau
+from ray_nasrank.spaces import NB201Space, SearchSpace
+
+from ._results import best_so_far, check_mode, check_results
+
+__all__ = ["plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution", "save_figure"]
+
+
+def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> str:
+    """Write ``fig`` as PNG atomically (a reader never sees half a file)."""
+    import io
+
+    from ray_nasrank._io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+    return str(path)
+
+
+def plot_predicted_vs_true(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max") -> Figure:
+    """Scatter of predicted rank (x) against true rank (y), 1 = best, coloured by round."""
+    check_mode(mode)
+    df = check_results(df, metric)
+    pred = df["predicted"].to_numpy(dtype=np.float64)
+    true = df[metric].to_numpy(dtype=np.float64)
+    ok = np.isfinite(pred) & np.isfinite(true)
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.set_xlabel("predicted rank (1 = ranked best)")
+    ax.set_ylabel(f"true rank by {metric} (1 = best)")
+    if ok.sum() < 2:
+        ax.set_title("predicted vs true rank: fewer than 2 ranked results")
+        ax.text(0.5, 0.5, f"{int(ok.sum())} architecture(s) with both a predicted score and a {metric}",
+                ha="center", va="center", transform=ax.transAxes)
+        return fig
+    sign = 1.0 if mode == "max" else -1.0
+    pr = rankdata(-pred[ok], method="average")          # higher score = better = rank 1
+    tr = rankdata(-sign * true[ok], method="average")
+    tau = kendall_tau(true[ok], pred[ok], mode=mode)
+    rounds = df["round"].to_numpy()[ok]
+    sc = ax.scatter(pr, tr, c=rounds, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
+    n = int(ok.sum())
+    ax.plot([1, n], [1, n], color="grey", lw=0.8, ls="--", label="perfect ranking")
+    ax.invert_xaxis()
+    ax.invert_yaxis()
+    if len(np.unique(rounds)) > 1:
+        fig.colorbar(sc, ax=ax, label="round")
+    ax.legend(loc="lower right")
+    ax.set_title(f"predicted vs true rank of {n} trained archs (Kendall tau = {tau:.2f})")
+    return fig
+
+
+def plot_best_so_far(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max",
+                     baseline: Sequence[float] | np.ndarray | None = None,
+                     baseline_label: str = "random search (expected)") -> Figure:
+    """Best ``metric`` after ``n`` trainings; ``baseline[n-1]`` is the baseline's best after ``n``."""
+    check_mode(mode)
+    df = check_results(df, metric)
+    values = df[metric].to_numpy(dtype=np.float64)
+    curve = best_so_far(values, mode)
+    n = np.arange(1, len(values) + 1)
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.step(n, curve, where="post", lw=2, label="this search")
+    ok = np.isfinite(values)
+    ax.scatter(n[ok], values[ok], s=14, color="grey", alpha=0.6, label="each training", zorder=1)
+    if baseline is not None:
+        b = np.asarray(baseline, dtype=np.float64).ravel()
+        if b.size == 0:
+            raise ValueError("baseline is empty")
+        m = min(b.size, len(values))
+        ax.plot(np.arange(1, m + 1), b[:m], ls="--", color="tab:red", lw=1.5, label=baseline_label)
+    rounds = df["round"].to_numpy()
+    for pos in np.flatnonzero(np.diff(rounds) != 0):
+        ax.axvline(pos + 1.5, color="lightgrey", lw=0.8, zorder=0)
+    ax.set_xlabel("trainings from scratch")
+    ax.set_ylabel(f"best {metric} so far")
+    ax.set_title(f"best-so-far {metric} ({'higher' if mode == 'max' else 'lower'} is better)")
+    ax.legend(loc="lower right" if mode == "max" else "upper right")
+    return fig
+
+
+def _op_frequencies(space: SearchSpace, archs: Sequence) -> tuple[list[str], list[str], np.ndarray]:
+    names = [d.name for d in space.decisions]
+    choices: list[str] = []
+    for d in space.decisions:
+        for c in d.choices:
+            if str(c) not in choices:
+                choices.append(str(c))
+    freq = np.full((len(names), len(choices)), np.nan)
+    for i, d in enumerate(space.decisions):
+        for c in d.choices:
+            freq[i, choices.index(str(c))] = 0.0
+    for a in archs:
+        for i, c in enumerate(a):
+            freq[i, choices.index(str(c))] += 1.0
+    if len(archs):
+        freq /= len(archs)
+    return names, choices, freq
+
+
+def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max", top_k: int = 10,
+                         space: SearchSpace | None = None) -> Figure:
+    """Per-edge op frequency among the ``top_k`` archs by ``metric`` (heatmap), and overall op
+    shares of the top archs against all evaluated archs (bars)."""
+    check_mode(mode)
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    df = check_results(df, metric)
+    space = NB201Space() if space is None else space
+    if not isinstance(space, SearchSpace):
+        raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
+    values = df[metric].to_numpy(dtype=np.float64)
+    ok = np.isfinite(values)
+    archs_all = []
+    for i, s in enumerate(df["arch"].tolist()):
+        try:
+            archs_all.append(space.from_string(s))
+        except ValueError as e:
+            raise ValueError(f"results row {i}: arch {s!r} is not in {space!r}: {e}") from None
+    order = np.argsort(-(values if mode == "max" else -values)[ok], kind="stable")
+    ok_idx = np.flatnonzero(ok)[order]
+    k = min(int(top_k), len(ok_idx))
+    top = [archs_all[i] for i in ok_idx[:k]]
+    names, choices, freq_top = _op_frequencies(space, top)
+    _, _, freq_all = _op_frequencies(space, archs_all)
+
+    fig = _figure(10.0, 4.5)
+    ax_h, ax_b = fig.subplots(1, 2, width_ratios=[1.3, 1.0])
+    im = ax_h.imshow(np.nan_to_num(freq_top, nan=0.0), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    ax_h.set_xticks(range(len(choices)), choices, rotation=30, ha="right")
+    ax_h.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(choices)):
+            if np.isfinite(freq_top[i, j]) and freq_top[i, j] > 0:
+                ax_h.text(j, i, f"{freq_top[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                          color="white" if freq_top[i, j] > 0.6 else "black")
+    fig.colorbar(im, ax=ax_h, label="share of top archs")
+    ax_h.set_title(f"op per edge, top {k} by {metric}")
+    share_top = np.nanmean(freq_top, axis=0) if k else np.zeros(len(choices))
+    share_all = np.nanmean(freq_all, axis=0)
+    x = np.arange(len(choices))
+    ax_b.bar(x - 0.2, share_top, width=0.4, label=f"top {k}")
+    ax_b.bar(x + 0.2, share_all, width=0.4, label=f"all {len(archs_all)} evaluated", color="lightgrey")
+    ax_b.set_xticks(x, choices, rotation=30, ha="right")
+    ax_b.set_ylabel("share of edges")
+    ax_b.set_title("op distribution")
+    ax_b.legend()
+    return fig

@@ -1,0 +1,417 @@
+"""NASRankSearcher: a Ray Tune ``Searcher`` driving a :mod:`ray_nasrank.search` strategy.
+
+The searcher is a thin adapter: the strategy (``nasrank`` by default) decides which
+architectures to try, de-duplicates them by isomorphism key and learns from results; this class
+translates between Tune's trial ids and configs and the strategy's ask/tell calls, keeps the
+bookkeeping Tune needs to resume, and keeps slow work off Tune's control loop.
+
+Example::
+
+    from ray import tune
+    from ray_nasrank.spaces import NB201Space
+    from ray_nasrank.integrations.tune import NASRankSearcher
+
+    param_space = {**NB201Space().to_tune(), "epochs": 12}
+    searcher = NASRankSearcher(metric="valid_acc", mode="max", strategy="nasrank", seed=0)
+    tuner = tune.Tuner(trainable, param_space=param_space,
+                       tune_config=tune.TuneConfig(search_alg=searcher, num_samples=50,
+                                                   max_concurrent_trials=4))
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import pickle
+import threading
+import time
+import warnings
+from typing import Any, Mapping, Sequence
+
+from ray.tune.search import Searcher
+
+from ray_nasrank.search import Strategy, make_strategy
+from ray_nasrank.spaces import Arch, NB201Space, SearchSpace, space_from_tune
+
+from ._weak import finite_or_none, resolve_weak_source
+
+logger = logging.getLogger(__name__)
+
+_STATE_VERSION = 1
+
+
+def _deep_merge(base: Mapping, update: Mapping) -> dict:
+    out = copy.deepcopy(dict(base))
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+class NASRankSearcher(Searcher):
+    """Propose architectures to Ray Tune with a ray_nasrank search strategy.
+
+    Args:
+        space: a :class:`~ray_nasrank.spaces.SearchSpace` or a Tune ``param_space`` dict; if
+            ``None`` the space comes from the Tuner's ``param_space`` (every Tune domain in it
+            must be ``tune.choice``/``tune.randint``, else a ``ValueError`` names the key).
+        metric, mode: what to optimise (``"max"`` or ``"min"``); may come from ``TuneConfig``.
+        strategy: a strategy name of :func:`ray_nasrank.search.make_strategy` or a
+            :class:`~ray_nasrank.search.Strategy` instance built on the same space.
+        strategy_kwargs: extra constructor arguments for a named strategy (``candidates``,
+            ``explore``, ``predictor``...).
+        weak_source: weak labels for the strategy's prior: a ``SupernetActor`` handle (asked when
+            ready, zero-cost proxies or ``weak_fallback`` meanwhile), a callable
+            ``archs -> dict of arrays`` or a dict of arrays aligned to the candidates.
+        weak_fallback: callable used while a supernet actor is not ready.
+        points_to_evaluate: configs (nested, flat ``"cell/e1_0"`` keys or ``{"arch": str}``),
+            arch tuples or NB201 strings evaluated first.
+        evaluated_rewards: their known results; then they are not run again but warm-start the
+            strategy.
+        seed: seed of a named strategy.
+
+    Each config it returns is the ``param_space`` constants merged with
+    ``space.to_config(arch)``; for the NB201 space the NB201 string is added as ``"arch"``.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | Mapping | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        strategy: str | Strategy = "nasrank",
+        strategy_kwargs: Mapping[str, Any] | None = None,
+        weak_source: Any = None,
+        weak_fallback: Any = None,
+        points_to_evaluate: Sequence[Any] | None = None,
+        evaluated_rewards: Sequence[Any] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if mode is not None and mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if metric is not None and not isinstance(metric, str):
+            raise TypeError(f"metric must be a string, got {metric!r}")
+        if not isinstance(strategy, (str, Strategy)):
+            raise TypeError(f"strategy must be a strategy name or a Strategy, got {type(strategy).__name__}")
+        if isinstance(strategy, str):
+            from ray_nasrank.search import STRATEGIES
+
+            if strategy not in STRATEGIES:  # fail here, not deep inside Tune
+                raise ValueError(f"unknown strategy {strategy!r}; choose from {sorted(STRATEGIES)}")
+        if strategy_kwargs is not None and not isinstance(strategy_kwargs, Mapping):
+            raise TypeError(f"strategy_kwargs must be a dict, got {type(strategy_kwargs).__name__}")
+        if weak_fallback is not None and not callable(weak_fallback):
+            raise TypeError(f"weak_fallback must be callable, got {type(weak_fallback).__name__}")
+        points = list(points_to_evaluate or [])
+        if evaluated_rewards is not None:
+            evaluated_rewards = list(evaluated_rewards)
+            if len(evaluated_rewards) != len(points):
+                raise ValueError(
+                    f"evaluated_rewards has {len(evaluated_rewards)} values for {len(points)} "
+                    "points_to_evaluate; they must have the same length"
+                )
+        super().__init__(metric=metric, mode=mode)
+        self._strategy_spec: str | Strategy = strategy
+        self._strategy_kwargs = dict(strategy_kwargs or {})
+        self._weak_source = weak_source
+        self._weak_fallback = weak_fallback
+        self._points = points
+        self._rewards = evaluated_rewards
+        self._seed = seed
+        self._space: SearchSpace | None = None
+        self._constants: dict = {}
+        self._space_from_tuner = False
+        self._strategy: Strategy | None = strategy if isinstance(strategy, Strategy) else None
+        self._built = False                    # strategy built and points_to_evaluate applied
+        self._build_error: BaseException | None = None
+        self._builder: threading.Thread | None = None
+        self._max_concurrency: int | None = None
+        self._budget: int | None = None
+        self._queue: list[Arch] = []           # asked from the strategy, not yet handed to a trial
+        self._live: dict[str, Arch] = {}       # trial id -> arch, suggested and not completed
+        self._trial_arch: dict[str, Arch] = {}  # every trial id ever suggested -> arch
+        self._completed: list[dict[str, Any]] = []  # completion order: trial_id, arch, value
+        self._suggested = 0
+        self._overhead_s = 0.0
+        self._finished = False
+        if space is not None:
+            self._set_space(space, from_tuner=False)
+
+    # ------------------------------------------------------------------ space
+    def _set_space(self, space: SearchSpace | Mapping, from_tuner: bool) -> None:
+        if isinstance(space, SearchSpace):
+            sp, constants = space, {}
+        elif isinstance(space, Mapping):
+            sp, constants = space_from_tune(space)
+        else:
+            raise TypeError(f"space must be a SearchSpace or a Tune param_space dict, got {type(space).__name__}")
+        if self._strategy is not None and self._strategy.space != sp:
+            raise ValueError(f"the strategy searches {self._strategy.space!r} but the space is {sp!r}")
+        self._space, self._constants, self._space_from_tuner = sp, constants, from_tuner
+
+    @property
+    def space(self) -> SearchSpace | None:
+        return self._space
+
+    @property
+    def strategy(self) -> Strategy | None:
+        """The strategy once built (``None`` until the first ``suggest``)."""
+        return self._strategy
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        if self._space is not None and not self._space_from_tuner:
+            # our own space: refuse Tune's, so Tune complains if its param_space has domains too
+            if config and _has_domains(config):
+                return False
+        if config and _has_domains(config):
+            self._set_space(config, from_tuner=True)  # ValueError names an unsupported domain
+        elif self._space is None:
+            return False
+        if self._metric is None and metric:
+            self._metric = metric
+        if self._mode is None and mode:
+            if mode not in ("min", "max"):
+                raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+            self._mode = mode
+        n = spec.get("num_samples")
+        if isinstance(n, int) and 0 < n < 2**62:
+            self._budget = n
+        return True
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        if not isinstance(max_concurrent, int) or max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be a positive int, got {max_concurrent!r}")
+        self._max_concurrency = max_concurrent
+        return True
+
+    # ------------------------------------------------------------------ strategy
+    def _check_ready_to_search(self) -> None:
+        if self._space is None:
+            raise RuntimeError(
+                "NASRankSearcher has no search space: pass space= or give the Tuner a param_space "
+                "with tune.choice entries"
+            )
+        if self._metric is None or self._mode is None:
+            raise RuntimeError(
+                "NASRankSearcher needs metric and mode: pass them to the searcher or to TuneConfig"
+            )
+
+    def _build_strategy(self) -> Strategy:
+        assert self._space is not None and self._mode is not None
+        if isinstance(self._strategy_spec, Strategy):
+            s = self._strategy_spec
+            if s.mode != self._mode:
+                raise ValueError(f"the strategy minimises/maximises with mode={s.mode!r} but the searcher has mode={self._mode!r}")
+        else:
+            kwargs = dict(self._strategy_kwargs)
+            if self._weak_source is not None:
+                if "weak" in kwargs:
+                    raise ValueError("give weak labels either as weak_source or in strategy_kwargs['weak'], not both")
+                kwargs["weak"] = resolve_weak_source(self._weak_source, self._space, self._weak_fallback)
+            kwargs.setdefault("mode", self._mode)
+            s = make_strategy(self._strategy_spec, self._space, seed=self._seed, **kwargs)
+        for i, p in enumerate(self._points):
+            try:
+                arch = self._space.validate(p)
+            except ValueError as e:
+                raise ValueError(f"points_to_evaluate[{i}] is not an architecture of {self._space!r}: {e}") from None
+            if self._rewards is not None:
+                s.add_evaluated(arch, finite_or_none(self._rewards[i]))
+            elif not s.enqueue(arch):
+                warnings.warn(f"points_to_evaluate[{i}] repeats an architecture already queued; skipped",
+                              stacklevel=2)
+        return s
+
+    def _run_builder(self) -> None:
+        try:
+            self._strategy = self._build_strategy()
+            self._built = True
+        except BaseException as e:  # re-raised on the driver by the next suggest
+            self._build_error = e
+
+    def _strategy_ready(self) -> bool:
+        """Start building the strategy in a thread on first use; True once it can answer."""
+        if self._built:
+            assert self._strategy is not None
+            return self._strategy.ready
+        if self._builder is None:
+            self._builder = threading.Thread(target=self._run_builder, name="nasrank-build", daemon=True)
+            self._builder.start()
+        if self._builder.is_alive():
+            return False
+        self._builder = None
+        if self._build_error is not None:
+            err, self._build_error = self._build_error, None
+            raise err
+        assert self._strategy is not None
+        return self._strategy.ready
+
+    def wait_until_ready(self, timeout_s: float = 600.0) -> None:
+        """Block until the strategy is built and ready (tests, benchmarks)."""
+        self._check_ready_to_search()
+        deadline = time.monotonic() + timeout_s
+        while not self._strategy_ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"strategy not ready after {timeout_s} s")
+            time.sleep(0.02)
+
+    # ------------------------------------------------------------------ Tune API
+    def suggest(self, trial_id: str) -> dict | str | None:
+        t0 = time.perf_counter()
+        try:
+            return self._suggest(trial_id)
+        finally:
+            self._overhead_s += time.perf_counter() - t0
+
+    def _suggest(self, trial_id: str) -> dict | str | None:
+        self._check_ready_to_search()
+        if self._finished:
+            return Searcher.FINISHED
+        if self._max_concurrency is not None and len(self._live) >= self._max_concurrency:
+            return None
+        if not self._queue:
+            if not self._strategy_ready():
+                return None
+            assert self._strategy is not None
+            n = self._batch_size()
+            if n <= 0:
+                return None
+            self._queue = list(self._strategy.ask(n))
+            if not self._queue:
+                if self._live:
+                    return None  # live trials may still fail; nothing new to propose now
+                self._finished = True
+                logger.info("NASRankSearcher: the strategy has no unseen architecture left")
+                return Searcher.FINISHED
+        arch = self._queue.pop(0)
+        self._live[trial_id] = arch
+        self._trial_arch[trial_id] = arch
+        self._suggested += 1
+        return self._config_for(arch)
+
+    def _batch_size(self) -> int:
+        """Fill the allowed concurrency, never beyond the trial budget."""
+        free = 1 if self._max_concurrency is None else self._max_concurrency - len(self._live)
+        if self._budget is not None:
+            free = min(free, self._budget - self._suggested)
+        return free
+
+    def _config_for(self, arch: Arch) -> dict:
+        assert self._space is not None
+        cfg = _deep_merge(self._constants, self._space.to_config(arch))
+        if isinstance(self._space, NB201Space):
+            cfg["arch"] = self._space.to_string(arch)
+        return cfg
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._on_complete(trial_id, result, error)
+        finally:
+            self._overhead_s += time.perf_counter() - t0
+
+    def _on_complete(self, trial_id: str, result: dict | None, error: bool) -> None:
+        arch = self._live.pop(trial_id, None)
+        if arch is None:
+            # after a restore Tune may report trials this state never suggested: tolerate
+            logger.warning("NASRankSearcher: ignoring completion of unknown trial %s", trial_id)
+            return
+        value: float | None = None
+        if error:
+            warnings.warn(f"trial {trial_id} errored; its architecture is recorded as failed", stacklevel=2)
+        elif result is None or self._metric not in result:
+            keys = sorted(result)[:20] if result else []
+            warnings.warn(
+                f"trial {trial_id} finished without reporting metric {self._metric!r} "
+                f"(reported: {keys}); its architecture is recorded as failed", stacklevel=2)
+        else:
+            value = finite_or_none(result[self._metric])
+            if value is None:
+                warnings.warn(f"trial {trial_id} reported {self._metric}={result[self._metric]!r}, "
+                              "not a finite number; its architecture is recorded as failed", stacklevel=2)
+        assert self._strategy is not None
+        self._strategy.tell(arch, value)
+        self._completed.append({"trial_id": trial_id, "arch": arch, "value": value})
+
+    def add_evaluated_point(self, parameters: dict, value: float, error: bool = False,
+                            pruned: bool = False, intermediate_values: list | None = None) -> None:
+        """A point evaluated outside this searcher (Tune's ``add_evaluated_trials``)."""
+        self._check_ready_to_search()
+        self.wait_until_ready()
+        assert self._space is not None and self._strategy is not None
+        arch = self._space.validate(parameters)
+        self._strategy.add_evaluated(arch, None if (error or pruned) else finite_or_none(value))
+
+    # ------------------------------------------------------------------ bookkeeping
+    @property
+    def completed(self) -> list[dict[str, Any]]:
+        """``{"trial_id", "arch", "value"}`` per completed trial, in completion order."""
+        return [dict(c) for c in self._completed]
+
+    @property
+    def overhead_s(self) -> float:
+        """Wall-clock seconds spent inside ``suggest`` and ``on_trial_complete`` so far."""
+        return self._overhead_s
+
+    @property
+    def num_suggested(self) -> int:
+        return self._suggested
+
+    def arch_of(self, trial_id: str) -> Arch | None:
+        return self._trial_arch.get(trial_id)
+
+    # ------------------------------------------------------------------ state
+    def __getstate__(self) -> dict:
+        if self._builder is not None:
+            self._builder.join()
+        state = dict(self.__dict__)
+        state["_builder"] = None
+        state["_build_error"] = None
+        if self._strategy is not None:
+            state["_strategy"] = None
+            state["_strategy_state"] = self._strategy.state_dict()
+            if state["_strategy_spec"] is self._strategy:
+                state["_strategy_spec"] = None
+        return {"version": _STATE_VERSION, "state": state}
+
+    def __setstate__(self, payload: dict) -> None:
+        if not isinstance(payload, dict) or payload.get("version") != _STATE_VERSION:
+            raise ValueError("not a NASRankSearcher state (or from an incompatible version)")
+        state = dict(payload["state"])
+        strategy_state = state.pop("_strategy_state", None)
+        self.__dict__.update(state)
+        if strategy_state is not None:
+            self._strategy = Strategy.from_state_dict(strategy_state)
+            if self._strategy_spec is None:
+                self._strategy_spec = self._strategy
+        self._builder = None
+        self._build_error = None
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the whole state (strategy included) atomically."""
+        from ray import cloudpickle
+
+        from ray_nasrank._io import atomic_write_bytes
+
+        atomic_write_bytes(checkpoint_path, cloudpickle.dumps(self.__getstate__()))
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load a state written by :meth:`save`; trials live then are expected to complete."""
+        with open(checkpoint_path, "rb") as f:
+            payload = pickle.load(f)
+        self.__setstate__(payload)
+
+    def __repr__(self) -> str:
+        name = self._strategy_spec if isinstance(self._strategy_spec, str) else type(self._strategy_spec).__name__
+        return (f"NASRankSearcher(strategy={name!r}, space={self._space!r}, metric={self._metric!r}, "
+                f"mode={self._mode!r}, suggested={self._suggested}, completed={len(self._completed)})")
+
+
+def _has_domains(config: Mapping) -> bool:
+    from ray.tune.search.variant_generator import parse_spec_vars
+
+    _, domain_vars, grid_vars = parse_spec_vars(config)
+    return bool(domain_vars or grid_vars)

@@ -1,0 +1,27 @@
+"""Reliability scenarios: interruption and resume, faults, bad input and load.
+
+Each scenario runner returns a :class:`ScenarioResult` (cases tried, failures, seconds,
+details). ``ray-nasrank bench reliability`` runs them and writes the JSON; the tests in
+``tests/test_reliability*.py`` and ``tests/test_fuzz*.py`` assert zero failures.
+
+>>> from ray_nasrank.reliability import fuzz_arch_strings
+>>> r = fuzz_arch_strings(10)
+>>> (r.cases, r.failures)
+(10, 0)
+"""
+
+from ._core import CaseLog, CaseTimeout, ScenarioResult, rss_bytes, time_limit
+from ._fuzz import fuzz_all, fuzz_arch_strings, fuzz_cli, fuzz_tables, fuzz_tune_spaces
+
+__all__ = [
+    "CaseLog",
+    "CaseTimeout",
+    "ScenarioResult",
+    "rss_bytes",
+    "time_limit",
+    "fuzz_all",
+    "fuzz_arch_strings",
+    "fuzz_cli",
+    "fuzz_tables",
+    "fuzz_tune_spaces",
+]

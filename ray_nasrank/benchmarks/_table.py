@@ -74,9 +74,16 @@ class TabularBenchmark:
         self.targets = np.asarray(self.targets, dtype=np.float64)
         if len(self.archs) != len(self.targets):
             raise ValueError(f"{len(self.archs)} archs but {len(self.targets)} targets")
-        self._index = {a: i for i, a in enumerate(self.archs)}
-        if len(self._index) != len(self.archs):
-            raise ValueError("the table lists some architectures more than once")
+        if len(self.archs) == 0:
+            raise ValueError("the table has no rows (no architectures to rank)")
+        self._index = {}
+        for i, a in enumerate(self.archs):
+            if a in self._index:
+                raise ValueError(
+                    f"the table lists architecture {self.space.to_string(a)!r} more than once "
+                    f"(rows {self._index[a]} and {i})"
+                )
+            self._index[a] = i
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -99,6 +106,8 @@ class TabularBenchmark:
         missing = [c for c in needed if c not in df.columns]
         if missing:
             raise ValueError(f"table has no column(s) {missing}; available: {list(df.columns)}")
+        if len(df) == 0:
+            raise ValueError("the table has no rows (no architectures to rank)")
         for col in [target, *weak]:
             values = pd.to_numeric(df[col], errors="coerce")
             bad = values.isna() & df[col].notna()

@@ -141,7 +141,10 @@ class NB201Space(SearchSpace):
             return parse_arch(arch)
         if isinstance(arch, dict):
             return self.from_config(arch)
-        arch = tuple(arch)
+        try:
+            arch = tuple(arch)
+        except TypeError:
+            raise ValueError(f"nb201: cannot read an architecture from {arch!r}") from None
         _check_ops(arch)
         return arch
 

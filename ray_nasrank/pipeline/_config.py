@@ -1,0 +1,161 @@
+"""The experiment of ``ray-nasrank search`` as one dataclass, saved as ``config.json``.
+
+Defaults are **demo scale**: a tiny supernet (8 channels, 1 cell per stage) trained for one
+epoch on a 3,000-image subset, weak labels for one representative of every isomorphism class,
+and 8 finalists trained from scratch for 2 epochs, 2 at a time: a few minutes on 2 CPU cores.
+To scale up, raise ``channels`` (16), ``cells_per_stage`` (5), the ``*_size`` limits (``0`` =
+the whole split), ``supernet_epochs`` and ``finalist_epochs`` (NB201 uses 200), and ``budget``;
+use ``device="auto"`` on a GPU machine and ``address`` for a Ray cluster.
+
+>>> cfg = PipelineConfig(dataset="digits", budget=4)
+>>> PipelineConfig.from_dict(cfg.to_dict()) == cfg
+True
+>>> cfg.differences(PipelineConfig(dataset="digits", budget=6))
+{'budget': (4, 6)}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config"]
+
+#: keys that may change between a run and its resumption (where it runs, not what it computes)
+RUNTIME_KEYS: frozenset[str] = frozenset({"address", "progress", "concurrency", "device"})
+SPACES = ("nb201",)
+SUPERNET_METHODS = ("spos",)
+WEAK_SCOPES = ("iso", "all")
+
+
+class ConfigMismatchError(ValueError):
+    """Resuming an output directory with a different experiment configuration."""
+
+
+def _int(name: str, v: Any, lo: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+
+def _float(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+
+
+@dataclass
+class PipelineConfig:
+    """Everything the end-to-end search depends on (see the module docstring for scale).
+
+    ``*_size`` limits are numbers of images kept from a split (``0``: the whole split).
+    ``rounds``: the budget is spent in this many rounds; the ranker is fine-tuned on the
+    finalists' true accuracies between rounds.
+    """
+
+    dataset: str = "fashion-mnist"
+    space: str = "nb201"
+    budget: int = 8
+    rounds: int = 2
+    concurrency: int = 2
+    device: str = "cpu"
+    seed: int = 0
+    # data subsets (demo scale)
+    train_size: int = 3000
+    valid_size: int = 1000
+    test_size: int = 2000
+    # networks
+    channels: int = 8
+    cells_per_stage: int = 1
+    batch_size: int = 128
+    # supernet and weak labels
+    supernet_method: str = "spos"
+    supernet_epochs: int = 1
+    supernet_lr: float = 0.05
+    weak_scope: str = "iso"
+    # finalists trained from scratch
+    finalist_epochs: int = 2
+    finalist_lr: float = 0.05
+    # ranker
+    ranker_epochs: int = 30
+    metric: str = "valid_acc"
+    # where it runs
+    address: str | None = None
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        from ray_nasrank.data import DATASETS
+
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose from {list(DATASETS)}")
+        if self.space not in SPACES:
+            raise ValueError(f"unknown space {self.space!r}; the pipeline searches {list(SPACES)}")
+        if self.supernet_method not in SUPERNET_METHODS:
+            raise ValueError(f"unknown supernet_method {self.supernet_method!r}; choose from {list(SUPERNET_METHODS)}")
+        if self.weak_scope not in WEAK_SCOPES:
+            raise ValueError(f"unknown weak_scope {self.weak_scope!r}; choose from {list(WEAK_SCOPES)}")
+        for name, lo in (("budget", 1), ("rounds", 1), ("concurrency", 1), ("seed", 0), ("train_size", 0),
+                         ("valid_size", 0), ("test_size", 0), ("channels", 1), ("cells_per_stage", 1),
+                         ("batch_size", 1), ("supernet_epochs", 1), ("finalist_epochs", 1),
+                         ("ranker_epochs", 1)):
+            _int(name, getattr(self, name), lo)
+        for name in ("supernet_lr", "finalist_lr"):
+            _float(name, getattr(self, name))
+        if self.rounds > self.budget:
+            raise ValueError(f"rounds={self.rounds} exceeds budget={self.budget}: every round trains at least one arch")
+        if self.metric not in ("valid_acc",):
+            raise ValueError(f"metric must be 'valid_acc' (the finalists' validation accuracy), got {self.metric!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+        if self.address is not None and (not isinstance(self.address, str) or not self.address):
+            raise ValueError(f"address must be a Ray address string or None, got {self.address!r}")
+        if self.progress is not None and not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be True, False or None (auto), got {self.progress!r}")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PipelineConfig":
+        """Build from a mapping (``config.json``); unknown keys are an error naming them."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a pipeline config must be a dict, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown pipeline config keys {unknown}; known: {sorted(known)}")
+        return cls(**dict(d))
+
+    def differences(self, other: "PipelineConfig", include_runtime: bool = False) -> dict[str, tuple]:
+        """``{key: (self value, other value)}`` for the keys that differ (runtime keys skipped)."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a
+                if a[k] != b[k] and (include_runtime or k not in RUNTIME_KEYS)}
+
+    def split_limits(self) -> dict[str, int | None]:
+        """``load_dataset`` limits (``0`` means no limit)."""
+        return {"limit_train": self.train_size or None, "limit_valid": self.valid_size or None,
+                "limit_test": self.test_size or None}
+
+    def round_sizes(self) -> list[int]:
+        """How many finalists each round trains (the budget split as evenly as possible).
+
+        >>> PipelineConfig(budget=8, rounds=3).round_sizes()
+        [3, 3, 2]
+        """
+        q, r = divmod(self.budget, self.rounds)
+        return [q + (1 if i < r else 0) for i in range(self.rounds)]
+
+
+def load_config(path: str | os.PathLike) -> PipelineConfig:
+    """Read a ``config.json`` written by the pipeline."""
+    p = Path(path)
+    try:
+        with open(p) as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{str(p)!r} is not valid JSON ({e}); delete it or use another --out") from None
+    return PipelineConfig.from_dict(data)

@@ -27,6 +27,7 @@ from ray_nasrank.spaces import NB201Space
 
 def _table_trainable(config: dict, bench: Any, sleep_s: float) -> None:
     # the table arrives through the object store (tune.with_parameters), once per worker
+    started = time.time()
     arch = bench.space.validate(config)
     if sleep_s > 0:
         time.sleep(sleep_s)  # simulated training time, so trials overlap in concurrency tests
@@ -36,13 +37,16 @@ def _table_trainable(config: dict, bench: Any, sleep_s: float) -> None:
         bench.target_name: bench.lookup(arch),
         "arch": bench.space.to_string(arch),
         "node_id": ray.get_runtime_context().get_node_id(),
+        "started_at": started,
+        "finished_at": time.time(),
     })
 
 
 def make_table_trainable(bench: Any, sleep_s: float = 0.0) -> Callable[[dict], None]:
     """A trainable that "trains" an architecture by looking it up in a ``TabularBenchmark``.
 
-    Reports ``{bench.target_name: value, "arch": str, "node_id": str}`` once. ``sleep_s`` adds
+    Reports ``{bench.target_name: value, "arch": str, "node_id": str, "started_at": float,
+    "finished_at": float}`` once (wall-clock times show how trials overlapped). ``sleep_s`` adds
     a simulated training time per trial. The table goes through Ray's object store with
     ``tune.with_parameters``, not inside every trial's pickled closure.
     """

@@ -1,0 +1,103 @@
+"""NASRankSearcher inside real Ray Tune runs (the session's 2-CPU Ray instance)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray.tune")
+
+from ray import tune  # noqa: E402
+
+from ray_nasrank.benchmarks import TabularBenchmark  # noqa: E402
+from ray_nasrank.integrations.tune import NASRankSearcher, make_table_trainable  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def small_bench() -> TabularBenchmark:
+    rng = np.random.default_rng(0)
+    rows = [(k, w, d) for k in (1, 3, 5) for w in (8, 16, 32) for d in (1, 2, 3, 4)]
+    df = pd.DataFrame(rows, columns=["k", "w", "d"])
+    df["acc"] = rng.random(len(df))
+    return TabularBenchmark.from_frame(df, space="columns", arch_cols=["k", "w", "d"], target="acc")
+
+
+def _param_space(bench: TabularBenchmark) -> dict:
+    return {**bench.space.to_tune(), "note": "constant"}
+
+
+def _tuner(trainable, param_space, searcher, tmp_path, num_samples, concurrency=2, name="exp", callbacks=None):
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples,
+                                    max_concurrent_trials=concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(name=name, verbose=0, storage_path=str(tmp_path), callbacks=callbacks),
+    )
+
+
+def test_tuner_run_respects_budget_without_duplicates_and_runs_concurrently(ray_session, small_bench, tmp_path):
+    searcher = NASRankSearcher(strategy="random", metric="acc", mode="max", seed=0)
+    results = _tuner(make_table_trainable(small_bench, sleep_s=1.0), _param_space(small_bench), searcher,
+                     tmp_path, num_samples=8).fit()
+    df = results.get_dataframe()
+    assert len(df) == 8 and not results.errors
+    assert df["arch"].nunique() == 8
+    assert (df["config/note"] == "constant").all()
+    # the reported value is the table's value of the config's arch
+    for _, row in df.iterrows():
+        arch = small_bench.space.from_string(row["arch"])
+        assert row["acc"] == pytest.approx(small_bench.lookup(arch))
+        assert arch == (row["config/k"], row["config/w"], row["config/d"])
+    # concurrency > 1: some trials' [start, end] intervals overlap
+    spans = sorted(zip(df["started_at"], df["finished_at"]))
+    assert any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    assert len(searcher.completed) == 8 and searcher.overhead_s < 5.0
+
+
+def test_a_trainable_without_the_metric_stops_with_a_clear_error(ray_session, tmp_path):
+    def _never_reports_metric(config):  # local, so Ray pickles it by value (tests/ is no package)
+        tune.report({"loss": 1.0})
+
+    # Tune's strict metric check (on in conftest) names the missing metric; with the check off,
+    # the searcher records such trials as failed (test_tune_searcher covers that path)
+    space = {"k": tune.choice([1, 2, 3])}
+    searcher = NASRankSearcher(strategy="random", metric="acc", mode="max", seed=0)
+    with pytest.raises(Exception, match="did not include the specified metric.*`acc`"):
+        _tuner(_never_reports_metric, space, searcher, tmp_path, num_samples=2, concurrency=1).fit()
+
+
+class _InterruptAfter(tune.Callback):
+    """Send SIGINT once after ``n`` completed trials (Tune stops gracefully and checkpoints)."""
+
+    def __init__(self, n: int, flag: Path) -> None:
+        self.n, self.flag, self.done = n, flag, 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        if self.done >= self.n and not self.flag.exists():
+            self.flag.write_text("interrupted")
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_tuner_restore_after_interruption_loses_and_repeats_nothing(ray_session, small_bench, tmp_path):
+    trainable = make_table_trainable(small_bench, sleep_s=0.3)
+    searcher = NASRankSearcher(strategy="random", metric="acc", mode="max", seed=1)
+    flag = tmp_path / "interrupted.flag"
+    first = _tuner(trainable, _param_space(small_bench), searcher, tmp_path, num_samples=10,
+                   name="resume", callbacks=[_InterruptAfter(3, flag)]).fit()
+    assert flag.exists() and len(first.get_dataframe()) < 10
+    path = str(tmp_path / "resume")
+    assert tune.Tuner.can_restore(path)
+    results = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True).fit()
+    df = results.get_dataframe()
+    assert len(df) == 10 and not results.errors
+    assert df["trial_id"].nunique() == 10
+    assert df["arch"].nunique() == 10  # no arch evaluated twice across the interruption

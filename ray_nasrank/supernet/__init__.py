@@ -1,0 +1,34 @@
+"""Weight-sharing supernet training and evaluation for NAS-Bench-201.
+
+* :func:`train_supernet` with :class:`TrainConfig`: SPOS (uniform single path), optionally with
+  :class:`LandmarkRegularizer` and/or :class:`RankDistiller` (RD-NAS);
+* :class:`FewShotSupernet`: sub-supernets split by the op of one edge;
+* :class:`BatchedEvaluator`: weak labels of many subnets per data batch with per-arch BN
+  recalibration; :func:`evaluate_subnet` is the one-arch reference.
+
+No Ray or Optuna import: this runs on a bare GPU machine.
+"""
+
+from .evaluate import BatchedEvaluator, evaluate_subnet, iso_representatives, recalibrate_bn
+from .fewshot import FewShotSupernet, parse_split
+from .regularizers import LandmarkRegularizer, ParamCountTeacher, RankDistiller, cosine_ramp
+from .sampling import GroupDistancePairSampler, UniformSampler, group_distance
+from .train import TrainConfig, train_supernet
+
+__all__ = [
+    "BatchedEvaluator",
+    "evaluate_subnet",
+    "iso_representatives",
+    "recalibrate_bn",
+    "FewShotSupernet",
+    "parse_split",
+    "LandmarkRegularizer",
+    "RankDistiller",
+    "ParamCountTeacher",
+    "cosine_ramp",
+    "GroupDistancePairSampler",
+    "UniformSampler",
+    "group_distance",
+    "TrainConfig",
+    "train_supernet",
+]

@@ -1,0 +1,279 @@
+"""Supernet training and evaluation on sklearn digits with tiny networks (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ray_nasrank.data import load_dataset
+from ray_nasrank.nn import NB201Supernet, count_parameters
+from ray_nasrank.spaces import OPS, NB201Space
+from ray_nasrank.supernet import (
+    BatchedEvaluator,
+    FewShotSupernet,
+    GroupDistancePairSampler,
+    LandmarkRegularizer,
+    ParamCountTeacher,
+    RankDistiller,
+    TrainConfig,
+    UniformSampler,
+    evaluate_subnet,
+    group_distance,
+    iso_representatives,
+    parse_split,
+    recalibrate_bn,
+    train_supernet,
+)
+
+SPACE = NB201Space()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    torch.set_num_threads(1)
+    return load_dataset("digits", seed=0)
+
+
+def _batches(split, bs, n, offset=0):
+    return [(split.x[offset + i * bs: offset + (i + 1) * bs], split.y[offset + i * bs: offset + (i + 1) * bs])
+            for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    torch.manual_seed(0)
+    sn = NB201Supernet(channels=4, cells_per_stage=1, in_channels=1, num_classes=10)
+    hist = train_supernet(sn, digits.train, TrainConfig(epochs=4, batch_size=32, lr=0.05, seed=0))
+    return sn, hist
+
+
+def test_supernet_training_lowers_loss(trained, digits):
+    sn, hist = trained
+    assert len(hist["epoch_loss"]) == 4 and hist["steps"] == 4 * (len(digits.train) // 32)
+    assert hist["epoch_loss"][-1] < hist["epoch_loss"][0] - 0.3
+    # a trained path beats chance on held-out data after recalibration
+    calib = [x for x, _ in _batches(digits.train, 64, 2)]
+    acc, _ = evaluate_subnet(sn, ("nor_conv_3x3",) * 6, calib, _batches(digits.valid, 64, 2))
+    assert acc > 25.0  # chance is 10 %
+
+
+def test_recalibrated_subnet_equals_extracted_network(trained, digits):
+    sn, _ = trained
+    arch = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "none", "nor_conv_3x3")
+    calib = [x for x, _ in _batches(digits.train, 64, 2)]
+    recalibrate_bn(sn, calib, lambda x: sn(x, arch))
+    net = sn.extract(arch)
+    x = digits.valid.x[:32]
+    assert torch.allclose(sn(x, arch), net(x), atol=1e-5)
+    # recalibrating the stand-alone copy on the same batches changes nothing
+    before = net(x)
+    recalibrate_bn(net, calib)
+    assert torch.allclose(before, net(x), atol=1e-5)
+
+
+def test_batched_evaluation_matches_one_at_a_time(trained, digits):
+    sn, _ = trained
+    calib = [x for x, _ in _batches(digits.train, 32, 2)]
+    evaluation = _batches(digits.valid, 32, 2)
+    archs = SPACE.sample_many(9, rng=3) + [("none",) * 6, ("skip_connect",) * 6]
+    ref = np.array([evaluate_subnet(sn, a, calib, evaluation) for a in archs])
+    for kwargs in ({"chunk": 4}, {"chunk": 64}, {"chunk": 3, "channels_last": True}):
+        acc, loss = BatchedEvaluator(sn, calib, evaluation, **kwargs).evaluate(archs)
+        np.testing.assert_allclose(acc, ref[:, 0], atol=1e-9)
+        np.testing.assert_allclose(loss, ref[:, 1], rtol=1e-4, atol=1e-5)
+    # bfloat16 autocast: close, not equal
+    _, loss_bf = BatchedEvaluator(sn, calib, evaluation, amp=True).evaluate(archs)
+    np.testing.assert_allclose(loss_bf, ref[:, 1], rtol=0.1, atol=0.05)
+
+
+def test_evaluator_rejects_bad_batches(trained, digits):
+    sn, _ = trained
+    with pytest.raises(ValueError, match="one size"):
+        BatchedEvaluator(sn, [digits.train.x[:16]], _batches(digits.valid, 32, 1))
+    with pytest.raises(ValueError, match="need calibration and evaluation"):
+        BatchedEvaluator(sn, [], _batches(digits.valid, 32, 1))
+    with pytest.raises(TypeError, match="NB201Supernet"):
+        BatchedEvaluator(torch.nn.Linear(2, 2), [digits.train.x[:16]], _batches(digits.valid, 16, 1))
+
+
+def test_iso_sweep_copies_representative(trained, digits):
+    sn, _ = trained
+    calib = [digits.train.x[:16]]
+    evaluation = _batches(digits.valid, 16, 1)
+    # node 1 feeds nothing when e2_1 and e3_1 are none, so its op does not matter
+    archs = [("skip_connect", "none", "none", "skip_connect", "none", "none"),
+             ("nor_conv_3x3", "none", "none", "skip_connect", "none", "none"),
+             ("nor_conv_3x3",) * 6]
+    reps, members = iso_representatives(archs)
+    assert len(reps) == 2 and list(members) == [0, 0, 1]
+    ev = BatchedEvaluator(sn, calib, evaluation)
+    res = ev.evaluate_all(archs, iso=True)
+    assert res["evaluated"] == 2 and res["weak_acc"][0] == res["weak_acc"][1]
+    full = ev.evaluate_all(archs, iso=False)
+    assert full["evaluated"] == 3
+    assert full["weak_acc"][0] == res["weak_acc"][0]
+
+
+def test_group_distance_and_sampler_margin():
+    conv3, conv1, skip, none = "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "none"
+    assert group_distance((conv3,) * 6, (conv3,) * 6) == 0.0
+    assert group_distance((conv3,) * 6, (conv1,) * 6) == 3.0          # within the parametric group
+    assert group_distance((skip,) * 6, (none,) * 6) == 3.0            # within the non-parametric group
+    assert group_distance((conv3,) * 6, (skip,) * 6) == 12.0          # across groups counts 4x more
+    sampler = GroupDistancePairSampler(mu=6.7, rng=0)
+    pairs = [sampler.sample() for _ in range(300)]
+    assert all(group_distance(a, b) > 6.7 for a, b in pairs)
+    assert 300 < sampler.tries  # some draws were rejected
+    # unfiltered uniform pairs fall below the margin often, so the filter is doing real work
+    u = UniformSampler(1)
+    assert np.mean([group_distance(u.sample(), u.sample()) > 6.7 for _ in range(300)]) < 0.8
+    with pytest.raises(ValueError, match="cannot be exceeded"):
+        GroupDistancePairSampler(mu=12.0)
+
+
+def _fake_model(losses: dict):
+    # logits whose cross-entropy against label 0 is exactly losses[arch]
+    def model(x, arch):
+        p = torch.exp(-torch.tensor(losses[arch], requires_grad=False))
+        rest = (1 - p) / 9
+        logits = torch.log(torch.cat([p.view(1), rest.repeat(9)]))
+        return logits.unsqueeze(0).repeat(len(x), 1)
+    return model
+
+
+def test_landmark_hinge_penalises_wrong_order_only():
+    good, bad = ("nor_conv_3x3",) * 6, ("none",) * 6
+    reg = LandmarkRegularizer([(good, 90.0), (bad, 10.0)], coef=4.0, start=1.0, warmup=2.0, rng=0)
+    x, y = torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long)
+    assert reg.loss(_fake_model({good: 2.0, bad: 0.5}), x, y, epoch=0.5) is None   # before start
+    wrong = reg.loss(_fake_model({good: 2.0, bad: 0.5}), x, y, epoch=3.0)
+    assert float(wrong) == pytest.approx(4.0 * 1.5, rel=1e-4)
+    right = reg.loss(_fake_model({good: 0.5, bad: 2.0}), x, y, epoch=3.0)
+    assert float(right) == 0.0
+    assert reg.coefficient(2.0) == pytest.approx(2.0)  # half-way through the cosine warm-up
+    with pytest.raises(ValueError, match="at least 2 landmarks"):
+        LandmarkRegularizer([(good, 1.0)])
+    with pytest.raises(ValueError, match="all landmark accuracies are equal"):
+        LandmarkRegularizer([(good, 1.0), (bad, 1.0)])
+
+
+def test_param_teacher_is_exact():
+    sn = NB201Supernet(channels=4, cells_per_stage=2, in_channels=1)
+    teacher = ParamCountTeacher(sn)
+    for a in SPACE.sample_many(5, rng=0):
+        assert teacher(a) == count_parameters(sn.extract(a))
+
+
+def test_rank_distiller_margin_loss():
+    a, b = ("nor_conv_3x3",) * 6, ("skip_connect",) * 6
+
+    class Fixed:
+        tries = 0
+
+        def sample(self):
+            return a, b
+
+    teacher = {a: 2.0, b: 1.0}.__getitem__
+    x, y = torch.zeros(2, 1, 2, 2), torch.zeros(2, dtype=torch.long)
+    rd = RankDistiller(teacher, weight=2.0, ramp=4.0, margin=0.1, sampler=Fixed())
+    # the teacher prefers a; the student (lower loss = better) prefers b: loss = ce + w * (la - lb + margin)
+    loss = rd.loss(_fake_model({a: 1.5, b: 1.0}), x, y, epoch=2.0)
+    assert float(loss) == pytest.approx(0.5 * 2.5 + 1.0 * (0.5 + 0.1), rel=1e-4)
+    loss = rd.loss(_fake_model({a: 0.5, b: 1.0}), x, y, epoch=2.0)
+    assert float(loss) == pytest.approx(0.5 * 1.5, rel=1e-4)   # right order beyond the margin
+    with pytest.raises(TypeError, match="callable"):
+        RankDistiller(teacher=3)
+
+
+def test_training_with_landmarks_and_distillation_runs(digits):
+    torch.manual_seed(0)
+    sn = NB201Supernet(channels=4, cells_per_stage=1, in_channels=1)
+    land = LandmarkRegularizer([(a, float(i)) for i, a in enumerate(SPACE.sample_many(4, rng=0))],
+                               start=0.0, warmup=0.5, rng=0)
+    rd = RankDistiller(ParamCountTeacher(sn), ramp=0.5, rng=0)
+    hist = train_supernet(sn, digits.train, TrainConfig(epochs=2, batch_size=128, lr=0.1),
+                          landmark=land, distill=rd)
+    assert hist["epoch_loss"][1] < hist["epoch_loss"][0]
+
+
+def test_fewshot_split_routes_and_inherits_weights(trained, digits):
+    base, _ = trained
+    fs = FewShotSupernet(base, edge="e3_0", groups=[["none", "skip_connect", "avg_pool_3x3"],
+                                                    ["nor_conv_1x1"], ["nor_conv_3x3"]])
+    assert len(fs.subnets) == 3 and fs.edge == 3
+    arch = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "nor_conv_1x1", "none", "nor_conv_3x3")
+    assert fs.route(arch) == 1
+    fs.eval()
+    base.eval()
+    x = digits.valid.x[:8]
+    assert torch.allclose(fs(x, arch), base(x, arch))  # initialised from the one-shot supernet
+    assert fs.subnets[0] is not base
+    train_supernet(fs, digits.train, TrainConfig(epochs=1, batch_size=128, lr=0.1))
+    fs.eval()
+    assert not torch.allclose(fs(x, arch), base(x, arch))
+    assert torch.allclose(fs(x, arch), fs.extract(arch)(x), atol=1e-6)
+    calib = [digits.train.x[:32]]
+    evaluation = _batches(digits.valid, 32, 1)
+    archs = SPACE.sample_many(6, rng=5)
+    acc, loss = fs.evaluate(archs, calib, evaluation)
+    for i, a in enumerate(archs):
+        ref = evaluate_subnet(fs.subnets[fs.route(a)], a, calib, evaluation)
+        assert acc[i] == pytest.approx(ref[0]) and loss[i] == pytest.approx(ref[1], rel=1e-4)
+
+
+def test_parse_split_rejects_bad_splits():
+    assert parse_split("e2_1") == (2, [[op] for op in OPS])
+    with pytest.raises(ValueError, match="unknown edge 'e9_9'"):
+        parse_split("e9_9")
+    with pytest.raises(ValueError, match="cover every op exactly once"):
+        parse_split(0, [["none"], ["skip_connect"]])
+    with pytest.raises(ValueError, match="unknown op"):
+        parse_split(0, [["conv7"], list(OPS)])
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(ValueError, match="lr must be"):
+        TrainConfig(lr=float("nan"))
+
+
+def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):
+    from ray_nasrank.cli import main
+
+    archs = SPACE.sample_many(12, rng=0, unique=True)
+    gt = tmp_path / "gt.csv"
+    pd.DataFrame({"arch": [SPACE.to_string(a) for a in archs],
+                  "test_acc": np.linspace(50, 90, 12)}).to_csv(gt, index=False)
+    out = tmp_path / "out"
+    rc = main(["bench", "supernet", "--dataset", "digits", "--method", "landmark", "--epochs", "1",
+               "--channels", "4", "--cells-per-stage", "1", "--device", "cpu", "--ground-truth", str(gt),
+               "--landmarks", "4", "--archs", "gt", "--eval-batch-size", "32", "--batch-size", "64",
+               "--landmark-start", "0", "--out", str(out)])
+    assert rc == 0
+    table = pd.read_parquet(out / "weak_labels.parquet")
+    assert list(table.columns[:2]) == ["arch", "weak_acc"] and len(table) == 12
+    assert table["weak_acc"].between(0, 100).all()
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("kendall_tau", "ndcg@50", "train_seconds", "weak_labels_per_second", "config"):
+        assert key in summary
+    assert summary["n_ranked"] == 8 and summary["n_landmarks"] == 4
+    assert summary["config"]["method"] == "landmark"
+
+
+def test_cli_bench_supernet_bad_input(tmp_path, capsys):
+    from ray_nasrank.cli import main
+
+    assert main(["bench", "supernet", "--method", "landmark", "--out", str(tmp_path)]) == 2
+    assert "needs --ground-truth" in capsys.readouterr().err
+    assert main(["bench", "supernet", "--epochs", "0", "--out", str(tmp_path)]) == 2
+    bad = tmp_path / "gt.csv"
+    bad.write_text("arch,acc\nx,1\n")
+    assert main(["bench", "supernet", "--ground-truth", str(bad), "--archs", "gt", "--dataset", "digits",
+                 "--out", str(tmp_path / "o"), "--device", "cpu", "--epochs", "1"]) == 2
+    assert "no column 'test_acc'" in capsys.readouterr().err

@@ -12,6 +12,7 @@ details). ``ray-nasrank bench reliability`` runs them and writes the JSON; the t
 
 from ._core import CaseLog, CaseTimeout, ScenarioResult, rss_bytes, time_limit
 from ._fuzz import fuzz_all, fuzz_arch_strings, fuzz_cli, fuzz_tables, fuzz_tune_spaces
+from ._interrupt import EVERY_10_PERCENT, asktell_interrupt, checkpoints, reliability_bench, synthetic_value, tune_interrupt
 
 __all__ = [
     "CaseLog",
@@ -24,4 +25,10 @@ __all__ = [
     "fuzz_cli",
     "fuzz_tables",
     "fuzz_tune_spaces",
+    "EVERY_10_PERCENT",
+    "asktell_interrupt",
+    "checkpoints",
+    "reliability_bench",
+    "synthetic_value",
+    "tune_interrupt",
 ]

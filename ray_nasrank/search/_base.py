@@ -274,6 +274,7 @@ class Strategy(abc.ABC):
             raise ValueError(f"refusing to load strategy class {d['class']!r} from outside ray_nasrank")
         cls = getattr(importlib.import_module(module), qualname)
         obj = cls.__new__(cls)
+        obj._restore_transient()
         obj.load_state_dict(d)
         return obj
 

@@ -1,0 +1,317 @@
+"""NASRank: propose the top predicted unseen candidates of a learning-to-rank predictor.
+
+The predictor (:class:`ray_nasrank.predictor.RankPredictor`) is pretrained once on weak labels
+of every candidate, then each round it is re-fitted (a clone of the pretrained one, fine-tuned
+on all true labels so far) and the next batch is:
+
+- ``1 - explore`` of it *exploitation*: the best predicted unseen candidates, one per
+  isomorphism class; a ``local`` share of these slots is restricted to the one-edit
+  neighbourhood of the best archs measured so far (a trust region: the predictor ranks well
+  locally long before it ranks the whole space well);
+- ``explore`` of it *exploration*: cells drawn by operation-distribution Thompson sampling
+  (:class:`OpDistModel`, prior from the weak labels, updated with every result) when
+  ``opdist_prior``, else the highest ensemble upper confidence bound.
+
+The refit runs synchronously inside :meth:`ask`, or with ``async_refit=True`` in a background
+thread started by :meth:`tell` (``ready`` is False meanwhile, so a Tune searcher can answer
+``None`` instead of blocking its event loop).
+
+>>> import numpy as np
+>>> from ray_nasrank.spaces import NB201Space
+>>> from ray_nasrank.predictor import PredictorConfig
+>>> space = NB201Space()
+>>> pool = space.sample_many(300, rng=0, unique=True)
+>>> weak = np.array([a.count("nor_conv_3x3") for a in pool], dtype=float)
+>>> cfg = PredictorConfig(ensemble=1, pretrain_epochs=2, fit_epochs=10)
+>>> s = NASRankStrategy(space, seed=0, candidates=pool, weak={"convs": weak}, predictor=cfg, batch_size=4)
+>>> batch = s.ask(4)
+>>> for a in batch:
+...     s.tell(a, float(a.count("nor_conv_3x3")))
+>>> len(s.ask(2))
+2
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+
+from ray_nasrank.spaces import Arch, SearchSpace
+
+from ._base import _ENUMERABLE, Strategy, check_count
+from ._opdist import OpDistModel
+from ._weak import WeakSpec, weak_columns, weak_score
+
+
+def _check_share(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+class NASRankStrategy(Strategy):
+    """Predictor-driven batches of the top predicted unseen candidates.
+
+    ``weak``: weak labels of the candidates (dict of arrays aligned to ``candidates``, one
+    array, or a callable ``archs -> dict``); ``predictor``: a ``PredictorConfig`` (a new predictor
+    is pretrained here) or a ``RankPredictor`` (cloned; if it is already pretrained, e.g. shared
+    by several seeds of a benchmark, pretraining is skipped). ``batch_size`` archs are planned
+    per round (``first_batch`` for the first, with ``first_explore`` of it explored: weak labels
+    are often least reliable at the very top), and the predictor is re-fitted once
+    ``refit_every`` (default ``batch_size``) new labels arrived. Without a finite
+    ``candidates`` pool the whole space is used when it has at most 2**20 archs, else a seeded
+    sample of ``pool_size`` archs.
+    """
+
+    name = "nasrank"
+    _TRANSIENT = ("_thread", "_lock", "_refit_error")
+
+    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
+                 candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
+                 batch_size: int = 10, first_batch: int | None = None, refit_every: int | None = None,
+                 explore: float = 0.2, first_explore: float | None = None, local: float = 0.5, local_parents: int = 3, opdist_prior: bool = True,
+                 ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int = 20000) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates)
+        from ray_nasrank.predictor import PredictorConfig, RankPredictor
+
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.first_batch = check_count(first_batch if first_batch is not None else batch_size, "first_batch")
+        self.refit_every = check_count(refit_every if refit_every is not None else batch_size, "refit_every")
+        self.explore = _check_share("explore", explore)
+        self.first_explore = _check_share("first_explore", explore if first_explore is None else first_explore)
+        self.local = _check_share("local", local)
+        self.local_parents = check_count(local_parents, "local_parents")
+        self.opdist_prior = bool(opdist_prior)
+        self.ucb_beta = float(ucb_beta)
+        self.async_refit = bool(async_refit)
+
+        if self._candidates is not None:
+            pool = self._candidates
+        elif space.size <= _ENUMERABLE:
+            pool = list(space.enumerate())
+        else:
+            pool = space.sample_many(min(check_count(pool_size, "pool_size"), space.size), self._rng, unique=True)
+        self._pool = pool
+        self._pool_index = {a: i for i, a in enumerate(pool)}
+        keys = [space.iso_key(a) for a in pool]
+        key_ids: dict[Hashable, int] = {}
+        self._pool_kid = np.array([key_ids.setdefault(k, len(key_ids)) for k in keys], dtype=np.int64)
+        self._kid_of = key_ids
+        self._kid_seen = np.zeros(len(key_ids), dtype=bool)
+
+        cols = weak_columns(weak, pool)
+        if isinstance(predictor, RankPredictor):
+            if predictor.space != space:
+                raise ValueError(f"predictor was built for {predictor.space!r}, not {space!r}")
+            base = predictor.clone()
+            if cols is not None and not base.weak_names:
+                base.pretrain(pool, cols)
+        elif predictor is None or isinstance(predictor, PredictorConfig):
+            base = RankPredictor(space, predictor)
+            if cols is not None:
+                base.pretrain(pool, cols)
+        else:
+            raise TypeError(f"predictor must be a PredictorConfig, a RankPredictor or None, got {type(predictor).__name__}")
+        self._pretrained = base
+        self._model = base if base.weak_names else None  # None: no ranking until the first fit
+        self._labels_at_fit = 0
+        self._plan: list[Arch] = []
+        self._rounds = 0
+        w = weak_score(cols)
+        self._opdist = OpDistModel(space, pool, w) if self.opdist_prior else None
+        self._restore_transient()
+
+    # ------------------------------------------------------------------ background refit
+    def _restore_transient(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._refit_error: BaseException | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._thread is None or not self._thread.is_alive()
+
+    def _wait(self) -> None:
+        t = self._thread
+        if t is not None:
+            t.join()
+            self._thread = None
+        if self._refit_error is not None:
+            err, self._refit_error = self._refit_error, None
+            raise RuntimeError(f"the predictor refit failed: {err}") from err
+
+    def _labels(self) -> tuple[list[Arch], np.ndarray]:
+        return self.observations()
+
+    def _fit_model(self, archs: list[Arch], y: np.ndarray):
+        return self._pretrained.clone().fit(archs, y, mode="max")
+
+    def _can_fit(self, y: np.ndarray) -> bool:
+        from ray_nasrank.predictor.losses import MIN_ITEMS
+
+        return y.size >= MIN_ITEMS[self._pretrained.config.loss] and np.ptp(y) > 0
+
+    def _refit_now(self) -> None:
+        archs, y = self._labels()
+        if not self._can_fit(y):
+            return
+        self._model = self._fit_model(archs, y)
+        self._labels_at_fit = y.size
+
+    def _start_async_refit(self) -> None:
+        archs, y = self._labels()
+        if not self._can_fit(y):
+            return
+        self._labels_at_fit = y.size
+
+        def work() -> None:
+            try:
+                model = self._fit_model(archs, y)
+                with self._lock:
+                    self._model = model
+            except BaseException as e:  # surfaced by the next ask/_wait
+                self._refit_error = e
+
+        self._thread = threading.Thread(target=work, name="nasrank-refit", daemon=True)
+        self._thread.start()
+
+    def _due(self) -> bool:
+        n_ok = sum(h["status"] == "ok" for h in self._history)
+        return n_ok - self._labels_at_fit >= self.refit_every or (self._model is None and n_ok > 0)
+
+    # ------------------------------------------------------------------ hooks
+    def _observe(self, arch: Arch, score: float | None, source: str) -> None:
+        kid = self._kid_of.get(self.space.iso_key(arch))
+        if kid is not None:
+            self._kid_seen[kid] = True
+        if score is not None and self._opdist is not None and arch in self._pool_index:
+            self._opdist.update(arch, score)
+        if self.async_refit and self.ready and self._due():
+            self._start_async_refit()
+
+    def _propose(self, n: int) -> list[Arch]:
+        out: list[Arch] = []
+        while len(out) < n:
+            if not self._plan:
+                if self._due():
+                    if self.async_refit:
+                        self._start_async_refit()
+                        self._wait()
+                    else:
+                        self._refit_now()
+                self._plan = self._plan_round(self.first_batch if self._rounds == 0 else self.batch_size)
+                self._rounds += 1
+                if not self._plan:
+                    break
+            a = self._plan.pop(0)
+            if self.is_new(a):
+                out.append(a)
+        return out
+
+    # ------------------------------------------------------------------ planning
+    def _unseen_mask(self) -> np.ndarray:
+        seen = self._kid_seen.copy()
+        for k in self._seen:  # asked, queued or pending
+            kid = self._kid_of.get(k)
+            if kid is not None:
+                seen[kid] = True
+        return ~seen[self._pool_kid]
+
+    def _plan_round(self, k: int) -> list[Arch]:
+        mask = self._unseen_mask()
+        if not mask.any():
+            return []
+        taken: set[Hashable] = set()
+        share = self.first_explore if self._rounds == 0 else self.explore
+        n_explore = int(round(share * k)) if self._model is not None else k
+        n_exploit = k - n_explore
+        plan: list[Arch] = []
+        if n_exploit:
+            score = self._model.score(self._pool)
+            n_local = int(round(self.local * n_exploit)) if self._history else 0
+            if n_local:
+                local = self._neighbourhood_mask() & mask
+                plan += self._top(score, local, n_local, taken)
+            plan += self._top(score, mask, n_exploit - len(plan), taken)
+        n_explore = k - len(plan)
+        if n_explore:
+            if self._opdist is not None:
+                plan += self._opdist.draw(n_explore, self._rng,
+                                          lambda a: self.is_new(a) and self.space.iso_key(a) not in taken, taken)
+            elif self._model is not None:
+                mean, std = self._model.score_std(self._pool)
+                plan += self._top(mean + self.ucb_beta * std, mask, n_explore, taken)
+        if len(plan) < k:
+            plan += self._random_unseen(k - len(plan), exclude=taken)
+        return plan
+
+    def _top(self, score: np.ndarray, mask: np.ndarray, k: int, taken: set[Hashable]) -> list[Arch]:
+        out: list[Arch] = []
+        if k <= 0:
+            return out
+        idx = np.flatnonzero(mask)
+        for i in idx[np.argsort(-score[idx], kind="stable")]:
+            a = self._pool[int(i)]
+            key = self.space.iso_key(a)
+            if key in taken:
+                continue
+            taken.add(key)
+            out.append(a)
+            if len(out) == k:
+                break
+        return out
+
+    def _neighbourhood_mask(self) -> np.ndarray:
+        archs, y = self._labels()
+        mask = np.zeros(len(self._pool), dtype=bool)
+        for i in np.argsort(-y)[: self.local_parents]:
+            for nb in self.space.neighbours(archs[int(i)]):
+                j = self._pool_index.get(nb)
+                if j is not None:
+                    mask[j] = True
+        return mask
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        d = super().state_dict()
+        # predictors are written with their own (torch) format: their cached feature rows are
+        # only valid inside one process
+        for name in ("_pretrained", "_model"):
+            p = d["state"].get(name)
+            if p is not None and not isinstance(p, bytes):
+                d["state"][name] = _predictor_bytes(p)
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        from ray_nasrank.predictor import RankPredictor
+
+        super().load_state_dict(d)
+        for name in ("_pretrained", "_model"):
+            p = getattr(self, name)
+            if isinstance(p, bytes):
+                setattr(self, name, _predictor_from_bytes(p, RankPredictor))
+
+
+def _predictor_bytes(p) -> bytes:
+    fd, tmp = tempfile.mkstemp(suffix=".pt")
+    os.close(fd)
+    try:
+        p.save(tmp)
+        with open(tmp, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(tmp)
+
+
+def _predictor_from_bytes(data: bytes, cls):
+    fd, tmp = tempfile.mkstemp(suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return cls.load(tmp)
+    finally:
+        os.unlink(tmp)

@@ -1,0 +1,109 @@
+"""``ray-nasrank bench search`` on a small synthetic categorical table (and NB201, slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ray_nasrank.cli import main
+
+TINY_NASRANK = {"predictor": {"ensemble": 1, "hidden": 16, "pretrain_epochs": 2, "fit_epochs": 10, "patience": 5},
+                "batch_size": 4}
+
+
+@pytest.fixture()
+def table(tmp_path):
+    rows = list(itertools.product([1, 3, 5, 7], [8, 16, 32, 64], ["relu", "gelu", "tanh"]))
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rows, columns=["k", "w", "act"])
+    score = df.k * 0.3 + np.log2(df.w) + (df.act == "gelu") * 0.7
+    df["acc"] = (score + rng.normal(0, 0.05, len(df))).round(4)
+    df["proxy"] = score + rng.normal(0, 1.0, len(df))
+    path = tmp_path / "toy.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+def _args(table, out, *extra):
+    return ["bench", "search", "--table", str(table), "--space", "columns", "--arch-cols", "k,w,act",
+            "--target", "acc", "--weak", "proxy", "--out", str(out), "--quiet", *extra]
+
+
+def test_bench_search_writes_the_documented_layout(table, tmp_path):
+    path, df = table
+    out = tmp_path / "res" / "search.json"
+    rc = main(_args(path, out, "--budget", "20", "--seeds", "3",
+                    "--strategies", "nasrank,random,optuna-tpe,rea,opdist",
+                    "--strategy-args", json.dumps({"nasrank": TINY_NASRANK, "rea": {"population": 5, "sample_size": 2}})))
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert set(res) >= {"config", "optimum", "strategies"}
+    assert res["optimum"] == df.acc.max()
+    assert list(res["strategies"]) == ["nasrank", "random", "optuna-tpe", "rea", "opdist"]
+    for name, s in res["strategies"].items():
+        assert set(s["best_at"]) == {"10", "20"}
+        assert s["best_at"]["10"] <= s["best_at"]["20"] <= res["optimum"]
+        assert 0.0 <= s["hit_rate"] <= 1.0
+        assert len(s["per_seed"]) == 3
+        for run in s["per_seed"]:
+            assert len(run["values"]) == 20
+            assert run["best_so_far"] == list(np.maximum.accumulate(run["values"]))
+            q = run["queries_to_optimum"]
+            assert (q is None) or run["values"][q - 1] == res["optimum"]
+        hits = [r["queries_to_optimum"] or 21 for r in s["per_seed"]]
+        assert s["median_queries_to_optimum"] == float(np.median(hits))
+        assert s["best_at"]["20"] == pytest.approx(np.mean([r["best_so_far"][19] for r in s["per_seed"]]))
+
+
+def test_bench_search_exhausted_pool_and_small_budget(table, tmp_path):
+    path, df = table
+    out = tmp_path / "r.json"
+    assert main(_args(path, out, "--budget", "60", "--seeds", "1", "--strategies", "random")) == 0
+    res = json.loads(out.read_text())["strategies"]["random"]
+    assert len(res["per_seed"][0]["values"]) == len(df) == 48  # the pool ran out first
+    assert res["hit_rate"] == 1.0
+    assert set(res["best_at"]) == {"10", "20", "50", "60"}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--strategies", "random,grid"], "unknown strategy 'grid'"),
+    (["--budget", "0"], "--budget must be >= 1"),
+    (["--strategies", "random,random"], "twice"),
+    (["--strategy-args", '{"rea": {"population": 3}}', "--strategies", "random"], "not in --strategies"),
+])
+def test_bench_search_bad_arguments(table, tmp_path, capsys, extra, message):
+    path, _ = table
+    assert main(_args(path, tmp_path / "x.json", *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray_nasrank.integrations.tune.bench") is not None,
+                    reason="search_via_tune exists; its own tests cover --via tune")
+def test_via_tune_without_the_runner_is_a_clear_error(table, tmp_path, capsys):
+    path, _ = table
+    assert main(_args(path, tmp_path / "x.json", "--via", "tune", "--strategies", "random")) == 2
+    assert "search_via_tune" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_nb201_targets(nb201_path, tmp_path):
+    """The issue's targets on the real table (about 10-20 CPU minutes)."""
+    out = tmp_path / "nb201.json"
+    rc = main(["bench", "search", "--table", str(nb201_path), "--space", "nb201", "--target", "test_acc",
+               "--weak", "supernet_oneshot_acc", "--budget", "100", "--seeds", "30", "--quiet",
+               "--strategies", "nasrank,random,optuna-tpe,rea", "--out", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())["strategies"]
+    nasrank = res["nasrank"]
+    assert nasrank["best_at"]["20"] >= 94.20
+    assert nasrank["median_queries_to_optimum"] <= 30
+    for other in ("random", "optuna-tpe", "rea"):
+        for k in ("10", "20", "50", "100"):
+            assert nasrank["best_at"][k] > res[other]["best_at"][k], (other, k)

@@ -51,7 +51,11 @@ class _SupernetActorImpl:
     def __init__(self, labels: Any = None, weights: Mapping | None = None,
                  supernet_config: Mapping | None = None, train: bool = False,
                  train_config: Mapping | None = None, dataset: str = "digits",
-                 eval_config: Mapping | None = None, seed: int = 0) -> None:
+                 eval_config: Mapping | None = None, seed: int = 0, num_threads: int = 1) -> None:
+        import torch
+
+        # the actor holds a fraction of a CPU: torch must not spread over every core of the node
+        torch.set_num_threads(max(1, int(num_threads)))
         self.space = NB201Space()
         self.dataset = dataset
         self.seed = int(seed)
@@ -65,6 +69,7 @@ class _SupernetActorImpl:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.train_seconds: float | None = None
+        self.train_history: dict | None = None
         if sum(x is not None and x is not False for x in (labels, weights, train or None)) > 1:
             raise ValueError("give exactly one of labels=, weights= or train=True")
         if labels is not None:
@@ -177,6 +182,23 @@ class _SupernetActorImpl:
         self.train_seconds = time.perf_counter() - t0
         with self._lock:
             self._supernet = sn.eval()
+
+    def _train(self, cfg: dict):
+        # SPOS training of ray_nasrank.supernet (engineer B's loop); ``limit_train`` keeps a
+        # CPU-sized run small. The supernet is only published (ready) once training ended.
+        from ray_nasrank.supernet import TrainConfig, train_supernet
+
+        cfg = dict(cfg)
+        limit = cfg.pop("limit_train", None)
+        splits = self._data()
+        train = splits.train
+        if limit is not None:
+            from ray_nasrank.data import load_dataset
+
+            train = load_dataset(self.dataset, seed=self.seed, limit_train=int(limit)).train
+        sn = self._build_supernet()
+        self.train_history = train_supernet(sn, train, TrainConfig(**{"seed": self.seed, **cfg}))
+        return sn
 
     def state_dict(self) -> dict:
         """The supernet's weights on CPU (``ray.put`` it to share with other actors)."""

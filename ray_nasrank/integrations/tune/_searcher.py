@@ -136,6 +136,7 @@ class NASRankSearcher(Searcher):
         self._completed: list[dict[str, Any]] = []  # completion order: trial_id, arch, value
         self._suggested = 0
         self._overhead_s = 0.0
+        self._build_s: float | None = None     # strategy construction (pretraining), off the loop
         self._finished = False
         if space is not None:
             self._set_space(space, from_tuner=False)
@@ -212,6 +213,9 @@ class NASRankSearcher(Searcher):
                     raise ValueError("give weak labels either as weak_source or in strategy_kwargs['weak'], not both")
                 kwargs["weak"] = resolve_weak_source(self._weak_source, self._space, self._weak_fallback)
             kwargs.setdefault("mode", self._mode)
+            if "async_refit" not in kwargs and _accepts(self._strategy_spec, "async_refit"):
+                # refits run in a thread; suggest answers None meanwhile instead of blocking Tune
+                kwargs["async_refit"] = True
             s = make_strategy(self._strategy_spec, self._space, seed=self._seed, **kwargs)
         for i, p in enumerate(self._points):
             try:
@@ -226,9 +230,11 @@ class NASRankSearcher(Searcher):
         return s
 
     def _run_builder(self) -> None:
+        t0 = time.perf_counter()
         try:
             self._strategy = self._build_strategy()
             self._built = True
+            self._build_s = time.perf_counter() - t0
         except BaseException as e:  # re-raised on the driver by the next suggest
             self._build_error = e
 
@@ -357,6 +363,11 @@ class NASRankSearcher(Searcher):
         return self._overhead_s
 
     @property
+    def build_s(self) -> float | None:
+        """Seconds the strategy took to build (weak-label pretraining), in a background thread."""
+        return self._build_s
+
+    @property
     def num_suggested(self) -> int:
         return self._suggested
 
@@ -408,6 +419,14 @@ class NASRankSearcher(Searcher):
         name = self._strategy_spec if isinstance(self._strategy_spec, str) else type(self._strategy_spec).__name__
         return (f"NASRankSearcher(strategy={name!r}, space={self._space!r}, metric={self._metric!r}, "
                 f"mode={self._mode!r}, suggested={self._suggested}, completed={len(self._completed)})")
+
+
+def _accepts(strategy_name: str, param: str) -> bool:
+    import inspect
+
+    from ray_nasrank.search import strategy_class
+
+    return param in inspect.signature(strategy_class(strategy_name).__init__).parameters
 
 
 def _has_domains(config: Mapping) -> bool:

@@ -48,16 +48,16 @@ class PredictorConfig:
     dropout: float = 0.0
     #: fine-tuning loss: lambdarank, ranknet, listmle, listnet, margin or mse
     loss: str = "lambdarank"
-    #: LambdaRank/RankNet logistic steepness
-    sigma: float = 1.0
+    #: LambdaRank/RankNet logistic steepness (AceNAS uses 1; 8 ranks the NB201 top better, see docs)
+    sigma: float = 8.0
     #: NDCG@k truncation of LambdaRank (None: the whole list)
     ndcg_k: int | None = None
     #: margin of the margin ranking loss
     margin: float = 0.1
     #: a second loss added to ``loss`` with weight ``aux_weight`` (e.g. ``ranknet`` for the global order
     #: that top-heavy LambdaRank neglects); None for none
-    aux_loss: str | None = None
-    aux_weight: float = 0.0
+    aux_loss: str | None = "ranknet"
+    aux_weight: float = 0.3
     #: number of differently seeded members
     ensemble: int = 3
     seed: int = 0
@@ -73,14 +73,14 @@ class PredictorConfig:
     pretrain_weight_decay: float = 0.0
     # --- fine-tuning on ground truth
     fit_epochs: int = 300
-    fit_lr: float = 2e-3
+    fit_lr: float = 4e-3
     fit_weight_decay: float = 5e-4
     #: labelled items per step (full batch when there are fewer)
     fit_batch: int = 128
     #: stop when the loss has not improved for this many epochs
     patience: int = 50
     #: weight of the weak-label regression kept during fine-tuning (0 turns it off)
-    weak_reg: float = 0.5
+    weak_reg: float = 0.0
     #: pretraining architectures per step of that regulariser
     weak_reg_batch: int = 256
 
@@ -264,6 +264,8 @@ class RankPredictor:
         for m in range(self.config.ensemble):
             net = self._new_net(m)
             if self._pre_states is not None:
+                if m >= len(self._pre_states):
+                    raise ValueError(f"config.ensemble={self.config.ensemble} but only {len(self._pre_states)} members were pretrained")
                 net.load_state_dict(self._pre_states[m])
             self._train_fit(net, m, rows, targets)
             nets.append(net)

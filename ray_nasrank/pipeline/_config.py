@@ -1,11 +1,13 @@
 """The experiment of ``ray-nasrank search`` as one dataclass, saved as ``config.json``.
 
 Defaults are **demo scale**: a tiny supernet (8 channels, 1 cell per stage) trained for one
-epoch on a 3,000-image subset, weak labels for one representative of every isomorphism class,
-and 8 finalists trained from scratch for 2 epochs, 2 at a time: a few minutes on 2 CPU cores.
-To scale up, raise ``channels`` (16), ``cells_per_stage`` (5), the ``*_size`` limits (``0`` =
-the whole split), ``supernet_epochs`` and ``finalist_epochs`` (NB201 uses 200), and ``budget``;
-use ``device="auto"`` on a GPU machine and ``address`` for a Ray cluster.
+epoch on a 3,000-image subset, weak labels for a pool of 200 candidate cells (each of its own
+isomorphism class) scored on 128 validation images, and 8 finalists trained from scratch for 2
+epochs, 2 at a time: a few minutes on 2 CPU cores. To scale up, raise ``pool_size`` (``0`` = one
+cell per isomorphism class of the whole space, 6,466 for NB201), ``channels`` (16),
+``cells_per_stage`` (5), the ``*_size`` limits (``0`` = the whole split), ``weak_eval_batches``,
+``supernet_epochs`` and ``finalist_epochs`` (NB201 uses 200), and ``budget``; use
+``device="auto"`` on a GPU machine and ``address`` for a Ray cluster.
 
 >>> cfg = PipelineConfig(dataset="digits", budget=4)
 >>> PipelineConfig.from_dict(cfg.to_dict()) == cfg
@@ -28,8 +30,6 @@ __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config
 #: keys that may change between a run and its resumption (where it runs, not what it computes)
 RUNTIME_KEYS: frozenset[str] = frozenset({"address", "progress", "concurrency", "device"})
 SPACES = ("nb201",)
-SUPERNET_METHODS = ("spos",)
-WEAK_SCOPES = ("iso", "all")
 
 
 class ConfigMismatchError(ValueError):
@@ -71,16 +71,18 @@ class PipelineConfig:
     cells_per_stage: int = 1
     batch_size: int = 128
     # supernet and weak labels
-    supernet_method: str = "spos"
     supernet_epochs: int = 1
     supernet_lr: float = 0.05
-    weak_scope: str = "iso"
+    pool_size: int = 200
+    weak_batch: int = 64
+    weak_calib_batches: int = 1
+    weak_eval_batches: int = 2
     # finalists trained from scratch
     finalist_epochs: int = 2
     finalist_lr: float = 0.05
     # ranker
     ranker_epochs: int = 30
-    metric: str = "valid_acc"
+    ranker_fit_epochs: int = 100
     # where it runs
     address: str | None = None
     progress: bool | None = None
@@ -92,21 +94,19 @@ class PipelineConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose from {list(DATASETS)}")
         if self.space not in SPACES:
             raise ValueError(f"unknown space {self.space!r}; the pipeline searches {list(SPACES)}")
-        if self.supernet_method not in SUPERNET_METHODS:
-            raise ValueError(f"unknown supernet_method {self.supernet_method!r}; choose from {list(SUPERNET_METHODS)}")
-        if self.weak_scope not in WEAK_SCOPES:
-            raise ValueError(f"unknown weak_scope {self.weak_scope!r}; choose from {list(WEAK_SCOPES)}")
         for name, lo in (("budget", 1), ("rounds", 1), ("concurrency", 1), ("seed", 0), ("train_size", 0),
                          ("valid_size", 0), ("test_size", 0), ("channels", 1), ("cells_per_stage", 1),
                          ("batch_size", 1), ("supernet_epochs", 1), ("finalist_epochs", 1),
-                         ("ranker_epochs", 1)):
+                         ("ranker_epochs", 1), ("ranker_fit_epochs", 1), ("pool_size", 0), ("weak_batch", 2),
+                         ("weak_calib_batches", 1), ("weak_eval_batches", 1)):
             _int(name, getattr(self, name), lo)
         for name in ("supernet_lr", "finalist_lr"):
             _float(name, getattr(self, name))
         if self.rounds > self.budget:
             raise ValueError(f"rounds={self.rounds} exceeds budget={self.budget}: every round trains at least one arch")
-        if self.metric not in ("valid_acc",):
-            raise ValueError(f"metric must be 'valid_acc' (the finalists' validation accuracy), got {self.metric!r}")
+        if self.pool_size and self.pool_size < self.budget:
+            raise ValueError(f"pool_size={self.pool_size} is smaller than budget={self.budget}; "
+                             "the search trains distinct cells of the pool (0: the whole space)")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
         if self.address is not None and (not isinstance(self.address, str) or not self.address):

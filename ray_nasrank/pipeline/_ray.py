@@ -1,0 +1,186 @@
+"""The pipeline's Ray steps: the supernet actor's weak-label sweep and the Tune search.
+
+Imported only when the pipeline runs (it imports Ray at the top).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import ray
+from ray import tune
+
+from ray_nasrank.progress import progress
+from ray_nasrank.spaces import Arch, NB201Space
+
+from ._config import PipelineConfig
+from ._steps import ARTEFACTS, METRIC, MODE
+
+SPACE = NB201Space()
+#: CPUs the supernet actor takes: a fraction, so it never starves a trial of a whole CPU
+ACTOR_CPUS = 0.5
+
+
+def ensure_ray(cfg: PipelineConfig) -> bool:
+    """``ray.init`` unless Ray is already up; returns whether this call started it."""
+    if ray.is_initialized():
+        return False
+    ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    return True
+
+
+def weak_label_sweep(cfg: PipelineConfig, out: Path, pool: Sequence[Arch], sn_config: dict,
+                     state_dict: dict, chunk: int = 25) -> np.ndarray:
+    """Weak labels of the pool from a shared :class:`SupernetActor` loaded with the weights.
+
+    The weights go through the object store once; the sweep is asked in chunks so progress
+    shows; the actor is killed afterwards, freeing its CPU share for the finalists.
+    """
+    from ray_nasrank.integrations.tune import get_or_create_supernet_actor
+
+    name = "ray-nasrank-pipeline-" + hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12]
+    actor = get_or_create_supernet_actor(
+        name, num_cpus=ACTOR_CPUS, trial_cpus=1.0, weights=ray.put(state_dict),
+        supernet_config={k: v for k, v in sn_config.items() if k not in ("in_channels", "num_classes")},
+        dataset=cfg.dataset, seed=cfg.seed,
+        eval_config={"batch_size": cfg.weak_batch, "calib_batches": cfg.weak_calib_batches,
+                     "eval_batches": cfg.weak_eval_batches})
+    try:
+        labels = np.empty(len(pool))
+        bar = progress(total=len(pool), desc="weak labels", unit="arch", enabled=cfg.progress)
+        try:
+            for start in range(0, len(pool), chunk):
+                part = list(pool[start:start + chunk])
+                labels[start:start + len(part)] = ray.get(actor.weak_labels.remote(part))
+                bar.update(len(part))
+        finally:
+            bar.close()
+    finally:
+        ray.kill(actor)
+    return labels
+
+
+class _TrialProgress(tune.Callback):
+    """A bar over finished trials (the bar itself is not pickled into the experiment state)."""
+
+    def __init__(self, total: int, enabled: bool | None) -> None:
+        self.total, self.enabled, self._bar = total, enabled, None
+
+    def __getstate__(self) -> dict:
+        return {"total": self.total, "enabled": self.enabled, "_bar": None}
+
+    def _get_bar(self):
+        if self._bar is None:
+            self._bar = progress(total=self.total, desc="finalists trained", unit="trial", enabled=self.enabled)
+        return self._bar
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        bar = self._get_bar()
+        bar.update(1)
+        acc = trial.last_result.get(METRIC)
+        if acc is not None:
+            bar.set_postfix({METRIC: f"{acc:.2f}"})
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _finalist_trainable(config: dict, splits: Any, train: dict) -> None:
+    """Train one finalist from scratch on the pipeline's splits; report every epoch, then test."""
+    import torch
+
+    from ray_nasrank.training import TrainConfig, train_arch
+
+    torch.set_num_threads(1)  # one CPU per trial: concurrent trials must not oversubscribe
+    arch = SPACE.validate(config["arch"])
+
+    def report(epoch: int, metrics: dict) -> None:
+        tune.report({METRIC: float(metrics[METRIC]), "epoch": int(epoch), "done": False})
+
+    res = train_arch(arch, splits, TrainConfig.from_dict(train), report=report)
+    tune.report({METRIC: float(res[METRIC]), "test_acc": float(res["test_acc"]), "params": int(res["params"]),
+                 "train_seconds": float(res["seconds"]), "epoch": int(res["epochs"]), "done": True})
+
+
+def finalist_train_config(cfg: PipelineConfig) -> dict:
+    from ray_nasrank.training import TrainConfig
+
+    return TrainConfig(epochs=cfg.finalist_epochs, batch_size=cfg.batch_size, lr=cfg.finalist_lr,
+                       channels=cfg.channels, cells_per_stage=cfg.cells_per_stage, seed=cfg.seed,
+                       device=cfg.device).to_dict()
+
+
+def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], weak: pd.DataFrame,
+             ranker: Any) -> pd.DataFrame:
+    """Run (or resume) the Tune search; one row per finished trial (arch, order, metrics).
+
+    A fresh experiment uses :class:`NASRankSearcher` with the ``nasrank`` strategy: the
+    pretrained ranker proposes each round's top predicted unseen candidates and is fine-tuned on
+    the finalists' true accuracies between rounds. When ``out/tune`` already holds an
+    experiment, ``Tuner.restore(..., resume_unfinished=True)`` continues it instead.
+    """
+    from ray.tune import RunConfig, TuneConfig, Tuner
+
+    from ray_nasrank.integrations.tune import NASRankSearcher
+
+    path = out.resolve() / ARTEFACTS["tune"]
+    trainable = tune.with_resources(
+        tune.with_parameters(_finalist_trainable, splits=splits.to("cpu"), train=finalist_train_config(cfg)),
+        {"cpu": 1, "gpu": 1 if cfg.device.startswith("cuda") else 0})
+    if Tuner.can_restore(str(path)):
+        tuner = Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        round_size = max(cfg.round_sizes())
+        weak_cols = {c: weak[c].to_numpy(dtype=np.float64) for c in weak.columns if c.startswith("weak_")}
+        searcher = NASRankSearcher(
+            space=SPACE, metric=METRIC, mode=MODE, strategy="nasrank", seed=cfg.seed,
+            strategy_kwargs={"candidates": list(pool), "weak": weak_cols, "predictor": ranker,
+                             "batch_size": round_size, "first_batch": round_size,
+                             # refit whenever a round is planned with new labels (concurrent trials
+                             # may still be running when the next round starts)
+                             "refit_every": 1,
+                             # refit in a thread: the searcher answers "not yet" meanwhile
+                             # instead of blocking Tune's control loop
+                             "async_refit": True})
+        tuner = Tuner(
+            trainable, param_space={},
+            tune_config=TuneConfig(search_alg=searcher, num_samples=cfg.budget,
+                                   max_concurrent_trials=cfg.concurrency, reuse_actors=True),
+            run_config=RunConfig(name=ARTEFACTS["tune"], storage_path=str(out.resolve()), verbose=0,
+                                 callbacks=[_TrialProgress(cfg.budget, cfg.progress)]))
+    grid = tuner.fit()
+    rows = []
+    for r in grid:
+        cfg_arch = (r.config or {}).get("arch")
+        if cfg_arch is None:
+            continue
+        m = r.metrics or {}
+        trial_id = str(m.get("trial_id") or Path(r.path).name)
+        rows.append({
+            "arch": SPACE.to_string(SPACE.validate(cfg_arch)), "trial_id": trial_id,
+            "suggested": _trial_number(trial_id, Path(r.path).name),
+            METRIC: float(m[METRIC]) if (r.error is None and m.get("done") and METRIC in m) else np.nan,
+            "test_acc": float(m["test_acc"]) if (r.error is None and "test_acc" in m) else np.nan,
+            "params": m.get("params"), "train_seconds": m.get("train_seconds"),
+            "error": None if r.error is None else f"{type(r.error).__name__}: {r.error}"[:300],
+        })
+    if not rows:
+        raise RuntimeError(f"the Tune experiment in {str(path)!r} has no trial results")
+    df = pd.DataFrame(rows).sort_values("suggested", kind="stable").reset_index(drop=True)
+    df["order"] = np.arange(1, len(df) + 1)
+    return df.drop(columns="suggested")
+
+
+def _trial_number(trial_id: str, dirname: str) -> int:
+    """Tune numbers trials in creation (= suggestion) order in the trial folder's name:
+    ``<trainable>_<trial_id>_<number>_<config...>``."""
+    m = re.search(re.escape(trial_id) + r"_(\d+)_", dirname)
+    if m is None:
+        raise ValueError(f"cannot read the trial number from the trial folder {dirname!r}")
+    return int(m.group(1))

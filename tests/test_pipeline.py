@@ -1,0 +1,164 @@
+"""The end-to-end search: config checks, a tiny digits run, resume, report rebuild, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ray_nasrank.cli import main
+from ray_nasrank.pipeline import ConfigMismatchError, PipelineConfig, load_config
+from ray_nasrank.pipeline._steps import prepare_out_dir, round_of
+
+TINY = ["--dataset", "digits", "--budget", "4", "--rounds", "2", "--concurrency", "2", "--pool-size", "24",
+        "--train-size", "400", "--valid-size", "200", "--test-size", "200", "--channels", "4",
+        "--batch-size", "64", "--supernet-epochs", "1", "--finalist-epochs", "1", "--ranker-epochs", "5",
+        "--no-progress"]
+
+
+# ---------------------------------------------------------------------------------------- config
+def test_config_round_trip_and_validation(tmp_path):
+    cfg = PipelineConfig(dataset="digits", budget=6, rounds=3)
+    assert PipelineConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert cfg.round_sizes() == [2, 2, 2] and PipelineConfig(budget=7, rounds=3).round_sizes() == [3, 2, 2]
+    assert round_of(np.arange(1, 8), PipelineConfig(budget=7, rounds=3)).tolist() == [0, 0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="unknown pipeline config keys \\['bogus'\\]"):
+        PipelineConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    with pytest.raises(ValueError, match="dataset"):
+        PipelineConfig(dataset="cifar100")
+    with pytest.raises(ValueError, match="budget"):
+        PipelineConfig(budget=0)
+    with pytest.raises(ValueError, match="rounds=5 exceeds budget=4"):
+        PipelineConfig(budget=4, rounds=5)
+    with pytest.raises(ValueError, match="pool_size=3"):
+        PipelineConfig(budget=4, pool_size=3)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_config(tmp_path / "config.json")
+
+
+def test_cli_defaults_mirror_the_config_defaults():
+    import argparse
+
+    from ray_nasrank.cli import cmd_search
+
+    parser = argparse.ArgumentParser()
+    cmd_search.register(parser.add_subparsers())
+    args = parser.parse_args(["search", "--out", "x"])
+    cfg = cmd_search.config_from_args(args)
+    assert cfg.to_dict() == {**PipelineConfig().to_dict(), "progress": None}
+
+
+def test_config_mismatch_names_the_differing_keys(tmp_path):
+    prepare_out_dir(tmp_path, PipelineConfig(dataset="digits", budget=4))
+    # runtime keys may change between a run and its resumption
+    prepare_out_dir(tmp_path, PipelineConfig(dataset="digits", budget=4, concurrency=1, address="auto"))
+    with pytest.raises(ConfigMismatchError, match=r"budget: saved 4 vs now 6.*seed: saved 0 vs now 1"):
+        prepare_out_dir(tmp_path, PipelineConfig(dataset="digits", budget=6, seed=1))
+    rc = main(["search", "--out", str(tmp_path), *TINY[:2], "--budget", "5"])
+    assert rc == 2
+
+
+def test_unwritable_out_dir_fails_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["search", "--out", str(blocker / "run"), *TINY])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot create output directory" in err
+    rc = main(["search", "--out", str(blocker), *TINY])
+    assert rc == 2 and "File exists" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def finished_run(ray_cluster, tmp_path_factory):
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=ray_cluster.address, log_to_driver=False)
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        rc = main(["search", "--out", str(out), *TINY])
+    assert rc == 0, buf.getvalue()
+    return out, buf.getvalue()
+
+
+def _trial_dirs(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "tune").iterdir() if p.is_dir())
+
+
+@pytest.mark.ray
+def test_search_end_to_end_writes_every_artefact(finished_run):
+    out, printed = finished_run
+    for name in ("config.json", "supernet.pt", "weak_labels.parquet", "ranker.pt", "results.parquet", "best.json",
+                 "report/index.html", "report/predicted_vs_true.png", "report/best_so_far.png",
+                 "report/op_distribution.png"):
+        assert (out / name).is_file(), name
+    weak = pd.read_parquet(out / "weak_labels.parquet")
+    assert len(weak) == 24 and weak["iso"].is_unique and weak["weak_supernet"].between(0, 100).all()
+    res = pd.read_parquet(out / "results.parquet")
+    assert len(res) == 4 and res["arch"].is_unique and set(res["arch"]) <= set(weak["arch"])
+    assert res["order"].tolist() == [1, 2, 3, 4] and res["round"].tolist() == [0, 0, 1, 1]
+    assert res["valid_acc"].between(0, 100).all() and res["test_acc"].between(0, 100).all()
+    # round 0 is scored by the pretrained ranker; round 1 by the ranker fine-tuned on round 0
+    np.testing.assert_allclose(res.loc[res["round"] == 0, "predicted"], res.loc[res["round"] == 0, "predicted_prior"])
+    assert np.isfinite(res["predicted"]).all()
+    best = json.loads((out / "best.json").read_text())
+    assert best["valid_acc"] == res["valid_acc"].max() and best["arch"] in set(res["arch"])
+    assert f"best architecture: {best['arch']}" in printed and "report: " in printed
+    assert len(_trial_dirs(out)) == 4
+
+
+@pytest.mark.ray
+def test_rerun_resumes_without_training(finished_run, capsys):
+    out, _ = finished_run
+    before = json.loads((out / "best.json").read_text())
+    trials = _trial_dirs(out)
+    mtime = (out / "supernet.pt").stat().st_mtime
+    assert main(["search", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "nothing to train" in printed and before["arch"] in printed
+    assert json.loads((out / "best.json").read_text())["arch"] == before["arch"]
+    assert _trial_dirs(out) == trials and (out / "supernet.pt").stat().st_mtime == mtime
+
+
+@pytest.mark.ray
+def test_interrupted_after_tune_restores_the_experiment(finished_run, tmp_path):
+    """Without results.parquet the Tune step runs again: Tuner.restore, no new trial."""
+    src, _ = finished_run
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    before = pd.read_parquet(out / "results.parquet")
+    for name in ("results.parquet", "best.json"):
+        (out / name).unlink()
+    shutil.rmtree(out / "report")
+    from ray_nasrank.pipeline import run_search
+
+    res = run_search(load_config(out / "config.json"), out)
+    assert res.ran == ["tune", "report"]
+    assert _trial_dirs(out) == _trial_dirs(src)
+    pd.testing.assert_series_equal(res.results["arch"], before["arch"])
+    np.testing.assert_allclose(res.results["valid_acc"], before["valid_acc"])
+
+
+@pytest.mark.ray
+def test_report_command_rebuilds_from_results(finished_run, tmp_path, capsys):
+    src, _ = finished_run
+    out = tmp_path / "rep"
+    out.mkdir()
+    for name in ("results.parquet", "best.json"):
+        shutil.copy(src / name, out / name)
+    assert main(["report", str(out), "--top-k", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "best_so_far" in printed and (out / "report" / "index.html").is_file()
+    html = (out / "report" / "index.html").read_text()
+    assert json.loads((src / "best.json").read_text())["arch"] in html
+    assert main(["report", str(tmp_path / "missing")]) == 2

@@ -20,6 +20,15 @@ SPACE = NB201Space()
 ARCH = ("nor_conv_3x3", "skip_connect", "avg_pool_3x3", "none", "nor_conv_1x1", "nor_conv_3x3")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # the test machine is shared: one thread avoids oversubscription stalls; restored afterwards
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_ops_follow_nb201():
     x = torch.randn(2, 4, 6, 6)
     assert set(OPS_FACTORY) == set(OPS)

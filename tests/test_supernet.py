@@ -33,9 +33,17 @@ from ray_nasrank.supernet import (
 SPACE = NB201Space()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # the test machine is shared: one thread avoids oversubscription stalls; restored afterwards
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def digits():
-    torch.set_num_threads(1)
     return load_dataset("digits", seed=0)
 
 
@@ -254,7 +262,7 @@ def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):
     rc = main(["bench", "supernet", "--dataset", "digits", "--method", "landmark", "--epochs", "1",
                "--channels", "4", "--cells-per-stage", "1", "--device", "cpu", "--ground-truth", str(gt),
                "--landmarks", "4", "--archs", "gt", "--eval-batch-size", "32", "--batch-size", "64",
-               "--landmark-start", "0", "--out", str(out)])
+               "--landmark-start", "0", "--save-supernet", "--threads", "1", "--out", str(out)])
     assert rc == 0
     table = pd.read_parquet(out / "weak_labels.parquet")
     assert list(table.columns[:2]) == ["arch", "weak_acc"] and len(table) == 12
@@ -264,6 +272,15 @@ def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):
         assert key in summary
     assert summary["n_ranked"] == 8 and summary["n_landmarks"] == 4
     assert summary["config"]["method"] == "landmark"
+    # a saved supernet re-evaluates to the same weak labels without training
+    again = tmp_path / "again"
+    rc = main(["bench", "supernet", "--dataset", "digits", "--method", "landmark", "--channels", "4",
+               "--cells-per-stage", "1", "--device", "cpu", "--ground-truth", str(gt), "--landmarks", "4",
+               "--archs", "gt", "--eval-batch-size", "32", "--load-supernet", str(out / "supernet.pt"), "--threads", "1",
+               "--out", str(again)])
+    assert rc == 0
+    np.testing.assert_allclose(pd.read_parquet(again / "weak_labels.parquet")["weak_acc"], table["weak_acc"])
+    assert json.loads((again / "summary.json").read_text())["train_seconds"] is None
 
 
 def test_cli_bench_supernet_bad_input(tmp_path, capsys):

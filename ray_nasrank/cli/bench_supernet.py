@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--limit-train", type=int, default=None, help="use only this many training images")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="resample images to this size (match the ground truth's recipe, e.g. 16)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     g = p.add_argument_group("weak labels")
     g.add_argument("--archs", default="all", choices=["all", "iso", "gt"],
@@ -68,6 +70,9 @@ def register(subparsers) -> None:
                    help="op groups, ';'-separated lists of ','-separated ops (default: one per op)")
     g.add_argument("--fewshot-split-at", type=float, default=0.5, help="split point, fraction of --epochs")
     p.add_argument("--save-supernet", action="store_true", help="also write DIR/supernet.pt")
+    p.add_argument("--load-supernet", default=None,
+                   help="skip training: evaluate the weights of a supernet.pt saved by an earlier run "
+                        "with the same method, shape and split")
     p.set_defaults(func=run)
 
 
@@ -162,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     eval_mask = np.ones(len(gt_archs), bool)
     eval_mask[land_idx] = False
 
-    data = load_dataset(args.dataset, seed=args.seed, device=device, limit_train=args.limit_train)
+    data = load_dataset(args.dataset, seed=args.seed, device=device, limit_train=args.limit_train,
+                        image_size=args.image_size)
     sn = NB201Supernet(channels=args.channels, cells_per_stage=args.cells_per_stage,
                        in_channels=data.in_channels, num_classes=data.num_classes).to(device)
     cuda = device.type == "cuda"
@@ -185,7 +191,16 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     model = sn
-    if args.method == "fewshot":
+    if args.load_supernet:
+        if args.method == "fewshot":
+            model = FewShotSupernet(sn, edge=edge, groups=groups).to(device)
+        state = torch.load(args.load_supernet, map_location=device, weights_only=True)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"--load-supernet {args.load_supernet!r} does not fit a {args.method} supernet "
+                             f"with C={args.channels}, N={args.cells_per_stage}: {str(e).splitlines()[0]}") from None
+    elif args.method == "fewshot":
         e1 = int(round(args.fewshot_split_at * E))
         if e1 > 0:
             train_supernet(sn, data.train, TrainConfig(**{**cfg.to_dict(), "epochs": e1}), total_epochs=E,
@@ -237,7 +252,8 @@ def run(args: argparse.Namespace) -> int:
 
     summary = {
         "method": args.method,
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds if not args.load_supernet else None,
+        "loaded_supernet": args.load_supernet,
         "eval_seconds": eval_seconds,
         "weak_labels_per_second": res["evaluated"] / res["seconds"],
         "weak_label_rows": len(table),
@@ -247,7 +263,8 @@ def run(args: argparse.Namespace) -> int:
         "config": {k: v for k, v in vars(args).items() if k != "func"},
         "train_config": cfg.to_dict(),
         "fewshot": {"edge": edge, "groups": groups} if args.method == "fewshot" else None,
-        "dataset": {"name": data.name, "train": len(data.train), "valid": len(data.valid),
+        "dataset": {"name": data.name, "image_size": list(data.image_size), "train": len(data.train),
+                    "valid": len(data.valid),
                     "calib_images": bs * args.calib_batches, "eval_images": bs * n_eval},
     }
     if args.ground_truth:

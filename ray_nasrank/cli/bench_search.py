@@ -65,7 +65,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--strategies lists a strategy twice: {args.strategies}")
     if not isinstance(args.strategy_args, dict) or not all(isinstance(v, dict) for v in args.strategy_args.values()):
         raise UsageError("--strategy-args must be a JSON object of objects, e.g. '{\"rea\": {\"population\": 10}}'")
-    extra = sorted(set(args.strategy_args) - set(args.strategies))
+    extra = sorted(set(args.strategy_args) - set(args.strategies) - ({"nasrank"} if args.via == "tune" else set()))
     if extra:
         raise UsageError(f"--strategy-args names strategies not in --strategies: {extra}")
 
@@ -105,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"[bench search {time.time() - started:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
     shared_predictor = None
-    if "nasrank" in args.strategies and weak:
+    if ("nasrank" in args.strategies or args.via == "tune") and weak:
         # pretraining only sees the weak labels of the whole table, never a seed's queries, so
         # one pretrained predictor is shared by all seeds (each seed fine-tunes its own clone)
-        from ray_nasrank.predictor import PredictorConfig, RankPredictor
+        from ray_nasrank.predictor import RankPredictor
+        from ray_nasrank.search._nasrank import search_predictor_config
 
-        cfg = args.strategy_args.get("nasrank", {}).get("predictor")
-        cfg = PredictorConfig.from_dict(cfg) if isinstance(cfg, dict) else PredictorConfig()
+        cfg = search_predictor_config(bench.space, **args.strategy_args.get("nasrank", {}).get("predictor", {}))
         t0 = time.time()
         shared_predictor = RankPredictor(bench.space, cfg).pretrain(bench.archs, weak)
         log(f"nasrank: pretrained the predictor on {len(bench.archs)} archs in {time.time() - t0:.1f}s")
@@ -122,9 +122,9 @@ def run(args: argparse.Namespace) -> int:
         if name in WEAK_AWARE and weak:
             kwargs.setdefault("weak", weak)
         if name == "nasrank" and isinstance(kwargs.get("predictor"), dict):
-            from ray_nasrank.predictor import PredictorConfig
+            from ray_nasrank.search._nasrank import search_predictor_config
 
-            kwargs["predictor"] = PredictorConfig.from_dict(kwargs["predictor"])
+            kwargs["predictor"] = search_predictor_config(bench.space, **kwargs["predictor"])
         if name == "nasrank" and shared_predictor is not None:
             kwargs["predictor"] = shared_predictor
         per_seed = []
@@ -159,9 +159,17 @@ def run(args: argparse.Namespace) -> int:
     if search_via_tune is not None:
         runs = []
         t0 = time.time()
+        tune_kwargs = dict(args.strategy_args.get("nasrank", {}))
+        if isinstance(tune_kwargs.get("predictor"), dict):
+            from ray_nasrank.search._nasrank import search_predictor_config
+
+            tune_kwargs["predictor"] = search_predictor_config(bench.space, **tune_kwargs["predictor"])
+        if shared_predictor is not None:
+            tune_kwargs["predictor"] = shared_predictor
         for seed in range(args.seed, args.seed + args.tune_seeds):
             r = search_via_tune(bench, strategy="nasrank", budget=args.budget, seed=seed,
-                                concurrency=args.tune_concurrency, weak=list(args.weak))
+                                concurrency=args.tune_concurrency, weak=list(args.weak),
+                                strategy_kwargs=tune_kwargs)
             runs.append({"seed": seed, "values": list(r["values"]),
                          "overhead_s_per_trial": float(r["overhead_s_per_trial"])})
         tune_summary = summarize([r["values"] for r in runs], bench.optimum, args.budget, bench.mode)

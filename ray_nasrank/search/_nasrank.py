@@ -47,6 +47,22 @@ from ._opdist import OpDistModel
 from ._weak import WeakSpec, weak_columns, weak_score
 
 
+def search_predictor_config(space: SearchSpace, **overrides: Any):
+    """The predictor settings NASRank uses by default (measured on NB201, docs/benchmarks/search.md).
+
+    Path encoding added for NB201 cells (it ranked the top of the table far better after 10-30
+    labels), and no weak-label regulariser during fine-tuning: once true labels exist they
+    should override the weak ones, which are least reliable exactly at the top.
+    """
+    from ray_nasrank.predictor import PredictorConfig
+    from ray_nasrank.spaces import NB201Space
+
+    base = {"features": "onehot+opdist+path" if isinstance(space, NB201Space) else "onehot+opdist",
+            "weak_reg": 0.0}
+    base.update(overrides)
+    return PredictorConfig(**base)
+
+
 def _check_share(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -73,7 +89,8 @@ class NASRankStrategy(Strategy):
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
                  batch_size: int = 10, first_batch: int | None = None, refit_every: int | None = None,
-                 explore: float = 0.2, first_explore: float | None = None, local: float = 0.5, local_parents: int = 3, opdist_prior: bool = True,
+                 explore: float = 0.2, first_explore: float | None = None, local: float = 1.0,
+                 local_parents: int = 3, opdist_prior: bool = True,
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int = 20000) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
@@ -111,7 +128,7 @@ class NASRankStrategy(Strategy):
             if cols is not None and not base.weak_names:
                 base.pretrain(pool, cols)
         elif predictor is None or isinstance(predictor, PredictorConfig):
-            base = RankPredictor(space, predictor)
+            base = RankPredictor(space, predictor if predictor is not None else search_predictor_config(space))
             if cols is not None:
                 base.pretrain(pool, cols)
         else:

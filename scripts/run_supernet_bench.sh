@@ -1,30 +1,47 @@
 #!/usr/bin/env bash
 # Four-method supernet comparison (SPOS, landmark, RD-NAS, few-shot) at the same total epochs.
 #
-#   scripts/run_supernet_bench.sh GT.csv OUT_ROOT [DEVICE] [ARCHS] [extra bench args...]
+#   scripts/run_supernet_bench.sh train   GT.csv OUT_ROOT [DEVICE] [ARCHS] [extra bench args...]
+#   scripts/run_supernet_bench.sh rescore GT.csv OUT_ROOT [DEVICE] [ARCHS] [extra bench args...]
+#
+# train: each method trains a supernet and writes OUT_ROOT/<method>/train/{supernet.pt,
+#   weak_labels.parquet,summary.json} (scored against GT.csv as it is at that moment).
+# rescore: copies GT.csv once (OUT_ROOT/ground_truth_snapshot.csv) and re-evaluates every saved
+#   supernet against that one snapshot into OUT_ROOT/<method>/{weak_labels.parquet,summary.json},
+#   so all methods are scored on the same archs (the ground truth may still be growing).
+# Landmarks are the first 10 ground-truth rows (held out of the metrics for every method).
 #
 # Defaults are the CPU-sized configuration of docs/benchmarks/supernet.md, matching the recipe of
 # the ground truth (scripts/ground_truth.py): C=8, N=1, Fashion-MNIST at 16x16, the same 4,000
-# training images (seed 0); 12 supernet epochs; weak labels for the ground-truth archs only (ARCHS=gt).
-# The ground truth is copied first (OUT_ROOT/ground_truth_snapshot.csv), so every method holds out
-# the same landmarks and is scored on the same archs even if GT.csv is still growing. On a GPU use DEVICE=cuda ARCHS=all and larger settings, e.g.
-#   scripts/run_supernet_bench.sh GT.csv results/supernet_gpu cuda all --epochs 50
-# Each method writes OUT_ROOT/<method>/{weak_labels.parquet,summary.json} as soon as it finishes.
+# training images (seed 0); 8 supernet epochs; weak labels for the ground-truth archs only
+# (ARCHS=gt). On a GPU: DEVICE=cuda ARCHS=all plus larger settings, e.g. --epochs 50.
 set -euo pipefail
-GT=${1:?ground-truth CSV}
-OUT=${2:?output root}
-DEVICE=${3:-cpu}
-ARCHS=${4:-gt}
-shift $(( $# < 4 ? $# : 4 ))
-mkdir -p "$OUT"
-cp "$GT" "$OUT/ground_truth_snapshot.csv"
-COMMON=(--dataset fashion-mnist --image-size 16 --limit-train 4000 --epochs 12 --channels 8
-        --cells-per-stage 1 --device "$DEVICE" --ground-truth "$OUT/ground_truth_snapshot.csv"
-        --archs "$ARCHS" --batch-size 64 --lr 0.05 --eval-batch-size 128 --calib-batches 1
-        --eval-batches 4 --landmarks 20 --seed 0)
+MODE=${1:?train or rescore}
+GT=${2:?ground-truth CSV}
+OUT=${3:?output root}
+DEVICE=${4:-cpu}
+ARCHS=${5:-gt}
+shift $(( $# < 5 ? $# : 5 ))
+COMMON=(--dataset fashion-mnist --image-size 16 --limit-train 4000 --epochs 8 --channels 8
+        --cells-per-stage 1 --device "$DEVICE" --archs "$ARCHS" --batch-size 64 --lr 0.05
+        --eval-batch-size 128 --calib-batches 1 --eval-batches 4 --landmarks 10 --seed 0)
 if [[ "$DEVICE" == cpu ]]; then COMMON+=(--threads 1); fi
-for METHOD in spos landmark rd fewshot; do
-  echo "=== $METHOD $(date -u +%H:%M:%S)"
-  ray-nasrank bench supernet --method "$METHOD" "${COMMON[@]}" "$@" --out "$OUT/$METHOD"
-done
+mkdir -p "$OUT"
+case "$MODE" in
+  train)
+    for METHOD in spos rd fewshot landmark; do
+      echo "=== train $METHOD $(date -u +%H:%M:%S)"
+      ray-nasrank bench supernet --method "$METHOD" "${COMMON[@]}" --ground-truth "$GT" --save-supernet \
+        "$@" --out "$OUT/$METHOD/train"
+    done ;;
+  rescore)
+    cp "$GT" "$OUT/ground_truth_snapshot.csv"
+    for METHOD in spos landmark rd fewshot; do
+      echo "=== rescore $METHOD $(date -u +%H:%M:%S)"
+      ray-nasrank bench supernet --method "$METHOD" "${COMMON[@]}" \
+        --ground-truth "$OUT/ground_truth_snapshot.csv" --load-supernet "$OUT/$METHOD/train/supernet.pt" \
+        "$@" --out "$OUT/$METHOD"
+    done ;;
+  *) echo "mode must be train or rescore, got $MODE" >&2; exit 2 ;;
+esac
 echo "=== done $(date -u +%H:%M:%S)"

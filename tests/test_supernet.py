@@ -280,7 +280,9 @@ def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):
                "--out", str(again)])
     assert rc == 0
     np.testing.assert_allclose(pd.read_parquet(again / "weak_labels.parquet")["weak_acc"], table["weak_acc"])
-    assert json.loads((again / "summary.json").read_text())["train_seconds"] is None
+    # the training time of the run that made the weights is carried over
+    assert json.loads((again / "summary.json").read_text())["train_seconds"] == summary["train_seconds"]
+    assert json.loads((again / "summary.json").read_text())["landmark_archs"] == summary["landmark_archs"]
 
 
 def test_cli_bench_supernet_bad_input(tmp_path, capsys):

@@ -5,7 +5,7 @@ sweep: all 15,625 by default) and ``DIR/summary.json`` (``kendall_tau``, ``ndcg@
 ``--ground-truth`` when given, ``train_seconds``, ``weak_labels_per_second`` and the whole
 configuration).
 
-Landmarks: with ``--ground-truth`` and ``--landmarks K``, K ground-truth archs (seeded) become
+Landmarks: with ``--ground-truth`` and ``--landmarks K``, the first K ground-truth rows become
 landmarks and are held out of the ranking metrics for EVERY method, so all methods are scored on
 the same archs; ``kendall_tau_all_gt`` scores all ground-truth archs.
 """
@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     g.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                    help="channels_last memory layout in the sweep (auto: on)")
     g = p.add_argument_group("landmark regularization")
-    g.add_argument("--landmarks", type=int, default=30, help="ground-truth archs used as landmarks (held out)")
+    g.add_argument("--landmarks", type=int, default=30, help="the first K ground-truth rows are landmarks (held out of the metrics for every method)")
     g.add_argument("--landmark-coef", type=float, default=10.0)
     g.add_argument("--landmark-start", type=float, default=0.375, help="start, as a fraction of --epochs")
     g.add_argument("--landmark-warmup", type=float, default=0.1, help="cosine warm-up, fraction of --epochs")
@@ -161,9 +161,10 @@ def run(args: argparse.Namespace) -> int:
     gt_archs, gt_acc = ([], np.array([]))
     if args.ground_truth:
         gt_archs, gt_acc = _read_ground_truth(args.ground_truth, args.gt_column)
-    rng = np.random.default_rng(args.seed)
+    # landmarks are the FIRST K ground-truth rows (a random sample in file order): the choice stays
+    # the same when the file grows, so a saved supernet can be rescored against a longer file
     n_land = min(args.landmarks, max(0, len(gt_archs) - 2)) if gt_archs else 0
-    land_idx = np.sort(rng.choice(len(gt_archs), size=n_land, replace=False)) if n_land else np.array([], int)
+    land_idx = np.arange(n_land)
     eval_mask = np.ones(len(gt_archs), bool)
     eval_mask[land_idx] = False
 
@@ -214,6 +215,15 @@ def run(args: argparse.Namespace) -> int:
     if cuda:
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - t0
+    trained_by = None
+    if args.load_supernet:
+        # report the training time of the run that produced these weights, when it left a summary
+        import json
+        from pathlib import Path
+
+        prev = Path(args.load_supernet).with_name("summary.json")
+        trained_by = json.loads(prev.read_text()) if prev.is_file() else None
+        train_seconds = trained_by.get("train_seconds") if trained_by else None
 
     # fixed calibration (training) and evaluation (validation) batches, shared by every arch
     gen = torch.Generator().manual_seed(args.seed + 7)
@@ -252,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = {
         "method": args.method,
-        "train_seconds": train_seconds if not args.load_supernet else None,
+        "train_seconds": train_seconds,
         "loaded_supernet": args.load_supernet,
         "eval_seconds": eval_seconds,
         "weak_labels_per_second": res["evaluated"] / res["seconds"],
@@ -290,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_supernet:
         torch.save(model.state_dict(), out / "supernet.pt")
     atomic_write_json(out / "summary.json", summary)
-    msg = f"[{args.method}] train {train_seconds:.1f}s, {res['evaluated']} archs in {eval_seconds:.1f}s"
+    msg = f"[{args.method}] train {train_seconds or 0:.1f}s, {res['evaluated']} archs in {eval_seconds:.1f}s"
     if args.ground_truth:
         msg += f", kendall_tau {summary['kendall_tau']:.3f} on {summary['n_ranked']} archs"
     print(msg, flush=True)

@@ -1,0 +1,49 @@
+"""Every example runs with a tiny budget (imported ``main(budget=...)``, inside the test Ray)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ARCH = re.compile(r"^\|[a-z_0-9]+~0\|\+\|.*\|$")
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_example_is_tested():
+    tested = {"tune_existing_script", "optuna_ask_tell", "optuna_search_tune", "own_space_and_trainable"}
+    assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
+
+
+def test_optuna_ask_tell():
+    out = load("optuna_ask_tell").main(budget=4, batch=2, pool_size=50)
+    assert out["trials"] == 4 and ARCH.match(out["arch"]) and 0 <= out["valid_acc"] <= 100
+    assert out["valid_acc"] > 20  # trained for real: well above the 10 % of chance
+
+
+@pytest.mark.ray
+def test_tune_existing_script(ray_session):
+    out = load("tune_existing_script").main(budget=4, concurrency=2, pool_size=50)
+    assert out["trials"] == 4 and ARCH.match(out["arch"]) and out["valid_acc"] > 20
+
+
+@pytest.mark.ray
+def test_optuna_search_tune(ray_session):
+    out = load("optuna_search_tune").main(budget=3, concurrency=2)
+    assert out["trials"] == 3 and out["distinct_archs"] == 3 and ARCH.match(out["arch"])
+
+
+@pytest.mark.ray
+def test_own_space_and_trainable(ray_session):
+    out = load("own_space_and_trainable").main(budget=4, concurrency=2)
+    assert out["trials"] == 4 and out["space_size"] == 3 * 4 * 3 * 2
+    assert set(out["model"]) == {"depth", "width", "act", "dropout"} and out["valid_acc"] > 50

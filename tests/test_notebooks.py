@@ -52,3 +52,14 @@ def test_nb201_table_tour(nb201_path):
     assert "random (exact expectation)" in text and "opdist" in text
     pngs = outputs(nb, "image/png")
     assert len(pngs) == 3 and all(base64.b64decode(p)[:4] == b"\x89PNG" for p in pngs)
+
+
+@pytest.mark.ray
+def test_end_to_end_notebook(tmp_path):
+    # the kernel is a separate process: it starts (and stops) its own small local Ray
+    out = tmp_path / "run"
+    nb = execute("02_end_to_end_search.ipynb", {"OUT": str(out), "BUDGET": 4, "POOL_SIZE": 24,
+                                                "FINALIST_EPOCHS": 1}, timeout=400)
+    text = "\n".join(outputs(nb, "stream"))
+    assert "best architecture: |" in text and (out / "results.parquet").is_file()
+    assert len(outputs(nb, "image/png")) == 3

@@ -205,7 +205,7 @@ def test_training_with_landmarks_and_distillation_runs(digits):
                                start=0.0, warmup=0.5, rng=0)
     rd = RankDistiller(ParamCountTeacher(sn), ramp=0.5, rng=0)
     hist = train_supernet(sn, digits.train, TrainConfig(epochs=2, batch_size=128, lr=0.1),
-                          landmark=land, distill=rd)
+                          landmark=land, distill=rd, landmark_data=digits.test)
     assert hist["epoch_loss"][1] < hist["epoch_loss"][0]
 
 

@@ -17,6 +17,8 @@ import argparse
 from . import UsageError, parse_csv_list
 
 METHODS = ("spos", "landmark", "rd", "fewshot")
+#: validation images from this index on feed the landmark hinge; weak labels use the ones before
+LANDMARK_VALID_FROM = 1024
 
 
 def register(subparsers) -> None:
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ray_nasrank._io import atomic_write_json, atomic_write_parquet, check_writable_dir
-    from ray_nasrank.data import load_dataset, resolve_device
+    from ray_nasrank.data import TensorSplit, load_dataset, resolve_device
     from ray_nasrank.metrics import kendall_tau, ndcg_at_k, spearman
     from ray_nasrank.nn import NB201Supernet
     from ray_nasrank.spaces import NB201Space
@@ -211,7 +213,11 @@ def run(args: argparse.Namespace) -> int:
             train_supernet(model, data.train, TrainConfig(**{**cfg.to_dict(), "epochs": E - e1}),
                            start_epoch=e1, total_epochs=E, on_epoch=log)
     else:
-        train_supernet(sn, data.train, cfg, landmark=landmark, distill=distill, on_epoch=log)
+        # the landmark hinge sees validation images the weak labels are NOT scored on
+        land_split = TensorSplit(data.valid.x[LANDMARK_VALID_FROM:], data.valid.y[LANDMARK_VALID_FROM:]) \
+            if len(data.valid) - LANDMARK_VALID_FROM >= args.batch_size else None
+        train_supernet(sn, data.train, cfg, landmark=landmark, distill=distill, on_epoch=log,
+                       landmark_data=land_split if landmark is not None else None)
     if cuda:
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - t0
@@ -230,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     bs = args.eval_batch_size
     perm = torch.randperm(len(data.train), generator=gen)[: bs * args.calib_batches]
     calib = [data.train.x[perm[i * bs:(i + 1) * bs].to(device)] for i in range(args.calib_batches)]
-    n_eval = min(len(data.valid) // bs, args.eval_batches)
+    n_eval = min(min(len(data.valid), LANDMARK_VALID_FROM) // bs, args.eval_batches)
     if n_eval < 1:
         raise ValueError(f"validation split has {len(data.valid)} images, fewer than --eval-batch-size {bs}")
     evaluation = [(data.valid.x[i * bs:(i + 1) * bs], data.valid.y[i * bs:(i + 1) * bs]) for i in range(n_eval)]

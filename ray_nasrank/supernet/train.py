@@ -67,11 +67,12 @@ class TrainConfig:
 def train_supernet(model: nn.Module, train, config: TrainConfig, *, start_epoch: int = 0,
                    total_epochs: int | None = None, landmark: LandmarkRegularizer | None = None,
                    distill: RankDistiller | None = None, sampler: UniformSampler | None = None,
-                   on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+                   landmark_data=None, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
     """Train ``model`` for ``config.epochs`` epochs on ``train`` (a ``TensorSplit``).
 
     ``start_epoch``/``total_epochs`` place these epochs inside a longer cosine schedule (and
-    drive the regularizers' schedules). Returns ``{"epoch_loss": [...], "seconds": float,
+    drive the regularizers' schedules). ``landmark_data`` (a ``TensorSplit``, e.g. held-out
+    validation images) feeds the landmark hinge, as in the paper; default: the training batch. Returns ``{"epoch_loss": [...], "seconds": float,
     "steps": int}``; ``on_epoch(epoch, history)`` is called after every epoch.
     """
     total = start_epoch + config.epochs if total_epochs is None else total_epochs
@@ -91,6 +92,17 @@ def train_supernet(model: nn.Module, train, config: TrainConfig, *, start_epoch:
     autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if config.amp
                 else contextlib.nullcontext())
     history: dict = {"epoch_loss": [], "seconds": 0.0, "steps": 0}
+    land_iter = None
+    if landmark is not None and landmark_data is not None:
+        if len(landmark_data) < config.batch_size:
+            raise ValueError(f"landmark_data has {len(landmark_data)} examples, fewer than batch_size={config.batch_size}")
+        land_gen = torch.Generator(device="cpu").manual_seed(config.seed + 1)
+
+        def _cycle():
+            while True:
+                yield from landmark_data.batches(config.batch_size, shuffle=True, generator=land_gen, drop_last=True)
+
+        land_iter = _cycle()
     t0 = time.perf_counter()
     for e in range(start_epoch, start_epoch + config.epochs):
         losses = []
@@ -105,7 +117,8 @@ def train_supernet(model: nn.Module, train, config: TrainConfig, *, start_epoch:
                 else:
                     loss = F.cross_entropy(model(xb, sampler.sample()), yb)
                 if landmark is not None:
-                    extra = landmark.loss(model, xb, yb, epoch_f)
+                    lx, ly = next(land_iter) if land_iter is not None else (xb, yb)
+                    extra = landmark.loss(model, lx, ly, epoch_f)
                     if extra is not None:
                         loss = loss + extra
             if not torch.isfinite(loss.detach()):

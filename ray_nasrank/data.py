@@ -200,7 +200,8 @@ def _carve_valid(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, 
 def _make_splits(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
                  test_y: np.ndarray, num_classes: int, valid_fraction: float, seed: int,
                  device: str | torch.device, limit_train: int | None, limit_valid: int | None,
-                 limit_test: int | None, normalize: bool = True) -> DatasetSplits:
+                 limit_test: int | None, normalize: bool = True,
+                 image_size: int | None = None) -> DatasetSplits:
     """Carve validation from train, normalise with train statistics, move to the device once."""
     tr_idx, va_idx = _carve_valid(len(train_y), valid_fraction, seed)
     if limit_train is not None:
@@ -210,6 +211,13 @@ def _make_splits(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np
     if limit_test is not None:
         te_idx = np.random.default_rng(seed).permutation(len(test_y))[:limit_test]
         test_x, test_y = test_x[te_idx], test_y[te_idx]
+    if image_size is not None:
+        # resample only the images that are kept (cheap even for the full 60k set)
+        keep = np.concatenate([tr_idx, va_idx])
+        resized = _resize(train_x[keep], image_size)
+        train_x = np.zeros((len(train_x), *resized.shape[1:]), dtype=np.float32)
+        train_x[keep] = resized
+        test_x = _resize(test_x, image_size)
     x_tr = train_x[tr_idx].astype(np.float32)
     if normalize:
         # per-channel statistics of the (possibly limited) training split only: no leak from valid/test
@@ -230,6 +238,16 @@ def _make_splits(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np
         name=name,
     )
     return out.to(device)
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+    """Resample ``[N, C, H, W]`` images to ``size x size`` (antialiased bilinear)."""
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if t.shape[-2:] == (size, size):
+        return t.numpy()
+    return F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False).numpy()
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST
@@ -290,12 +308,14 @@ def _load_digits_arrays() -> tuple[np.ndarray, ...]:
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, valid_fraction: float = 0.1,
                  seed: int = 0, device: str | torch.device = "cpu", limit_train: int | None = None,
-                 limit_valid: int | None = None, limit_test: int | None = None) -> DatasetSplits:
+                 limit_valid: int | None = None, limit_test: int | None = None,
+                 image_size: int | None = None) -> DatasetSplits:
     """Load a built-in dataset as fixed, seeded train / valid / test splits.
 
     ``valid_fraction`` of the official training set becomes the validation split (a seeded
     permutation); the test split is the official test set (digits: a fixed 20 % stratified
     holdout). ``limit_*`` keep only the first N of a split (a random subset, as splits are shuffled).
+    ``image_size`` resamples images to ``image_size x image_size`` (e.g. 14 for cheap CPU runs).
     ``device="auto"`` uses the GPU when there is one.
 
     >>> load_dataset("digits", limit_train=100).train.x.shape[0]
@@ -311,6 +331,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, valid_fractio
     limit_train = _check_limit("limit_train", limit_train)
     limit_valid = _check_limit("limit_valid", limit_valid)
     limit_test = _check_limit("limit_test", limit_test)
+    image_size = _check_limit("image_size", image_size)
     if root is not None and key != "fashion-mnist":
         raise ValueError(f"root= only applies to 'fashion-mnist', not {name!r}")
     dev = resolve_device(device)
@@ -319,7 +340,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, valid_fractio
     else:
         arrays = _load_digits_arrays()
     return _make_splits(key, *arrays, num_classes=10, valid_fraction=valid_fraction, seed=int(seed),
-                        device=dev, limit_train=limit_train, limit_valid=limit_valid, limit_test=limit_test)
+                        device=dev, limit_train=limit_train, limit_valid=limit_valid, limit_test=limit_test,
+                        image_size=image_size)
 
 
 # --------------------------------------------------------------------------- any torch Dataset

@@ -1,0 +1,32 @@
+"""Zero-cost proxies: scores of an untrained network that correlate with its trained accuracy.
+
+Cheap weak labels for ranking (AceNAS pretraining, RD-NAS teachers) and baselines to beat.
+
+>>> from ray_nasrank.proxies import compute_proxies, PROXIES
+>>> s = compute_proxies(("nor_conv_3x3",) * 6, names=("params", "flops"), channels=4,
+...                     cells_per_stage=1, input_shape=(1, 8, 8), batch_size=4)
+>>> s["params"] > 0 and s["flops"] > 0
+True
+"""
+
+from ._compute import (
+    ALIASES,
+    DEFAULT_PROXIES,
+    compute_proxies,
+    compute_proxies_many,
+    random_batch,
+    resolve_names,
+)
+from ._measures import PROXIES, Proxy, ProxyContext
+
+__all__ = [
+    "PROXIES",
+    "Proxy",
+    "ProxyContext",
+    "ALIASES",
+    "DEFAULT_PROXIES",
+    "compute_proxies",
+    "compute_proxies_many",
+    "random_batch",
+    "resolve_names",
+]

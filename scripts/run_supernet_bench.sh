@@ -9,7 +9,8 @@
 # rescore: copies GT.csv once (OUT_ROOT/ground_truth_snapshot.csv) and re-evaluates every saved
 #   supernet against that one snapshot into OUT_ROOT/<method>/{weak_labels.parquet,summary.json},
 #   so all methods are scored on the same archs (the ground truth may still be growing).
-# Landmarks are the first 10 ground-truth rows (held out of the metrics for every method).
+# Landmarks are the first 10 ground-truth rows when the landmark method trains; rescoring holds
+# out exactly those archs (read from landmark/train/summary.json) for every method.
 #
 # Defaults are the CPU-sized configuration of docs/benchmarks/supernet.md, matching the recipe of
 # the ground truth (scripts/ground_truth.py): C=8, N=1, Fashion-MNIST at 16x16, the same 4,000
@@ -29,7 +30,7 @@ if [[ "$DEVICE" == cpu ]]; then COMMON+=(--threads 1); fi
 mkdir -p "$OUT"
 case "$MODE" in
   train)
-    for METHOD in spos rd fewshot landmark; do
+    for METHOD in ${METHODS:-spos rd fewshot landmark}; do
       echo "=== train $METHOD $(date -u +%H:%M:%S)"
       ray-nasrank bench supernet --method "$METHOD" "${COMMON[@]}" --ground-truth "$GT" --save-supernet \
         "$@" --out "$OUT/$METHOD/train"
@@ -40,7 +41,7 @@ case "$MODE" in
       echo "=== rescore $METHOD $(date -u +%H:%M:%S)"
       ray-nasrank bench supernet --method "$METHOD" "${COMMON[@]}" \
         --ground-truth "$OUT/ground_truth_snapshot.csv" --load-supernet "$OUT/$METHOD/train/supernet.pt" \
-        "$@" --out "$OUT/$METHOD"
+        --landmarks-from "$OUT/landmark/train/summary.json" "$@" --out "$OUT/$METHOD"
     done ;;
   *) echo "mode must be train or rescore, got $MODE" >&2; exit 2 ;;
 esac

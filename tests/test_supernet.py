@@ -277,7 +277,7 @@ def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):
     rc = main(["bench", "supernet", "--dataset", "digits", "--method", "landmark", "--channels", "4",
                "--cells-per-stage", "1", "--device", "cpu", "--ground-truth", str(gt), "--landmarks", "4",
                "--archs", "gt", "--eval-batch-size", "32", "--load-supernet", str(out / "supernet.pt"), "--threads", "1",
-               "--out", str(again)])
+               "--landmarks-from", str(out / "summary.json"), "--out", str(again)])
     assert rc == 0
     np.testing.assert_allclose(pd.read_parquet(again / "weak_labels.parquet")["weak_acc"], table["weak_acc"])
     # the training time of the run that made the weights is carried over

@@ -56,6 +56,9 @@ def register(subparsers) -> None:
                    help="channels_last memory layout in the sweep (auto: on)")
     g = p.add_argument_group("landmark regularization")
     g.add_argument("--landmarks", type=int, default=30, help="the first K ground-truth rows are landmarks (held out of the metrics for every method)")
+    g.add_argument("--landmarks-from", default=None,
+                   help="summary.json of an earlier run: use its landmark_archs as the landmarks / held-out "
+                        "set instead of the first K rows (they must all be in --ground-truth)")
     g.add_argument("--landmark-coef", type=float, default=10.0)
     g.add_argument("--landmark-start", type=float, default=0.375, help="start, as a fraction of --epochs")
     g.add_argument("--landmark-warmup", type=float, default=0.1, help="cosine warm-up, fraction of --epochs")
@@ -90,6 +93,8 @@ def _check_args(args: argparse.Namespace) -> None:
         v = getattr(args, name)
         if not 0 <= v <= 1:
             raise UsageError(f"--{name.replace('_', '-')} is a fraction of --epochs in [0, 1], got {v}")
+    if args.landmarks_from and args.ground_truth is None:
+        raise UsageError("--landmarks-from needs --ground-truth")
     if args.method == "landmark" and (args.ground_truth is None or args.landmarks < 2):
         raise UsageError("--method landmark needs --ground-truth and --landmarks >= 2")
     if args.archs == "gt" and args.ground_truth is None:
@@ -167,6 +172,19 @@ def run(args: argparse.Namespace) -> int:
     # the same when the file grows, so a saved supernet can be rescored against a longer file
     n_land = min(args.landmarks, max(0, len(gt_archs) - 2)) if gt_archs else 0
     land_idx = np.arange(n_land)
+    if args.landmarks_from:
+        import json
+
+        with open(args.landmarks_from) as f:
+            named = json.load(f).get("landmark_archs")
+        if not named:
+            raise ValueError(f"--landmarks-from {args.landmarks_from!r} lists no landmark_archs")
+        pos = {space.to_string(a): i for i, a in enumerate(gt_archs)}
+        missing = [a for a in named if a not in pos]
+        if missing:
+            raise ValueError(f"{len(missing)} landmark arch(s) of {args.landmarks_from!r} are not in the ground "
+                             f"truth, e.g. {missing[0]!r}")
+        land_idx = np.array(sorted(pos[a] for a in named), dtype=int)
     eval_mask = np.ones(len(gt_archs), bool)
     eval_mask[land_idx] = False
 

@@ -73,12 +73,17 @@ class PredictorConfig:
     pretrain_weight_decay: float = 0.0
     # --- fine-tuning on ground truth
     fit_epochs: int = 300
-    fit_lr: float = 4e-3
+    fit_lr: float = 1e-2
     fit_weight_decay: float = 5e-4
     #: labelled items per step (full batch when there are fewer)
-    fit_batch: int = 128
+    fit_batch: int = 256
     #: stop when the loss has not improved for this many epochs
     patience: int = 50
+    #: give every labelled architecture's isomorphs (same ``space.iso_key``, i.e. the same function)
+    #: its label too; only for spaces with a non-trivial iso_key and at most ``iso_max_size`` archs
+    iso_augment: bool = True
+    #: at most this many isomorphs per labelled class (degenerate classes hold hundreds of cells)
+    iso_per_label: int = 3
     #: weight of the weak-label regression kept during fine-tuning (0 turns it off)
     weak_reg: float = 0.0
     #: pretraining architectures per step of that regulariser
@@ -117,6 +122,24 @@ class PredictorConfig:
         if unknown:
             raise ValueError(f"unknown PredictorConfig field(s) {unknown}")
         return cls(**d)
+
+
+_ISO_MAX_SIZE = 200_000
+_ISO_CACHE: dict[SearchSpace, dict | None] = {}
+
+
+def _iso_groups(space: SearchSpace) -> dict | None:
+    """``iso_key -> [archs]`` over the whole space, or None where isomorphism is trivial or the space too big."""
+    if space not in _ISO_CACHE:
+        trivial = type(space).iso_key is SearchSpace.iso_key
+        if trivial or space.size > _ISO_MAX_SIZE:
+            _ISO_CACHE[space] = None
+        else:
+            groups: dict = {}
+            for a in space.enumerate():
+                groups.setdefault(space.iso_key(a), []).append(a)
+            _ISO_CACHE[space] = groups
+    return _ISO_CACHE[space]
 
 
 class RankPredictor:
@@ -255,6 +278,8 @@ class RankPredictor:
             raise ValueError(f"fit: all {y.size} labels equal {y[0]!r}; there is nothing to rank")
         rows = self._rows(archs)
         signed = y if mode == "max" else -y
+        if self.config.iso_augment:
+            rows, signed = self._iso_expand(archs, rows, signed)
         # graded AceNAS relevance (q20 of the labelled subset) for LambdaRank, z-scores otherwise
         targets = {
             "rel": torch.as_tensor(acenas_relevance(signed), dtype=torch.float32, device=self.device),
@@ -273,6 +298,32 @@ class RankPredictor:
         self.fitted = True
         self._scale = self._compute_scale(rows)
         return self
+
+    def _iso_expand(self, archs: list, rows: np.ndarray, signed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        groups = _iso_groups(self.space)
+        if groups is None:
+            return rows, signed
+        keys = [self.space.iso_key(a) for a in archs]
+        seen = set()
+        extra_archs, extra_y = [], []
+        # several labels of one class (e.g. two measured isomorphs): their isomorphs get the mean
+        by_key: dict = {}
+        for k, v in zip(keys, signed):
+            by_key.setdefault(k, []).append(v)
+        labelled = {self.space.validate(a) for a in archs}
+        rng = np.random.default_rng(self.config.seed)
+        for k, vals in by_key.items():
+            members = [a for a in groups.get(k, ()) if a not in labelled and a not in seen]
+            if len(members) > self.config.iso_per_label:
+                pick = rng.choice(len(members), size=self.config.iso_per_label, replace=False)
+                members = [members[i] for i in sorted(pick)]
+            for a in members:
+                seen.add(a)
+                extra_archs.append(a)
+                extra_y.append(float(np.mean(vals)))
+        if not extra_archs:
+            return rows, signed
+        return np.concatenate([rows, self._rows(extra_archs)]), np.concatenate([signed, extra_y])
 
     def _one_loss(self, name: str, scores: torch.Tensor, targets: dict[str, torch.Tensor],
                   b: np.ndarray) -> torch.Tensor:

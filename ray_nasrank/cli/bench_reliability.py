@@ -33,8 +33,8 @@ SCENARIOS: dict[str, bool] = {
     "faults_trials_tune": True,
     "faults_actor": True,
     "faults_node": True,
-    "load_tune": True,
     "interrupt_cli": True,
+    "load_tune": True,
 }
 
 
@@ -70,7 +70,7 @@ def _plan(quick: bool, seed: int, cluster: Any, tmp: str) -> dict[str, Callable[
                                                              batch=4 if q else 8, seed=seed, use_shared=not q)],
         "faults_trials_asktell": lambda: [rel.asktell_trial_faults(budget=120 if q else 1000, seed=seed)],
         "faults_output": lambda: [rel.unwritable_output()],
-        "faults_atomic": lambda: [rel.atomic_write_kill(kills=2 if q else 10, seed=seed, control=True)],
+        "faults_atomic": lambda: [rel.atomic_write_kill(kills=2 if q else 6, seed=seed, control=True)],
         "load_driver": lambda: [rel.searcher_load(trials=300 if q else 1000, concurrency=8,
                                                   strategies=("random", "rea"), seed=seed)],
         "interrupt_tune": lambda: [rel.tune_interrupt(budget=10 if q else 20,
@@ -81,7 +81,7 @@ def _plan(quick: bool, seed: int, cluster: Any, tmp: str) -> dict[str, Callable[
         "faults_node": lambda: [rel.node_removal(cluster, budget=6 if q else 10, remove_after=2 if q else 3, seed=seed)],
         "load_tune": lambda: [rel.searcher_load(trials=100 if q else 1000, concurrency=8, strategies=("random",),
                                                 via="tune", seed=seed)],
-        "interrupt_cli": lambda: [rel.cli_search_interrupt(cluster.address, budget=4 if q else 10,
+        "interrupt_cli": lambda: [rel.cli_search_interrupt(cluster.address, budget=4 if q else 6,
                                                            fractions=(0.5,) if q else rel.EVERY_10_PERCENT)],
     }
 

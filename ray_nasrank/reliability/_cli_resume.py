@@ -58,7 +58,9 @@ def finished_trials(out: Path) -> dict[str, float]:
 def _run_until(cmd: list[str], out: Path, stop_at: int | None, timeout_s: float, env: dict) -> tuple[int, str, bool]:
     """Run ``cmd``; SIGINT it once ``stop_at`` trials finished. Returns (rc, stderr tail, interrupted)."""
     with tempfile.TemporaryFile(mode="w+") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        # a background job inherits SIGINT ignored; give the child the default Ctrl-C behaviour
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         interrupted = False
         deadline = time.monotonic() + timeout_s
         try:
@@ -108,10 +110,15 @@ def cli_search_interrupt(address: str, budget: int = 4, concurrency: int = 2,
                              "finished": len(finished_trials(out_dir))})
                 if stop is not None:
                     c.check(interrupted, f"the run ended before {stop} trials finished (rc {rc}): {tail[-300:]}")
+                    # 130: stopped by the Ctrl-C; 0: every trial had finished before it landed
+                    # (Tune syncs result files with a lag, so the watcher may see them late)
                     c.check(rc in (0, 130), f"interrupted run exited {rc}: {tail[-300:]}")
                     snapshots.append(finished_trials(out_dir))
+                    if rc == 0:
+                        break
                 else:
                     c.check(rc == 0, f"the final run exited {rc}: {tail[-500:]}")
+            c.check(any(r["rc"] == 130 for r in runs), f"no run was actually stopped by Ctrl-C: {runs}")
             res = pd.read_parquet(out_dir / "results.parquet")
             c.check(len(res) == budget, f"results.parquet has {len(res)} rows for a budget of {budget}")
             c.check(res["valid_acc"].notna().all(), f"{int(res['valid_acc'].isna().sum())} result(s) without valid_acc")

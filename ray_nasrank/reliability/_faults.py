@@ -109,7 +109,10 @@ def tune_trial_faults(budget: int = 12, concurrency: int = 2, strategy: str = "r
     bench = reliability_bench(use_shared=False)
     with tempfile.TemporaryDirectory(prefix="rn_rel_faults_") as tmp, \
             log.case(f"tune {strategy}: {budget} trials, a third failing", timeout_s=300) as c:
+        # one arch of each fault first, so every fault kind is exercised whatever the proposals
+        first = [next(a for a in bench.archs if fault_of(bench, a) == f) for f in ("raise", "nan", "inf")]
         searcher = NASRankSearcher(strategy=strategy, metric=bench.target_name, mode=bench.mode, seed=seed,
+                                   points_to_evaluate=first,
                                    strategy_kwargs={"candidates": bench.archs, "population": 4, "sample_size": 2}
                                    if strategy == "rea" else {"candidates": bench.archs})
         trainable = tune.with_parameters(faulty_table_trainable, bench=bench, sleep_s=0.0)

@@ -155,6 +155,12 @@ def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], 
             run_config=RunConfig(name=ARTEFACTS["tune"], storage_path=str(out.resolve()), verbose=0,
                                  callbacks=[_TrialProgress(cfg.budget, cfg.progress)]))
     grid = tuner.fit()
+    finished = grid.num_terminated + grid.num_errors
+    if finished < cfg.budget:
+        # Tune swallows Ctrl-C and returns what finished so far; writing results now would mark
+        # the search as done and a re-run on --out would never train the rest
+        raise KeyboardInterrupt(f"search interrupted after {finished} of {cfg.budget} finalist trials; "
+                                "re-run the same command to resume")
     rows = []
     for r in grid:
         cfg_arch = (r.config or {}).get("arch")

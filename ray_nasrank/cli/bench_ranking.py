@@ -6,7 +6,8 @@ seed means of Kendall tau, Spearman, NDCG@10, NDCG@50 and the best true target a
 top-ranked, plus the per-seed values.
 
 Methods: ``nasrank`` (LTR predictor pretrained on the weak labels), ``nasrank_no_pretrain``
-(same, no pretraining), ``weak`` (the mean rank of the weak labels alone), ``mse`` (the
+(same, no pretraining), ``weak`` (the mean rank of the weak labels alone, read in the target's
+direction: higher is better for ``--mode max``, lower for ``min``), ``mse`` (the
 pretrained predictor fine-tuned with MSE instead of a ranking loss), ``gbdt`` (scikit-learn
 gradient-boosted trees on the encoding plus the weak labels), ``random``.
 
@@ -48,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no per-seed progress lines on stderr")
+    p.add_argument("--pretrain-cache", default=None, metavar="DIR",
+                   help="keep the weak-label-pretrained predictor in DIR and reuse it across runs of the same "
+                        "table, weak columns and predictor settings (it does not depend on --labels/--seeds)")
     p.set_defaults(func=run)
 
 
@@ -132,8 +136,15 @@ def run(args: argparse.Namespace) -> int:
     pretrained = None
     if weak and any(m in methods for m in ("nasrank", "mse")):
         t0 = time.perf_counter()
-        pretrained = RankPredictor(bench.space, cfg).pretrain(bench.archs, weak)
-        timings["pretrain"] = time.perf_counter() - t0
+        cache = _cache_path(args, cfg, n) if args.pretrain_cache else None
+        if cache is not None and cache.is_file():
+            pretrained = RankPredictor.load(cache, device=args.device)
+            timings["pretrain_loaded"] = time.perf_counter() - t0
+        else:
+            pretrained = RankPredictor(bench.space, cfg).pretrain(bench.archs, weak)
+            timings["pretrain"] = time.perf_counter() - t0
+            if cache is not None:
+                pretrained.save(cache)
 
     features = weak_feats = None
     if "gbdt" in methods:
@@ -157,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
         scorers: dict[str, Callable[[], np.ndarray]] = {
             "nasrank": lambda: fit_clone(pretrained, archs, labels, seed=seed if pretrained is None else 0).score(bench.archs),
             "nasrank_no_pretrain": lambda: fit_clone(None, archs, labels, seed=seed).score(bench.archs),
-            "weak": lambda: weak_score(weak),
+            # weak columns are read in the target's direction (higher is better for mode max)
+            "weak": lambda: weak_score(weak) if bench.mode == "max" else -weak_score(weak),
             "mse": lambda: fit_clone(pretrained, archs, labels, loss="mse", aux_loss=None,
                                      seed=seed if pretrained is None else 0).score(bench.archs),
             "gbdt": lambda: _gbdt_scores(features, weak_feats, idx, y_signed, seed),
@@ -166,9 +178,10 @@ def run(args: argparse.Namespace) -> int:
         line = []
         for m in methods:
             t0 = time.perf_counter()
-            scores = scorers[m]()
+            scores = scorers[m]()  # every scorer: higher = better
             timings[m] += time.perf_counter() - t0
-            rep = ranking_report(y, scores, mode=bench.mode, ks=(10, 50))
+            # the metrics read scores in the target's units, so a 'min' run negates them
+            rep = ranking_report(y, scores if bench.mode == "max" else -scores, mode=bench.mode, ks=(10, 50))
             per_seed[m].append({"seed": seed, **{k: float(rep[k]) for k in METRICS}})
             line.append(f"{m} {rep['ndcg@50']:.3f}/{rep['kendall_tau']:.3f}")
         if not args.quiet:
@@ -188,6 +201,27 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out, result)
     print(format_summary(result))
     return 0
+
+
+def _cache_path(args: argparse.Namespace, cfg, n_rows: int) -> Path:
+    """Cache file named by a hash of everything the pretraining depends on."""
+    import dataclasses
+    import hashlib
+    import json
+
+    table = Path(args.table).resolve()
+    st = table.stat()
+    key = json.dumps({"table": str(table), "size": st.st_size, "mtime": st.st_mtime_ns, "rows": n_rows,
+                      "space": args.space, "arch_col": args.arch_col, "arch_cols": args.arch_cols,
+                      "weak": list(args.weak), "predictor": dataclasses.asdict(cfg)}, sort_keys=True)
+    d = check_dir(args.pretrain_cache)
+    return d / f"pretrained_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+
+
+def check_dir(path: str) -> Path:
+    from ray_nasrank._io import check_writable_dir
+
+    return check_writable_dir(path)
 
 
 def summarise(rows: Sequence[dict]) -> dict:

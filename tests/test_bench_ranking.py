@@ -1,0 +1,100 @@
+"""``ray-nasrank bench ranking`` on a small synthetic table, plus the NB201 target check (slow)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ray_nasrank.cli import main
+from ray_nasrank.cli.bench_ranking import METHODS, METRICS, markdown_table
+
+
+@pytest.fixture()
+def table(tmp_path):
+    rows = list(itertools.product([1, 3, 5, 7], [8, 16, 32, 64], ["relu", "gelu", "tanh"]))
+    rng = np.random.default_rng(0)
+    acc = np.array([0.5 + 0.04 * k + 0.002 * w + {"relu": 0.0, "gelu": 0.05, "tanh": -0.1}[a] for k, w, a in rows])
+    df = pd.DataFrame(rows, columns=["kernel", "width", "act"])
+    df["acc"] = acc
+    df["proxy"] = acc + rng.normal(0, 0.05, size=acc.size)
+    df.loc[3, "proxy"] = np.nan  # a missing weak value is fine
+    df["latency"] = df["width"] * df["kernel"] + rng.normal(0, 5, size=acc.size)
+    path = tmp_path / "tbl.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+def _run(args):
+    return main(["bench", "ranking", *map(str, args)])
+
+
+def test_cli_columns_table_json_layout(table, tmp_path, capsys):
+    path, df = table
+    out = tmp_path / "res" / "r.json"
+    rc = _run(["--table", path, "--space", "columns", "--arch-cols", "kernel,width,act", "--target", "acc",
+               "--weak", "proxy,latency", "--labels", 12, "--seeds", 2, "--ensemble", 2, "--quiet", "--out", out])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert set(res["methods"]) == set(METHODS)
+    assert res["config"]["labels"] == 12 and res["config"]["weak"] == ["proxy", "latency"]
+    for m, v in res["methods"].items():
+        assert set(METRICS) <= set(v)
+        assert [r["seed"] for r in v["per_seed"]] == [0, 1]
+        assert v["kendall_tau"] == pytest.approx(np.mean([r["kendall_tau"] for r in v["per_seed"]]))
+    assert res["methods"]["nasrank"]["kendall_tau"] > 0.6 > res["methods"]["random"]["kendall_tau"]
+    assert res["methods"]["nasrank"]["best_in_top10"] == pytest.approx(df["acc"].max())
+    assert "nasrank" in capsys.readouterr().out
+    md = markdown_table([out])
+    assert "| tbl.csv | acc | proxy,latency | 12 | 2 |" in md
+
+
+def test_cli_mode_min_and_method_subset(table, tmp_path):
+    path, df = table
+    df = df.assign(err=1.0 - df["acc"])
+    csv = tmp_path / "err.csv"
+    df.to_csv(csv, index=False)
+    out = tmp_path / "m.json"
+    rc = _run(["--table", csv, "--space", "columns", "--arch-cols", "kernel,width,act", "--target", "err",
+               "--mode", "min", "--labels", 10, "--seeds", 1, "--methods", "nasrank,random", "--ensemble", 1,
+               "--quiet", "--out", out])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert list(res["methods"]) == ["nasrank", "random"]  # no weak columns: no 'weak' method anyway
+    assert res["methods"]["nasrank"]["kendall_tau"] > 0.5
+    assert res["methods"]["nasrank"]["best_in_top10"] == pytest.approx(df["err"].min())
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--labels", 1], "--labels must be >= 2"),
+    (["--labels", 48], "must be smaller than the table's 48 rows"),
+    (["--seeds", 0], "--seeds must be >= 1"),
+    (["--methods", "nasrank,oracle"], "unknown method(s) ['oracle']"),
+    (["--weak", "nope"], "no column(s) ['nope']"),
+    (["--encoder", "gcn"], "graph encoders need the NB201"),
+])
+def test_cli_bad_input_exits_2(table, tmp_path, capsys, extra, message):
+    path, _ = table
+    args = ["--table", path, "--space", "columns", "--arch-cols", "kernel,width,act", "--target", "acc",
+            "--labels", 10, "--seeds", 1, "--quiet", "--out", tmp_path / "x.json"]
+    assert _run(args + extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_nb201_oneshot_targets(nb201_path, tmp_path):
+    """The issue's targets: 50 labels, 10 seeds, one-shot supernet accuracy as weak label."""
+    out = tmp_path / "nb201.json"
+    rc = _run(["--table", nb201_path, "--space", "nb201", "--arch-col", "arch", "--target", "test_acc",
+               "--weak", "supernet_oneshot_acc", "--labels", 50, "--seeds", 10, "--quiet", "--out", out])
+    assert rc == 0
+    res = json.loads(out.read_text())["methods"]
+    assert res["nasrank"]["ndcg@50"] >= 0.50
+    assert res["nasrank"]["kendall_tau"] >= 0.70
+    others = {m: v["ndcg@50"] for m, v in res.items() if m != "nasrank"}
+    assert all(res["nasrank"]["ndcg@50"] > v for v in others.values()), others

@@ -485,12 +485,13 @@ def _cli_catalogue() -> list[tuple[list[str], list]]:
     def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if subs:
-            out.append((path + [None], []))  # the group itself: only a bad subcommand applies
+            out.append((path + [None], [], []))  # the group itself: only a bad subcommand applies
             for name, sub in subs[0].choices.items():
                 walk(sub, path + [name])
             return
         opts = [a for a in parser._actions if a.option_strings and not isinstance(a, (argparse._HelpAction, argparse._VersionAction))]
-        out.append((path, opts))
+        positionals = [a for a in parser._actions if not a.option_strings]
+        out.append((path, opts, positionals))
 
     walk(build_parser(), [])
     return out
@@ -506,21 +507,21 @@ def _cli_strategy(catalogue: list):
 
 def _cli_argv(example: tuple, catalogue: list) -> tuple[list[str], Any]:
     """argv with random options plus one poison; returns (argv, what the error must name)."""
-    import argparse
-
     cmd, extra, poison, pick, tok = example
-    path, opts = catalogue[cmd]
+    path, opts, positionals = catalogue[cmd]
     if path and path[-1] is None:  # a command group: name an unknown subcommand
         bad = f"nocmd_{tok}"
         return path[:-1] + [bad], bad
-    argv = list(path)
-    for i, value in extra:
-        if not opts:
-            break
-        a = opts[i % len(opts)]
+    argv = list(path) + [_plausible(a, tok) for a in positionals]
+    # every other argument is plausible and the required ones are present, so the poison is the
+    # only error and argparse (which reports the first problem it meets) must name it
+    picked = [opts[i % len(opts)] for i, _ in extra] if opts else []
+    picked += [a for a in opts if a.required and a not in picked]
+    values = [v for _, v in extra] + [tok] * len(opts)
+    for a, value in zip(picked, values):
         argv.append(a.option_strings[-1])
         if a.nargs != 0:
-            argv.append(value if not value.startswith("-") else "x" + value)
+            argv.append(_plausible(a, value))
     typed = [a for a in opts if a.type in (int, float)]
     choice = [a for a in opts if a.choices]
     valued = [a for a in opts if a.nargs != 0]
@@ -541,13 +542,22 @@ def _cli_argv(example: tuple, catalogue: list) -> tuple[list[str], Any]:
     if poison == "unknown_command":
         bad = f"nocmd_{tok}"
         return path[:-1] + [bad] + argv[len(path):], bad
+    head = len(path) + len(positionals)
     bad = f"--no-such-option-{tok}"
-    argv.insert(len(path) + pick % (len(argv) - len(path) + 1), bad)
-    if argv[-1] == bad or (argv.index(bad) + 1 < len(argv) and argv[argv.index(bad) + 1].startswith("-")):
-        return argv, bad
-    argparse_ok_value = argv[argv.index(bad) + 1]
-    # argparse may read the next token as the unknown option's value and name both
-    return argv, (bad, argparse_ok_value)
+    # between two options (never between an option and its value) or at the end
+    slots = [i for i in range(head, len(argv)) if argv[i].startswith("--")] + [len(argv)]
+    argv.insert(slots[pick % len(slots)], bad)
+    return argv, bad
+
+
+def _plausible(action: Any, token: str) -> str:
+    """A value argparse accepts for ``action``: a valid choice, a number, or the token."""
+    if action.choices:
+        choices = list(action.choices)
+        return str(choices[len(token) % len(choices)])
+    if action.type is not None and action.type is not str:
+        return "1"  # int, float and list-of-int parsers all take it
+    return token if not token.startswith("-") else "x" + token
 
 
 def _check_cli(example: tuple, c: Any, catalogue: list) -> None:
@@ -584,7 +594,7 @@ def fuzz_cli(n: int = 200) -> ScenarioResult:
                                   label=lambda ex: repr(_cli_argv(ex, catalogue)[0]))
         finally:
             os.chdir(old)
-    res.details["commands"] = [" ".join(x or "<sub>" for x in p) for p, _ in catalogue]
+    res.details["commands"] = [" ".join(x or "<sub>" for x in p) for p, _, _ in catalogue]
     return res
 
 

@@ -20,6 +20,7 @@ isomorphism key, and every result finished before an interruption kept with the 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -44,9 +45,12 @@ def synthetic_value(arch: Sequence[str]) -> float:
     return float(sum(weights.get(op, 0.0) * (1 + 0.1 * i) for i, op in enumerate(arch)))
 
 
+@functools.lru_cache(maxsize=2)
 def reliability_bench(use_shared: bool = True):
     """The NB201 CIFAR-10 table when ../shared is present, else every NB201 cell with
-    :func:`synthetic_value` as target (so the scenarios run anywhere)."""
+    :func:`synthetic_value` as target (so the scenarios run anywhere).
+
+    Cached: scenarios only read it (``lookup``, never the query-counting ``evaluate``)."""
     import pandas as pd
 
     from ray_nasrank.benchmarks import TabularBenchmark, find_shared_data
@@ -192,6 +196,7 @@ def tune_interrupt(budget: int = 20, fractions: Sequence[float] = EVERY_10_PERCE
     trainable = make_table_trainable(bench, sleep_s=sleep_s)
     own_tmp = tempfile.TemporaryDirectory(prefix="rn_rel_tune_") if storage is None else None
     root = Path(storage or own_tmp.name)
+    root.mkdir(parents=True, exist_ok=True)
     control = root / "interrupt_at.txt"
     segments: list[dict[str, tuple]] = []
     try:

@@ -47,6 +47,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="results/reliability/reliability.json", help="JSON file to write")
     p.add_argument("--quick", action="store_true", help="the small variants the tests use (minutes, not an hour)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep-passed", action="store_true",
+                   help="if --out exists, keep its scenarios that passed (same --quick) and run only the others")
     p.set_defaults(func=run)
 
 
@@ -99,6 +101,12 @@ def _start_cluster(tmp: str):
     return cluster
 
 
+def _totals(report: dict, t0: float) -> None:
+    entries = report["scenarios"].values()
+    report["totals"] = {"cases": sum(e["cases"] for e in entries), "failures": sum(e["failures"] for e in entries),
+                        "scenarios": len(report["scenarios"]), "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
@@ -119,6 +127,16 @@ def run(args: argparse.Namespace) -> int:
         "host": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
         "scenarios": {}, "totals": {},
     }
+    if args.keep_passed and out.is_file():
+        import json
+
+        old = json.loads(out.read_text())
+        if bool(old.get("quick")) == bool(args.quick):
+            kept = {n: e for n, e in old.get("scenarios", {}).items() if n in names and e.get("failures") == 0
+                    and e.get("cases", 0) > 0}
+            report["scenarios"].update({n: {**e, "kept_from_previous_run": True} for n, e in kept.items()})
+            names = [n for n in names if n not in kept]
+            report["command"] += " --keep-passed"
     cluster = None
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rn_bench_rel_") as tmp:
@@ -136,9 +154,7 @@ def run(args: argparse.Namespace) -> int:
                     entry = {"cases": 1, "failures": 1, "parts": [], "crash": f"{type(e).__name__}: {e}"[:1000]}
                 entry["seconds"] = round(time.perf_counter() - t0, 2)
                 report["scenarios"][name] = entry
-                report["totals"] = {"cases": sum(e["cases"] for e in report["scenarios"].values()),
-                                    "failures": sum(e["failures"] for e in report["scenarios"].values()),
-                                    "seconds": round(time.perf_counter() - t_all, 1)}
+                _totals(report, t_all)
                 atomic_write_json(out, report)
                 print(f"{name}: {entry['cases']} cases, {entry['failures']} failures, {entry['seconds']} s"
                       + (f" ({entry['crash']})" if "crash" in entry else ""), flush=True)
@@ -148,5 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
                 ray.shutdown()
                 cluster.shutdown()
+    _totals(report, t_all)
+    atomic_write_json(out, report)
     print(f"total: {report['totals']['cases']} cases, {report['totals']['failures']} failures -> {out}")
     return 0 if report["totals"]["failures"] == 0 else 1

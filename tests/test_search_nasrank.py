@@ -50,7 +50,8 @@ def _loop(s, budget, batch=1, fail=lambda i: False):
 
 
 def test_first_batch_exploits_the_pretrained_ranking(space, pool, weak, pretrained):
-    s = NASRankStrategy(space, seed=0, candidates=pool, predictor=pretrained, batch_size=8, explore=0.0)
+    s = NASRankStrategy(space, seed=0, candidates=pool, predictor=pretrained, batch_size=8, explore=0.0,
+                         first_explore=0.0)
     first = s.ask(8)
     top = set(pretrained.top_k(pool, 8))
     assert set(first) & top  # greedy on the pretrained scores (iso twins may swap in)
@@ -120,3 +121,14 @@ def test_bad_arguments(space, pool, weak):
         NASRankStrategy(space, candidates=pool, predictor=TINY, weak={"w": np.zeros(3)})
     with pytest.raises(ValueError, match="batch_size"):
         NASRankStrategy(space, candidates=pool, predictor=TINY, batch_size=0)
+
+
+def test_default_first_batch_explores_with_the_weak_opdist_prior(space, pool, weak, pretrained):
+    # weak labels are least reliable at the very top, so by default the first batch is drawn by
+    # op-distribution Thompson sampling whose prior is the weak labels' per-vector mean
+    s = NASRankStrategy(space, seed=0, candidates=pool, predictor=pretrained, weak=weak, batch_size=8)
+    first = s.ask(8)
+    assert s._opdist is not None and s._opdist.prior_mean.max() > 0
+    assert np.mean([_value(a) for a in first]) > np.mean([_value(a) for a in pool])
+    top = set(pretrained.top_k(pool, 8))
+    assert len(set(first) & top) < 8

@@ -137,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
             result.pop("archs")
             per_seed.append({"seed": seed, **result,
                              "best_arch": None if best is None else bench.space.to_string(best[0])})
+            log(f"{name} seed {seed}: best {result['best_so_far'][-1]} "
+                f"queries to optimum {result['queries_to_optimum']}")
         summary = summarize([r["values"] for r in per_seed], bench.optimum, args.budget, bench.mode)
         summary["overhead_s_per_trial"] = float(sum(r["overhead_s_per_trial"] for r in per_seed) / len(per_seed))
         summary["wall_s"] = time.time() - t0

@@ -89,7 +89,7 @@ class NASRankStrategy(Strategy):
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
                  batch_size: int = 10, first_batch: int | None = None, refit_every: int | None = None,
-                 explore: float = 0.2, first_explore: float | None = None, local: float = 1.0,
+                 explore: float = 0.2, first_explore: float = 1.0, local: float = 1.0,
                  local_parents: int = 3, opdist_prior: bool = True,
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int = 20000) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
@@ -99,7 +99,7 @@ class NASRankStrategy(Strategy):
         self.first_batch = check_count(first_batch if first_batch is not None else batch_size, "first_batch")
         self.refit_every = check_count(refit_every if refit_every is not None else batch_size, "refit_every")
         self.explore = _check_share("explore", explore)
-        self.first_explore = _check_share("first_explore", explore if first_explore is None else first_explore)
+        self.first_explore = _check_share("first_explore", first_explore)
         self.local = _check_share("local", local)
         self.local_parents = check_count(local_parents, "local_parents")
         self.opdist_prior = bool(opdist_prior)

@@ -19,8 +19,8 @@ def test_nb201_trainable_trains_finalists_and_reports_every_epoch(ray_session, t
     finalists = SPACE.sample_many(2, rng=3, unique=True)
     searcher = NASRankSearcher(strategy="random", metric="valid_acc", mode="max", seed=0,
                                points_to_evaluate=[SPACE.to_string(a) for a in finalists])
-    param_space = {**SPACE.to_tune(), "dataset": "digits", "epochs": 2, "channels": 4, "cells_per_stage": 1,
-                   "batch_size": 64, "limit_train": 256, "seed": 0}
+    param_space = {**SPACE.to_tune(), "dataset": "digits", "epochs": 2, "limit_train": 256,
+                   "train": {"channels": 4, "cells_per_stage": 1, "batch_size": 64, "seed": 0}}
     tuner = tune.Tuner(
         tune.with_resources(nb201_trainable, {"cpu": 1}),
         param_space=param_space,
@@ -46,3 +46,5 @@ def test_trainable_inputs_are_checked(nb201_bench):
         make_table_trainable(nb201_bench, sleep_s=-1)
     with pytest.raises(ValueError, match=r"unknown config key\(s\) \['epochz'\]"):
         nb201_trainable({"arch": SPACE.to_string(SPACE.sample(0)), "epochz": 3})
+    with pytest.raises(ValueError, match=r"unknown config\[.train.\] key\(s\) \[.lrr.\]"):
+        nb201_trainable({"arch": SPACE.to_string(SPACE.sample(0)), "train": {"lrr": 0.1}})

@@ -60,7 +60,7 @@ def make_table_trainable(bench: Any, sleep_s: float = 0.0) -> Callable[[dict], N
 
 
 #: config keys of nb201_trainable that are not TrainConfig fields
-NB201_TRAINABLE_KEYS = ("arch", "dataset", "data_seed", "limit_train", "valid_fraction")
+NB201_TRAINABLE_KEYS = ("arch", "dataset", "data_seed", "limit_train", "valid_fraction", "train")
 
 
 def nb201_trainable(config: dict) -> None:
@@ -69,7 +69,8 @@ def nb201_trainable(config: dict) -> None:
     Reads the cell from ``config["arch"]`` (NB201 string) or the nested ``{"cell": {...}}``
     edges, the data set from ``config["dataset"]`` (default ``"digits"``;
     ``"fashion-mnist"`` needs the Debian files) and every ``TrainConfig`` field
-    (``epochs``, ``channels``, ``cells_per_stage``, ``lr``...) from the config. Per-epoch
+    (``epochs``, ``channels``, ``cells_per_stage``, ``lr``...) from the config, either at the top
+    level or in a ``config["train"]`` dict (top-level keys win). Per-epoch
     metrics of ``ray_nasrank.training.train_arch`` are reported as they come, then the final
     result (``valid_acc``, ``test_acc``, ``params``, ``seconds``) with ``done=True``.
     """
@@ -81,7 +82,13 @@ def nb201_trainable(config: dict) -> None:
     unknown = sorted(k for k in config if k not in fields and k not in NB201_TRAINABLE_KEYS and k != "cell")
     if unknown:
         raise ValueError(f"nb201_trainable: unknown config key(s) {unknown}; TrainConfig fields are {sorted(fields)}")
-    cfg = TrainConfig(**{k: v for k, v in config.items() if k in fields})
+    nested = config.get("train") or {}
+    if not isinstance(nested, dict):
+        raise ValueError(f"nb201_trainable: config['train'] must be a dict of TrainConfig fields, got {nested!r}")
+    bad = sorted(k for k in nested if k not in fields)
+    if bad:
+        raise ValueError(f"nb201_trainable: unknown config['train'] key(s) {bad}; TrainConfig fields are {sorted(fields)}")
+    cfg = TrainConfig(**{**nested, **{k: v for k, v in config.items() if k in fields}})
     data_kwargs = {"seed": config.get("data_seed", 0), "device": getattr(cfg, "device", "cpu")}
     if config.get("limit_train") is not None:
         data_kwargs["limit_train"] = int(config["limit_train"])

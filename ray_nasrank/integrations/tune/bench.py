@@ -66,7 +66,9 @@ def search_via_tune(bench: Any, strategy: str = "nasrank", budget: int = 100, se
 
     own_ray = not ray.is_initialized()
     if own_ray:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # address="local": always a fresh instance of our own, never another process's cluster
+        # that `ray.init()` would otherwise find and join (and lose when it shuts down)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         # a lookup needs almost no CPU: fractional trials let `concurrency` of them run at once

@@ -104,3 +104,12 @@ def test_searcher_uses_the_fallback_until_the_actor_is_ready(ray_session):
         proxy_weak_fn(CategoricalSpace({"k": [1, 2]}))
     for h in (slow, ready_actor):
         ray.kill(h)
+
+
+def test_params_proxy_fallback_builds_one_network_per_op_count_vector():
+    archs = SPACE.sample_many(12, rng=4, unique=True)
+    fast = proxy_weak_fn(SPACE, ("params",), channels=4, cells_per_stage=1)(archs)["zc_params"]
+    from ray_nasrank.proxies import compute_proxies_many
+
+    slow = compute_proxies_many(archs, ("params",), progress=False, channels=4, cells_per_stage=1)["params"]
+    np.testing.assert_allclose(fast, slow.to_numpy(dtype=float))

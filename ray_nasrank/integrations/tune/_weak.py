@@ -54,10 +54,17 @@ def _as_label_dict(value: Any, n: int, default_name: str) -> dict[str, np.ndarra
     return out
 
 
+#: proxies that depend only on how many edges use each op (every NB201 edge has the same channels
+#: and resolution), so one representative per op-count vector (210 of them) gives every arch's value
+OPCOUNT_PROXIES = frozenset({"params", "flops"})
+
+
 def proxy_weak_fn(space: SearchSpace, names: Sequence[str] = (DEFAULT_PROXY,), **proxy_kwargs: Any) -> WeakFn:
     """Zero-cost proxies of :mod:`ray_nasrank.proxies` as a weak-label callable (NB201 only).
 
     ``proxy_kwargs`` go to ``compute_proxies_many`` (channels, cells_per_stage, input_shape...).
+    For ``params``/``flops`` only one arch per op-count vector is built (210 networks for the
+    whole NB201 space instead of 15,625).
     """
     if not isinstance(space, NB201Space):
         raise ValueError(
@@ -65,12 +72,24 @@ def proxy_weak_fn(space: SearchSpace, names: Sequence[str] = (DEFAULT_PROXY,), *
             "archs -> dict of arrays for other spaces"
         )
     names = tuple(names)
+    by_counts = set(names) <= OPCOUNT_PROXIES
 
     def weak(archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+        from collections import Counter
+
         from ray_nasrank.proxies import compute_proxies_many
 
+        archs = [space.validate(a) for a in archs]
         kwargs = {"progress": False, **proxy_kwargs}
-        df = compute_proxies_many(list(archs), names, **kwargs)
+        if by_counts:
+            keys = [tuple(sorted(Counter(a).items())) for a in archs]
+            reps = {}
+            for k, a in zip(keys, archs):
+                reps.setdefault(k, a)
+            df = compute_proxies_many(list(reps.values()), names, **kwargs)
+            row = {k: i for i, k in enumerate(reps)}
+            return {f"zc_{n}": df[n].to_numpy(dtype=np.float64)[[row[k] for k in keys]] for n in names}
+        df = compute_proxies_many(archs, names, **kwargs)
         return {f"zc_{n}": df[n].to_numpy(dtype=np.float64) for n in names}
 
     weak.__name__ = f"proxies_{'_'.join(names)}"

@@ -81,7 +81,7 @@ def _plan(quick: bool, seed: int, cluster: Any, tmp: str) -> dict[str, Callable[
         "faults_trials_tune": lambda: [rel.tune_trial_faults(budget=12 if q else 24, seed=seed)],
         "faults_actor": lambda: [rel.supernet_actor_kill(pool_size=24 if q else 48, kill_races=2 if q else 6, seed=seed)],
         "faults_node": lambda: [rel.node_removal(cluster, budget=6 if q else 10, remove_after=2 if q else 3, seed=seed)],
-        "load_tune": lambda: [rel.searcher_load(trials=100 if q else 1000, concurrency=8, strategies=("random",),
+        "load_tune": lambda: [rel.searcher_load(trials=100 if q else 500, concurrency=8, strategies=("random",),
                                                 via="tune", seed=seed)],
         "interrupt_cli": lambda: [rel.cli_search_interrupt(cluster.address, budget=4 if q else 6,
                                                            fractions=(0.5,) if q else rel.EVERY_10_PERCENT)],

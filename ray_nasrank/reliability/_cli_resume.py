@@ -34,13 +34,32 @@ TINY_SEARCH_ARGS = ("--dataset", "digits", "--rounds", "2", "--pool-size", "24",
                     "--no-html")
 
 
-def finished_trials(out: Path) -> dict[str, float]:
-    """Trial folder -> final ``valid_acc`` of the trials under ``out/tune`` that finished."""
+def _session_dir() -> Path | None:
+    """This process's Ray session folder (shared by every driver of the cluster), if connected."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        return Path(ray._private.worker._global_node.get_session_dir_path())
+    except Exception:  # noqa: BLE001 - a private API; without it the watcher reads --out only
+        return None
+
+
+def finished_trials(out: Path, session: Path | None = None) -> dict[str, float]:
+    """Trial folder -> final ``valid_acc`` of the trials under ``out/tune`` that finished.
+
+    With ``session`` (a Ray session folder) the driver's staging copies count too: Tune writes
+    results there at once and syncs them to ``--out`` only at its periodic checkpoints.
+    """
     done: dict[str, float] = {}
-    tune_dir = out / "tune"
-    if not tune_dir.is_dir():
-        return done
-    for res in tune_dir.glob("*/result.json"):
+    files = list((out / "tune").glob("*/result.json")) if (out / "tune").is_dir() else []
+    if session is not None:
+        # only trials of this experiment (Tune creates their folders under --out when they start)
+        ours = {p.parent.name for p in files} | ({p.name for p in (out / "tune").iterdir() if p.is_dir()}
+                                                 if (out / "tune").is_dir() else set())
+        files += [p for p in session.glob("artifacts/*/tune/driver_artifacts/*/result.json") if p.parent.name in ours]
+    for res in files:
         try:
             lines = [ln for ln in res.read_text().splitlines() if ln.strip()]
         except OSError:
@@ -55,7 +74,8 @@ def finished_trials(out: Path) -> dict[str, float]:
     return done
 
 
-def _run_until(cmd: list[str], out: Path, stop_at: int | None, timeout_s: float, env: dict) -> tuple[int, str, bool]:
+def _run_until(cmd: list[str], out: Path, stop_at: int | None, timeout_s: float, env: dict,
+               session: Path | None = None) -> tuple[int, str, bool]:
     """Run ``cmd``; SIGINT it once ``stop_at`` trials finished. Returns (rc, stderr tail, interrupted)."""
     with tempfile.TemporaryFile(mode="w+") as err:
         # a background job inherits SIGINT ignored; give the child the default Ctrl-C behaviour
@@ -69,7 +89,7 @@ def _run_until(cmd: list[str], out: Path, stop_at: int | None, timeout_s: float,
                     proc.kill()
                     proc.wait()
                     raise TimeoutError(f"{' '.join(cmd[-6:])} ran past {timeout_s} s")
-                if stop_at is not None and not interrupted and len(finished_trials(out)) >= stop_at:
+                if stop_at is not None and not interrupted and len(finished_trials(out, session)) >= stop_at:
                     proc.send_signal(signal.SIGINT)
                     interrupted = True
                 time.sleep(0.2)
@@ -97,6 +117,7 @@ def cli_search_interrupt(address: str, budget: int = 4, concurrency: int = 2,
     cmd = [sys.executable, "-m", "ray_nasrank", "search", "--out", str(out_dir), "--budget", str(budget),
            "--concurrency", str(concurrency), "--address", address, *TINY_SEARCH_ARGS]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "TQDM_DISABLE": "1"}
+    session = _session_dir()
     snapshots: list[dict[str, float]] = []
     runs = []
     try:
@@ -105,7 +126,7 @@ def cli_search_interrupt(address: str, budget: int = 4, concurrency: int = 2,
                 already = len(finished_trials(out_dir))
                 if stop is not None and already >= stop:
                     continue  # trials finishing together passed this mark too
-                rc, tail, interrupted = _run_until(cmd, out_dir, stop, run_timeout_s, env)
+                rc, tail, interrupted = _run_until(cmd, out_dir, stop, run_timeout_s, env, session)
                 runs.append({"stop_at": stop, "rc": rc, "interrupted": interrupted,
                              "finished": len(finished_trials(out_dir))})
                 if stop is not None:

@@ -119,14 +119,15 @@ def _tune_run(searcher, bench, trials: int, concurrency: int, storage: str | Non
     from ray_nasrank.integrations.tune import make_table_trainable
 
     rss: list[tuple[int, float]] = []
+    step = max(1, trials // 20)
 
     class Memory(tune.Callback):
         def __init__(self) -> None:
             self.done = 0
 
-        def on_trial_complete(self, iteration, trials_, trial, **info):
+        def on_trial_complete(self, iteration, trials, trial, **info):
             self.done += 1
-            if self.done % max(1, trials // 20) == 0:
+            if self.done % step == 0:
                 rss.append((self.done, rss_bytes() / 2**20))
 
     with tempfile.TemporaryDirectory(prefix="rn_rel_load_") as tmp, warnings.catch_warnings():

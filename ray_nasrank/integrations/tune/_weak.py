@@ -123,9 +123,15 @@ class ActorWeakFn:
 
         archs = list(archs)
         if self.actor_ready():
-            labels = ray.get(self.actor.weak_labels.remote(archs), timeout=self.timeout_s)
-            self.used = "actor"
-            return _as_label_dict(labels, len(archs), "supernet")
+            try:
+                labels = ray.get(self.actor.weak_labels.remote(archs), timeout=self.timeout_s)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+                # the actor died (or hung) after saying it was ready: same as not ready
+                logger.warning("supernet actor failed while labelling (%s: %s); using the fallback",
+                               type(e).__name__, e)
+            else:
+                self.used = "actor"
+                return _as_label_dict(labels, len(archs), "supernet")
         if self.fallback is None:
             raise RuntimeError(
                 "the supernet actor is not ready and no zero-cost fallback is available; pass "

@@ -23,6 +23,7 @@ def table(tmp_path):
     df["proxy"] = acc + rng.normal(0, 0.05, size=acc.size)
     df.loc[3, "proxy"] = np.nan  # a missing weak value is fine
     df["latency"] = df["width"] * df["kernel"] + rng.normal(0, 5, size=acc.size)
+    df.loc[5, "latency"] = np.inf  # an overflowed weak value is treated as missing
     path = tmp_path / "tbl.csv"
     df.to_csv(path, index=False)
     return path, df
@@ -47,7 +48,9 @@ def test_cli_columns_table_json_layout(table, tmp_path, capsys):
         assert v["kendall_tau"] == pytest.approx(np.mean([r["kendall_tau"] for r in v["per_seed"]]))
     assert res["methods"]["nasrank"]["kendall_tau"] > 0.6 > res["methods"]["random"]["kendall_tau"]
     assert res["methods"]["nasrank"]["best_in_top10"] == pytest.approx(df["acc"].max())
-    assert "nasrank" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "nasrank" in captured.out
+    assert "'latency': 1 inf value(s) treated as missing" in captured.err
     md = markdown_table([out])
     assert "| tbl.csv | acc | proxy,latency | 12 | 2 |" in md
 
@@ -98,3 +101,17 @@ def test_nb201_oneshot_targets(nb201_path, tmp_path):
     assert res["nasrank"]["kendall_tau"] >= 0.70
     others = {m: v["ndcg@50"] for m, v in res.items() if m != "nasrank"}
     assert all(res["nasrank"]["ndcg@50"] > v for v in others.values()), others
+
+
+def test_cli_pretrain_cache_gives_identical_results(table, tmp_path):
+    path, _ = table
+    cache = tmp_path / "cache"
+    base = ["--table", path, "--space", "columns", "--arch-cols", "kernel,width,act", "--target", "acc",
+            "--weak", "proxy", "--labels", 10, "--seeds", 1, "--methods", "nasrank,mse", "--ensemble", 1,
+            "--quiet", "--pretrain-cache", cache]
+    assert _run(base + ["--out", tmp_path / "a.json"]) == 0
+    assert len(list(cache.glob("pretrained_*.pt"))) == 1
+    assert _run(base + ["--out", tmp_path / "b.json"]) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert "pretrain" in a["config"]["seconds"] and "pretrain_loaded" in b["config"]["seconds"]
+    assert a["methods"] == b["methods"]

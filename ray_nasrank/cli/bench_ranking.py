@@ -130,7 +130,15 @@ def run(args: argparse.Namespace) -> int:
 
     y = bench.targets
     y_signed = y if bench.mode == "max" else -y
-    weak = dict(bench.weak)
+    weak = {}
+    for name, col in bench.weak.items():
+        col = np.asarray(col, dtype=np.float64)
+        bad = np.isinf(col)
+        if bad.any():  # e.g. a proxy that overflowed: treat as missing, like NaN
+            print(f"bench ranking: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing",
+                  file=sys.stderr)
+            col = np.where(bad, np.nan, col)
+        weak[name] = col
     timings: dict[str, float] = {m: 0.0 for m in methods}
 
     pretrained = None

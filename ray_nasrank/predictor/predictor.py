@@ -447,11 +447,16 @@ class RankPredictor:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["device"] = str(self.device)
+        # row numbers index this process's feature store: another process (or a fresh store)
+        # numbers the archs differently, so they are rebuilt from the archs on unpickling
+        state["_pre_rows"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
         state["device"] = torch.device(state["device"])
         self.__dict__.update(state)
+        if self._pre_archs is not None:
+            self._pre_rows = self._rows(self._pre_archs)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write config, space, weights and pretraining data with ``torch.save`` (atomically)."""

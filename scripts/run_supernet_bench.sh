@@ -3,6 +3,7 @@
 #
 #   scripts/run_supernet_bench.sh train   GT.csv OUT_ROOT [DEVICE] [ARCHS] [extra bench args...]
 #   scripts/run_supernet_bench.sh rescore GT.csv OUT_ROOT [DEVICE] [ARCHS] [extra bench args...]
+#   scripts/run_supernet_bench.sh table   -      OUT_ROOT      (markdown table of the rescored summaries)
 #
 # train: each method trains a supernet and writes OUT_ROOT/<method>/train/{supernet.pt,
 #   weak_labels.parquet,summary.json} (scored against GT.csv as it is at that moment).
@@ -17,7 +18,7 @@
 # training images (seed 0); 8 supernet epochs; weak labels for the ground-truth archs only
 # (ARCHS=gt). On a GPU: DEVICE=cuda ARCHS=all plus larger settings, e.g. --epochs 50.
 set -euo pipefail
-MODE=${1:?train or rescore}
+MODE=${1:?train, rescore or table}
 GT=${2:?ground-truth CSV}
 OUT=${3:?output root}
 DEVICE=${4:-cpu}
@@ -43,6 +44,22 @@ case "$MODE" in
         --ground-truth "$OUT/ground_truth_snapshot.csv" --load-supernet "$OUT/$METHOD/train/supernet.pt" \
         --landmarks-from "$OUT/landmark/train/summary.json" "$@" --out "$OUT/$METHOD"
     done ;;
-  *) echo "mode must be train or rescore, got $MODE" >&2; exit 2 ;;
+  table)
+    python - "$OUT" <<'PY'
+import json, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+print("| method | Kendall tau | Spearman | NDCG@50 | tau (-loss) | tau (all GT) | archs ranked | train s | weak labels/s |")
+print("|---|---|---|---|---|---|---|---|---|")
+for m in ("spos", "landmark", "rd", "fewshot"):
+    f = root / m / "summary.json"
+    if not f.is_file():
+        continue
+    s = json.loads(f.read_text())
+    print(f"| {m} | {s['kendall_tau']:.3f} | {s['spearman']:.3f} | {s['ndcg@50']:.3f} | {s['kendall_tau_neg_loss']:.3f} "
+          f"| {s['kendall_tau_all_gt']:.3f} | {s['n_ranked']} | {s['train_seconds']:.0f} | {s['weak_labels_per_second']:.1f} |")
+PY
+    ;;
+  *) echo "mode must be train, rescore or table, got $MODE" >&2; exit 2 ;;
 esac
 echo "=== done $(date -u +%H:%M:%S)"

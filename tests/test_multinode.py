@@ -74,14 +74,15 @@ class _RemoveWorkerAfterItsFirstResult(tune.Callback):
     """Remove the worker node as soon as one trial that ran there has finished."""
 
     def __init__(self, cluster, node) -> None:
-        self.cluster, self.node, self.removed_after = cluster, node, None
+        self.cluster, self.node, self.removed_after, self.finished = cluster, node, None, []
 
     def __getstate__(self):  # Tuner pickles callbacks into tuner.pkl; a Cluster does not pickle
-        return {"cluster": None, "node": None, "removed_after": self.removed_after}
+        return {"cluster": None, "node": None, "removed_after": self.removed_after, "finished": []}
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.finished.append(trial.trial_id)
         if self.node is not None and self.removed_after is None and trial.last_result.get("node_id") == self.node.node_id:
-            self.removed_after = [t.trial_id for t in trials if t.status == "TERMINATED"]
+            self.removed_after = list(self.finished)  # every trial finished so far, this one included
             self.cluster.remove_node(self.node)
 
 

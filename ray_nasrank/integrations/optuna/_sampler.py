@@ -27,7 +27,6 @@ import time
 import warnings
 from typing import Any, Mapping, Sequence
 
-import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection

@@ -142,7 +142,9 @@ def cli_search_interrupt(address: str, budget: int = 4, concurrency: int = 2,
             c.check(any(r["rc"] == 130 for r in runs), f"no run was actually stopped by Ctrl-C: {runs}")
             res = pd.read_parquet(out_dir / "results.parquet")
             c.check(len(res) == budget, f"results.parquet has {len(res)} rows for a budget of {budget}")
-            c.check(res["valid_acc"].notna().all(), f"{int(res['valid_acc'].isna().sum())} result(s) without valid_acc")
+            nan = res[res["valid_acc"].isna()]
+            c.check(nan.empty, f"{len(nan)} result(s) without valid_acc: "
+                               + "; ".join(f"{r.trial_id} error={r.error!r}" for r in nan.itertuples()))
             space = NB201Space()
             keys = {space.iso_key(a) for a in res["arch"]}
             c.check(len(keys) == len(res), f"{len(res) - len(keys)} iso-duplicate arch(s)")

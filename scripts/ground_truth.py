@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,47 @@ def sample_archs(n: int, seed: int) -> list[tuple[str, ...]]:
     raise ValueError(f"could not draw {n} distinct isomorphism classes")
 
 
+def check(csv: Path, nb201: str | None = None) -> dict:
+    """Sanity figures of a ground-truth CSV: spread, 'none'-heavy cells, agreement with NB201."""
+    import numpy as np
+    import pandas as pd
+
+    from ray_nasrank.benchmarks import find_shared_data
+    from ray_nasrank.metrics import kendall_tau, spearman
+    from ray_nasrank.spaces import NB201Space
+
+    space = NB201Space()
+    gt = pd.read_csv(csv)
+    archs = [space.from_string(a) for a in gt["arch"]]
+    n_none = np.array([a.count("none") for a in archs])
+    connected = np.array([space.is_connected(a) for a in archs])
+    rep = {
+        "csv": str(csv),
+        "num_archs": len(gt),
+        "distinct_iso_classes": len({space.iso_key(a) for a in archs}),
+        "disconnected": int((~connected).sum()),
+        "test_acc": gt["test_acc"].describe().round(3).to_dict(),
+        "valid_acc": gt["valid_acc"].describe().round(3).to_dict(),
+        "kendall_valid_vs_test": kendall_tau(gt["test_acc"], gt["valid_acc"]),
+        "mean_test_acc_by_num_none": {int(k): round(float(v), 3) for k, v in
+                                      gt.groupby(n_none)["test_acc"].mean().items()},
+        "spearman_test_acc_vs_num_none": spearman(gt["test_acc"], n_none),  # < 0: none-heavy worse
+        "kendall_test_acc_vs_params": kendall_tau(gt["test_acc"], gt["params"]),
+        "seconds_per_arch": gt["seconds"].describe().round(2).to_dict(),
+    }
+    path = nb201 or find_shared_data("nb201/nb201_cifar10.parquet")
+    if path is not None:
+        ref = pd.read_parquet(path, columns=["arch", "test_acc"]).set_index("arch")["test_acc"]
+        ref_acc = ref.loc[gt["arch"]].to_numpy()
+        rep["nb201_table"] = str(path)
+        rep["kendall_vs_nb201_cifar10_test_acc"] = kendall_tau(ref_acc, gt["test_acc"])
+        rep["spearman_vs_nb201_cifar10_test_acc"] = spearman(ref_acc, gt["test_acc"])
+        rep["kendall_valid_vs_nb201_cifar10_test_acc"] = kendall_tau(ref_acc, gt["valid_acc"])
+        if connected.sum() > 2:
+            rep["kendall_vs_nb201_connected_only"] = kendall_tau(ref_acc[connected], gt["test_acc"][connected])
+    return rep
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "digits"])
@@ -71,7 +113,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="training batches over which BN statistics are recomputed before evaluation")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--check", action="store_true",
+                   help="do not train: write sanity figures of --out to <out>.check.json")
     args = p.parse_args(argv)
+    if args.check:
+        from ray_nasrank._io import atomic_write_json
+
+        rep = check(Path(args.out))
+        atomic_write_json(Path(args.out).with_suffix(".check.json"), rep)
+        print(json.dumps(rep, indent=2))
+        return 0
     if args.num_archs < 1:
         p.error(f"--num-archs must be >= 1, got {args.num_archs}")
     try:

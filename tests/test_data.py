@@ -212,3 +212,16 @@ def test_tensor_split_validation():
     ok = TensorSplit(torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="batch_size"):
         next(ok.batches(0))
+
+
+def test_image_size_resamples_all_splits():
+    s = load_dataset("digits", seed=0, image_size=4, limit_train=50)
+    assert s.image_size == (4, 4)
+    assert s.train.x.shape == (50, 1, 4, 4) and s.test.x.shape[1:] == (1, 4, 4)
+    big = load_dataset("digits", seed=0, image_size=12, limit_train=50)
+    assert big.image_size == (12, 12)
+    # resampling keeps the labels and the split membership
+    same = load_dataset("digits", seed=0, limit_train=50)
+    assert torch.equal(s.train.y, same.train.y) and torch.equal(s.valid.y, same.valid.y)
+    with pytest.raises(ValueError, match="image_size"):
+        load_dataset("digits", image_size=0)

@@ -129,3 +129,38 @@ def test_config_round_trip():
     assert again == cfg
     with pytest.raises(ValueError, match="unknown TrainConfig keys"):
         TrainConfig.from_dict({"epochs": 1, "epoch": 2})
+
+
+def test_ground_truth_script_shards_resume_and_check(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "ground_truth.py"
+    spec = importlib.util.spec_from_file_location("ground_truth_script", path)
+    gt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gt)
+    archs = gt.sample_archs(4, seed=0)
+    from ray_nasrank.spaces import NB201Space
+
+    assert len({NB201Space().iso_key(a) for a in archs}) == 4 and archs == gt.sample_archs(4, seed=0)
+    out = tmp_path / "gt.csv"
+    common = ["--dataset", "digits", "--num-archs", "2", "--epochs", "1", "--batch-size", "128",
+              "--channels", "4", "--out", str(out)]
+    assert gt.main(common + ["--shard", "1/2"]) == 0
+    assert len(pd.read_csv(out)) == 1
+    assert gt.main(common + ["--shard", "0/2"]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["arch", "valid_acc", "test_acc", "seconds", "params"]
+    assert sorted(table["arch"]) == sorted(NB201Space().to_string(a) for a in gt.sample_archs(2, seed=0))
+    capsys.readouterr()
+    assert gt.main(common) == 0  # resume: nothing left to train
+    assert "2 done, 0 to train" in capsys.readouterr().out
+    assert len(pd.read_csv(out)) == 2
+    assert gt.main(["--check", "--out", str(out)]) == 0
+    rep = json.loads(out.with_suffix(".check.json").read_text())
+    assert rep["num_archs"] == 2 and rep["distinct_iso_classes"] == 2
+    with pytest.raises(SystemExit):
+        gt.main(common + ["--shard", "2/2"])

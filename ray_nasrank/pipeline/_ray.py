@@ -155,7 +155,9 @@ def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], 
             run_config=RunConfig(name=ARTEFACTS["tune"], storage_path=str(out.resolve()), verbose=0,
                                  callbacks=[_TrialProgress(cfg.budget, cfg.progress)]))
     grid = tuner.fit()
-    finished = grid.num_terminated + grid.num_errors
+    # a trial is finished when it errored or sent its final report; after a Ctrl-C Tune marks the
+    # trials it stopped TERMINATED in the returned grid (its saved state keeps them resumable)
+    finished = sum(1 for r in grid if r.error is not None or (r.metrics or {}).get("done") is True)
     if finished < cfg.budget:
         # Tune swallows Ctrl-C and returns what finished so far; writing results now would mark
         # the search as done and a re-run on --out would never train the rest

@@ -70,6 +70,28 @@ def test_bench_search_exhausted_pool_and_small_budget(table, tmp_path):
     assert set(res["best_at"]) == {"10", "20", "50", "60"}
 
 
+def test_bench_search_pretrains_nasrank_on_params_and_flops_of_nb201_cells(tmp_path):
+    from ray_nasrank.spaces import NB201Space
+
+    space = NB201Space()
+    archs = space.sample_many(150, rng=0, unique=True)
+    convs = np.array([a.count("nor_conv_3x3") for a in archs], dtype=float)
+    df = pd.DataFrame({"arch": [space.to_string(a) for a in archs], "acc": convs + 0.1 * np.arange(150) / 150,
+                       "proxy": np.random.default_rng(0).normal(size=150)})
+    path = tmp_path / "nb.csv"
+    df.to_csv(path, index=False)
+    base = ["bench", "search", "--table", str(path), "--space", "nb201", "--target", "acc", "--weak", "proxy",
+            "--budget", "8", "--seeds", "1", "--strategies", "nasrank", "--quiet"]
+    runs = {}
+    for name, extra in (("default", {}), ("off", {"intrinsic_weak": []})):
+        out = tmp_path / f"{name}.json"
+        assert main([*base, "--out", str(out), "--strategy-args", json.dumps({"nasrank": {**TINY_NASRANK, **extra}})]) == 0
+        runs[name] = json.loads(out.read_text())
+    assert runs["default"]["config"]["nasrank_pretrained_on"] == ["proxy", "params", "flops"]
+    assert runs["off"]["config"]["nasrank_pretrained_on"] == ["proxy"]
+    assert len(runs["default"]["strategies"]["nasrank"]["per_seed"][0]["values"]) == 8
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--strategies", "random,grid"], "unknown strategy 'grid'"),
     (["--budget", "0"], "--budget must be >= 1"),

@@ -105,16 +105,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"[bench search {time.time() - started:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
     shared_predictor = None
+    pretrained_on: list[str] = []
     if ("nasrank" in args.strategies or args.via == "tune") and weak:
         # pretraining only sees the weak labels of the whole table, never a seed's queries, so
         # one pretrained predictor is shared by all seeds (each seed fine-tunes its own clone)
         from ray_nasrank.predictor import RankPredictor
+        from ray_nasrank.search import default_intrinsic, pretraining_labels
         from ray_nasrank.search._nasrank import search_predictor_config
 
-        cfg = search_predictor_config(bench.space, **args.strategy_args.get("nasrank", {}).get("predictor", {}))
+        nas_args = args.strategy_args.get("nasrank", {})
+        cfg = search_predictor_config(bench.space, **nas_args.get("predictor", {}))
+        # the same pretraining targets NASRankStrategy would use: the weak labels plus the
+        # intrinsic ones (params, FLOPs on NB201) unless --strategy-args switches them off
+        intrinsic = nas_args.get("intrinsic_weak")
+        intrinsic = default_intrinsic(bench.space) if intrinsic is None else tuple(intrinsic)
         t0 = time.time()
-        shared_predictor = RankPredictor(bench.space, cfg).pretrain(bench.archs, weak)
-        log(f"nasrank: pretrained the predictor on {len(bench.archs)} archs in {time.time() - t0:.1f}s")
+        cols = pretraining_labels(bench.space, bench.archs, weak, intrinsic)
+        shared_predictor = RankPredictor(bench.space, cfg).pretrain(bench.archs, cols)
+        pretrained_on = list(cols)
+        log(f"nasrank: pretrained the predictor on {len(bench.archs)} archs ({', '.join(cols)}) "
+            f"in {time.time() - t0:.1f}s")
 
     strategies = {}
     for name in args.strategies:
@@ -153,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             "weak": list(args.weak), "budget": args.budget, "seeds": args.seeds, "first_seed": args.seed,
             "strategies": list(args.strategies), "batch": args.batch, "strategy_args": args.strategy_args,
             "checkpoints": [c for c in DEFAULT_CHECKPOINTS if c <= args.budget], "archs": len(bench.archs),
-            "via": args.via,
+            "via": args.via, "nasrank_pretrained_on": pretrained_on,
         },
         "optimum": bench.optimum,
         "strategies": strategies,

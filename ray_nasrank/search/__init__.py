@@ -14,11 +14,12 @@ the top predicted unseen candidates) and ``optuna-tpe`` (Optuna's TPE through as
 """
 
 from ._base import Strategy, as_value
-from ._nasrank import NASRankStrategy, search_predictor_config
+from ._nasrank import NASRankStrategy, default_intrinsic, search_predictor_config
 from ._opdist import OpDistModel, OpDistStrategy
 from ._random import RandomStrategy
 from ._rea import REAStrategy
 from ._tpe import TPEStrategy
 from ._registry import STRATEGIES, make_strategy, strategy_class
+from ._weak import INTRINSIC, intrinsic_weak, pretraining_labels
 
-__all__ = ["Strategy", "RandomStrategy", "REAStrategy", "OpDistStrategy", "OpDistModel", "TPEStrategy", "NASRankStrategy", "search_predictor_config", "make_strategy", "strategy_class", "STRATEGIES", "as_value"]
+__all__ = ["Strategy", "RandomStrategy", "REAStrategy", "OpDistStrategy", "OpDistModel", "TPEStrategy", "NASRankStrategy", "search_predictor_config", "default_intrinsic", "intrinsic_weak", "pretraining_labels", "INTRINSIC", "make_strategy", "strategy_class", "STRATEGIES", "as_value"]

@@ -44,7 +44,7 @@ from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy, check_count
 from ._opdist import OpDistModel
-from ._weak import WeakSpec, weak_columns, weak_score
+from ._weak import INTRINSIC, WeakSpec, pretraining_labels, weak_columns, weak_score
 
 
 def search_predictor_config(space: SearchSpace, **overrides: Any):
@@ -61,6 +61,14 @@ def search_predictor_config(space: SearchSpace, **overrides: Any):
             "weak_reg": 0.0}
     base.update(overrides)
     return PredictorConfig(**base)
+
+
+def default_intrinsic(space: SearchSpace) -> tuple[str, ...]:
+    """The intrinsic pretraining labels NASRank adds by default: params and FLOPs for NB201 cells
+    (computed by the package itself, :func:`~ray_nasrank.search.intrinsic_weak`), none elsewhere."""
+    from ray_nasrank.spaces import NB201Space
+
+    return INTRINSIC if isinstance(space, NB201Space) else ()
 
 
 def _check_share(name: str, value: float) -> float:
@@ -91,7 +99,9 @@ class NASRankStrategy(Strategy):
                  batch_size: int = 10, first_batch: int | None = None, refit_every: int | None = None,
                  explore: float = 0.2, first_explore: float = 1.0, local: float = 1.0,
                  local_parents: int = 3, opdist_prior: bool = True,
-                 ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int = 20000) -> None:
+                 ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int = 20000,
+                 intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = False,
+                 first_diverse: bool = False) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
 
@@ -105,6 +115,7 @@ class NASRankStrategy(Strategy):
         self.opdist_prior = bool(opdist_prior)
         self.ucb_beta = float(ucb_beta)
         self.async_refit = bool(async_refit)
+        self.first_diverse = bool(first_diverse)
 
         if self._candidates is not None:
             pool = self._candidates
@@ -120,17 +131,20 @@ class NASRankStrategy(Strategy):
         self._kid_of = key_ids
         self._kid_seen = np.zeros(len(key_ids), dtype=bool)
 
+        self.intrinsic_weak = default_intrinsic(space) if intrinsic_weak is None else tuple(intrinsic_weak)
         cols = weak_columns(weak, pool)
+        # intrinsic labels (params, flops) join the caller's weak labels as pretraining targets
+        pre_cols = pretraining_labels(space, pool, cols, self.intrinsic_weak) if cols is not None else None
         if isinstance(predictor, RankPredictor):
             if predictor.space != space:
                 raise ValueError(f"predictor was built for {predictor.space!r}, not {space!r}")
             base = predictor.clone()
-            if cols is not None and not base.weak_names:
-                base.pretrain(pool, cols)
+            if pre_cols is not None and not base.weak_names:
+                base.pretrain(pool, pre_cols)
         elif predictor is None or isinstance(predictor, PredictorConfig):
             base = RankPredictor(space, predictor if predictor is not None else search_predictor_config(space))
-            if cols is not None:
-                base.pretrain(pool, cols)
+            if pre_cols is not None:
+                base.pretrain(pool, pre_cols)
         else:
             raise TypeError(f"predictor must be a PredictorConfig, a RankPredictor or None, got {type(predictor).__name__}")
         self._pretrained = base
@@ -138,7 +152,7 @@ class NASRankStrategy(Strategy):
         self._labels_at_fit = 0
         self._plan: list[Arch] = []
         self._rounds = 0
-        w = weak_score(cols)
+        w = weak_score(pre_cols if prior_intrinsic else cols)
         self._opdist = OpDistModel(space, pool, w) if self.opdist_prior else None
         self._restore_transient()
 
@@ -253,7 +267,8 @@ class NASRankStrategy(Strategy):
             if n_local:
                 local = self._neighbourhood_mask() & mask
                 plan += self._top(score, local, n_local, taken)
-            plan += self._top(score, mask, n_exploit - len(plan), taken)
+            diverse = self.first_diverse and self._rounds == 0
+            plan += self._top(score, mask, n_exploit - len(plan), taken, diverse)
         n_explore = k - len(plan)
         if n_explore:
             if self._opdist is not None:
@@ -266,21 +281,34 @@ class NASRankStrategy(Strategy):
             plan += self._random_unseen(k - len(plan), exclude=taken)
         return plan
 
-    def _top(self, score: np.ndarray, mask: np.ndarray, k: int, taken: set[Hashable]) -> list[Arch]:
+    def _top(self, score: np.ndarray, mask: np.ndarray, k: int, taken: set[Hashable],
+             diverse: bool = False) -> list[Arch]:
+        """The ``k`` best-scored unseen cells, one per iso class (and per op-count vector if ``diverse``)."""
         out: list[Arch] = []
         if k <= 0:
             return out
         idx = np.flatnonzero(mask)
+        vectors_used: set[int] = set()
+        vid = self._vector_ids() if diverse else None
         for i in idx[np.argsort(-score[idx], kind="stable")]:
             a = self._pool[int(i)]
             key = self.space.iso_key(a)
-            if key in taken:
+            if key in taken or (vid is not None and int(vid[i]) in vectors_used):
                 continue
+            if vid is not None:
+                vectors_used.add(int(vid[i]))
             taken.add(key)
             out.append(a)
             if len(out) == k:
                 break
         return out
+
+    def _vector_ids(self) -> np.ndarray:
+        from ray_nasrank.encodings import encode
+
+        counts = encode(self.space, self._pool, "opcounts").astype(np.int64)
+        _, ids = np.unique(counts, axis=0, return_inverse=True)
+        return ids.reshape(-1)
 
     def _neighbourhood_mask(self) -> np.ndarray:
         archs, y = self._labels()

@@ -1,0 +1,93 @@
+"""Intrinsic weak labels (params, FLOPs) computed by the package, and NASRank pretraining on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ray_nasrank.predictor import PredictorConfig
+from ray_nasrank.proxies import compute_proxies_many
+from ray_nasrank.search import (INTRINSIC, NASRankStrategy, default_intrinsic, intrinsic_weak,
+                                pretraining_labels)
+from ray_nasrank.spaces import CategoricalSpace, NB201Space
+
+torch.set_num_threads(1)
+
+SPACE = NB201Space()
+SMALL_NET = dict(channels=4, cells_per_stage=1, input_shape=(3, 8, 8))
+TINY = PredictorConfig(ensemble=1, hidden=32, pretrain_epochs=40, pretrain_batch=64, fit_epochs=10, patience=5)
+
+
+def test_intrinsic_labels_equal_the_direct_computation_of_every_arch():
+    archs = SPACE.sample_many(12, rng=4, unique=True) + [("none",) * 6, ("nor_conv_3x3",) * 6]
+    got = intrinsic_weak(SPACE, archs, **SMALL_NET)
+    direct = compute_proxies_many(archs, ("params", "flops"), progress=False, **SMALL_NET)
+    np.testing.assert_allclose(got["params"], direct["params"].to_numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got["flops"], direct["flops"].to_numpy(), rtol=1e-9, atol=1e-12)
+    # strings and tuples give the same values; one name alone works
+    strings = [SPACE.to_string(a) for a in archs]
+    np.testing.assert_array_equal(intrinsic_weak(SPACE, strings, "params", **SMALL_NET)["params"], got["params"])
+    # a cell with more convolutions has more parameters
+    assert got["params"][-1] > got["params"][-2]
+
+
+def test_intrinsic_labels_reject_bad_input():
+    with pytest.raises(ValueError, match="NB201 cells only"):
+        intrinsic_weak(CategoricalSpace({"k": [3, 5]}), [(3,)])
+    with pytest.raises(ValueError, match="subset of"):
+        intrinsic_weak(SPACE, [("none",) * 6], ("synflow",))
+    with pytest.raises(ValueError, match="subset of"):
+        intrinsic_weak(SPACE, [("none",) * 6], ())
+    with pytest.raises(ValueError, match="NB201 op"):
+        intrinsic_weak(SPACE, [("conv",) * 6], **SMALL_NET)
+    assert default_intrinsic(SPACE) == INTRINSIC == ("params", "flops")
+    assert default_intrinsic(CategoricalSpace({"k": [3, 5]})) == ()
+
+
+def test_pretraining_labels_add_intrinsic_columns_and_keep_the_callers():
+    pool = SPACE.sample_many(20, rng=0, unique=True)
+    mine = np.arange(20, dtype=float)
+    cols = pretraining_labels(SPACE, pool, {"w": mine, "params": -mine}, INTRINSIC)
+    assert list(cols) == ["w", "params", "flops"]
+    np.testing.assert_array_equal(cols["params"], -mine)  # the caller's column wins
+    assert pretraining_labels(SPACE, pool, {"w": mine}, ()) .keys() == {"w"}
+    assert pretraining_labels(SPACE, pool, None, ()) is None
+
+
+def test_nasrank_pretrains_on_intrinsic_labels_by_default_and_can_switch_them_off():
+    pool = SPACE.sample_many(200, rng=2, unique=True)
+    weak = {"oneshot": np.random.default_rng(0).normal(size=200)}
+    on = NASRankStrategy(SPACE, seed=0, candidates=pool, weak=weak, predictor=TINY, batch_size=4)
+    off = NASRankStrategy(SPACE, seed=0, candidates=pool, weak=weak, predictor=TINY, batch_size=4,
+                          intrinsic_weak=())
+    assert on._pretrained.weak_names == ["oneshot", "params", "flops"]
+    assert off._pretrained.weak_names == ["oneshot"]
+    # with random weak labels, the params/flops heads make the ranking follow the cells' size
+    params = intrinsic_weak(SPACE, pool, "params")["params"]
+    assert np.corrcoef(on._pretrained.score(pool), params)[0, 1] > np.corrcoef(off._pretrained.score(pool), params)[0, 1] + 0.2
+    with pytest.raises(ValueError, match="subset of"):
+        NASRankStrategy(SPACE, seed=0, candidates=pool, weak=weak, predictor=TINY, intrinsic_weak=("latency",))
+
+
+def test_diverse_first_batch_takes_the_best_cell_of_each_op_count_vector():
+    pool = SPACE.sample_many(300, rng=3, unique=True)
+    weak = {"convs": np.array([a.count("nor_conv_3x3") for a in pool], dtype=float)}
+    kw = dict(seed=0, candidates=pool, weak=weak, predictor=TINY, batch_size=8, first_explore=0.0, intrinsic_weak=())
+    s = NASRankStrategy(SPACE, first_diverse=True, **kw)
+    first = s.ask(8)
+    # expected: walk the pretrained ranking, keep a cell only if its op counts are new
+    score = s._pretrained.score(pool)
+    expected, vectors = [], set()
+    for i in np.argsort(-score, kind="stable"):
+        v = tuple(sorted(pool[i]))
+        if v not in vectors:
+            vectors.add(v)
+            expected.append(pool[i])
+        if len(expected) == 8:
+            break
+    assert first == expected
+    # without it the first batch is the plain top of the ranking (which repeats op counts here)
+    plain = NASRankStrategy(SPACE, **kw).ask(8)
+    assert plain == [pool[i] for i in np.argsort(-score, kind="stable")[:8]]
+    assert len({tuple(sorted(a)) for a in plain}) < 8

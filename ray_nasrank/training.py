@@ -16,7 +16,7 @@ Accuracies are percentages (like the NB201 tables).
 >>> cfg = TrainConfig(epochs=1, batch_size=64, channels=4, cells_per_stage=1)
 >>> res = train_arch(("nor_conv_3x3",) * 6, splits, cfg)
 >>> sorted(res)[:4]
-['epochs', 'history', 'params', 'seconds']
+['arch', 'epochs', 'history', 'params']
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def train_model(model: nn.Module, splits: DatasetSplits, cfg: TrainConfig,
             loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"training diverged at epoch {epoch} (loss {float(loss)}); lower lr={cfg.lr}")
+                    f"training diverged at epoch {epoch} (loss {float(loss.detach())}); lower lr={cfg.lr}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:

@@ -140,3 +140,28 @@ def test_params_flops_agree_with_naslib_table(nb201_zc_path):
     # the size measures depend only on which ops the cell uses, so a narrow net ranks like C=16
     assert spearman(table["params"], df["params"]) > 0.95
     assert spearman(table["flops"], df["flops"]) > 0.95
+
+
+@pytest.mark.data
+def test_bench_proxies_cli(nb201_zc_path, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from ray_nasrank.cli import main
+
+    small = tmp_path / "zc.parquet"
+    pd.read_parquet(nb201_zc_path).iloc[:6].to_parquet(small)
+    out = tmp_path / "res" / "agreement.json"
+    rc = main(["bench", "proxies", "--table", str(small), "--proxies", "params,nwot,plain",
+               "--channels", "4", "--cells-per-stage", "1", "--batch-size", "4", "--limit", "5",
+               "--out", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["num_archs"] == 5 and set(res["proxies"]) == {"params", "naswot", "plain"}
+    assert res["proxies"]["naswot"]["table_column"] == "nwot"
+    assert res["proxies"]["params"]["vs_table"]["spearman"] > 0.9
+    scores = pd.read_csv(out.with_name("agreement_scores.csv"))
+    assert len(scores) == 5 and "seconds_naswot" in scores.columns
+    assert main(["bench", "proxies", "--table", str(small), "--limit", "2", "--out", str(out)]) == 2
+    assert main(["bench", "proxies", "--table", str(small), "--proxies", "zen", "--out", str(out)]) == 2

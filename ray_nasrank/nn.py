@@ -89,7 +89,9 @@ class ResidualBlock(nn.Module):
         self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1, affine)
         self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1, affine)
         self.downsample = nn.Sequential(
-            nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
+            # ceil_mode keeps the shortcut's size equal to the strided conv's on odd inputs
+            # (7x7 -> 4x4 on both paths); count_include_pad=False averages only real pixels
+            nn.AvgPool2d(kernel_size=2, stride=2, padding=0, ceil_mode=True, count_include_pad=False),
             nn.Conv2d(c_in, c_out, 1, stride=1, padding=0, bias=False),
         )
 

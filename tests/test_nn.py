@@ -128,3 +128,11 @@ def test_supernet_paths_differ_and_gradients_reach_only_the_path():
 def test_arch_to_indices():
     assert arch_to_indices(ARCH) == (3, 1, 4, 0, 2, 3)
     assert arch_to_indices(SPACE.to_string(ARCH)) == (3, 1, 4, 0, 2, 3)
+
+
+@pytest.mark.parametrize("size", [7, 13, 14, 28])
+def test_odd_resolutions_pass_the_reduction_blocks(size):
+    from ray_nasrank.nn import NB201Network
+
+    net = NB201Network(("nor_conv_3x3",) * 6, channels=4, cells_per_stage=1, in_channels=1, num_classes=3)
+    assert net(torch.zeros(2, 1, size, size)).shape == (2, 3)

@@ -74,7 +74,7 @@ def test_diverse_first_batch_takes_the_best_cell_of_each_op_count_vector():
     pool = SPACE.sample_many(300, rng=3, unique=True)
     weak = {"convs": np.array([a.count("nor_conv_3x3") for a in pool], dtype=float)}
     kw = dict(seed=0, candidates=pool, weak=weak, predictor=TINY, batch_size=8, first_explore=0.0, intrinsic_weak=())
-    s = NASRankStrategy(SPACE, first_diverse=True, **kw)
+    s = NASRankStrategy(SPACE, **kw)  # first_diverse is the default
     first = s.ask(8)
     # expected: walk the pretrained ranking, keep a cell only if its op counts are new
     score = s._pretrained.score(pool)
@@ -88,6 +88,23 @@ def test_diverse_first_batch_takes_the_best_cell_of_each_op_count_vector():
             break
     assert first == expected
     # without it the first batch is the plain top of the ranking (which repeats op counts here)
-    plain = NASRankStrategy(SPACE, **kw).ask(8)
+    plain = NASRankStrategy(SPACE, first_diverse=False, **kw).ask(8)
     assert plain == [pool[i] for i in np.argsort(-score, kind="stable")[:8]]
     assert len({tuple(sorted(a)) for a in plain}) < 8
+
+
+def test_prior_intrinsic_shapes_the_op_distribution_prior():
+    pool = SPACE.sample_many(200, rng=2, unique=True)
+    weak = {"oneshot": np.random.default_rng(1).normal(size=200)}
+    kw = dict(seed=0, candidates=pool, weak=weak, predictor=TINY, batch_size=4)
+    with_prior = NASRankStrategy(SPACE, **kw)  # the default
+    without = NASRankStrategy(SPACE, prior_intrinsic=False, **kw)
+    # per-vector params (every cell of a vector has the same) against each vector's prior mean
+    model = with_prior._opdist
+    vid = model.vector_ids(pool)
+    params = intrinsic_weak(SPACE, pool, "params")["params"]
+    present = np.unique(vid)
+    vec_params = np.array([params[vid == v][0] for v in present])
+    r_with = np.corrcoef(model.prior_mean[present], vec_params)[0, 1]
+    r_without = np.corrcoef(without._opdist.prior_mean[present], vec_params)[0, 1]
+    assert r_with > 0.5 and r_with > r_without + 0.3

@@ -1,7 +1,10 @@
 """NASRank: propose the top predicted unseen candidates of a learning-to-rank predictor.
 
 The predictor (:class:`ray_nasrank.predictor.RankPredictor`) is pretrained once on weak labels
-of every candidate, then each round it is re-fitted (a clone of the pretrained one, fine-tuned
+of every candidate (on NB201 also on each cell's params and FLOPs, ``intrinsic_weak``: AceNAS's
+extra targets, which the package computes itself). The first batch is half the pretrained
+ranking's best cells, one per op-count vector (``first_diverse``), half op-distribution
+Thompson draws (``first_explore``). Then each round it is re-fitted (a clone of the pretrained one, fine-tuned
 on all true labels so far) and the next batch is:
 
 - ``1 - explore`` of it *exploitation*: the best predicted unseen candidates, one per
@@ -9,7 +12,8 @@ on all true labels so far) and the next batch is:
   neighbourhood of the best archs measured so far (a trust region: the predictor ranks well
   locally long before it ranks the whole space well);
 - ``explore`` of it *exploration*: cells drawn by operation-distribution Thompson sampling
-  (:class:`OpDistModel`, prior from the weak labels, updated with every result) when
+  (:class:`OpDistModel`, prior from the per-vector mean of the pretraining labels, intrinsic
+  ones included when ``prior_intrinsic``, updated with every result) when
   ``opdist_prior``, else the highest ensemble upper confidence bound.
 
 The refit runs synchronously inside :meth:`ask`, or with ``async_refit=True`` in a background
@@ -86,7 +90,11 @@ class NASRankStrategy(Strategy):
     by several seeds of a benchmark, pretraining is skipped). ``batch_size`` archs are planned
     per round (``first_batch`` for the first, with ``first_explore`` of it explored: weak labels
     are often least reliable at the very top), and the predictor is re-fitted once
-    ``refit_every`` (default ``batch_size``) new labels arrived. Without a finite
+    ``refit_every`` (default ``batch_size``) new labels arrived. ``intrinsic_weak`` names
+    intrinsic labels added to ``weak`` as pretraining targets (default: ``("params", "flops")``
+    on NB201, none on other spaces; ``()`` switches them off; unused without ``weak``);
+    ``prior_intrinsic`` lets them shape the op-distribution prior too; ``first_diverse`` takes
+    the first batch's exploited cells from distinct op-count vectors. Without a finite
     ``candidates`` pool the whole space is used when it has at most 2**20 archs, else a seeded
     sample of ``pool_size`` archs.
     """
@@ -97,11 +105,11 @@ class NASRankStrategy(Strategy):
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
                  batch_size: int = 10, first_batch: int | None = None, refit_every: int | None = None,
-                 explore: float = 0.2, first_explore: float = 1.0, local: float = 1.0,
+                 explore: float = 0.2, first_explore: float = 0.5, local: float = 1.0,
                  local_parents: int = 3, opdist_prior: bool = True,
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int = 20000,
-                 intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = False,
-                 first_diverse: bool = False) -> None:
+                 intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = True,
+                 first_diverse: bool = True) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
 

@@ -11,12 +11,13 @@ order, augmentation and initial weights depend only on ``seed``.
 
 Accuracies are percentages (like the NB201 tables).
 
->>> from ray_nasrank.data import load_dataset
->>> splits = load_dataset("digits", limit_train=200)
->>> cfg = TrainConfig(epochs=1, batch_size=64, channels=4, cells_per_stage=1)
->>> res = train_arch(("nor_conv_3x3",) * 6, splits, cfg)
->>> sorted(res)[:4]
-['arch', 'epochs', 'history', 'params']
+Examples:
+    >>> from ray_nasrank.data import load_dataset
+    >>> splits = load_dataset("digits", limit_train=200)
+    >>> cfg = TrainConfig(epochs=1, batch_size=64, channels=4, cells_per_stage=1)
+    >>> res = train_arch(("nor_conv_3x3",) * 6, splits, cfg)
+    >>> sorted(res)[:4]
+    ['arch', 'epochs', 'history', 'params']
 """
 
 from __future__ import annotations

@@ -97,12 +97,13 @@ def intrinsic_weak(space: Any, archs: Sequence[Arch], names: Sequence[str] = INT
     Only five networks are built, whatever the number of archs, and the per-op costs are cached
     per process.
 
-    >>> from ray_nasrank.spaces import NB201Space
-    >>> space = NB201Space()
-    >>> w = intrinsic_weak(space, [("nor_conv_3x3",) * 6, ("none",) * 6], channels=4,
-    ...                    cells_per_stage=1, input_shape=(3, 8, 8))
-    >>> sorted(w), bool(w["params"][0] > w["params"][1])
-    (['flops', 'params'], True)
+    Examples:
+        >>> from ray_nasrank.spaces import NB201Space
+        >>> space = NB201Space()
+        >>> w = intrinsic_weak(space, [("nor_conv_3x3",) * 6, ("none",) * 6], channels=4,
+        ...                    cells_per_stage=1, input_shape=(3, 8, 8))
+        >>> sorted(w), bool(w["params"][0] > w["params"][1])
+        (['flops', 'params'], True)
     """
     if not isinstance(space, NB201Space):
         raise ValueError(f"intrinsic weak labels (params, flops) are computed for NB201 cells only, not {space!r}")

@@ -57,7 +57,8 @@ class NASRankSearcher(Searcher):
         space: a :class:`~ray_nasrank.spaces.SearchSpace` or a Tune ``param_space`` dict; if
             ``None`` the space comes from the Tuner's ``param_space`` (every Tune domain in it
             must be ``tune.choice``/``tune.randint``, else a ``ValueError`` names the key).
-        metric, mode: what to optimise (``"max"`` or ``"min"``); may come from ``TuneConfig``.
+        metric: the result key to optimise; may come from ``TuneConfig``.
+        mode: ``"max"`` or ``"min"``; may come from ``TuneConfig``.
         strategy: a strategy name of :func:`ray_nasrank.search.make_strategy` or a
             :class:`~ray_nasrank.search.Strategy` instance built on the same space.
         strategy_kwargs: extra constructor arguments for a named strategy (``candidates``,

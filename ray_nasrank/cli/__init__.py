@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"ray-nasrank: error: {type(e).__name__}: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RuntimeError as e:
+        # environment problems found at run time (resources, a dead cluster): say it in one line
+        print(f"ray-nasrank: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ray-nasrank: interrupted", file=sys.stderr)
         return 130

@@ -249,19 +249,32 @@ def check_actor_resources(num_cpus: float, num_gpus: float = 0.0, trial_cpus: fl
     """
     if num_cpus < 0 or num_gpus < 0 or trial_cpus < 0 or trial_gpus < 0:
         raise ValueError("resource amounts must be >= 0")
-    avail = ray.available_resources()
-    for kind, need_actor, need_trial in (("CPU", num_cpus, trial_cpus), ("GPU", num_gpus, trial_gpus)):
-        if need_actor == 0 and need_trial == 0:
-            continue
-        have = float(avail.get(kind, 0.0))
-        left = have if existing else have - need_actor
-        if left + 1e-9 < need_trial:
-            raise RuntimeError(
-                f"not enough {kind}s: {have:g} available, the supernet actor takes "
-                f"{0 if existing else need_actor:g}, which leaves {left:g} < {need_trial:g} per trial. "
-                f"Tune would hang silently waiting for resources; lower the actor's num_{kind.lower()}s, "
-                f"the trials' resources, or add nodes"
-            )
+    needs = [(kind, a, t) for kind, a, t in (("CPU", num_cpus, trial_cpus), ("GPU", num_gpus, trial_gpus))
+             if a or t]
+
+    def shortfall(avail: dict) -> tuple[str, float, float, float, float] | None:
+        for kind, need_actor, need_trial in needs:
+            have = float(avail.get(kind, 0.0))
+            left = have if existing else have - need_actor
+            if left + 1e-9 < need_trial:
+                return kind, have, need_actor, need_trial, left
+        return None
+
+    # Right after ray.init the raylet may not have reported its resources yet (available reads
+    # 0); give it a few seconds when the cluster's totals would be enough.
+    short = shortfall(ray.available_resources())
+    deadline = time.monotonic() + 10.0
+    while short is not None and shortfall(ray.cluster_resources()) is None and time.monotonic() < deadline:
+        time.sleep(0.25)
+        short = shortfall(ray.available_resources())
+    if short is not None:
+        kind, have, need_actor, need_trial, left = short
+        raise RuntimeError(
+            f"not enough {kind}s: {have:g} available, the supernet actor takes "
+            f"{0 if existing else need_actor:g}, which leaves {left:g} < {need_trial:g} per trial. "
+            f"Tune would hang silently waiting for resources; lower the actor's num_{kind.lower()}s, "
+            f"the trials' resources, or add nodes"
+        )
 
 
 def get_or_create_supernet_actor(name: str = DEFAULT_NAME, namespace: str = DEFAULT_NAMESPACE, *,

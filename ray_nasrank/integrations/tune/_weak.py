@@ -63,8 +63,8 @@ def proxy_weak_fn(space: SearchSpace, names: Sequence[str] = (DEFAULT_PROXY,), *
     """Zero-cost proxies of :mod:`ray_nasrank.proxies` as a weak-label callable (NB201 only).
 
     ``proxy_kwargs`` go to ``compute_proxies_many`` (channels, cells_per_stage, input_shape...).
-    For ``params``/``flops`` only one arch per op-count vector is built (210 networks for the
-    whole NB201 space instead of 15,625).
+    ``params``/``flops`` come from :func:`ray_nasrank.search.intrinsic_weak` (five networks for
+    the whole space, since each edge adds a fixed cost), in the same units as the proxies.
     """
     if not isinstance(space, NB201Space):
         raise ValueError(
@@ -72,24 +72,18 @@ def proxy_weak_fn(space: SearchSpace, names: Sequence[str] = (DEFAULT_PROXY,), *
             "archs -> dict of arrays for other spaces"
         )
     names = tuple(names)
-    by_counts = set(names) <= OPCOUNT_PROXIES
+    intrinsic_only = set(names) <= OPCOUNT_PROXIES
 
     def weak(archs: Sequence[Arch]) -> dict[str, np.ndarray]:
-        from collections import Counter
+        archs = [space.validate(a) for a in archs]
+        if intrinsic_only:
+            from ray_nasrank.search import intrinsic_weak
 
+            values = intrinsic_weak(space, archs, names, **proxy_kwargs)
+            return {f"zc_{n}": values[n] for n in names}
         from ray_nasrank.proxies import compute_proxies_many
 
-        archs = [space.validate(a) for a in archs]
-        kwargs = {"progress": False, **proxy_kwargs}
-        if by_counts:
-            keys = [tuple(sorted(Counter(a).items())) for a in archs]
-            reps = {}
-            for k, a in zip(keys, archs):
-                reps.setdefault(k, a)
-            df = compute_proxies_many(list(reps.values()), names, **kwargs)
-            row = {k: i for i, k in enumerate(reps)}
-            return {f"zc_{n}": df[n].to_numpy(dtype=np.float64)[[row[k] for k in keys]] for n in names}
-        df = compute_proxies_many(archs, names, **kwargs)
+        df = compute_proxies_many(archs, names, **{"progress": False, **proxy_kwargs})
         return {f"zc_{n}": df[n].to_numpy(dtype=np.float64) for n in names}
 
     weak.__name__ = f"proxies_{'_'.join(names)}"

@@ -87,7 +87,7 @@ def test_bench_search_pretrains_nasrank_on_params_and_flops_of_nb201_cells(tmp_p
         out = tmp_path / f"{name}.json"
         assert main([*base, "--out", str(out), "--strategy-args", json.dumps({"nasrank": {**TINY_NASRANK, **extra}})]) == 0
         runs[name] = json.loads(out.read_text())
-    assert runs["default"]["config"]["nasrank_pretrained_on"] == ["proxy", "params", "flops"]
+    assert runs["default"]["config"]["nasrank_pretrained_on"] == ["proxy", "params", "flops", "synflow"]
     assert runs["off"]["config"]["nasrank_pretrained_on"] == ["proxy"]
     assert len(runs["default"]["strategies"]["nasrank"]["per_seed"][0]["values"]) == 8
 

@@ -165,3 +165,25 @@ def test_bench_proxies_cli(nb201_zc_path, tmp_path):
     assert len(scores) == 5 and "seconds_naswot" in scores.columns
     assert main(["bench", "proxies", "--table", str(small), "--limit", "2", "--out", str(out)]) == 2
     assert main(["bench", "proxies", "--table", str(small), "--proxies", "zen", "--out", str(out)]) == 2
+
+
+@pytest.mark.data
+def test_bench_proxies_cli_shared_synflow_agrees_with_the_table(nb201_zc_path, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from ray_nasrank.cli import main
+
+    small = tmp_path / "zc.parquet"
+    pd.read_parquet(nb201_zc_path).iloc[:60].to_parquet(small)
+    out = tmp_path / "shared.json"
+    assert main(["bench", "proxies", "--table", str(small), "--proxies", "params", "--shared-synflow",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    e = res["proxies"]["shared_synflow"]
+    assert e["table_column"] == "synflow" and not e["data_dependent"]
+    # one small shared supernet still ranks like NASLib's full-size per-cell SynFlow
+    assert e["vs_table"]["spearman"] > 0.95
+    assert res["shared_synflow_net"]["cells_per_stage"] == 1
+    assert "shared_synflow" in pd.read_csv(out.with_name("shared_scores.csv")).columns

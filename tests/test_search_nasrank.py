@@ -73,8 +73,8 @@ def test_no_repeats_failures_and_refits(space, pool, pretrained):
 
 def test_pretrains_from_config_and_runs_without_weak(space, pool, weak):
     s = make_strategy("nasrank", space, seed=0, candidates=pool, weak=weak, predictor=TINY, batch_size=4)
-    # on NB201 the cells' params and FLOPs join the given weak labels as pretraining targets
-    assert s._pretrained.weak_names == ["proxy", "params", "flops"]
+    # on NB201 the cells' params, FLOPs and SynFlow join the given weak labels as pretraining targets
+    assert s._pretrained.weak_names == ["proxy", "params", "flops", "synflow"]
     assert len(_loop(s, 8)) == 8
     # no weak labels: the first round explores, later rounds use the fitted predictor
     s2 = NASRankStrategy(space, seed=0, candidates=pool, predictor=TINY, batch_size=4, opdist_prior=False)

@@ -5,8 +5,10 @@ proxy on the NB201 macro (``--channels``, ``--cells-per-stage``, 3x32x32 input) 
 random-normal batch of ``--batch-size`` images and random labels (we have no CIFAR-10 here), then
 reports per proxy: Spearman and Kendall tau against the table's column of the same proxy, against
 the table's ``--target`` (val_acc), the table's own proxy against the target on the same archs,
-and seconds per arch. Writes the JSON to ``--out`` and the per-arch scores next to it
-(``<out>_scores.csv``).
+and seconds per arch. ``--shared-synflow`` adds ``shared_synflow``: SynFlow of every arch as a path
+of one small weight-sharing supernet (``ray_nasrank.proxies.shared_synflow``, the intrinsic weak
+label NASRank pretrains on), compared with the table's ``synflow``. Writes the JSON to ``--out``
+and the per-arch scores next to it (``<out>_scores.csv``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="number of archs (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the arch subset, batch and weights")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--shared-synflow", action="store_true",
+                   help="also compute shared-supernet SynFlow (1 cell per stage, 8x8 input by default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="JSON result file")
     p.set_defaults(func=run)
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from ray_nasrank._io import atomic_write_json, atomic_write_text, check_writable_dir
     from ray_nasrank.benchmarks import read_table
     from ray_nasrank.cli import UsageError, parse_csv_list
-    from ray_nasrank.proxies import PROXIES, compute_proxies_many, resolve_names
+    from ray_nasrank.proxies import (PROXIES, SHARED_SYNFLOW_NET, compute_proxies_many, resolve_names,
+                                     shared_synflow)
 
     names = resolve_names(parse_csv_list(args.proxies))
     if args.limit is not None and args.limit < 3:
@@ -92,14 +97,19 @@ def run(args: argparse.Namespace) -> int:
                                   channels=args.channels, cells_per_stage=args.cells_per_stage,
                                   input_shape=(3, 32, 32), num_classes=10, seed=args.seed,
                                   batch_size=args.batch_size, device=args.device)
+    if args.shared_synflow:
+        t1 = time.perf_counter()
+        scores["shared_synflow"] = shared_synflow(list(sub["arch"]), seed=args.seed, device=args.device)
+        scores["seconds_shared_synflow"] = (time.perf_counter() - t1) / len(sub)
+        names = (*names, "shared_synflow")
     total = time.perf_counter() - t0
     per_proxy = {}
     for name in names:
-        col = TABLE_COLUMNS.get(name, name)
+        col = "synflow" if name == "shared_synflow" else TABLE_COLUMNS.get(name, name)
         ours = scores[name].to_numpy(dtype=float)
         entry = {
             "table_column": col if col in sub.columns else None,
-            "data_dependent": PROXIES[name].data_dependent,
+            "data_dependent": False if name == "shared_synflow" else PROXIES[name].data_dependent,
             "seconds_per_arch": float(scores[f"seconds_{name}"].mean()),
             "non_finite": int((~np.isfinite(ours)).sum()),
             "vs_target": _agreement(sub[args.target], ours),
@@ -121,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "threads": args.threads,
         "device": args.device,
+        "shared_synflow_net": ({**SHARED_SYNFLOW_NET, "input_shape": list(SHARED_SYNFLOW_NET["input_shape"])}
+                               if args.shared_synflow else None),
         "seconds_total": total,
         "seconds_per_arch": total / len(sub),
         "proxies": per_proxy,

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         nas_args = args.strategy_args.get("nasrank", {})
         cfg = search_predictor_config(bench.space, **nas_args.get("predictor", {}))
         # the same pretraining targets NASRankStrategy would use: the weak labels plus the
-        # intrinsic ones (params, FLOPs on NB201) unless --strategy-args switches them off
+        # intrinsic ones (params, FLOPs, SynFlow on NB201) unless --strategy-args switches them off
         intrinsic = nas_args.get("intrinsic_weak")
         intrinsic = default_intrinsic(bench.space) if intrinsic is None else tuple(intrinsic)
         t0 = time.time()

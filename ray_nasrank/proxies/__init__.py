@@ -18,6 +18,7 @@ from ._compute import (
     resolve_names,
 )
 from ._measures import PROXIES, Proxy, ProxyContext
+from ._shared import SHARED_SYNFLOW_NET, shared_synflow
 
 __all__ = [
     "PROXIES",
@@ -29,4 +30,6 @@ __all__ = [
     "compute_proxies_many",
     "random_batch",
     "resolve_names",
+    "shared_synflow",
+    "SHARED_SYNFLOW_NET",
 ]

@@ -1,8 +1,9 @@
 """NASRank: propose the top predicted unseen candidates of a learning-to-rank predictor.
 
 The predictor (:class:`ray_nasrank.predictor.RankPredictor`) is pretrained once on weak labels
-of every candidate (on NB201 also on each cell's params and FLOPs, ``intrinsic_weak``: AceNAS's
-extra targets, which the package computes itself). The first batch is half the pretrained
+of every candidate (on NB201 also on each cell's params, FLOPs and SynFlow at initialisation,
+``intrinsic_weak``: AceNAS's extra targets and the zero-cost proxy that ranks the top of NB201
+best, all computed by the package itself). The first batch is half the pretrained
 ranking's best cells, one per op-count vector (``first_diverse``), half op-distribution
 Thompson draws (``first_explore``). Then each round it is re-fitted (a clone of the pretrained one, fine-tuned
 on all true labels so far) and the next batch is:
@@ -68,8 +69,8 @@ def search_predictor_config(space: SearchSpace, **overrides: Any):
 
 
 def default_intrinsic(space: SearchSpace) -> tuple[str, ...]:
-    """The intrinsic pretraining labels NASRank adds by default: params and FLOPs for NB201 cells
-    (computed by the package itself, :func:`~ray_nasrank.search.intrinsic_weak`), none elsewhere."""
+    """The intrinsic pretraining labels NASRank adds by default: params, FLOPs and SynFlow for NB201
+    cells (computed by the package itself, :func:`~ray_nasrank.search.intrinsic_weak`), none elsewhere."""
     from ray_nasrank.spaces import NB201Space
 
     return INTRINSIC if isinstance(space, NB201Space) else ()
@@ -91,8 +92,8 @@ class NASRankStrategy(Strategy):
     per round (``first_batch`` for the first, with ``first_explore`` of it explored: weak labels
     are often least reliable at the very top), and the predictor is re-fitted once
     ``refit_every`` (default ``batch_size``) new labels arrived. ``intrinsic_weak`` names
-    intrinsic labels added to ``weak`` as pretraining targets (default: ``("params", "flops")``
-    on NB201, none on other spaces; ``()`` switches them off; unused without ``weak``);
+    intrinsic labels added to ``weak`` as pretraining targets (default: ``("params", "flops",
+    "synflow")`` on NB201, none on other spaces; ``()`` switches them off; unused without ``weak``);
     ``prior_intrinsic`` lets them shape the op-distribution prior too; ``first_diverse`` takes
     the first batch's exploited cells from distinct op-count vectors. Without a finite
     ``candidates`` pool the whole space is used when it has at most 2**20 archs, else a seeded
@@ -141,7 +142,7 @@ class NASRankStrategy(Strategy):
 
         self.intrinsic_weak = default_intrinsic(space) if intrinsic_weak is None else tuple(intrinsic_weak)
         cols = weak_columns(weak, pool)
-        # intrinsic labels (params, flops) join the caller's weak labels as pretraining targets
+        # intrinsic labels (params, flops, synflow) join the caller's weak labels as pretraining targets
         pre_cols = pretraining_labels(space, pool, cols, self.intrinsic_weak) if cols is not None else None
         if isinstance(predictor, RankPredictor):
             if predictor.space != space:

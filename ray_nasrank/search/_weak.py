@@ -61,9 +61,12 @@ def weak_score(cols: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
     return np.mean(zs, axis=0)
 
 
-#: intrinsic labels :func:`intrinsic_weak` computes (cost of the full-size network)
-INTRINSIC = ("params", "flops")
+#: intrinsic labels :func:`intrinsic_weak` computes: the full-size network's params and FLOPs,
+#: and SynFlow at initialisation (:func:`ray_nasrank.proxies.shared_synflow`)
+INTRINSIC = ("params", "flops", "synflow")
+_COST_LABELS = ("params", "flops")
 _PER_OP_CACHE: dict[tuple, dict[str, np.ndarray]] = {}
+_SYNFLOW_CACHE: dict[tuple, dict[Any, float]] = {}
 
 
 def _per_op_costs(space: Any, names: tuple[str, ...], proxy_kwargs: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -87,14 +90,39 @@ def _per_op_costs(space: Any, names: tuple[str, ...], proxy_kwargs: dict[str, An
     return cached
 
 
+def _synflow(space: NB201Space, archs: list[Arch], proxy_kwargs: dict[str, Any]) -> np.ndarray:
+    """Shared-supernet SynFlow per arch, computed once per isomorphism class (and cached per
+    process: a benchmark builds one strategy per seed on the same pool); NaN where the output
+    does not depend on any weight."""
+    from ray_nasrank.proxies import SHARED_SYNFLOW_NET, shared_synflow
+
+    kwargs = {**SHARED_SYNFLOW_NET, **{k: v for k, v in proxy_kwargs.items() if k != "batch_size"}}
+    kwargs["input_shape"] = tuple(kwargs["input_shape"])
+    cache = _SYNFLOW_CACHE.setdefault(tuple(sorted(kwargs.items())), {})
+    keys = [space.iso_key(a) for a in archs]
+    todo: dict[Any, Arch] = {}
+    for k, a in zip(keys, archs):
+        if k not in cache:
+            todo.setdefault(k, a)
+    if todo:
+        values = shared_synflow(list(todo.values()), **kwargs)
+        cache.update(zip(todo, values.tolist()))
+    out = np.array([cache[k] for k in keys], dtype=np.float64)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
 def intrinsic_weak(space: Any, archs: Sequence[Arch], names: Sequence[str] = INTRINSIC,
                    **proxy_kwargs: Any) -> dict[str, np.ndarray]:
-    """Params and/or FLOPs (millions) of every arch's full-size network, as weak-label columns.
+    """Intrinsic weak-label columns of NB201 cells: no training, no data.
 
-    They are intrinsic to the architecture (no training, no data), and AceNAS pretrains on them
-    next to the supernet accuracy. NB201 cells only; ``proxy_kwargs`` (channels,
-    cells_per_stage, input_shape, num_classes) go to :func:`ray_nasrank.proxies.compute_proxies`.
-    Only five networks are built, whatever the number of archs, and the per-op costs are cached
+    ``params`` and ``flops`` (millions) are the full-size network's cost, which AceNAS pretrains
+    on next to the supernet accuracy; only five networks are built whatever the number of archs.
+    ``synflow`` is SynFlow at initialisation of each cell as a path of one small weight-sharing
+    supernet (:func:`ray_nasrank.proxies.shared_synflow`, about 4 ms per isomorphism class; NaN
+    for cells whose output does not depend on their input). Unlike params and FLOPs it tells
+    apart cells with the same ops wired differently, e.g. where a skip connection goes.
+    ``proxy_kwargs`` (channels, cells_per_stage, input_shape, num_classes) set the network; for
+    ``synflow`` they override :data:`~ray_nasrank.proxies.SHARED_SYNFLOW_NET`. Values are cached
     per process.
 
     Examples:
@@ -102,11 +130,11 @@ def intrinsic_weak(space: Any, archs: Sequence[Arch], names: Sequence[str] = INT
         >>> space = NB201Space()
         >>> w = intrinsic_weak(space, [("nor_conv_3x3",) * 6, ("none",) * 6], channels=4,
         ...                    cells_per_stage=1, input_shape=(3, 8, 8))
-        >>> sorted(w), bool(w["params"][0] > w["params"][1])
-        (['flops', 'params'], True)
+        >>> sorted(w), bool(w["params"][0] > w["params"][1]), bool(np.isnan(w["synflow"][1]))
+        (['flops', 'params', 'synflow'], True, True)
     """
     if not isinstance(space, NB201Space):
-        raise ValueError(f"intrinsic weak labels (params, flops) are computed for NB201 cells only, not {space!r}")
+        raise ValueError(f"intrinsic weak labels {INTRINSIC} are computed for NB201 cells only, not {space!r}")
     if isinstance(names, str):
         names = (names,)
     names = tuple(names)
@@ -114,10 +142,16 @@ def intrinsic_weak(space: Any, archs: Sequence[Arch], names: Sequence[str] = INT
     if unknown or not names:
         raise ValueError(f"intrinsic weak labels must be a non-empty subset of {INTRINSIC}, got {names!r}")
     archs = [space.validate(a) for a in archs]
-    costs = _per_op_costs(space, names, proxy_kwargs)
-    op_id = {op: i for i, op in enumerate(OPS)}
-    ids = np.array([[op_id[o] for o in a] for a in archs], dtype=np.int64).reshape(len(archs), len(EDGES))
-    return {n: costs[n][ids].sum(axis=1) for n in names}
+    out: dict[str, np.ndarray] = {}
+    cost_names = tuple(n for n in names if n in _COST_LABELS)
+    if cost_names:
+        costs = _per_op_costs(space, cost_names, proxy_kwargs)
+        op_id = {op: i for i, op in enumerate(OPS)}
+        ids = np.array([[op_id[o] for o in a] for a in archs], dtype=np.int64).reshape(len(archs), len(EDGES))
+        out.update({n: costs[n][ids].sum(axis=1) for n in cost_names})
+    if "synflow" in names:
+        out["synflow"] = _synflow(space, archs, proxy_kwargs)
+    return {n: out[n] for n in names}
 
 
 def pretraining_labels(space: Any, pool: Sequence[Arch], weak: WeakSpec,

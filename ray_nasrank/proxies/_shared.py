@@ -4,10 +4,10 @@ Building a network per cell dominates the cost of data-free proxies on small net
 :class:`~ray_nasrank.nn.NB201Supernet` is built and every cell is a single-path forward and
 backward through it, so all cells are scored at the *same* random initialisation (common random
 numbers: differences between cells are not blurred by differences between draws of weights).
-On the 1-cell-per-stage, 8x8-input network used by default this takes about 4 ms per cell on one
-CPU core, about 30 times less than building the full-size network per cell, and ranks the
-6,466 distinct NB201 cells with Kendall tau 0.93 against the full-size per-cell SynFlow
-(measurement in ``docs/benchmarks/proxies.md``).
+The default network is small (1 cell per stage, 8x8 input): a few milliseconds per cell on one
+CPU core, and on NASLib's 725-cell NB201 table it ranks like NASLib's full-size per-cell SynFlow
+(Spearman 0.995; ``ray-nasrank bench proxies --shared-synflow``, see
+``docs/benchmarks/proxies.md``).
 """
 
 from __future__ import annotations

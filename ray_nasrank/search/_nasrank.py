@@ -105,7 +105,7 @@ class NASRankStrategy(Strategy):
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
-                 batch_size: int = 5, first_batch: int | None = None, refit_every: int | None = None,
+                 batch_size: int = 3, first_batch: int | None = None, refit_every: int | None = None,
                  explore: float = 0.2, first_explore: float = 0.5, local: float = 1.0,
                  local_parents: int = 1, opdist_prior: bool = True,
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int = 20000,

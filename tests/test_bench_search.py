@@ -115,7 +115,7 @@ def test_via_tune_without_the_runner_is_a_clear_error(table, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def nb201_search(nb201_path, tmp_path_factory):
-    """The documented 30-seed run (about 6 minutes of wall time on the 2-core machine when it is quiet, up to ~20 when shared)."""
+    """The documented 30-seed run (about 9 minutes of wall time on the 2-core machine when it is quiet, more when shared)."""
     out = tmp_path_factory.mktemp("search") / "nb201.json"
     rc = main(["bench", "search", "--table", str(nb201_path), "--space", "nb201", "--target", "test_acc",
                "--weak", "supernet_oneshot_acc", "--budget", "100", "--seeds", "30", "--quiet",

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ray_nasrank._config import known_fields
 from ray_nasrank.data import DatasetSplits, TensorSplit, resolve_device
 from ray_nasrank.spaces import arch_to_str
 
@@ -134,11 +135,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
         """Build from a mapping (e.g. a Tune config); unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; known: {sorted(known)}")
-        d = dict(d)
+        d = known_fields(cls, d, "TrainConfig")
         if "augment" in d and isinstance(d["augment"], list):
             d["augment"] = tuple(d["augment"])
         return cls(**d)

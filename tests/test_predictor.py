@@ -154,7 +154,7 @@ def test_input_validation(data, pretrained):
         PredictorConfig(encoder="transformer")
     with pytest.raises(ValueError, match="unknown loss"):
         PredictorConfig(loss="hinge")
-    with pytest.raises(ValueError, match="unknown PredictorConfig field"):
+    with pytest.raises(ValueError, match="unknown PredictorConfig keys"):
         RankPredictor(SPACE, epochs=3)
     with pytest.raises(ValueError, match="unknown encoding"):
         RankPredictor(SPACE, features="onehot+fancy")

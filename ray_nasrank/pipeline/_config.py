@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
+
+from ray_nasrank._config import known_fields
 
 __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config"]
 
@@ -121,13 +123,7 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PipelineConfig":
         """Build from a mapping (``config.json``); unknown keys are an error naming them."""
-        if not isinstance(d, Mapping):
-            raise TypeError(f"a pipeline config must be a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown pipeline config keys {unknown}; known: {sorted(known)}")
-        return cls(**dict(d))
+        return cls(**known_fields(cls, d, "pipeline config"))
 
     def differences(self, other: "PipelineConfig", include_runtime: bool = False) -> dict[str, tuple]:
         """``{key: (self value, other value)}`` for the keys that differ (runtime keys skipped)."""

@@ -19,13 +19,14 @@ from __future__ import annotations
 import copy
 import io
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from ray_nasrank._config import known_fields
 from ray_nasrank.metrics import acenas_relevance
 from ray_nasrank.spaces import SearchSpace
 
@@ -117,11 +118,7 @@ class PredictorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PredictorConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown PredictorConfig field(s) {unknown}")
-        return cls(**d)
+        return cls(**known_fields(cls, d, "PredictorConfig"))
 
 
 _ISO_MAX_SIZE = 200_000

@@ -78,6 +78,8 @@ def test_cli_mode_min_and_method_subset(table, tmp_path):
     (["--methods", "nasrank,oracle"], "unknown method(s) ['oracle']"),
     (["--weak", "nope"], "no column(s) ['nope']"),
     (["--encoder", "gcn"], "graph encoders need the NB201"),
+    (["--intrinsic", "params"], "--intrinsic needs --space nb201"),
+    (["--intrinsic", "latency"], "unknown --intrinsic label(s) ['latency']"),
 ])
 def test_cli_bad_input_exits_2(table, tmp_path, capsys, extra, message):
     path, _ = table
@@ -86,6 +88,39 @@ def test_cli_bad_input_exits_2(table, tmp_path, capsys, extra, message):
     assert _run(args + extra) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_intrinsic_labels_join_the_weak_columns_of_nb201_cells(tmp_path, capsys):
+    from ray_nasrank.search import intrinsic_weak
+    from ray_nasrank.spaces import NB201Space
+
+    space = NB201Space()
+    archs = space.sample_many(60, rng=0, unique=True)
+    convs = np.array([a.count("nor_conv_3x3") + 0.5 * a.count("nor_conv_1x1") for a in archs])
+    df = pd.DataFrame({"arch": [space.to_string(a) for a in archs],
+                       "acc": convs + np.random.default_rng(1).normal(0, 0.3, size=60),
+                       "noise": np.random.default_rng(2).normal(size=60)})
+    df["params"] = df["noise"]  # a table column named like an intrinsic label
+    path = tmp_path / "nb.csv"
+    df.to_csv(path, index=False)
+    base = ["--table", path, "--space", "nb201", "--arch-col", "arch", "--target", "acc", "--weak", "noise",
+            "--labels", 10, "--seeds", 1, "--quiet", "--methods", "weak,random", "--ensemble", 1]
+    assert _run(base + ["--intrinsic", "params,synflow", "--out", tmp_path / "i.json"]) == 0
+    res = json.loads((tmp_path / "i.json").read_text())
+    assert res["config"]["weak"] == ["noise", "params", "synflow"]
+    assert res["config"]["intrinsic"] == ["params", "synflow"]
+    assert "--intrinsic params,synflow" in res["config"]["command"]
+    # the weak-labels-alone ranking now follows the cells' size, which drives this target
+    assert _run(base + ["--out", tmp_path / "n.json"]) == 0
+    alone = json.loads((tmp_path / "n.json").read_text())["methods"]["weak"]["kendall_tau"]
+    assert res["methods"]["weak"]["kendall_tau"] > alone + 0.2
+    params = intrinsic_weak(space, archs, "params")["params"]
+    assert np.corrcoef(params, convs)[0, 1] > 0.9
+    capsys.readouterr()
+    assert _run(base + ["--intrinsic", "noise", "--out", tmp_path / "x.json"]) == 2
+    clash = [x if x != "noise" else "params" for x in base]  # --weak params
+    assert _run(clash + ["--intrinsic", "params", "--out", tmp_path / "x.json"]) == 2
+    assert "given both in --weak and --intrinsic" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no per-seed progress lines on stderr")
+    p.add_argument("--intrinsic", type=parse_csv_list, default=[], metavar="NAMES",
+                   help="intrinsic weak labels the package computes for NB201 cells and adds to --weak: "
+                        "a comma-separated subset of params,flops,synflow (default: none)")
     p.add_argument("--pretrain-cache", default=None, metavar="DIR",
                    help="keep the weak-label-pretrained predictor in DIR and reuse it across runs of the same "
                         "table, weak columns and predictor settings (it does not depend on --labels/--seeds)")
@@ -69,6 +72,17 @@ def _check_args(args: argparse.Namespace, n_rows: int) -> None:
         raise UsageError(f"--labels {args.labels} must be smaller than the table's {n_rows} rows")
     if args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.intrinsic:
+        from ray_nasrank.search import INTRINSIC
+
+        bad = [x for x in args.intrinsic if x not in INTRINSIC]
+        if bad:
+            raise UsageError(f"unknown --intrinsic label(s) {bad}; choose from {list(INTRINSIC)}")
+        if args.space != "nb201":
+            raise UsageError("--intrinsic needs --space nb201 (the labels are computed for NB201 cells)")
+        clash = [x for x in args.intrinsic if x in args.weak]
+        if clash:
+            raise UsageError(f"{clash} given both in --weak and --intrinsic; keep one")
 
 
 def weak_score(weak: dict[str, Any]):
@@ -111,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     n = len(bench.archs)
     _check_args(args, n)
     methods = [m for m in METHODS if m in args.methods]
-    if not bench.weak:
+    if not bench.weak and not args.intrinsic:
         dropped = [m for m in methods if m in ("weak",)]
         methods = [m for m in methods if m not in ("weak",)]
         if "nasrank" in methods:
@@ -139,6 +153,14 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             col = np.where(bad, np.nan, col)
         weak[name] = col
+    if args.intrinsic:
+        from ray_nasrank.search import intrinsic_weak
+
+        t0 = time.perf_counter()
+        for name, col in intrinsic_weak(bench.space, bench.archs, tuple(args.intrinsic)).items():
+            weak[name] = col
+        print(f"bench ranking: computed intrinsic weak labels {list(args.intrinsic)} of {n} rows in "
+              f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
     timings: dict[str, float] = {m: 0.0 for m in methods}
 
     pretrained = None
@@ -198,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "config": {
             "table": str(args.table), "space": args.space, "arch_col": args.arch_col, "arch_cols": args.arch_cols,
-            "target": args.target, "mode": bench.mode, "weak": list(weak), "labels": args.labels,
+            "target": args.target, "mode": bench.mode, "weak": list(weak), "intrinsic": list(args.intrinsic),
+            "labels": args.labels,
             "seeds": args.seeds, "rows": n, "methods": methods, "threads": args.threads,
             "predictor": dataclasses.asdict(cfg),
             "seconds": {k: round(v, 2) for k, v in timings.items()},
@@ -221,7 +244,8 @@ def _cache_path(args: argparse.Namespace, cfg, n_rows: int) -> Path:
     st = table.stat()
     key = json.dumps({"table": str(table), "size": st.st_size, "mtime": st.st_mtime_ns, "rows": n_rows,
                       "space": args.space, "arch_col": args.arch_col, "arch_cols": args.arch_cols,
-                      "weak": list(args.weak), "predictor": dataclasses.asdict(cfg)}, sort_keys=True)
+                      "weak": list(args.weak), "intrinsic": list(args.intrinsic),
+                      "predictor": dataclasses.asdict(cfg)}, sort_keys=True)
     d = check_dir(args.pretrain_cache)
     return d / f"pretrained_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
 
@@ -256,6 +280,8 @@ def _argv_for(args: argparse.Namespace) -> list[str]:
         parts += ["--arch-col", args.arch_col]
     if args.weak:
         parts += ["--weak", ",".join(args.weak)]
+    if args.intrinsic:
+        parts += ["--intrinsic", ",".join(args.intrinsic)]
     parts += ["--labels", str(args.labels), "--seeds", str(args.seeds), "--out", str(args.out)]
     if list(args.methods) != list(METHODS):
         parts += ["--methods", ",".join(args.methods)]

@@ -80,6 +80,8 @@ def test_cli_mode_min_and_method_subset(table, tmp_path):
     (["--encoder", "gcn"], "graph encoders need the NB201"),
     (["--intrinsic", "params"], "--intrinsic needs --space nb201"),
     (["--intrinsic", "latency"], "unknown --intrinsic label(s) ['latency']"),
+    (["--predictor-args", "[1]"], "--predictor-args must be a JSON object"),
+    (["--predictor-args", '{"bogus": 1}'], "unknown PredictorConfig keys ['bogus']"),
 ])
 def test_cli_bad_input_exits_2(table, tmp_path, capsys, extra, message):
     path, _ = table
@@ -105,8 +107,11 @@ def test_cli_intrinsic_labels_join_the_weak_columns_of_nb201_cells(tmp_path, cap
     df.to_csv(path, index=False)
     base = ["--table", path, "--space", "nb201", "--arch-col", "arch", "--target", "acc", "--weak", "noise",
             "--labels", 10, "--seeds", 1, "--quiet", "--methods", "weak,random", "--ensemble", 1]
-    assert _run(base + ["--intrinsic", "params,synflow", "--out", tmp_path / "i.json"]) == 0
+    assert _run(base + ["--intrinsic", "params,synflow", "--predictor-args", '{"weak_reg": 0.5}',
+                        "--out", tmp_path / "i.json"]) == 0
     res = json.loads((tmp_path / "i.json").read_text())
+    assert res["config"]["predictor"]["weak_reg"] == 0.5
+    assert """--predictor-args '{"weak_reg": 0.5}'""" in res["config"]["command"]
     assert res["config"]["weak"] == ["noise", "params", "synflow"]
     assert res["config"]["intrinsic"] == ["params", "synflow"]
     assert "--intrinsic params,synflow" in res["config"]["command"]

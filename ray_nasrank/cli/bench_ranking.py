@@ -20,6 +20,8 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -49,6 +51,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no per-seed progress lines on stderr")
+    p.add_argument("--predictor-args", type=json.loads, default={}, metavar="JSON",
+                   help="more PredictorConfig fields as a JSON object, e.g. '{\"weak_reg\": 1.0}'")
     p.add_argument("--intrinsic", type=parse_csv_list, default=[], metavar="NAMES",
                    help="intrinsic weak labels the package computes for NB201 cells and adds to --weak: "
                         "a comma-separated subset of params,flops,synflow (default: none)")
@@ -136,8 +140,11 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(out.parent if str(out.parent) else ".")
     torch.set_num_threads(args.threads)
     try:
-        cfg = PredictorConfig(encoder=args.encoder, features=args.features, loss=args.loss,
-                              ensemble=args.ensemble, device=args.device, seed=0)
+        if not isinstance(args.predictor_args, dict):
+            raise ValueError("--predictor-args must be a JSON object of PredictorConfig fields")
+        cfg = PredictorConfig.from_dict({**args.predictor_args, "encoder": args.encoder,
+                                         "features": args.features, "loss": args.loss,
+                                         "ensemble": args.ensemble, "device": args.device, "seed": 0})
         feature_store(bench.space, cfg.features, graph=cfg.encoder == "gcn")
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -225,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
             "seeds": args.seeds, "rows": n, "methods": methods, "threads": args.threads,
             "predictor": dataclasses.asdict(cfg),
             "seconds": {k: round(v, 2) for k, v in timings.items()},
-            "command": "ray-nasrank bench ranking " + " ".join(_argv_for(args)),
+            "command": "ray-nasrank bench ranking " + shlex.join(_argv_for(args)),
         },
         "methods": {m: summarise(per_seed[m]) for m in methods},
     }
@@ -285,6 +292,8 @@ def _argv_for(args: argparse.Namespace) -> list[str]:
     parts += ["--labels", str(args.labels), "--seeds", str(args.seeds), "--out", str(args.out)]
     if list(args.methods) != list(METHODS):
         parts += ["--methods", ",".join(args.methods)]
+    if args.predictor_args:
+        parts += ["--predictor-args", json.dumps(args.predictor_args, sort_keys=True)]
     for flag, default in (("encoder", "mlp"), ("features", "onehot+opdist"), ("loss", "lambdarank"), ("ensemble", 3)):
         if getattr(args, flag) != default:
             parts += [f"--{flag}", str(getattr(args, flag))]

@@ -112,6 +112,7 @@ def test_cli_intrinsic_labels_join_the_weak_columns_of_nb201_cells(tmp_path, cap
     res = json.loads((tmp_path / "i.json").read_text())
     assert res["config"]["predictor"]["weak_reg"] == 0.5
     assert """--predictor-args '{"weak_reg": 0.5}'""" in res["config"]["command"]
+    assert 'noise,params,synflow (predictor {"weak_reg": 0.5})' in markdown_table([tmp_path / "i.json"])
     assert res["config"]["weak"] == ["noise", "params", "synflow"]
     assert res["config"]["intrinsic"] == ["params", "synflow"]
     assert "--intrinsic params,synflow" in res["config"]["command"]

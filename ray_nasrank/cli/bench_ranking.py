@@ -309,7 +309,12 @@ def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = METHODS
     for p in paths:
         r = json.loads(Path(p).read_text())
         c = r["config"]
-        rows.append((Path(c["table"]).name, c["target"], ",".join(c["weak"]) or "-", c["labels"], c["seeds"], r["methods"]))
+        weak = ",".join(c["weak"]) or "-"
+        # a run with --predictor-args is a variant of the same cell: say which
+        cmd = shlex.split(c.get("command", ""))
+        if "--predictor-args" in cmd:
+            weak += f" (predictor {cmd[cmd.index('--predictor-args') + 1]})"
+        rows.append((Path(c["table"]).name, c["target"], weak, c["labels"], c["seeds"], r["methods"]))
     rows.sort(key=lambda t: (t[0], t[2], t[3]))
     cols = [(m, k) for k in metrics for m in methods]
     out = ["| table | target | weak labels | labels | seeds | " + " | ".join(f"{m} {k}" for m, k in cols) + " |",

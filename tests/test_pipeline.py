@@ -104,6 +104,10 @@ def test_search_end_to_end_writes_every_artefact(finished_run):
         assert (out / name).is_file(), name
     weak = pd.read_parquet(out / "weak_labels.parquet")
     assert len(weak) == 24 and weak["iso"].is_unique and weak["weak_supernet"].between(0, 100).all()
+    from ray_nasrank.predictor import RankPredictor
+
+    # the ranker is pretrained on the supernet's weak label and the cells' intrinsic labels
+    assert RankPredictor.load(out / "ranker.pt").weak_names == ["weak_supernet", "params", "flops", "synflow"]
     res = pd.read_parquet(out / "results.parquet")
     assert len(res) == 4 and res["arch"].is_unique and set(res["arch"]) <= set(weak["arch"])
     assert res["order"].tolist() == [1, 2, 3, 4] and res["round"].tolist() == [0, 0, 1, 1]

@@ -127,11 +127,17 @@ def ranker_config(cfg: PipelineConfig):
 
 
 def pretrain_ranker(cfg: PipelineConfig, weak: pd.DataFrame, path: Path):
-    """Pretrain the learning-to-rank predictor on the pool's weak labels and save it."""
+    """Pretrain the learning-to-rank predictor on the pool's weak labels and save it.
+
+    The targets are the supernet's weak labels plus the cells' params, FLOPs and SynFlow (the
+    intrinsic labels NASRank pretrains on by default, :func:`ray_nasrank.search.intrinsic_weak`).
+    """
     from ray_nasrank.predictor import RankPredictor
+    from ray_nasrank.search import default_intrinsic, pretraining_labels
 
     archs = [SPACE.from_string(a) for a in weak["arch"]]
     cols = {c: weak[c].to_numpy(dtype=np.float64) for c in weak.columns if c.startswith("weak_")}
+    cols = pretraining_labels(SPACE, archs, cols, default_intrinsic(SPACE))
     pred = RankPredictor(SPACE, ranker_config(cfg)).pretrain(archs, cols)
     pred.save(path)
     return pred

@@ -76,8 +76,13 @@ def test_pretrains_from_config_and_runs_without_weak(space, pool, weak):
     # on NB201 the cells' params, FLOPs and SynFlow join the given weak labels as pretraining targets
     assert s._pretrained.weak_names == ["proxy", "params", "flops", "synflow"]
     assert len(_loop(s, 8)) == 8
-    # no weak labels: the first round explores, later rounds use the fitted predictor
-    s2 = NASRankStrategy(space, seed=0, candidates=pool, predictor=TINY, batch_size=4, opdist_prior=False)
+    # no weak labels on NB201: the intrinsic ones alone are the pretraining targets
+    s1 = NASRankStrategy(space, seed=0, candidates=pool, predictor=TINY, batch_size=4)
+    assert s1._pretrained.weak_names == ["params", "flops", "synflow"] and s1._model is s1._pretrained
+    assert len(_loop(s1, 8)) == 8
+    # nothing at all to pretrain on: the first round explores, later rounds use the fitted predictor
+    s2 = NASRankStrategy(space, seed=0, candidates=pool, predictor=TINY, batch_size=4, opdist_prior=False,
+                         intrinsic_weak=())
     assert s2._model is None
     _loop(s2, 12)
     assert s2._model is not None and s2._model.fitted

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     shared_predictor = None
     pretrained_on: list[str] = []
-    if ("nasrank" in args.strategies or args.via == "tune") and weak:
+    if "nasrank" in args.strategies or args.via == "tune":
         # pretraining only sees the weak labels of the whole table, never a seed's queries, so
         # one pretrained predictor is shared by all seeds (each seed fine-tunes its own clone)
         from ray_nasrank.predictor import RankPredictor
@@ -120,11 +120,12 @@ def run(args: argparse.Namespace) -> int:
         intrinsic = nas_args.get("intrinsic_weak")
         intrinsic = default_intrinsic(bench.space) if intrinsic is None else tuple(intrinsic)
         t0 = time.time()
-        cols = pretraining_labels(bench.space, bench.archs, weak, intrinsic)
-        shared_predictor = RankPredictor(bench.space, cfg).pretrain(bench.archs, cols)
-        pretrained_on = list(cols)
-        log(f"nasrank: pretrained the predictor on {len(bench.archs)} archs ({', '.join(cols)}) "
-            f"in {time.time() - t0:.1f}s")
+        cols = pretraining_labels(bench.space, bench.archs, weak or None, intrinsic)
+        if cols:  # nothing to pretrain on: each seed's NASRank starts from its first labels
+            shared_predictor = RankPredictor(bench.space, cfg).pretrain(bench.archs, cols)
+            pretrained_on = list(cols)
+            log(f"nasrank: pretrained the predictor on {len(bench.archs)} archs ({', '.join(cols)}) "
+                f"in {time.time() - t0:.1f}s")
 
     strategies = {}
     for name in args.strategies:

@@ -93,7 +93,8 @@ class NASRankStrategy(Strategy):
     are often least reliable at the very top), and the predictor is re-fitted once
     ``refit_every`` (default ``batch_size``) new labels arrived. ``intrinsic_weak`` names
     intrinsic labels added to ``weak`` as pretraining targets (default: ``("params", "flops",
-    "synflow")`` on NB201, none on other spaces; ``()`` switches them off; unused without ``weak``);
+    "synflow")`` on NB201, none on other spaces; ``()`` switches them off; used even without
+    ``weak``, so an NB201 search with no weak labels still starts from a pretrained ranking);
     ``prior_intrinsic`` lets them shape the op-distribution prior too; ``first_diverse`` takes
     the first batch's exploited cells from distinct op-count vectors. Without a finite
     ``candidates`` pool the whole space is used when it has at most 2**20 archs, else a seeded
@@ -143,7 +144,8 @@ class NASRankStrategy(Strategy):
         self.intrinsic_weak = default_intrinsic(space) if intrinsic_weak is None else tuple(intrinsic_weak)
         cols = weak_columns(weak, pool)
         # intrinsic labels (params, flops, synflow) join the caller's weak labels as pretraining targets
-        pre_cols = pretraining_labels(space, pool, cols, self.intrinsic_weak) if cols is not None else None
+        # (without weak labels of its own a search still has them: a free prior on NB201)
+        pre_cols = pretraining_labels(space, pool, cols, self.intrinsic_weak)
         if isinstance(predictor, RankPredictor):
             if predictor.space != space:
                 raise ValueError(f"predictor was built for {predictor.space!r}, not {space!r}")

@@ -90,6 +90,14 @@ def test_bench_search_pretrains_nasrank_on_the_intrinsic_labels_of_nb201_cells(t
     assert runs["default"]["config"]["nasrank_pretrained_on"] == ["proxy", "params", "flops", "synflow"]
     assert runs["off"]["config"]["nasrank_pretrained_on"] == ["proxy"]
     assert len(runs["default"]["strategies"]["nasrank"]["per_seed"][0]["values"]) == 8
+    # no --weak at all: the intrinsic labels alone are pretrained on (once, shared by the seeds)
+    out = tmp_path / "none.json"
+    no_weak = [x for x in base if x not in ("--weak", "proxy")]
+    assert main([*no_weak, "--out", str(out), "--strategy-args", json.dumps({"nasrank": TINY_NASRANK})]) == 0
+    assert json.loads(out.read_text())["config"]["nasrank_pretrained_on"] == ["params", "flops", "synflow"]
+    assert main([*no_weak, "--out", str(out), "--strategy-args",
+                 json.dumps({"nasrank": {**TINY_NASRANK, "intrinsic_weak": []}})]) == 0
+    assert json.loads(out.read_text())["config"]["nasrank_pretrained_on"] == []
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -80,21 +80,35 @@ def flops(ctx: ProxyContext) -> float:
     return counter.get_total_flops() / 2e6
 
 
-def synflow(ctx: ProxyContext) -> float:
-    net = ctx.fresh().double().eval()
+def synflow_linearise(net: nn.Module) -> nn.Module:
+    """SynFlow's linearised network, in place: float64, eval mode (BN an affine map) and every
+    weight and BN buffer made positive, so the score depends on the wiring and the weights alone."""
+    net = net.double().eval()
     with torch.no_grad():
         for t in net.state_dict().values():
             if torch.is_floating_point(t):
                 t.abs_()
+    return net
+
+
+def synflow_score(net: nn.Module, output: Callable[[], torch.Tensor],
+                  layers: list[nn.Module] | None = None) -> float:
+    """``log sum |theta * dR/dtheta|`` over ``layers`` (default: the conv/linear layers of a
+    linearised ``net``) with ``R = output().sum()``; ``-inf`` when R depends on no weight."""
     net.zero_grad(set_to_none=True)
-    ones = torch.ones((1, *ctx.x.shape[1:]), dtype=torch.float64, device=ctx.x.device)
-    net(ones).sum().backward()
+    output().sum().backward()
     total = 0.0
     with torch.no_grad():
-        for layer in _weighted_layers(net):
+        for layer in layers if layers is not None else _weighted_layers(net):
             if layer.weight.grad is not None:
                 total += float((layer.weight * layer.weight.grad).abs().sum())
     return math.log(total) if total > 0 else float("-inf")
+
+
+def synflow(ctx: ProxyContext) -> float:
+    net = synflow_linearise(ctx.fresh())
+    ones = torch.ones((1, *ctx.x.shape[1:]), dtype=torch.float64, device=ctx.x.device)
+    return synflow_score(net, lambda: net(ones))
 
 
 def _sum_layers(net: nn.Module, fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],

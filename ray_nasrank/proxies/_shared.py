@@ -13,7 +13,6 @@ CPU core, and on NASLib's 725-cell NB201 table it ranks like NASLib's full-size 
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from ._compute import _check_shape
+from ._measures import _weighted_layers, synflow_linearise, synflow_score
 
 #: the small network shared SynFlow uses unless told otherwise
 SHARED_SYNFLOW_NET: dict[str, Any] = {"channels": 16, "cells_per_stage": 1, "input_shape": (3, 8, 8),
@@ -71,24 +71,10 @@ def shared_synflow(archs: Sequence[Any], channels: int = SHARED_SYNFLOW_NET["cha
         net = copy.deepcopy(supernet)
     else:
         raise TypeError(f"supernet must be an NB201Supernet, got {type(supernet).__name__}")
-    # SynFlow's linearised network: float64, every weight and BN buffer made positive, BN in
-    # eval mode (an affine map), so the score depends on the wiring and the weights alone
-    net = net.to(dev).double().eval()
-    with torch.no_grad():
-        for t in net.state_dict().values():
-            if torch.is_floating_point(t):
-                t.abs_()
-    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    in_ch = net.in_channels
-    ones = torch.ones((1, in_ch, *shape[1:]), dtype=torch.float64, device=dev)
+    net = synflow_linearise(net.to(dev))
+    layers = _weighted_layers(net)  # found once, not per arch
+    ones = torch.ones((1, net.in_channels, *shape[1:]), dtype=torch.float64, device=dev)
     out = np.empty(len(archs), dtype=np.float64)
     for i, arch in enumerate(tqdm(archs, desc="synflow", disable=not progress, unit="arch")):
-        net.zero_grad(set_to_none=True)
-        net(ones, arch).sum().backward()
-        total = 0.0
-        with torch.no_grad():
-            for layer in layers:
-                if layer.weight.grad is not None:
-                    total += float((layer.weight * layer.weight.grad).abs().sum())
-        out[i] = math.log(total) if total > 0 else -math.inf
+        out[i] = synflow_score(net, lambda a=arch: net(ones, a), layers)
     return out

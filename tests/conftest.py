@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -54,18 +53,9 @@ def ray_cluster():
     worker nodes on it. Never ``AutoscalingCluster``: it kills every Ray on the machine.
     """
     ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
+    from _ray_cluster import start_cluster
 
-    tmp = tempfile.mkdtemp(prefix="rn_ray_")
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 2,
-            "include_dashboard": False,
-            "object_store_memory": 400 * 1024 * 1024,
-            "temp_dir": tmp,
-        },
-    )
+    cluster = start_cluster()
     ray.init(address=cluster.address, log_to_driver=False, ignore_reinit_error=True)
     yield cluster
     ray.shutdown()

@@ -1,6 +1,8 @@
 """Zero-cost proxies: scores of an untrained network that correlate with its trained accuracy.
 
 Cheap weak labels for ranking (AceNAS pretraining, RD-NAS teachers) and baselines to beat.
+:class:`ModelProxies` scores any model family ``model_fn(config) -> nn.Module``;
+:func:`compute_proxies` and :func:`shared_synflow` are the NB201 shortcuts.
 
 >>> from ray_nasrank.proxies import compute_proxies, PROXIES
 >>> s = compute_proxies(("nor_conv_3x3",) * 6, names=("params", "flops"), channels=4,
@@ -18,6 +20,7 @@ from ._compute import (
     resolve_names,
 )
 from ._measures import PROXIES, Proxy, ProxyContext
+from ._model import MODEL_PROXIES, ModelProxies, ModelProxyError, ProxyFailure, canonical_config
 from ._shared import SHARED_SYNFLOW_NET, shared_synflow
 
 __all__ = [
@@ -32,4 +35,9 @@ __all__ = [
     "resolve_names",
     "shared_synflow",
     "SHARED_SYNFLOW_NET",
+    "ModelProxies",
+    "ModelProxyError",
+    "ProxyFailure",
+    "MODEL_PROXIES",
+    "canonical_config",
 ]

@@ -6,15 +6,26 @@ NASLib's collection) so that rankings agree with published tables; the code is o
 * ``params``: trainable parameters, in millions.
 * ``flops``: multiply-accumulates of one forward pass on one input, in millions (NB201's
   "FLOPs" convention), counted by :class:`torch.utils.flop_counter.FlopCounterMode`.
-* ``synflow``: ``log(sum |theta * dR/dtheta|)`` over conv/linear weights, with all parameters
-  made positive, float64, BN as identity (eval mode with fresh statistics) and an all-ones input
-  (data-independent). ``-inf`` when the output does not depend on any weight.
+* ``synflow``: ``log(sum |theta * dR/dtheta|)`` over the weight tensors (every parameter with two
+  or more dimensions: conv, linear, embedding and attention projections), with all parameters
+  made positive, float64, BatchNorm as the affine map of its fresh statistics (eval mode),
+  per-sample normalisations (LayerNorm, GroupNorm, InstanceNorm, BatchNorm without running
+  statistics) as their affine part only, and an all-ones input (data-independent). ``-inf`` when
+  the output does not depend on any weight.
 * ``snip``: ``sum |theta * dL/dtheta|`` of the cross-entropy loss on the batch.
-* ``grad_norm``: sum over conv/linear layers of the L2 norm of ``dL/dW``.
+* ``grad_norm``: sum over weight tensors of the L2 norm of ``dL/dW``.
 * ``plain``: ``sum theta * dL/dtheta`` (signed).
-* ``l2_norm``: sum over conv/linear layers of ``||W||_2``.
-* ``naswot``: NASWOT, ``log|det K|`` of the Hamming kernel of the binary ReLU activation codes
-  of the batch, summed over every ReLU (NASLib's ``nwot``).
+* ``l2_norm``: sum over weight tensors of ``||W||_2``.
+* ``naswot``: NASWOT, ``log|det K|`` of the Hamming kernel of the binary activation codes of the
+  batch (pre-activation ``> 0``), summed over every rectifier-like activation the forward pass
+  calls: ``nn.ReLU`` and ``F.relu`` alike, in-place or not, and GELU, SiLU, ELU, LeakyReLU,
+  ReLU6/hardtanh, Hardswish, Mish, PReLU (NASLib's ``nwot``, which sees ``nn.ReLU`` modules
+  only). Activations applied to a tensor whose first dimension is not the batch are left out.
+
+Every measure runs on a copy of the network with in-place activations made out-of-place (they
+break the backward passes SynFlow and jacov need) and, for the measures that use train mode,
+dropout switched off (a random mask would make the score noise); conv/linear-only networks
+such as NB201's give the same values as the reference definitions.
 * ``jacov``: Jacobian covariance, ``-sum(log(v + k) + 1 / (v + k))`` over the eigenvalues ``v``
   of the correlation matrix of the per-example input gradients, ``k = 1e-5``.
 """
@@ -30,12 +41,64 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
-_WEIGHTED = (nn.Conv2d, nn.Linear)
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+#: normalisations that use the statistics of the sample itself whatever the mode
+_PER_SAMPLE_NORM = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
 
 
-def _weighted_layers(net: nn.Module) -> list[nn.Module]:
-    return [m for m in net.modules() if isinstance(m, _WEIGHTED)]
+def weight_tensors(net: nn.Module) -> list[nn.Parameter]:
+    """The weights the gradient measures sum over: every parameter with two or more dimensions
+    (conv kernels, linear, embedding and attention projection matrices; not biases or norm scales)."""
+    return [p for p in net.parameters() if p.dim() >= 2]
+
+
+def _out_of_place(net: nn.Module) -> nn.Module:
+    for m in net.modules():
+        if getattr(m, "inplace", False) is True:
+            m.inplace = False
+    return net
+
+
+def train_without_dropout(net: nn.Module) -> nn.Module:
+    """Train mode (BatchNorm on batch statistics) with every dropout layer off."""
+    net.train()
+    for m in net.modules():
+        if isinstance(m, _DROPOUT):
+            m.eval()
+    return net
+
+
+class _AffineOnly(nn.Module):
+    """A per-sample normalisation reduced to its affine part, ``x * weight + bias``."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.weight = norm.weight if isinstance(getattr(norm, "weight", None), nn.Parameter) else None
+        self.bias = norm.bias if isinstance(getattr(norm, "bias", None), nn.Parameter) else None
+        # LayerNorm scales the trailing dimensions, the others the channel dimension 1
+        self.trailing = isinstance(norm, nn.LayerNorm)
+
+    def _shape(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return p if self.trailing else p.reshape(1, -1, *([1] * (x.dim() - 2)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight is not None:
+            x = x * self._shape(self.weight, x)
+        if self.bias is not None:
+            x = x + self._shape(self.bias, x)
+        return x
+
+
+def _affine_only_norms(net: nn.Module) -> nn.Module:
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            per_sample = isinstance(child, _PER_SAMPLE_NORM) and not getattr(child, "track_running_stats", False)
+            no_stats = isinstance(child, nn.modules.batchnorm._BatchNorm) and child.running_mean is None
+            if per_sample or no_stats:
+                setattr(parent, name, _AffineOnly(child))
+    return net
 
 
 class ProxyContext:
@@ -45,21 +108,27 @@ class ProxyContext:
     proxies are computed never changes their values.
     """
 
-    def __init__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    def __init__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy) -> None:
         self.net = net
         self.x = x
         self.y = y
+        self.loss_fn = loss_fn
         self._ce_net: nn.Module | None = None
 
     def fresh(self) -> nn.Module:
-        return copy.deepcopy(self.net)
+        """A deep copy of the initial network with in-place activations made out-of-place."""
+        return _out_of_place(copy.deepcopy(self.net))
 
     def ce_net(self) -> nn.Module:
-        """A copy of the network after one cross-entropy backward pass on the batch (train mode)."""
+        """A copy of the network after one backward pass of the loss (default: cross-entropy) on the
+        batch (train mode, dropout off)."""
         if self._ce_net is None:
-            net = self.fresh().train()
+            if self.y is None:
+                raise ValueError("this proxy needs labels (targets) for its loss; none were given")
+            net = train_without_dropout(self.fresh())
             net.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(net(self.x), self.y)
+            loss = self.loss_fn(net(self.x), self.y)
             loss.backward()
             self._ce_net = net
         return self._ce_net
@@ -81,9 +150,10 @@ def flops(ctx: ProxyContext) -> float:
 
 
 def synflow_linearise(net: nn.Module) -> nn.Module:
-    """SynFlow's linearised network, in place: float64, eval mode (BN an affine map) and every
-    weight and BN buffer made positive, so the score depends on the wiring and the weights alone."""
-    net = net.double().eval()
+    """SynFlow's linearised network, in place: float64, eval mode (BN an affine map), per-sample
+    normalisations reduced to their affine part and every weight and BN buffer made positive, so
+    the score depends on the wiring and the weights alone."""
+    net = _affine_only_norms(_out_of_place(net)).double().eval()
     with torch.no_grad():
         for t in net.state_dict().values():
             if torch.is_floating_point(t):
@@ -92,16 +162,16 @@ def synflow_linearise(net: nn.Module) -> nn.Module:
 
 
 def synflow_score(net: nn.Module, output: Callable[[], torch.Tensor],
-                  layers: list[nn.Module] | None = None) -> float:
-    """``log sum |theta * dR/dtheta|`` over ``layers`` (default: the conv/linear layers of a
+                  weights: list[nn.Parameter] | None = None) -> float:
+    """``log sum |theta * dR/dtheta|`` over ``weights`` (default: :func:`weight_tensors` of a
     linearised ``net``) with ``R = output().sum()``; ``-inf`` when R depends on no weight."""
     net.zero_grad(set_to_none=True)
     output().sum().backward()
     total = 0.0
     with torch.no_grad():
-        for layer in layers if layers is not None else _weighted_layers(net):
-            if layer.weight.grad is not None:
-                total += float((layer.weight * layer.weight.grad).abs().sum())
+        for w in weights if weights is not None else weight_tensors(net):
+            if w.grad is not None:
+                total += float((w * w.grad).abs().sum())
     return math.log(total) if total > 0 else float("-inf")
 
 
@@ -115,10 +185,10 @@ def _sum_layers(net: nn.Module, fn: Callable[[torch.Tensor, torch.Tensor | None]
                 need_grad: bool = True) -> float:
     total = 0.0
     with torch.no_grad():
-        for m in _weighted_layers(net):
-            if need_grad and m.weight.grad is None:
-                continue  # a layer the loss does not reach contributes nothing
-            total += float(fn(m.weight, m.weight.grad))
+        for w in weight_tensors(net):
+            if need_grad and w.grad is None:
+                continue  # a weight the loss does not reach contributes nothing
+            total += float(fn(w, w.grad))
     return total
 
 
@@ -138,29 +208,46 @@ def l2_norm(ctx: ProxyContext) -> float:
     return _sum_layers(ctx.net, lambda w, g: w.norm(), need_grad=False)
 
 
+_aten = torch.ops.aten
+#: the rectifier-like activations NASWOT reads codes from (ATen level: modules and functional
+#: calls alike, whatever Python API reached them)
+_RECTIFIERS = frozenset({
+    _aten.relu, _aten.relu_, _aten.gelu, _aten.gelu_, _aten.silu, _aten.silu_, _aten.elu, _aten.elu_,
+    _aten.leaky_relu, _aten.leaky_relu_, _aten.hardtanh, _aten.hardtanh_, _aten.hardswish,
+    _aten.hardswish_, _aten.mish, _aten.mish_, _aten._prelu_kernel, _aten.celu, _aten.celu_,
+})
+
+
+class _ActivationCodes(TorchDispatchMode):
+    """Adds the Hamming kernel of every rectifier's binary input codes to ``kernel``."""
+
+    def __init__(self, kernel: torch.Tensor) -> None:
+        super().__init__()
+        self.kernel = kernel
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in _RECTIFIERS and args and isinstance(args[0], torch.Tensor):
+            n = self.kernel.shape[0]
+            pre = args[0]
+            if pre.dim() >= 1 and pre.shape[0] == n:  # read before an in-place op overwrites it
+                codes = (pre.detach().reshape(n, -1) > 0).to(torch.float64)
+                # Hamming-similarity kernel: agreements on active plus agreements on inactive units
+                self.kernel.add_(codes @ codes.T).add_((1.0 - codes) @ (1.0 - codes).T)
+        return func(*args, **(kwargs or {}))
+
+
 def naswot(ctx: ProxyContext) -> float:
-    net = ctx.fresh().train()
+    net = train_without_dropout(ctx.fresh())
     n = ctx.x.shape[0]
     kernel = torch.zeros((n, n), dtype=torch.float64, device=ctx.x.device)
-
-    def hook(_module, inputs, _output):
-        codes = (inputs[0].detach().reshape(n, -1) > 0).to(torch.float64)
-        # Hamming-similarity kernel: agreements on active plus agreements on inactive units
-        kernel.add_(codes @ codes.T).add_((1.0 - codes) @ (1.0 - codes).T)
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            net(ctx.x)
-    finally:
-        for h in handles:
-            h.remove()
+    with torch.no_grad(), _ActivationCodes(kernel):
+        net(ctx.x)
     _sign, logdet = np.linalg.slogdet(kernel.cpu().numpy())
     return float(logdet)
 
 
 def jacov(ctx: ProxyContext) -> float:
-    net = ctx.fresh().train()
+    net = train_without_dropout(ctx.fresh())
     x = ctx.x.detach().clone().requires_grad_(True)
     out = net(x)
     out.backward(torch.ones_like(out))

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ._compute import _check_shape
-from ._measures import _weighted_layers, synflow_linearise, synflow_score
+from ._measures import synflow_linearise, synflow_score, weight_tensors
 
 #: the small network shared SynFlow uses unless told otherwise
 SHARED_SYNFLOW_NET: dict[str, Any] = {"channels": 16, "cells_per_stage": 1, "input_shape": (3, 8, 8),
@@ -72,9 +72,9 @@ def shared_synflow(archs: Sequence[Any], channels: int = SHARED_SYNFLOW_NET["cha
     else:
         raise TypeError(f"supernet must be an NB201Supernet, got {type(supernet).__name__}")
     net = synflow_linearise(net.to(dev))
-    layers = _weighted_layers(net)  # found once, not per arch
+    weights = weight_tensors(net)  # found once, not per arch
     ones = torch.ones((1, net.in_channels, *shape[1:]), dtype=torch.float64, device=dev)
     out = np.empty(len(archs), dtype=np.float64)
     for i, arch in enumerate(tqdm(archs, desc="synflow", disable=not progress, unit="arch")):
-        out[i] = synflow_score(net, lambda a=arch: net(ones, a), layers)
+        out[i] = synflow_score(net, lambda a=arch: net(ones, a), weights)
     return out

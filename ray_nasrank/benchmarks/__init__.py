@@ -1,6 +1,20 @@
-"""Tabular benchmarks (query oracles over measured tables) and their ranking metrics."""
+"""Tabular benchmarks (query oracles over measured tables), their ranking metrics, and the
+benchmarks of the ``ray-nasrank bench`` commands as library functions: each takes a config
+dataclass and returns its result (and writes it as JSON to the config's ``out``).
+
+Heavy libraries (torch, scikit-learn, Ray) are imported when a benchmark runs, not here.
+"""
 
 from ray_nasrank import metrics
+
+from ._config import TableConfig
+from ._proxies import ProxiesBenchConfig, bench_proxies, format_proxies_summary
+from ._ranking import RankingBenchConfig, bench_ranking, markdown_table
+from ._ranking import format_summary as format_ranking_summary
+from ._search import SearchBenchConfig, bench_search
 from ._table import TabularBenchmark, find_shared_data, read_table
 
-__all__ = ["TabularBenchmark", "find_shared_data", "read_table", "metrics"]
+__all__ = ["TabularBenchmark", "find_shared_data", "read_table", "metrics", "TableConfig",
+           "RankingBenchConfig", "bench_ranking", "format_ranking_summary", "markdown_table",
+           "SearchBenchConfig", "bench_search", "ProxiesBenchConfig", "bench_proxies",
+           "format_proxies_summary"]

@@ -1,17 +1,28 @@
 """The ``ray-nasrank`` command line.
 
-Each subcommand lives in its own module exposing ``register(subparsers)``; the module's
-``run(args) -> int`` does the work and imports heavy libraries only when called, so
-``ray-nasrank --help`` stays fast. Bad arguments and bad input end with one line on stderr
-and exit code 2, never a traceback.
+Each subcommand lives in its own module exposing ``register(subparsers)``; its
+``run(args) -> int`` only parses, calls a library function and prints. The flags of a
+command are the :func:`~ray_nasrank._config.option` fields of its config dataclass
+(:func:`add_options`), so both share one source of defaults. Heavy libraries are imported
+only when a command runs, so ``ray-nasrank --help`` stays fast. Bad arguments and bad input
+end with one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib
+import json
+import logging
 import sys
-from typing import Sequence
+import types
+import typing
+from typing import Any, Iterator, Sequence, TextIO
+
+from ray_nasrank._checks import ConfigError
+from ray_nasrank._config import CLI, field_default
 
 #: top-level commands and the modules that define them
 COMMANDS: tuple[str, ...] = ("search", "report")
@@ -69,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ConfigError as e:  # a config key is a flag here
+        print(f"error: {e.render(flag)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (ValueError, KeyError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"ray-nasrank: error: {type(e).__name__}: {msg}", file=sys.stderr)
@@ -94,29 +108,104 @@ def parse_int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def add_table_args(p: argparse.ArgumentParser, weak_required: bool = False) -> None:
-    """The arguments every table-driven benchmark shares."""
-    p.add_argument("--table", required=True, help="parquet or CSV table of architectures and targets")
-    p.add_argument("--space", default="nb201", choices=["nb201", "columns"],
-                   help="nb201: --arch-col holds NB201 strings; columns: --arch-cols are categorical decisions")
-    p.add_argument("--arch-col", default="arch", help="column with NB201 strings (space nb201)")
-    p.add_argument("--arch-cols", type=parse_csv_list, default=None,
-                   help="comma-separated categorical columns (space columns)")
-    p.add_argument("--target", required=True, help="column to rank or optimise")
-    p.add_argument("--mode", default="max", choices=["max", "min"], help="whether higher or lower target is better")
-    p.add_argument("--weak", type=parse_csv_list, default=[], required=weak_required,
-                   help="comma-separated weak-label columns (e.g. supernet_oneshot_acc,flops)")
+def flag(key: str) -> str:
+    """The command-line flag of a config key: ``pool_size`` -> ``--pool-size``."""
+    return "--" + key.replace("_", "-")
 
 
-def load_table_from_args(args: argparse.Namespace):
-    from ray_nasrank.benchmarks import TabularBenchmark
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
 
-    if args.space == "columns" and not args.arch_cols:
-        raise UsageError("--space columns needs --arch-cols c1,c2,...")
-    return TabularBenchmark.from_file(
-        args.table, space=args.space, arch_col=args.arch_col, arch_cols=args.arch_cols,
-        target=args.target, mode=args.mode, weak=args.weak,
-    )
+
+def _parser_for(kind: Any):
+    origin = typing.get_origin(kind) or kind
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(kind) if a is not Ellipsis]
+        return parse_int_list if args and args[0] is int else parse_csv_list
+    if origin is dict:
+        return json.loads
+    return kind if kind in (int, float, str) else str
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, exclude: Sequence[str] = ()) -> None:
+    """One flag per :func:`~ray_nasrank._config.option` field of the dataclass ``cls``.
+
+    Args:
+        parser: the (sub)command's parser.
+        cls: a config dataclass.
+        exclude: fields the command sets itself.
+    """
+    hints = typing.get_type_hints(cls)
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get(CLI)
+        if spec is None or f.name in exclude:
+            continue
+        target = parser
+        if spec["group"]:
+            target = groups.setdefault(spec["group"], parser.add_argument_group(spec["group"]))
+        kind = hints[f.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        default = field_default(f)
+        help_text = spec["help"]
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        if kind is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = spec["parse"] or _parser_for(kind)
+            if spec["choices"] is not None:
+                kwargs["choices"] = list(spec["choices"])
+            if spec["metavar"]:
+                kwargs["metavar"] = spec["metavar"]
+            if spec["required"]:
+                kwargs["required"] = True
+            elif default not in (None, "", (), [], {}):
+                help_text += f" (default: {_show(default)})"
+        kwargs["help"] = help_text.replace("%", "%%")
+        target.add_argument(flag(f.name), **kwargs)
+
+
+def options_from_args(cls: type, args: argparse.Namespace, **values: Any):
+    """The config ``cls`` built from the parsed flags of :func:`add_options` (plus ``values``).
+
+    Args:
+        cls: the config dataclass.
+        args: parsed arguments.
+        **values: fields the command sets itself.
+
+    Returns:
+        ``cls(...)``; a bad value raises the config's :class:`~ray_nasrank._checks.ConfigError`.
+    """
+    for f in dataclasses.fields(cls):
+        if CLI in f.metadata and f.name not in values and hasattr(args, f.name):
+            values[f.name] = getattr(args, f.name)
+    return cls(**values)
+
+
+@contextlib.contextmanager
+def log_to(stream: TextIO, verbose: bool = True) -> Iterator[None]:
+    """Print the package's log messages on ``stream`` while a command runs.
+
+    Args:
+        stream: where (``sys.stderr`` for progress, ``sys.stdout`` where a command's log is its output).
+        verbose: ``False``: warnings only (``--quiet``).
+    """
+    logger = logging.getLogger("ray_nasrank")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":  # pragma: no cover

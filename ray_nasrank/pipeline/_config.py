@@ -25,13 +25,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ray_nasrank._config import known_fields
+from ray_nasrank._config import known_fields, option
 
 __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config"]
 
 #: keys that may change between a run and its resumption (where it runs, not what it computes)
 RUNTIME_KEYS: frozenset[str] = frozenset({"address", "progress", "concurrency", "device"})
 SPACES = ("nb201",)
+_SIZE = "size (demo-scale defaults; 0 = no limit)"
 
 
 class ConfigMismatchError(ValueError):
@@ -57,36 +58,38 @@ class PipelineConfig:
     finalists' true accuracies between rounds.
     """
 
-    dataset: str = "fashion-mnist"
-    space: str = "nb201"
-    budget: int = 8
-    rounds: int = 2
-    concurrency: int = 2
-    device: str = "cpu"
-    seed: int = 0
+    dataset: str = option("fashion-mnist", "fashion-mnist (Debian package dataset-fashion-mnist) or digits "
+                                           "(quick CPU run)")
+    space: str = option("nb201", "search space", choices=SPACES)
+    budget: int = option(8, "finalists trained from scratch")
+    rounds: int = option(2, "rounds the budget is spent in; the ranker is fine-tuned between rounds")
+    concurrency: int = option(2, "trials at a time")
+    device: str = option("cpu", "cpu, cuda, cuda:N or auto")
+    seed: int = option(0, "seed of the data split, supernet, pool and ranker")
     # data subsets (demo scale)
-    train_size: int = 3000
-    valid_size: int = 1000
-    test_size: int = 2000
+    train_size: int = option(3000, "training images", group=_SIZE)
+    valid_size: int = option(1000, "validation images", group=_SIZE)
+    test_size: int = option(2000, "test images", group=_SIZE)
     # networks
-    channels: int = 8
-    cells_per_stage: int = 1
-    batch_size: int = 128
+    channels: int = option(8, "stem channels C", group=_SIZE)
+    cells_per_stage: int = option(1, "cells per stage N", group=_SIZE)
+    batch_size: int = option(128, "training batch size", group=_SIZE)
     # supernet and weak labels
-    supernet_epochs: int = 1
+    supernet_epochs: int = option(1, "supernet training epochs", group=_SIZE)
     supernet_lr: float = 0.05
-    pool_size: int = 200
+    pool_size: int = option(200, "candidate cells with weak labels, one per isomorphism class (0: all 6,466)",
+                            group=_SIZE)
     weak_batch: int = 64
     weak_calib_batches: int = 1
     weak_eval_batches: int = 2
     # finalists trained from scratch
-    finalist_epochs: int = 2
+    finalist_epochs: int = option(2, "epochs of each finalist trained from scratch", group=_SIZE)
     finalist_lr: float = 0.05
     # ranker
-    ranker_epochs: int = 30
+    ranker_epochs: int = option(30, "ranker pretraining epochs on the weak labels", group=_SIZE)
     ranker_fit_epochs: int = 100
     # where it runs
-    address: str | None = None
+    address: str | None = option(None, "Ray cluster address (default: start a local Ray)")
     progress: bool | None = None
 
     def __post_init__(self) -> None:

@@ -4,11 +4,13 @@
   :class:`LandmarkRegularizer` and/or :class:`RankDistiller` (RD-NAS);
 * :class:`FewShotSupernet`: sub-supernets split by the op of one edge;
 * :class:`BatchedEvaluator`: weak labels of many subnets per data batch with per-arch BN
-  recalibration; :func:`evaluate_subnet` is the one-arch reference.
+  recalibration; :func:`evaluate_subnet` is the one-arch reference;
+* :func:`bench_supernet` with :class:`SupernetBenchConfig`: the ``ray-nasrank bench supernet`` run.
 
 No Ray or Optuna import: this runs on a bare GPU machine.
 """
 
+from ._bench import SupernetBenchConfig, bench_supernet
 from .evaluate import BatchedEvaluator, evaluate_subnet, iso_representatives, recalibrate_bn
 from .fewshot import FewShotSupernet, parse_split
 from .regularizers import LandmarkRegularizer, ParamCountTeacher, RankDistiller, cosine_ramp
@@ -31,4 +33,6 @@ __all__ = [
     "group_distance",
     "TrainConfig",
     "train_supernet",
+    "SupernetBenchConfig",
+    "bench_supernet",
 ]

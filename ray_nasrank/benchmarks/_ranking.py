@@ -1,0 +1,392 @@
+"""How well each method ranks a whole table from a few labels (``ray-nasrank bench ranking``).
+
+Each seed draws ``labels`` rows at random (seeded), every method learns from those rows (and
+the weak-label columns of all rows), then scores **all** rows; the result holds, per method, the
+seed means of Kendall tau, Spearman, NDCG@10, NDCG@50 and the best true target among the 10
+top-ranked, plus the per-seed values.
+
+Methods: ``nasrank`` (LTR predictor pretrained on the weak labels), ``nasrank_no_pretrain``
+(same, no pretraining), ``weak`` (the mean rank of the weak labels alone, read in the target's
+direction: higher is better for ``mode="max"``, lower for ``min``), ``mse`` (the pretrained
+predictor fine-tuned with MSE instead of a ranking loss), ``gbdt`` (scikit-learn
+gradient-boosted trees on the encoding plus the weak labels), ``random``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ray_nasrank._checks import ConfigError, check_int
+from ray_nasrank._config import option
+
+from ._config import TableConfig
+
+log = logging.getLogger(__name__)
+
+METHODS = ("nasrank", "nasrank_no_pretrain", "weak", "mse", "gbdt", "random")
+METRICS = ("kendall_tau", "spearman", "ndcg@10", "ndcg@50", "best_in_top10")
+
+
+@dataclass
+class RankingBenchConfig(TableConfig):
+    """One ``bench ranking`` run: the table (see :class:`TableConfig`), the methods and their settings.
+
+    Raises:
+        ConfigError: a bad value; the message names its key.
+
+    >>> cfg = RankingBenchConfig(table="t.csv", target="acc", labels=20, methods=["nasrank", "random"])
+    >>> cfg.seeds, cfg.methods
+    (10, ['nasrank', 'random'])
+    >>> RankingBenchConfig(table="t.csv", target="acc", labels=1)
+    Traceback (most recent call last):
+    ...
+    ray_nasrank._checks.ConfigError: labels must be >= 2 (a ranking needs two labelled rows), got 1
+    """
+
+    labels: int = option(50, "labelled rows drawn per seed")
+    seeds: int = option(10, "number of seeds")
+    out: str | None = option(None, "JSON file to write", required=True)
+    methods: list[str] = option(default_factory=lambda: list(METHODS),
+                                help=f"comma-separated subset of {','.join(METHODS)}")
+    encoder: str = option("mlp", "predictor encoder", choices=("mlp", "gcn"))
+    features: str = option("onehot+opdist", "encodings joined by '+'")
+    loss: str = option("lambdarank", "fine-tuning loss of the nasrank methods")
+    ensemble: int = option(3, "predictor ensemble size")
+    device: str = option("cpu", "torch device (cpu, cuda)")
+    threads: int = option(1, "torch CPU threads")
+    predictor_args: dict = option(default_factory=dict, metavar="JSON",
+                                  help="more PredictorConfig fields as a JSON object, e.g. '{\"weak_reg\": 1.0}'")
+    intrinsic: list[str] = option(default_factory=list, metavar="NAMES",
+                                  help="intrinsic weak labels the package computes for NB201 cells and adds to "
+                                       "--weak: a comma-separated subset of params,flops,synflow")
+    pretrain_cache: str | None = option(None, metavar="DIR",
+                                        help="keep the weak-label-pretrained predictor in DIR and reuse it across "
+                                             "runs of the same table, weak columns and predictor settings (it does "
+                                             "not depend on --labels/--seeds)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.methods, self.intrinsic = list(self.methods), list(self.intrinsic)
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"unknown method(s) {unknown} in `methods`; choose from {list(METHODS)}")
+        if not self.methods:
+            raise ConfigError("`methods` is empty")
+        check_int("seeds", self.seeds, low=1)
+        check_int("labels", self.labels)
+        if self.labels < 2:
+            raise ConfigError(f"`labels` must be >= 2 (a ranking needs two labelled rows), got {self.labels}")
+        check_int("threads", self.threads, low=1)
+        check_int("ensemble", self.ensemble, low=1)
+        if not isinstance(self.predictor_args, dict):
+            raise ConfigError("`predictor_args` must be a JSON object of PredictorConfig fields")
+        if self.intrinsic:
+            from ray_nasrank.search import INTRINSIC
+
+            bad = [x for x in self.intrinsic if x not in INTRINSIC]
+            if bad:
+                raise ConfigError(f"unknown `intrinsic` label(s) {bad}; choose from {list(INTRINSIC)}")
+            if self.space != "nb201":
+                raise ConfigError("`intrinsic` needs `space` nb201 (the labels are computed for NB201 cells)")
+            clash = [x for x in self.intrinsic if x in self.weak]
+            if clash:
+                raise ConfigError(f"{clash} given both in `weak` and `intrinsic`; keep one")
+
+    def predictor_config(self):
+        """The :class:`~ray_nasrank.predictor.PredictorConfig` of the nasrank methods."""
+        from ray_nasrank.predictor import PredictorConfig
+
+        try:
+            return PredictorConfig.from_dict({**self.predictor_args, "encoder": self.encoder,
+                                              "features": self.features, "loss": self.loss,
+                                              "ensemble": self.ensemble, "device": self.device, "seed": 0})
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"`predictor_args`: {e}") from None
+
+    def command(self) -> str:
+        """The ``ray-nasrank`` command line of this run."""
+        parts = ["--table", str(self.table), "--space", self.space, "--target", self.target, "--mode", self.mode]
+        if self.space == "columns":
+            parts += ["--arch-cols", ",".join(self.arch_cols)]
+        else:
+            parts += ["--arch-col", self.arch_col]
+        if self.weak:
+            parts += ["--weak", ",".join(self.weak)]
+        if self.intrinsic:
+            parts += ["--intrinsic", ",".join(self.intrinsic)]
+        parts += ["--labels", str(self.labels), "--seeds", str(self.seeds), "--out", str(self.out)]
+        if list(self.methods) != list(METHODS):
+            parts += ["--methods", ",".join(self.methods)]
+        if self.predictor_args:
+            parts += ["--predictor-args", json.dumps(self.predictor_args, sort_keys=True)]
+        defaults = {f.name: f.default for f in fields(self)}
+        for key in ("encoder", "features", "loss", "ensemble"):
+            if getattr(self, key) != defaults[key]:
+                parts += [f"--{key}", str(getattr(self, key))]
+        return "ray-nasrank bench ranking " + shlex.join(parts)
+
+
+def weak_score(weak: dict[str, Any]):
+    """The weak labels alone: mean normal-score rank over the columns (missing rows last).
+
+    Args:
+        weak: weak-label columns (name -> array, NaN for missing), higher is better.
+
+    Returns:
+        One score per row, higher is better.
+    """
+    import numpy as np
+
+    from ray_nasrank.predictor.weak import as_weak_matrix, combined_target, normalise_weak
+
+    n = len(next(iter(weak.values())))
+    _, matrix = as_weak_matrix(weak, n)
+    s = combined_target(normalise_weak(matrix, "rank"))
+    return np.where(np.isnan(s), np.nanmin(s) - 1.0, s)
+
+
+def _gbdt_scores(features, weak_feats, idx, y_signed, seed: int):
+    import numpy as np
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    x = features if weak_feats is None else np.concatenate([features, weak_feats], axis=1)
+    model = GradientBoostingRegressor(n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8,
+                                      random_state=seed)
+    model.fit(x[idx], y_signed[idx])
+    return model.predict(x)
+
+
+def bench_ranking(config: RankingBenchConfig) -> dict:
+    """Run the ranking benchmark of ``config`` and write its JSON to ``config.out`` (when set).
+
+    Progress goes to the ``ray_nasrank`` logger (per seed at INFO, data notices at WARNING).
+
+    Args:
+        config: the run.
+
+    Returns:
+        ``{"config": {...}, "methods": {method: {metric: seed mean, "per_seed": [...]}}}``.
+
+    Raises:
+        ConfigError: a bad value (e.g. ``labels`` not smaller than the table).
+        ValueError: a table that cannot be read as configured (missing columns, bad rows).
+    """
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from ray_nasrank._io import atomic_write_json, check_writable_dir
+    from ray_nasrank.metrics import ranking_report
+    from ray_nasrank.predictor import RankPredictor
+    from ray_nasrank.predictor.features import feature_store
+    from ray_nasrank.predictor.weak import normalise_weak
+
+    cfg = config
+    bench = cfg.load_table()
+    n = len(bench.archs)
+    if cfg.labels >= n:
+        raise ConfigError(f"`labels` {cfg.labels} must be smaller than the table's {n} rows")
+    methods = [m for m in METHODS if m in cfg.methods]
+    if not bench.weak and not cfg.intrinsic:
+        dropped = [m for m in methods if m in ("weak",)]
+        methods = [m for m in methods if m not in ("weak",)]
+        if "nasrank" in methods:
+            log.warning("bench ranking: no weak columns: 'nasrank' fine-tunes without pretraining")
+        if dropped:
+            log.warning(f"bench ranking: no weak columns, skipping {dropped}")
+    out = Path(cfg.out) if cfg.out else None
+    if out is not None:
+        check_writable_dir(out.parent if str(out.parent) else ".")
+    torch.set_num_threads(cfg.threads)
+    pcfg = cfg.predictor_config()
+    try:
+        feature_store(bench.space, pcfg.features, graph=pcfg.encoder == "gcn")
+    except ValueError as e:
+        raise ConfigError(f"`encoder`/`features`: {e}") from None
+
+    y = bench.targets
+    y_signed = y if bench.mode == "max" else -y
+    weak = {}
+    for name, col in bench.weak.items():
+        col = np.asarray(col, dtype=np.float64)
+        bad = np.isinf(col)
+        if bad.any():  # e.g. a proxy that overflowed: treat as missing, like NaN
+            log.warning(f"bench ranking: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing")
+            col = np.where(bad, np.nan, col)
+        weak[name] = col
+    if cfg.intrinsic:
+        from ray_nasrank.search import intrinsic_weak
+
+        t0 = time.perf_counter()
+        for name, col in intrinsic_weak(bench.space, bench.archs, tuple(cfg.intrinsic)).items():
+            weak[name] = col
+        log.info(f"bench ranking: computed intrinsic weak labels {list(cfg.intrinsic)} of {n} rows in "
+                 f"{time.perf_counter() - t0:.1f}s")
+    timings: dict[str, float] = {m: 0.0 for m in methods}
+
+    pretrained = None
+    if weak and any(m in methods for m in ("nasrank", "mse")):
+        t0 = time.perf_counter()
+        cache = _cache_path(cfg, pcfg, n) if cfg.pretrain_cache else None
+        if cache is not None and cache.is_file():
+            pretrained = RankPredictor.load(cache, device=cfg.device)
+            timings["pretrain_loaded"] = time.perf_counter() - t0
+        else:
+            pretrained = RankPredictor(bench.space, pcfg).pretrain(bench.archs, weak)
+            timings["pretrain"] = time.perf_counter() - t0
+            if cache is not None:
+                pretrained.save(cache)
+
+    features = weak_feats = None
+    if "gbdt" in methods:
+        store = feature_store(bench.space, pcfg.features)
+        features = store.flat[store.rows(bench.archs)]
+        if weak:
+            weak_feats = np.nan_to_num(normalise_weak(np.stack([weak[k] for k in weak], axis=1), "rank"), nan=0.0)
+
+    def fit_clone(base: RankPredictor | None, archs, labels, **over) -> RankPredictor:
+        if base is None:
+            return RankPredictor(bench.space, dataclasses.replace(pcfg, **over)).fit(archs, labels, mode=bench.mode)
+        p = base.clone()
+        p.config = dataclasses.replace(p.config, **over)
+        return p.fit(archs, labels, mode=bench.mode)
+
+    per_seed: dict[str, list[dict]] = {m: [] for m in methods}
+    for seed in range(cfg.seeds):
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(n, size=cfg.labels, replace=False))
+        archs = [bench.archs[i] for i in idx]
+        labels = y[idx]
+        scorers: dict[str, Callable[[], np.ndarray]] = {
+            "nasrank": lambda: fit_clone(pretrained, archs, labels,
+                                         seed=seed if pretrained is None else 0).score(bench.archs),
+            "nasrank_no_pretrain": lambda: fit_clone(None, archs, labels, seed=seed).score(bench.archs),
+            # weak columns are read in the target's direction (higher is better for mode max)
+            "weak": lambda: weak_score(weak) if bench.mode == "max" else -weak_score(weak),
+            "mse": lambda: fit_clone(pretrained, archs, labels, loss="mse", aux_loss=None,
+                                     seed=seed if pretrained is None else 0).score(bench.archs),
+            "gbdt": lambda: _gbdt_scores(features, weak_feats, idx, y_signed, seed),
+            "random": lambda: np.random.default_rng(10_000 + seed).random(n),
+        }
+        line = []
+        for m in methods:
+            t0 = time.perf_counter()
+            scores = scorers[m]()  # every scorer: higher = better
+            timings[m] += time.perf_counter() - t0
+            # the metrics read scores in the target's units, so a 'min' run negates them
+            rep = ranking_report(y, scores if bench.mode == "max" else -scores, mode=bench.mode, ks=(10, 50))
+            per_seed[m].append({"seed": seed, **{k: float(rep[k]) for k in METRICS}})
+            line.append(f"{m} {rep['ndcg@50']:.3f}/{rep['kendall_tau']:.3f}")
+        log.info(f"seed {seed}: ndcg@50/tau " + ", ".join(line))
+
+    result = {
+        "config": {
+            "table": str(cfg.table), "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols,
+            "target": cfg.target, "mode": bench.mode, "weak": list(weak), "intrinsic": list(cfg.intrinsic),
+            "labels": cfg.labels,
+            "seeds": cfg.seeds, "rows": n, "methods": methods, "threads": cfg.threads,
+            "predictor": dataclasses.asdict(pcfg),
+            "seconds": {k: round(v, 2) for k, v in timings.items()},
+            "command": cfg.command(),
+        },
+        "methods": {m: summarise(per_seed[m]) for m in methods},
+    }
+    if out is not None:
+        atomic_write_json(out, result)
+    return result
+
+
+def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
+    """Cache file named by a hash of everything the pretraining depends on."""
+    import dataclasses
+    import hashlib
+
+    from ray_nasrank._io import check_writable_dir
+
+    table = Path(cfg.table).resolve()
+    st = table.stat()
+    key = json.dumps({"table": str(table), "size": st.st_size, "mtime": st.st_mtime_ns, "rows": n_rows,
+                      "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols,
+                      "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic),
+                      "predictor": dataclasses.asdict(pcfg)}, sort_keys=True)
+    d = check_writable_dir(cfg.pretrain_cache)
+    return d / f"pretrained_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+
+
+def summarise(rows: Sequence[dict]) -> dict:
+    """Seed means of :data:`METRICS` plus the per-seed rows.
+
+    Args:
+        rows: one dict per seed with every metric of :data:`METRICS`.
+
+    Returns:
+        ``{metric: mean, ..., "per_seed": rows}``.
+    """
+    import numpy as np
+
+    return {**{k: float(np.mean([r[k] for r in rows])) for k in METRICS}, "per_seed": list(rows)}
+
+
+def format_summary(result: dict) -> str:
+    """A plain-text table of a :func:`bench_ranking` result: one line per method.
+
+    Args:
+        result: what :func:`bench_ranking` returned.
+
+    Returns:
+        The table.
+    """
+    c = result["config"]
+    head = (f"{c['target']} on {Path(c['table']).name}, weak={','.join(c['weak']) or '-'}, "
+            f"labels={c['labels']}, seeds={c['seeds']}")
+    lines = [head, f"{'method':<22}" + "".join(f"{k:>14}" for k in METRICS)]
+    for m, v in result["methods"].items():
+        lines.append(f"{m:<22}" + "".join(f"{v[k]:>14.4f}" for k in METRICS))
+    return "\n".join(lines)
+
+
+def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = METHODS,
+                   metrics: Sequence[str] = ("ndcg@50", "kendall_tau")) -> str:
+    """One Markdown table from result JSONs: a row per (table, weak set, labels), a column per method and metric.
+
+    Args:
+        paths: JSON files written by :func:`bench_ranking`.
+        methods: the methods to show (a missing one prints ``-``).
+        metrics: the metrics to show; the best value of each row is bold.
+
+    Returns:
+        The Markdown table.
+    """
+    rows = []
+    for p in paths:
+        r = json.loads(Path(p).read_text())
+        c = r["config"]
+        weak = ",".join(c["weak"]) or "-"
+        # a run with --predictor-args is a variant of the same cell: say which
+        cmd = shlex.split(c.get("command", ""))
+        if "--predictor-args" in cmd:
+            weak += f" (predictor {cmd[cmd.index('--predictor-args') + 1]})"
+        rows.append((Path(c["table"]).name, c["target"], weak, c["labels"], c["seeds"], r["methods"]))
+    rows.sort(key=lambda t: (t[0], t[2], t[3]))
+    cols = [(m, k) for k in metrics for m in methods]
+    out = ["| table | target | weak labels | labels | seeds | " + " | ".join(f"{m} {k}" for m, k in cols) + " |",
+           "|" + "---|" * (5 + len(cols))]
+    for table, target, weak, labels, seeds, res in rows:
+        best = {k: max((res[m][k] for m in methods if m in res), default=None) for k in metrics}
+        cells = []
+        for m, k in cols:
+            if m not in res:
+                cells.append("-")
+                continue
+            v = f"{res[m][k]:.3f}"
+            cells.append(f"**{v}**" if res[m][k] == best[k] else v)
+        out.append(f"| {table} | {target} | {weak} | {labels} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+

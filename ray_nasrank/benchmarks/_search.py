@@ -1,0 +1,216 @@
+"""Search strategies on a tabular benchmark, many seeds (``ray-nasrank bench search``).
+
+Every "training" is a table lookup. For each strategy and seed the result keeps the values in
+query order and the best-so-far curve; per strategy it reports the mean best after 10/20/50/100
+queries, the median number of queries to reach the table's optimum (a miss counts as
+budget + 1) and the share of seeds that reach it. ``via="tune"`` additionally runs ``nasrank``
+through a real Ray Tune ``Tuner`` (``ray_nasrank.integrations.tune.bench.search_via_tune``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ray_nasrank._checks import ConfigError, check_int
+from ray_nasrank._config import option
+
+from ._config import TableConfig
+
+log = logging.getLogger(__name__)
+
+#: strategies that receive the table's weak labels
+WEAK_AWARE = ("nasrank", "opdist")
+DEFAULT_STRATEGIES = ("nasrank", "random", "optuna-tpe", "rea", "opdist")
+
+
+@dataclass
+class SearchBenchConfig(TableConfig):
+    """One ``bench search`` run: the table (see :class:`TableConfig`), the strategies, budget and seeds.
+
+    Raises:
+        ConfigError: a bad value; the message names its key.
+
+    >>> SearchBenchConfig(table="t.csv", target="acc", strategies=["random"]).budget
+    100
+    >>> SearchBenchConfig(table="t.csv", target="acc", strategies=["random", "grid"])
+    Traceback (most recent call last):
+    ...
+    ray_nasrank._checks.ConfigError: unknown strategy 'grid' in strategies; choose from ['nasrank', 'opdist', 'optuna-tpe', 'random', 'rea']
+    """
+
+    budget: int = option(100, "queries per search")
+    seeds: int = option(30, "seeds per strategy")
+    seed: int = option(0, "first seed (seeds are seed .. seed+seeds-1)")
+    strategies: list[str] = option(default_factory=lambda: list(DEFAULT_STRATEGIES),
+                                   help="comma-separated: " + ", ".join(DEFAULT_STRATEGIES))
+    batch: int = option(1, "archs asked per ask() call (1: sequential)")
+    strategy_args: dict = option(default_factory=dict,
+                                 help='JSON of per-strategy keyword arguments, e.g. \'{"nasrank": {"explore": 0.1}}\'')
+    via: str = option("direct", "tune: also run nasrank through a real Ray Tune Tuner", choices=("direct", "tune"))
+    tune_seeds: int = option(3, "seeds of the --via tune run")
+    tune_concurrency: int = option(1, "concurrent trials of the --via tune run")
+    out: str | None = option(None, "JSON file to write", required=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from ray_nasrank.search import STRATEGIES
+
+        self.strategies = list(self.strategies)
+        for key in ("budget", "seeds", "batch", "tune_seeds", "tune_concurrency"):
+            check_int(key, getattr(self, key), low=1)
+        check_int("seed", self.seed, low=0)
+        if not self.strategies:
+            raise ConfigError("`strategies` is empty")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ConfigError(f"unknown strategy {unknown[0]!r} in `strategies`; choose from {sorted(STRATEGIES)}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ConfigError(f"`strategies` lists a strategy twice: {self.strategies}")
+        if not isinstance(self.strategy_args, dict) or not all(isinstance(v, dict) for v in self.strategy_args.values()):
+            raise ConfigError("`strategy_args` must be a JSON object of objects, e.g. '{\"rea\": {\"population\": 10}}'")
+        extra = sorted(set(self.strategy_args) - set(self.strategies) - ({"nasrank"} if self.via == "tune" else set()))
+        if extra:
+            raise ConfigError(f"`strategy_args` names strategies not in `strategies`: {extra}")
+
+
+def _tune_runner():
+    try:
+        from ray_nasrank.integrations.tune.bench import search_via_tune
+    except ImportError as e:
+        raise ConfigError(
+            f"`via` tune needs ray_nasrank.integrations.tune.bench.search_via_tune and Ray Tune "
+            f"(pip install 'ray_nasrank[tune]'); importing it failed: {e}") from None
+    return search_via_tune
+
+
+def bench_search(config: SearchBenchConfig) -> dict:
+    """Run the search benchmark of ``config`` and write its JSON to ``config.out`` (when set).
+
+    Progress goes to the ``ray_nasrank`` logger at INFO.
+
+    Args:
+        config: the run.
+
+    Returns:
+        ``{"config": {...}, "optimum": float, "strategies": {name: summary with "per_seed"}}``
+        (plus ``"via_tune"`` for ``via="tune"``).
+
+    Raises:
+        ConfigError: a bad value, or ``via="tune"`` without Ray Tune.
+        ValueError: a table that cannot be read as configured.
+    """
+    import torch
+
+    from ray_nasrank._io import atomic_write_json, check_writable_dir
+    from ray_nasrank.search import make_strategy
+    from ray_nasrank.search._bench import DEFAULT_CHECKPOINTS, run_on_table, summarize
+
+    cfg = config
+    search_via_tune = _tune_runner() if cfg.via == "tune" else None
+    out = Path(cfg.out) if cfg.out else None
+    if out is not None:
+        check_writable_dir(out.parent if str(out.parent) else ".")
+    torch.set_num_threads(1)
+    bench = cfg.load_table()
+    weak = {name: bench.weak[name] for name in cfg.weak}
+    started = time.time()
+
+    def say(msg: str) -> None:
+        log.info(f"[bench search {time.time() - started:7.1f}s] {msg}")
+
+    shared_predictor = None
+    pretrained_on: list[str] = []
+    if "nasrank" in cfg.strategies or cfg.via == "tune":
+        # pretraining only sees the weak labels of the whole table, never a seed's queries, so
+        # one pretrained predictor is shared by all seeds (each seed fine-tunes its own clone)
+        from ray_nasrank.predictor import RankPredictor
+        from ray_nasrank.search import default_intrinsic, pretraining_labels
+        from ray_nasrank.search._nasrank import search_predictor_config
+
+        nas_args = cfg.strategy_args.get("nasrank", {})
+        pcfg = search_predictor_config(bench.space, **nas_args.get("predictor", {}))
+        # the same pretraining targets NASRankStrategy would use: the weak labels plus the
+        # intrinsic ones (params, FLOPs, SynFlow on NB201) unless strategy_args switches them off
+        intrinsic = nas_args.get("intrinsic_weak")
+        intrinsic = default_intrinsic(bench.space) if intrinsic is None else tuple(intrinsic)
+        t0 = time.time()
+        cols = pretraining_labels(bench.space, bench.archs, weak or None, intrinsic)
+        if cols:  # nothing to pretrain on: each seed's NASRank starts from its first labels
+            shared_predictor = RankPredictor(bench.space, pcfg).pretrain(bench.archs, cols)
+            pretrained_on = list(cols)
+            say(f"nasrank: pretrained the predictor on {len(bench.archs)} archs ({', '.join(cols)}) "
+                f"in {time.time() - t0:.1f}s")
+
+    def nasrank_kwargs(kwargs: dict) -> dict:
+        if isinstance(kwargs.get("predictor"), dict):
+            from ray_nasrank.search._nasrank import search_predictor_config
+
+            kwargs["predictor"] = search_predictor_config(bench.space, **kwargs["predictor"])
+        if shared_predictor is not None:
+            kwargs["predictor"] = shared_predictor
+        return kwargs
+
+    strategies = {}
+    for name in cfg.strategies:
+        kwargs = dict(cfg.strategy_args.get(name, {}))
+        if name in WEAK_AWARE and weak:
+            kwargs.setdefault("weak", weak)
+        if name == "nasrank":
+            kwargs = nasrank_kwargs(kwargs)
+        per_seed = []
+        t0 = time.time()
+        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+            bench.reset()
+            strategy = make_strategy(name, bench.space, seed=seed, mode=bench.mode, candidates=bench.archs, **kwargs)
+            result = run_on_table(strategy, bench, cfg.budget, batch=cfg.batch)
+            best = strategy.best
+            result.pop("archs")
+            per_seed.append({"seed": seed, **result,
+                             "best_arch": None if best is None else bench.space.to_string(best[0])})
+            say(f"{name} seed {seed}: best {result['best_so_far'][-1]} "
+                f"queries to optimum {result['queries_to_optimum']}")
+        summary = summarize([r["values"] for r in per_seed], bench.optimum, cfg.budget, bench.mode)
+        summary["overhead_s_per_trial"] = float(sum(r["overhead_s_per_trial"] for r in per_seed) / len(per_seed))
+        summary["wall_s"] = time.time() - t0
+        summary["per_seed"] = per_seed
+        strategies[name] = summary
+        say(f"{name}: best_at={ {k: round(v, 3) for k, v in summary['best_at'].items() if v is not None} } "
+            f"median_to_opt={summary['median_queries_to_optimum']} hit_rate={summary['hit_rate']:.2f}")
+
+    result = {
+        "config": {
+            "table": str(cfg.table), "space": cfg.space, "target": cfg.target, "mode": cfg.mode,
+            "weak": list(cfg.weak), "budget": cfg.budget, "seeds": cfg.seeds, "first_seed": cfg.seed,
+            "strategies": list(cfg.strategies), "batch": cfg.batch, "strategy_args": cfg.strategy_args,
+            "checkpoints": [c for c in DEFAULT_CHECKPOINTS if c <= cfg.budget], "archs": len(bench.archs),
+            "via": cfg.via, "nasrank_pretrained_on": pretrained_on,
+        },
+        "optimum": bench.optimum,
+        "strategies": strategies,
+    }
+    if search_via_tune is not None:
+        runs = []
+        t0 = time.time()
+        tune_kwargs = nasrank_kwargs(dict(cfg.strategy_args.get("nasrank", {})))
+        for seed in range(cfg.seed, cfg.seed + cfg.tune_seeds):
+            r = search_via_tune(bench, strategy="nasrank", budget=cfg.budget, seed=seed,
+                                concurrency=cfg.tune_concurrency, weak=list(cfg.weak),
+                                strategy_kwargs=tune_kwargs)
+            runs.append({"seed": seed, "values": list(r["values"]),
+                         "overhead_s_per_trial": float(r["overhead_s_per_trial"])})
+        tune_summary = summarize([r["values"] for r in runs], bench.optimum, cfg.budget, bench.mode)
+        tune_summary["overhead_s_per_trial"] = float(sum(r["overhead_s_per_trial"] for r in runs) / len(runs))
+        tune_summary["wall_s"] = time.time() - t0
+        tune_summary["concurrency"] = cfg.tune_concurrency
+        tune_summary["per_seed"] = runs
+        result["via_tune"] = {"nasrank": tune_summary}
+        say(f"nasrank via Tune: best_at={tune_summary['best_at']} overhead/trial="
+            f"{tune_summary['overhead_s_per_trial']:.3f}s")
+    result["config"]["wall_s"] = time.time() - started
+    if out is not None:
+        atomic_write_json(out, result)
+        say(f"wrote {out}")
+    return result

@@ -23,6 +23,18 @@ def start_cluster(num_cpus: int = 2, object_store_mb: int = 400):
             "num_cpus": num_cpus,
             "include_dashboard": False,
             "object_store_memory": object_store_mb * 1024 * 1024,
-            "temp_dir": tempfile.mkdtemp(prefix="rn_ray_"),
+            "temp_dir": _short_temp_dir(),
         },
     )
+
+
+def _short_temp_dir() -> str:
+    """A new folder for the cluster's session, short enough for Ray's socket paths.
+
+    Ray puts ``<temp_dir>/session_<date>_<pid>/sockets/plasma_store`` under it, and AF_UNIX
+    paths stop at 107 bytes: a nested ``TMPDIR`` (CI's own inside a caller's) overflows that.
+    """
+    base = tempfile.gettempdir()
+    if len(base) > 40:
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix="r", dir=base)

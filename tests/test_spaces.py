@@ -1,3 +1,6 @@
+import copy
+import math
+import pickle
 import subprocess
 import sys
 
@@ -8,9 +11,15 @@ from hypothesis import strategies as st
 
 from ray_nasrank.spaces import (
     EDGE_KEYS,
+    INACTIVE,
     OPS,
     CategoricalSpace,
+    Condition,
     Decision,
+    Float,
+    Integer,
+    Normal,
+    SearchSpace,
     NB201Space,
     arch_to_str,
     get_space,
@@ -156,6 +165,99 @@ def test_categorical_space_plain_spec():
         Decision(("a",), (1, 1))
 
 
+# ------------------------------------------------------------------------------ mixed and conditional spaces
+MIXED = SearchSpace({"net": {"act": ["relu", "gelu", "silu"], "depth": Integer(1, 4), "width": Integer(8, 256, log=True)},
+                     "lr": Float(1e-4, 0.1, log=True), "dropout": Float(0.0, 0.5, step=0.1), "noise": Normal(0.0, 2.0)})
+COND = SearchSpace([Decision(("opt",), ["sgd", "adam"]),
+                    Decision(("momentum",), Float(0.0, 0.99), Condition("opt", ("sgd",))),
+                    Decision(("beta",), Integer(1, 3), Condition("opt", ("adam",))),
+                    Decision(("nesterov",), [True, False], Condition("opt", ("sgd",)))])
+
+
+def test_inactive_sentinel():
+    assert repr(INACTIVE) == "inactive"
+    assert pickle.loads(pickle.dumps(INACTIVE)) is INACTIVE and copy.deepcopy(INACTIVE) is INACTIVE
+    assert hash(INACTIVE) == hash(pickle.loads(pickle.dumps(INACTIVE)))
+    assert INACTIVE != None and INACTIVE != 0  # noqa: E711
+
+
+def test_domains_print_like_tune():
+    assert repr(Float(1e-4, 0.1, log=True)) == "loguniform(0.0001, 0.1)"
+    assert repr(Integer(1, 4)) == "randint(1, 5)"
+    assert repr(Decision(("a",), [1, 2]).domain) == "choice([1, 2])"
+    assert "net/width: lograndint(8, 257)" in MIXED.describe()
+
+
+def test_mixed_space_sample_validate_features_moves():
+    assert MIXED.size == math.inf and not MIXED.indexable and MIXED.numeric
+    rng = np.random.default_rng(1)
+    archs = [MIXED.sample(rng) for _ in range(300)]
+    x = MIXED.features(archs)
+    assert x.shape == (300, 3 + 5) and x.min() >= 0 and x.max() <= 1
+    lrs = np.array([a[3] for a in archs])
+    # log-uniform: about half the draws below the geometric middle
+    assert 0.4 < np.mean(lrs < math.sqrt(1e-4 * 0.1)) < 0.6
+    assert {a[4] for a in archs} <= {0.0, 0.1, 0.2, 0.3, 0.4, 0.5}
+    for a in archs[:20]:
+        assert MIXED.from_string(MIXED.to_string(a)) == a
+        for b in MIXED.local_moves(a, rng, 5):
+            assert MIXED.validate(b) == b and b != a
+            assert sum(x != y for x, y in zip(a, b)) <= 2
+    with pytest.raises(ValueError, match=r"'lr'"):
+        MIXED.validate(("relu", 2, 16, 0.5, 0.1, 0.0))
+    with pytest.raises(ValueError, match="not on the grid"):
+        MIXED.validate(("relu", 2, 16, 0.01, 0.15, 0.0))
+    with pytest.raises(ValueError, match="expected an integer"):
+        MIXED.validate(("relu", 2.5, 16, 0.01, 0.1, 0.0))
+
+
+def test_conditional_space_inactive_values_are_one_candidate():
+    assert COND.size == math.inf and COND.conditional
+    assert COND.validate(("adam", 0.5, 2, True)) == ("adam", INACTIVE, 2, INACTIVE)
+    assert COND.validate(("adam", 0.9, 2, False)) == COND.validate(("adam", INACTIVE, 2, INACTIVE))
+    with pytest.raises(ValueError, match="'beta' is active"):
+        COND.validate(("adam", INACTIVE, INACTIVE, INACTIVE))
+    assert COND.to_config(("adam", INACTIVE, 2, INACTIVE)) == {"opt": "adam", "beta": 2}
+    assert COND.from_config({"opt": "adam", "beta": 2}) == ("adam", INACTIVE, 2, INACTIVE)
+    with pytest.raises(ValueError, match="no value for 'momentum'"):
+        COND.from_config({"opt": "sgd", "nesterov": True})
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        a = COND.sample(rng)
+        assert (a[1] is INACTIVE) == (a[0] == "adam") and (a[2] is INACTIVE) == (a[0] == "sgd")
+        m = COND.mutate(a, rng)
+        assert COND.validate(m) == m
+    x = COND.features([("adam", INACTIVE, 2, INACTIVE), ("sgd", 0.5, INACTIVE, True)])
+    assert x.shape == (2, 2 + 2 + 2 + 3)  # one-hot opt, momentum+flag, beta+flag, nesterov+flag
+    finite = SearchSpace([Decision(("opt",), ["sgd", "adam"]),
+                          Decision(("m",), Integer(0, 9), Condition("opt", ("sgd",))),
+                          Decision(("b",), Integer(1, 3), Condition("opt", ("adam",)))])
+    assert finite.size == 13 == len(set(finite.enumerate()))
+    with pytest.raises(ValueError, match="conditioned on 'later'"):
+        SearchSpace([Decision(("a",), [1], Condition("later", (1,))), Decision(("later",), [1])])
+
+
+def test_large_space_has_no_enumeration():
+    big = CategoricalSpace({f"d{i}": list(range(128)) for i in range(30)})
+    assert big.size == 128 ** 30
+    a = big.sample(0)
+    assert len(big.local_moves(a, 0, 10)) == 10
+    assert E_dim(big) == 30 * 128
+
+
+def E_dim(space):
+    from ray_nasrank import encodings
+
+    return encodings.dim(space, "onehot")
+
+
+def test_value_strings_are_read_as_typed():
+    space = CategoricalSpace({"f": [0.5, "0.5_2"]})
+    with pytest.raises(ValueError, match="'0.5_2'"):
+        space.from_string("f=0.5_2")
+    assert space.from_string("f='0.5_2'") == ("0.5_2",)
+
+
 def test_get_space():
     assert get_space("nb201") == NB201Space()
     with pytest.raises(ValueError, match="unknown space 'nb301'"):
@@ -176,10 +278,12 @@ def test_space_from_tune_detects_nb201_and_constants():
 def test_space_from_tune_generic_nested_and_randint():
     ps = {"net": {"depth": tune.randint(2, 5), "width": tune.choice([16, 32])}, "q": tune.qrandint(0, 10, 5)}
     space, consts = space_from_tune(ps)
-    assert isinstance(space, CategoricalSpace)
     assert [d.name for d in space.decisions] == ["net/depth", "net/width", "q"]
-    assert space.decisions[0].choices == (2, 3, 4)
-    assert space.decisions[2].choices == (0, 5, 10)
+    # Tune's randint excludes its upper bound, qrandint includes it
+    assert space.decisions[0].domain == Integer(2, 4)
+    assert space.decisions[2].domain == Integer(0, 10, step=5)
+    assert repr(space.decisions[0].domain) == "randint(2, 5)"
+    assert space.size == 3 * 2 * 3
     assert consts == {}
     tune_ps = space.to_tune()
     again, _ = space_from_tune(tune_ps)
@@ -189,19 +293,53 @@ def test_space_from_tune_generic_nested_and_randint():
 @pytest.mark.parametrize(
     "ps, needle",
     [
-        ({"lr": tune.uniform(0, 1)}, "'lr'.*Float"),
-        ({"a": {"b": tune.loguniform(1e-4, 1)}}, "'a/b'"),
         ({"g": tune.grid_search([1, 2])}, "grid_search"),
-        ({"s": tune.sample_from(lambda c: 1)}, "'s'"),
+        ({"s": tune.sample_from(lambda c: 1)}, "'s'.*sample_from"),
+        ({"s": ("__fn_ph", "1a2b3c4d")}, "'s'.*sample_from placeholder"),
         ({"cell": [tune.choice(list(OPS))] * 6}, "list holding Tune domains"),
         ({"a/b": tune.choice([1, 2])}, "contains '/'"),
-        ({"fixed": 3}, "no tune.choice"),
-        ({"n": tune.lograndint(1, 100)}, "log-scaled"),
+        ({"fixed": 3}, "no Tune domain"),
+        ({"c": tune.choice([{"x": tune.uniform(0, 1)}, {"y": 1}])}, "conditional space"),
     ],
 )
 def test_space_from_tune_rejects_unsupported(ps, needle):
     with pytest.raises(ValueError, match=needle):
         space_from_tune(ps)
+
+
+def test_space_from_tune_converts_every_domain():
+    ps = {"a": tune.choice(["x", "y"]), "b": tune.randint(1, 5), "c": tune.lograndint(1, 100),
+          "d": tune.qrandint(0, 10, 2), "e": tune.uniform(0, 1), "f": tune.loguniform(1e-4, 1e-1),
+          "g": tune.quniform(0, 1, 0.1), "h": tune.qloguniform(1e-4, 1e-1, 5e-5), "i": tune.randn(0, 1),
+          "j": tune.qrandn(0, 2, 0.5)}
+    space, _ = space_from_tune(ps)
+    assert [repr(d.domain) for d in space.decisions] == [
+        "choice(['x', 'y'])", "randint(1, 5)", "lograndint(1, 100)", "qrandint(0, 10, 2)", "uniform(0.0, 1.0)",
+        "loguniform(0.0001, 0.1)", "quniform(0.0, 1.0, 0.1)", "qloguniform(0.0001, 0.1, 5e-05)", "randn(0.0, 1.0)",
+        "qrandn(0.0, 2.0, 0.5)"]
+    assert space.size == math.inf
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = space.sample(rng)
+        assert space.validate(a) == a
+        cfg = space.to_config(a)
+        assert space.from_config(cfg) == a
+        assert 1 <= cfg["b"] <= 4 and 1 <= cfg["c"] <= 99 and cfg["d"] % 2 == 0 and 1e-4 <= cfg["f"] <= 0.1
+        assert round(cfg["g"] * 10) == cfg["g"] * 10
+    again, _ = space_from_tune(space.to_tune())
+    assert again.decisions == space.decisions
+
+
+def test_space_from_tune_names_every_offending_key_at_once():
+    ps = {"lr": tune.loguniform(1e-4, 1e-1), "net": {"l1": tune.sample_from(lambda _: 8), "l2": ("__fn_ph", "ab12cd34")},
+          "g": tune.grid_search([1, 2])}
+    with pytest.raises(ValueError) as e:
+        space_from_tune(ps)
+    msg = str(e.value)
+    assert "3 entries" in msg
+    for key in ("'net/l1'", "'net/l2'", "'g'"):
+        assert key in msg
+    assert "tune.choice" in msg and "'lr'" not in msg
 
 
 def test_to_optuna_distributions():

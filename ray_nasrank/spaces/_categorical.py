@@ -1,10 +1,11 @@
-"""Generic categorical spaces, built by hand or from a Ray Tune ``param_space``."""
+"""Generic categorical spaces, and any space read from a Ray Tune ``param_space``."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
 from ._base import Decision, SearchSpace
+from ._domains import Categorical, Float, Integer, Normal
 from ._nb201 import EDGE_KEYS, OPS, NB201Space
 
 
@@ -21,21 +22,10 @@ class CategoricalSpace(SearchSpace):
     name = "columns"
 
     def __init__(self, spec: Mapping[str, Any] | Sequence[Decision]) -> None:
-        if isinstance(spec, Mapping):
-            decisions = tuple(_walk_plain(spec, ()))
-        else:
-            decisions = tuple(spec)
-        if not decisions:
-            raise ValueError("a CategoricalSpace needs at least one decision")
-        names = [d.name for d in decisions]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"duplicate decision names: {sorted(dup)}")
-        self._decisions = decisions
-
-    @property
-    def decisions(self) -> tuple[Decision, ...]:
-        return self._decisions
+        super().__init__(spec)
+        numeric = [d.name for d in self.decisions if not d.categorical]
+        if numeric:
+            raise ValueError(f"CategoricalSpace holds categorical decisions only, not {numeric}; use SearchSpace")
 
     @classmethod
     def from_columns(cls, columns: Mapping[str, Sequence[Any]]) -> "CategoricalSpace":
@@ -50,45 +40,49 @@ class CategoricalSpace(SearchSpace):
         return f"CategoricalSpace({[d.name for d in self.decisions]}, size={self.size})"
 
 
-def _walk_plain(spec: Mapping, prefix: tuple[str, ...]):
-    for key, value in spec.items():
-        path = prefix + (str(key),)
-        if isinstance(value, Mapping):
-            yield from _walk_plain(value, path)
-        elif isinstance(value, (list, tuple)):
-            yield Decision(path, tuple(value))
-        else:
-            raise ValueError(
-                f"{'/'.join(path)!r}: expected a list of choices or a nested dict, got {value!r}"
-            )
+_FN_TOKEN = "__fn_ph"
 
 
 def space_from_tune(param_space: Mapping[str, Any]) -> tuple[SearchSpace, dict]:
     """Split a Tune ``param_space`` into a search space and the constant part of the config.
 
-    Supported domains: ``tune.choice`` and ``tune.randint``/``tune.qrandint`` (expanded into
-    their finite choices), nested in dicts at any depth. A dict whose only entries are the six
-    NB201 edges (``e1_0`` ... ``e3_2``), each ``tune.choice`` over the NB201 ops, becomes an
-    :class:`NB201Space` when it is the whole search space, so the NB201 encodings and the
-    isomorphism key apply. Any other domain (``uniform``, ``grid_search``, ``sample_from``, ...)
-    raises ``ValueError`` naming its key: a searcher that left it unfilled would hand the raw
-    sampler object to the trainable.
+    Every Tune domain is converted here, nested in dicts at any depth: ``choice``, ``randint``,
+    ``lograndint``, ``qrandint``, ``qlograndint`` (integers; Tune's ``randint`` excludes its upper
+    bound, its q-forms include it), ``uniform``, ``loguniform``, ``quniform``, ``qloguniform``,
+    ``randn`` and ``qrandn``. A space of ``tune.choice`` entries only is a
+    :class:`CategoricalSpace`; a dict whose only entries are the six NB201 edges (``e1_0`` ...
+    ``e3_2``), each ``tune.choice`` over the NB201 ops, becomes an :class:`NB201Space` when it is
+    the whole search space. What a searcher cannot fill (``tune.sample_from`` and the
+    ``('__fn_ph', ...)`` placeholders Tune puts in its place, ``grid_search``, domains inside
+    lists) raises one ``ValueError`` naming every offending key and the fix: left unfilled, Tune
+    would sample it outside the search.
+
+    >>> from ray import tune
+    >>> space, constants = space_from_tune({"lr": tune.loguniform(1e-4, 1e-1), "act": tune.choice(["relu", "gelu"]), "epochs": 3})
+    >>> [repr(d.domain) for d in space.decisions], constants
+    (['loguniform(0.0001, 0.1)', "choice(['relu', 'gelu'])"], {'epochs': 3})
     """
     if not isinstance(param_space, Mapping):
         raise ValueError(f"param_space must be a dict, got {type(param_space).__name__}")
     decisions: list[Decision] = []
     constants: dict = {}
-    _walk_tune(param_space, (), decisions, constants)
+    problems: list[str] = []
+    _walk_tune(param_space, (), decisions, constants, problems)
+    if problems:
+        raise ValueError(f"param_space has {len(problems)} entr{'y' if len(problems) == 1 else 'ies'} "
+                         "ray_nasrank cannot search:\n  " + "\n  ".join(problems))
     if not decisions:
-        raise ValueError("param_space has no tune.choice/tune.randint entry to search over")
+        raise ValueError("param_space has no Tune domain (tune.choice, tune.uniform, ...) to search over")
     nb201_key = _nb201_key(decisions)
     if nb201_key is not None:
         return NB201Space(nb201_key), constants
-    return CategoricalSpace(decisions), constants
+    if all(d.categorical for d in decisions):
+        return CategoricalSpace(decisions), constants
+    return SearchSpace(decisions), constants
 
 
 def _nb201_key(decisions: list[Decision]) -> str | None:
-    if len(decisions) != len(EDGE_KEYS):
+    if len(decisions) != len(EDGE_KEYS) or not all(d.categorical for d in decisions):
         return None
     prefixes = {d.path[:-1] for d in decisions}
     if len(prefixes) != 1:
@@ -103,94 +97,101 @@ def _nb201_key(decisions: list[Decision]) -> str | None:
     return prefix[0]
 
 
-def _walk_tune(spec: Mapping, prefix: tuple[str, ...], decisions: list, constants: dict) -> None:
+def _walk_tune(spec: Mapping, prefix: tuple[str, ...], decisions: list, constants: dict, problems: list) -> None:
     for key, value in spec.items():
         if not isinstance(key, str):
-            raise ValueError(f"param_space keys must be strings, got {key!r} under {'/'.join(prefix) or '<root>'}")
+            problems.append(f"{key!r} under {'/'.join(prefix) or '<root>'}: keys must be strings")
+            continue
         path = prefix + (key,)
         where = "/".join(path)
         if "/" in key:
-            raise ValueError(f"param_space key {where!r} contains '/', which Tune uses as a separator")
+            problems.append(f"{where!r}: contains '/', which Tune uses as a separator; rename the key")
+            continue
         if isinstance(value, Mapping):
-            if _is_grid(value):
-                raise ValueError(
-                    f"param_space[{where!r}] is tune.grid_search, which ray_nasrank does not support: "
-                    "use tune.choice over the same values"
-                )
+            if set(value.keys()) == {"grid_search"}:
+                problems.append(f"{where!r}: tune.grid_search cannot be searched; use tune.choice over the same values")
+                continue
             sub: dict = {}
-            _walk_tune(value, path, decisions, sub)
+            _walk_tune(value, path, decisions, sub, problems)
             if sub:
                 constants[key] = sub
             continue
-        choices = _domain_choices(value, where)
-        if choices is None:
-            if isinstance(value, (list, tuple)) and _contains_domain(value):
-                raise ValueError(
-                    f"param_space[{where!r}] is a list holding Tune domains; encode it as a dict "
-                    "of named entries (e.g. {'e1_0': tune.choice(OPS), ...})"
-                )
-            constants[key] = value
+        try:
+            domain = _domain(value)
+        except ValueError as e:
+            problems.append(f"{where!r}: {e}")
+            continue
+        if domain is None:
+            if _contains_unfillable(value):
+                problems.append(f"{where!r}: a list holding Tune domains or sample_from entries; encode it as a "
+                                "dict of named entries (e.g. {'e1_0': tune.choice(OPS), ...})")
+            else:
+                constants[key] = value
         else:
-            decisions.append(Decision(path, tuple(choices)))
-
-
-def _is_grid(value: Mapping) -> bool:
-    return set(value.keys()) == {"grid_search"}
+            decisions.append(Decision(path, domain))
 
 
 def _is_domain(value: Any) -> bool:
     return type(value).__module__.startswith("ray.tune.search.sample")
 
 
-def _contains_domain(value: Any) -> bool:
-    if _is_domain(value):
+def _is_fn_placeholder(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == _FN_TOKEN
+
+
+def _contains_unfillable(value: Any) -> bool:
+    if _is_domain(value) or _is_fn_placeholder(value):
         return True
     if isinstance(value, Mapping):
-        return any(_contains_domain(v) for v in value.values())
+        return any(_contains_unfillable(v) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return any(_contains_domain(v) for v in value)
+        return any(_contains_unfillable(v) for v in value)
     return False
 
 
-def _domain_choices(value: Any, where: str) -> list | None:
+_SAMPLE_FROM_FIX = ("tune.sample_from is sampled by Tune outside any searcher; write it as a domain "
+                    "(tune.choice([...]), tune.randint(lo, hi), tune.loguniform(lo, hi), ...)")
+
+
+def _domain(value: Any):
+    """The ray_nasrank domain of one Tune value, ``None`` for a constant, ``ValueError`` if unsearchable."""
+    if _is_fn_placeholder(value):
+        return _raise(f"{value!r} is a tune.sample_from placeholder; " + _SAMPLE_FROM_FIX)
     if not _is_domain(value):
         if callable(value) and not isinstance(value, type):
-            raise ValueError(
-                f"param_space[{where!r}] is a callable ({value!r}); ray_nasrank only searches "
-                "tune.choice/tune.randint entries"
-            )
+            return _raise(f"a callable ({value!r}) cannot be searched; use a Tune domain such as tune.choice")
         return None
     from ray.tune.search import sample
 
+    if isinstance(value, sample.Function):
+        return _raise(_SAMPLE_FROM_FIX)
+    sampler = value.get_sampler()
+    q = sampler.q if isinstance(sampler, sample.Quantized) else None
+    inner = sampler.sampler if isinstance(sampler, sample.Quantized) else sampler
     if isinstance(value, sample.Categorical):
-        if isinstance(value.sampler, sample.Grid):
-            raise ValueError(f"param_space[{where!r}] is tune.grid_search; use tune.choice instead")
+        if isinstance(sampler, sample.Grid):
+            return _raise("tune.grid_search cannot be searched; use tune.choice over the same values")
         cats = list(value.categories)
-        if any(_contains_domain(c) for c in cats):
-            raise ValueError(f"param_space[{where!r}]: tune.choice of Tune domains (conditional spaces) is not supported")
-        return cats
+        if any(_contains_unfillable(c) for c in cats):
+            return _raise("tune.choice over Tune domains (a conditional space) is not supported in a param_space; "
+                          "build a SearchSpace with Decision(..., condition=Condition(...)) and pass it as space=")
+        return Categorical(tuple(cats))
     if isinstance(value, sample.Integer):
-        sampler = value.get_sampler()
-        q = getattr(sampler, "q", 1) if isinstance(sampler, sample.Quantized) else 1
-        inner = sampler.sampler if isinstance(sampler, sample.Quantized) else sampler
-        if not isinstance(inner, sample.Uniform):
-            raise ValueError(
-                f"param_space[{where!r}] is a log-scaled integer domain; use tune.choice over "
-                "explicit values"
-            )
-        lo, hi = int(value.lower), int(value.upper)
-        if isinstance(sampler, sample.Quantized):
-            # Tune's qrandint includes its upper bound
-            values = list(range(lo, hi + 1, int(q)))
-        else:
-            values = list(range(lo, hi))
-        if not values:
-            raise ValueError(f"param_space[{where!r}] is an empty integer range [{lo}, {hi})")
-        if len(values) > 10_000:
-            raise ValueError(f"param_space[{where!r}] has {len(values)} integer values; at most 10,000 are supported")
-        return values
-    kind = type(value).__name__
-    raise ValueError(
-        f"param_space[{where!r}] is a Tune {kind} domain ({value!r}); ray_nasrank searches only "
-        "categorical spaces: use tune.choice or tune.randint"
-    )
+        log = isinstance(inner, sample.LogUniform)
+        if not (log or isinstance(inner, sample.Uniform)):
+            return _raise(f"integer domain with a {type(inner).__name__} sampler is not supported")
+        # Tune's randint/lograndint exclude the upper bound; qrandint/qlograndint include it
+        high = int(value.upper) if q is not None else int(value.upper) - 1
+        return Integer(int(value.lower), high, step=int(q) if q is not None else 1, log=log)
+    if isinstance(value, sample.Float):
+        if isinstance(inner, sample.Normal):
+            return Normal(inner.mean, inner.sd, step=q)
+        log = isinstance(inner, sample.LogUniform)
+        if not (log or isinstance(inner, sample.Uniform)):
+            return _raise(f"float domain with a {type(inner).__name__} sampler is not supported")
+        return Float(value.lower, value.upper, step=q, log=log)
+    return _raise(f"Tune {type(value).__name__} domain {value!r} is not supported")
+
+
+def _raise(message: str):
+    raise ValueError(message)

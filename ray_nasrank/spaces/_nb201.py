@@ -1,10 +1,16 @@
-"""The NAS-Bench-201 cell space: 4 nodes, 6 edges, 5 operations, 15,625 cells."""
+"""The NAS-Bench-201 cell space: 4 nodes, 6 edges, 5 operations, 15,625 cells, and its own encodings.
+
+Besides the generic kinds it encodes ``path`` (how many input-to-output paths carry each
+sequence of non-``none`` ops: 4 + 16 + 64 = 84 columns) and ``adjacency`` (flattened op-on-node
+adjacency matrix followed by one-hot node labels; :func:`graph_tensors` gives both as arrays).
+"""
 
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
-from typing import Any, Hashable
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 
@@ -192,6 +198,11 @@ class NB201Space(SearchSpace):
             return parse_arch(config["arch"])
         return super().from_config(config)
 
+    encoding_kinds = ("onehot", "opdist", "opcounts", "path", "adjacency")
+
+    def _encoder(self, kind: str):
+        return {"path": path_encoding, "adjacency": adjacency_encoding}.get(kind) or super()._encoder(kind)
+
     def __repr__(self) -> str:
         return f"NB201Space(key={self.key!r})"
 
@@ -200,3 +211,70 @@ class NB201Space(SearchSpace):
 
     def __hash__(self) -> int:
         return hash(("nb201", self.key))
+
+
+# ---------------------------------------------------------------------------- NB201 encodings
+_NB201_PATHS: tuple[tuple[int, ...], ...] = ((3,), (0, 4), (1, 5), (0, 2, 5))  # edge indices into EDGES
+_REAL_OPS = tuple(o for o in OPS if o != "none")
+assert len(EDGES) == 6 and NUM_NODES == 4  # the path table above is written for this cell
+
+
+@lru_cache(maxsize=1)
+def _path_index() -> dict[tuple[str, ...], int]:
+    out: dict[tuple[str, ...], int] = {}
+    for length in (1, 2, 3):
+        for seq in itertools.product(_REAL_OPS, repeat=length):
+            out[seq] = len(out)
+    return out
+
+
+def _require_nb201(space: SearchSpace, kind: str) -> None:
+    if not isinstance(space, NB201Space):
+        raise ValueError(f"the {kind!r} encoding is defined for the NB201 space only, not {space!r}")
+
+
+def path_encoding(space: SearchSpace, archs: Sequence[Arch]) -> np.ndarray:
+    """Counts of input-to-output paths per sequence of non-``none`` ops (84 columns)."""
+    _require_nb201(space, "path")
+    index = _path_index()
+    out = np.zeros((len(archs), len(index)), dtype=np.float32)
+    for r, a in enumerate(archs):
+        for p in _NB201_PATHS:
+            seq = tuple(a[k] for k in p)
+            if "none" not in seq:
+                out[r, index[seq]] += 1
+    return out
+
+
+def graph_tensors(space: SearchSpace, archs: Sequence[Arch] | Arch) -> tuple[np.ndarray, np.ndarray]:
+    """Adjacency ``(n, V, V)`` and one-hot node labels ``(n, V, len(OPS) + 2)`` for NB201.
+
+    Node labels: the 5 ops, then ``input`` and ``output``. Nodes of ``none`` edges keep their
+    label but lose their connections.
+    """
+    from ._encodings import as_arch_list
+
+    _require_nb201(space, "adjacency")
+    archs = as_arch_list(space, archs)
+    labels = list(OPS) + ["input", "output"]
+    lab = {name: i for i, name in enumerate(labels)}
+    adj0, _ = space.graph(archs[0])  # type: ignore[attr-defined]
+    n, v = len(archs), adj0.shape[0]
+    adj = np.broadcast_to(adj0, (n, v, v)).copy()
+    feats = np.zeros((n, v, len(labels)), dtype=np.float32)
+    feats[:, 0, lab["input"]] = 1
+    feats[:, -1, lab["output"]] = 1
+    for r, a in enumerate(archs):
+        for k, op in enumerate(a):
+            feats[r, k + 1, lab[op]] = 1
+            if op == "none":
+                # a 'none' edge carries nothing: cut it out of the data flow
+                adj[r, k + 1, :] = 0
+                adj[r, :, k + 1] = 0
+    return adj, feats
+
+
+def adjacency_encoding(space: SearchSpace, archs: Sequence[Arch]) -> np.ndarray:
+    """Flattened adjacency matrix followed by one-hot node labels."""
+    adj, feats = graph_tensors(space, archs)
+    return np.concatenate([adj.reshape(len(archs), -1), feats.reshape(len(archs), -1)], axis=1)

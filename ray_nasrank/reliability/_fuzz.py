@@ -71,9 +71,9 @@ def _expect_error(c: Any, err: BaseException, *named: Any) -> None:
 # ====================================================================== Tune param spaces
 _KEY = string.ascii_lowercase + string.digits + "_"
 #: injected bad entries: kind -> (factory of the bad value, whether the key itself is the bad part)
-_BAD_KINDS = ("uniform", "loguniform", "randn", "grid_search", "grid_dict", "sample_from", "callable",
+_BAD_KINDS = ("grid_search", "grid_dict", "sample_from", "fn_placeholder", "callable",
               "list_of_domains", "slash_key", "int_key", "empty_randint", "dup_choice", "empty_choice",
-              "huge_randint", "lograndint", "choice_of_domains", "qloguniform")
+              "choice_of_domains", "bad_loguniform")
 
 
 def _bad_entry(kind: str) -> tuple[Any, Any]:
@@ -82,12 +82,11 @@ def _bad_entry(kind: str) -> tuple[Any, Any]:
 
     key: Any = f"bad_{kind}"
     value: Any
-    if kind == "uniform":
-        value = tune.uniform(0.0, 1.0)
-    elif kind == "loguniform":
+    if kind == "fn_placeholder":
+        value = ("__fn_ph", "0f1e2d3c")  # what Tune hands a searcher in place of tune.sample_from
+    elif kind == "bad_loguniform":
         value = tune.loguniform(1e-4, 1e-1)
-    elif kind == "randn":
-        value = tune.randn(0.0, 1.0)
+        value.lower = 0.0  # a log scale cannot start at 0
     elif kind == "grid_search":
         value = tune.grid_search([1, 2])
     elif kind == "grid_dict":
@@ -108,14 +107,8 @@ def _bad_entry(kind: str) -> tuple[Any, Any]:
         value = tune.choice([5, 5, 6])
     elif kind == "empty_choice":
         value = tune.choice([])
-    elif kind == "huge_randint":
-        value = tune.randint(0, 50_000)
-    elif kind == "lograndint":
-        value = tune.lograndint(1, 100)
     elif kind == "choice_of_domains":
         value = tune.choice([tune.uniform(0, 1), 3])
-    elif kind == "qloguniform":
-        value = tune.qloguniform(1e-3, 1.0, 1e-3)
     else:  # pragma: no cover - _BAD_KINDS lists every branch
         raise ValueError(f"unknown bad kind {kind!r}")
     return key, value
@@ -131,9 +124,11 @@ def _tune_spec_strategy():
                       min_size=1, max_size=6, unique=True).map(lambda xs: ("choice", xs))
     randint = st.tuples(st.integers(-10, 10), st.integers(1, 12)).map(lambda t: ("randint", t))
     qrandint = st.tuples(st.integers(0, 10), st.integers(1, 20), st.integers(1, 4)).map(lambda t: ("qrandint", t))
+    lograndint = st.tuples(st.integers(1, 10), st.integers(1, 50_000)).map(lambda t: ("lograndint", t))
+    numeric = st.sampled_from(_NUMERIC).map(lambda k: (k, None))
     constant = scalars.map(lambda v: ("const", v))
     const_list = st.lists(scalars, max_size=3).map(lambda v: ("const", v))
-    leaf = st.one_of(choice, randint, qrandint, constant, const_list)
+    leaf = st.one_of(choice, randint, qrandint, lograndint, numeric, constant, const_list)
     tree = st.recursive(
         st.dictionaries(keys, leaf, min_size=1, max_size=4),
         lambda children: st.dictionaries(keys, st.one_of(leaf, children), min_size=1, max_size=4),
@@ -173,12 +168,30 @@ def _materialise(tree: dict) -> tuple[dict, dict, list]:
                 lo, width, q = arg
                 out[k] = tune.qrandint(lo, lo + width, q)
                 decisions.append((prefix + (k,), len(range(lo, lo + width + 1, q))))
+            elif kind == "lograndint":
+                lo, width = arg
+                out[k] = tune.lograndint(lo, lo + width)
+                decisions.append((prefix + (k,), width))
+            elif kind in _NUMERIC:
+                out[k] = _numeric_domain(kind)
+                decisions.append((prefix + (k,), 1000 if kind == "qloguniform" else math.inf))  # 1e-3 grid of [1e-3, 1]
             else:
                 out[k] = arg
                 cout[k] = arg
 
     walk(tree, space, consts, ())
     return space, consts, decisions
+
+
+_NUMERIC = ("uniform", "loguniform", "qloguniform", "randn", "qrandn")
+
+
+def _numeric_domain(kind: str) -> Any:
+    from ray import tune
+
+    return {"uniform": lambda: tune.uniform(-1.0, 1.0), "loguniform": lambda: tune.loguniform(1e-4, 1e-1),
+            "qloguniform": lambda: tune.qloguniform(1e-3, 1.0, 1e-3), "randn": lambda: tune.randn(0.0, 1.0),
+            "qrandn": lambda: tune.qrandn(0.0, 2.0, 0.5)}[kind]()
 
 
 def _insert_at(space: dict, rnd: int, key: Any, value: Any) -> None:
@@ -214,7 +227,7 @@ def _check_tune_space(example: tuple, c: Any) -> None:
             _expect_error(c, e, key)
         elif not decisions:
             _expect_error(c, e)
-            c.check("tune.choice" in str(e), f"no-domain error does not say what is missing: {e}")
+            c.check("Tune domain" in str(e), f"no-domain error does not say what is missing: {e}")
         else:
             c.check(False, f"valid param_space rejected: {type(e).__name__}: {e}")
         return

@@ -91,8 +91,8 @@ def test_errors_missing_and_nonfinite_metrics_are_failures_with_a_warning():
 
 
 def test_bad_spaces_modes_metrics_and_strategies_fail_clearly():
-    with pytest.raises(ValueError, match=r"param_space\['lr'\].*Float"):
-        _searcher().set_search_properties("acc", "max", {"k": tune.choice([1, 2]), "lr": tune.uniform(0, 1)})
+    with pytest.raises(ValueError, match=r"'f'.*sample_from"):
+        _searcher().set_search_properties("acc", "max", {"k": tune.choice([1, 2]), "f": tune.sample_from(lambda _: 1)})
     with pytest.raises(ValueError, match="grid_search"):
         _searcher().set_search_properties("acc", "max", {"k": tune.grid_search([1, 2])})
     with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):

@@ -342,7 +342,10 @@ class SearchSpace:
             try:
                 out.append(d.domain.check(v))
             except ValueError as e:
-                raise ValueError(f"{self.name}: {e} for {d.name!r}") from None
+                if d.categorical:
+                    raise ValueError(f"{self.name}: unknown value {v!r} for {d.name!r}; choices are "
+                                     f"{list(d.choices)}") from None
+                raise ValueError(f"{self.name}: {d.name!r} = {v!r}: {e}") from None
         return tuple(out)
 
     def contains(self, arch: Any) -> bool:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from ray_nasrank.reliability import CaseLog, CaseTimeout, fuzz_all, time_limit
-from ray_nasrank.reliability._fuzz import _expect_error, names_value
+from reliability import CaseLog, CaseTimeout, fuzz_all, time_limit
+from reliability._fuzz import _expect_error, names_value
 
 pytest.importorskip("hypothesis")
 

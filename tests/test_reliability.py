@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ray_nasrank.reliability import EVERY_10_PERCENT, asktell_interrupt, checkpoints, tune_interrupt
+from reliability import EVERY_10_PERCENT, asktell_interrupt, checkpoints, tune_interrupt
 
 
 def _ok(result):

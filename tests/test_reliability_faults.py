@@ -11,7 +11,7 @@ import json
 import pytest
 
 from ray_nasrank.cli import main
-from ray_nasrank.reliability import (asktell_trial_faults, atomic_write_kill, cli_search_interrupt, node_removal,
+from reliability import (asktell_trial_faults, atomic_write_kill, cli_search_interrupt, node_removal,
                                      searcher_load, supernet_actor_kill, tune_trial_faults, unwritable_output)
 
 

@@ -1,9 +1,9 @@
 """``ray-nasrank bench reliability``: interruption, faults, bad input and load scenarios -> JSON.
 
-Each scenario reports the cases it tried, its failures (all zero when the promises hold), its
-wall-clock seconds and details; the JSON is rewritten atomically after every scenario, so an
-interrupted benchmark keeps what it measured. Ray scenarios share one local
-``ray.cluster_utils.Cluster`` (2-CPU head; the node-removal scenario adds and removes a worker).
+The scenarios are a test harness, not part of the installed package: they live in the
+``reliability/`` folder of a source checkout of ray_nasrank, and this command runs them when
+ray_nasrank is imported from such a checkout (``pip install -e '.[dev]'``); so does
+``python -m reliability`` from the repository root.
 
 Example::
 
@@ -14,157 +14,75 @@ Example::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
-from typing import Any, Callable
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
-from . import UsageError, parse_csv_list
+from ray_nasrank._checks import ConfigError
+from ray_nasrank._config import option
 
-#: scenario -> whether it needs Ray; the order is the run order
-SCENARIOS: dict[str, bool] = {
-    "fuzz": False,
-    "interrupt_asktell": False,
-    "faults_trials_asktell": False,
-    "faults_output": False,
-    "faults_atomic": False,
-    "load_driver": False,
-    "interrupt_tune": True,
-    "faults_trials_tune": True,
-    "faults_actor": True,
-    "faults_node": True,
-    "interrupt_cli": True,
-    "load_tune": True,
-}
+from . import UsageError, add_options, log_to, options_from_args
+
+
+@dataclass
+class ReliabilityBenchConfig:
+    """One ``bench reliability`` run (the scenarios are listed by ``reliability.SCENARIOS``)."""
+
+    scenarios: str = option("all", "'all' or a comma-separated list of scenarios")
+    out: str = option("results/reliability/reliability.json", "JSON file to write")
+    quick: bool = option(False, "the small variants the tests use (minutes, not an hour)")
+    seed: int = option(0, "seed of every scenario")
+    keep_passed: bool = option(False, "if --out exists, keep its scenarios that passed (same --quick) and run "
+                                      "only the others")
+
+    def __post_init__(self) -> None:
+        if not self.scenarios.strip():
+            raise ConfigError("`scenarios` is empty; use 'all' or names such as fuzz,interrupt_tune")
+
+
+def checkout_root() -> Path | None:
+    """The source checkout ray_nasrank is imported from (it holds ``reliability/``), or ``None``."""
+    import ray_nasrank
+
+    root = Path(ray_nasrank.__file__).resolve().parent.parent
+    if (root / "setup.cfg").is_file() and (root / "reliability" / "__init__.py").is_file():
+        return root
+    return None
+
+
+def harness() -> ModuleType:
+    """The ``reliability`` package of the checkout.
+
+    Raises:
+        UsageError: ray_nasrank is installed from a wheel or sdist, which ship no test harness.
+    """
+    root = checkout_root()
+    if root is None:
+        raise UsageError(
+            "bench reliability runs the scenarios of a source checkout (its reliability/ folder), which an "
+            "installed ray_nasrank does not ship: clone the repository, pip install -e '.[dev]' there and run "
+            "'ray-nasrank bench reliability' or 'python -m reliability' from it")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module("reliability")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "reliability", help="resume, faults, bad input and load scenarios (cases and failures as JSON)",
-        description="Run the reliability scenarios of ray_nasrank and write, per scenario, cases tried, "
-                    "failures, seconds and details. Scenarios: " + ", ".join(SCENARIOS) + ".")
-    p.add_argument("--scenarios", default="all", help="'all' or a comma-separated list (default: all)")
-    p.add_argument("--out", default="results/reliability/reliability.json", help="JSON file to write")
-    p.add_argument("--quick", action="store_true", help="the small variants the tests use (minutes, not an hour)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--keep-passed", action="store_true",
-                   help="if --out exists, keep its scenarios that passed (same --quick) and run only the others")
+        description="Run the reliability scenarios (from a source checkout: its reliability/ folder) and write, "
+                    "per scenario, cases tried, failures, seconds and details.")
+    add_options(p, ReliabilityBenchConfig)
     p.set_defaults(func=run)
 
 
-def _select(text: str) -> list[str]:
-    names = list(SCENARIOS) if text.strip() == "all" else parse_csv_list(text)
-    if not names:
-        raise UsageError("--scenarios is empty; use 'all' or names such as fuzz,interrupt_tune")
-    unknown = [n for n in names if n not in SCENARIOS]
-    if unknown:
-        raise UsageError(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)} or 'all'")
-    return [n for n in SCENARIOS if n in names]
-
-
-def _plan(quick: bool, seed: int, cluster: Any, tmp: str) -> dict[str, Callable[[], list]]:
-    import ray_nasrank.reliability as rel
-
-    q = quick
-    return {
-        "fuzz": lambda: rel.fuzz_all(1100),
-        "interrupt_asktell": lambda: [rel.asktell_interrupt(("random", "rea"), budget=30 if q else 200,
-                                                             batch=4 if q else 8, seed=seed, use_shared=not q)],
-        "faults_trials_asktell": lambda: [rel.asktell_trial_faults(budget=120 if q else 1000, seed=seed)],
-        "faults_output": lambda: [rel.unwritable_output()],
-        "faults_atomic": lambda: [rel.atomic_write_kill(kills=2 if q else 6, seed=seed, control=True)],
-        "load_driver": lambda: [rel.searcher_load(trials=300 if q else 1000, concurrency=8,
-                                                  strategies=("random", "rea"), seed=seed)],
-        "interrupt_tune": lambda: [rel.tune_interrupt(budget=10 if q else 20,
-                                                      fractions=(0.3, 0.7) if q else rel.EVERY_10_PERCENT,
-                                                      seed=seed, storage=os.path.join(tmp, "tune_interrupt"))],
-        "faults_trials_tune": lambda: [rel.tune_trial_faults(budget=12 if q else 24, seed=seed)],
-        "faults_actor": lambda: [rel.supernet_actor_kill(pool_size=24 if q else 48, kill_races=2 if q else 6, seed=seed)],
-        "faults_node": lambda: [rel.node_removal(cluster, budget=6 if q else 10, remove_after=2 if q else 3, seed=seed)],
-        "load_tune": lambda: [rel.searcher_load(trials=100 if q else 500, concurrency=8, strategies=("random",),
-                                                via="tune", seed=seed)],
-        "interrupt_cli": lambda: [rel.cli_search_interrupt(cluster.address, budget=4 if q else 6,
-                                                           fractions=(0.5,) if q else rel.EVERY_10_PERCENT)],
-    }
-
-
-def _start_cluster(tmp: str):
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "include_dashboard": False, "object_store_memory": 400 * 1024 * 1024,
-        "temp_dir": os.path.join(tmp, "ray")})
-    ray.init(address=cluster.address, log_to_driver=False)
-    return cluster
-
-
-def _totals(report: dict, t0: float) -> None:
-    entries = report["scenarios"].values()
-    report["totals"] = {"cases": sum(e["cases"] for e in entries), "failures": sum(e["failures"] for e in entries),
-                        "scenarios": len(report["scenarios"]), "seconds": round(time.perf_counter() - t0, 1)}
-
-
 def run(args: argparse.Namespace) -> int:
-    import tempfile
-    from pathlib import Path
-
-    from ray_nasrank._io import atomic_write_json, check_writable_dir
-
-    names = _select(args.scenarios)
-    out = Path(args.out)
-    check_writable_dir(out.parent if str(out.parent) else Path("."))  # fail before any work
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    import torch
-
-    torch.set_num_threads(1)
-    report: dict[str, Any] = {
-        "benchmark": "reliability", "quick": bool(args.quick), "seed": args.seed,
-        "command": "ray-nasrank bench reliability --scenarios " + ",".join(names) + (" --quick" if args.quick else "")
-                   + f" --out {args.out}",
-        "host": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
-        "scenarios": {}, "totals": {},
-    }
-    if args.keep_passed and out.is_file():
-        import json
-
-        old = json.loads(out.read_text())
-        if bool(old.get("quick")) == bool(args.quick):
-            kept = {n: e for n, e in old.get("scenarios", {}).items() if n in names and e.get("failures") == 0
-                    and e.get("cases", 0) > 0}
-            report["scenarios"].update({n: {**e, "kept_from_previous_run": True} for n, e in kept.items()})
-            names = [n for n in names if n not in kept]
-            report["command"] += " --keep-passed"
-    cluster = None
-    t_all = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="rn_bench_rel_") as tmp:
-        try:
-            if any(SCENARIOS[n] for n in names):
-                cluster = _start_cluster(tmp)
-            plan = _plan(args.quick, args.seed, cluster, tmp)
-            for name in names:
-                t0 = time.perf_counter()
-                try:
-                    results = plan[name]()
-                    entry = {"cases": sum(r.cases for r in results), "failures": sum(r.failures for r in results),
-                             "parts": [r.as_dict() for r in results]}
-                except Exception as e:  # a crashed scenario is a failure to report, not a lost benchmark
-                    entry = {"cases": 1, "failures": 1, "parts": [], "crash": f"{type(e).__name__}: {e}"[:1000]}
-                entry["seconds"] = round(time.perf_counter() - t0, 2)
-                report["scenarios"][name] = entry
-                _totals(report, t_all)
-                atomic_write_json(out, report)
-                print(f"{name}: {entry['cases']} cases, {entry['failures']} failures, {entry['seconds']} s"
-                      + (f" ({entry['crash']})" if "crash" in entry else ""), flush=True)
-        finally:
-            if cluster is not None:
-                import ray
-
-                ray.shutdown()
-                cluster.shutdown()
-    _totals(report, t_all)
-    atomic_write_json(out, report)
-    print(f"total: {report['totals']['cases']} cases, {report['totals']['failures']} failures -> {out}")
-    return 0 if report["totals"]["failures"] == 0 else 1
+    cfg = options_from_args(ReliabilityBenchConfig, args)
+    rel = harness()
+    with log_to(sys.stdout):
+        report = rel.bench_reliability(cfg)
+    t = report["totals"]
+    print(f"total: {t['cases']} cases, {t['failures']} failures -> {cfg.out}")
+    return 0 if t["failures"] == 0 else 1

@@ -8,7 +8,7 @@ past its time limit) is a counted failure. Cases are generated with ``derandomiz
 run is reproducible; the property never raises, so Hypothesis explores without shrinking and
 the failure count is exact.
 
->>> from ray_nasrank.reliability import fuzz_arch_strings
+>>> from reliability import fuzz_arch_strings
 >>> fuzz_arch_strings(20).failures
 0
 """

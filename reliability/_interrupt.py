@@ -13,7 +13,7 @@ Three ways to run a search are interrupted and resumed:
 Each interrupted run must end with exactly the budget's trials, no two architectures sharing an
 isomorphism key, and every result finished before an interruption kept with the same value.
 
->>> from ray_nasrank.reliability import asktell_interrupt
+>>> from reliability import asktell_interrupt
 >>> asktell_interrupt(strategies=("random",), budget=20).failures
 0
 """

@@ -5,7 +5,7 @@ Every scenario injects the fault into a real run and checks that the search *com
 its budget, records what failed as failed, never re-proposes a failed architecture, and that no
 file is left truncated.
 
->>> from ray_nasrank.reliability import atomic_write_kill
+>>> from reliability import atomic_write_kill
 >>> atomic_write_kill(kills=2).failures
 0
 """
@@ -115,6 +115,11 @@ def tune_trial_faults(budget: int = 12, concurrency: int = 2, strategy: str = "r
                                    points_to_evaluate=first,
                                    strategy_kwargs={"candidates": bench.archs, "population": 4, "sample_size": 2}
                                    if strategy == "rea" else {"candidates": bench.archs})
+        # Ray workers may not have the repository root on their path: ship this harness's
+        # trainable by value instead of by module name
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__package__])
         trainable = tune.with_parameters(faulty_table_trainable, bench=bench, sleep_s=0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the searcher warns once per failed trial

@@ -10,7 +10,7 @@ Two drivers measure the same searcher:
 Both check the budget, the iso-uniqueness of the archs, and that the driver's resident memory
 stays flat (growth from the 20 % mark to the end below ``max_growth_mb``).
 
->>> from ray_nasrank.reliability import searcher_load
+>>> from reliability import searcher_load
 >>> searcher_load(trials=40, strategies=("random",)).failures
 0
 """

@@ -1,15 +1,18 @@
 """Reliability scenarios: interruption and resume, faults, bad input and load.
 
-Each scenario runner returns a :class:`ScenarioResult` (cases tried, failures, seconds,
-details). ``ray-nasrank bench reliability`` runs them and writes the JSON; the tests in
+A test harness of the repository, not part of the installed ``ray_nasrank`` package. Each
+scenario runner returns a :class:`ScenarioResult` (cases tried, failures, seconds, details).
+:func:`bench_reliability` runs them and writes the JSON (``ray-nasrank bench reliability`` from a
+checkout, or ``python -m reliability`` from the repository root); the tests in
 ``tests/test_reliability*.py`` and ``tests/test_fuzz*.py`` assert zero failures.
 
->>> from ray_nasrank.reliability import fuzz_arch_strings
+>>> from reliability import fuzz_arch_strings
 >>> r = fuzz_arch_strings(10)
 >>> (r.cases, r.failures)
 (10, 0)
 """
 
+from ._bench import SCENARIOS, bench_reliability
 from ._cli_resume import cli_search_interrupt, finished_trials
 from ._core import CaseLog, CaseTimeout, ScenarioResult, rss_bytes, time_limit
 from ._fuzz import fuzz_all, fuzz_arch_strings, fuzz_cli, fuzz_tables, fuzz_tune_spaces
@@ -19,6 +22,8 @@ from ._load import searcher_load
 from ._interrupt import EVERY_10_PERCENT, asktell_interrupt, checkpoints, reliability_bench, synthetic_value, tune_interrupt
 
 __all__ = [
+    "SCENARIOS",
+    "bench_reliability",
     "CaseLog",
     "CaseTimeout",
     "ScenarioResult",

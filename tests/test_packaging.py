@@ -1,0 +1,47 @@
+"""What ``pip install .`` ships: the package, not its test harness (reliability/, tests/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_ships_the_package_only_and_hypothesis_is_no_runtime_requirement(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          str(ROOT), "-w", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("ray_nasrank-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"ray_nasrank", wheel.name.split("-py")[0] + ".dist-info"}
+    assert "ray_nasrank/cli/bench_reliability.py" in names  # the command is there, its scenarios are not
+    assert not [n for n in names if "/reliability/" in n or n.startswith(("tests/", "reliability/"))]
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("/METADATA"))).decode()
+    runtime = [ln for ln in meta.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln]
+    assert runtime and not [ln for ln in runtime if "hypothesis" in ln]
+
+
+def test_bench_reliability_outside_a_checkout_says_what_to_do(monkeypatch, capsys, tmp_path):
+    from ray_nasrank.cli import bench_reliability, main
+
+    monkeypatch.setattr(bench_reliability, "checkout_root", lambda: None)
+    rc = main(["bench", "reliability", "--scenarios", "fuzz", "--quick", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "source checkout" in err and "pip install -e" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_the_harness_runs_as_its_own_script_from_the_checkout():
+    out = subprocess.run([sys.executable, "-m", "reliability", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "--scenarios" in out.stdout and "--keep-passed" in out.stdout
+
+
+@pytest.mark.parametrize("module", ["ray_nasrank.cli.bench_reliability", "ray_nasrank.cli"])
+def test_the_package_does_not_import_the_harness(module):
+    code = f"import sys, {module}; sys.exit('reliability' in sys.modules or 'hypothesis' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

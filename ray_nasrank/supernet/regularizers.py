@@ -14,7 +14,7 @@ schedule over (fractional) epochs:
 >>> reg = LandmarkRegularizer([(("nor_conv_3x3",) * 6, 90.0), (("none",) * 6, 10.0)], coef=10,
 ...                           start=1, warmup=2)
 >>> reg.coefficient(0.5), round(reg.coefficient(2.0), 6), reg.coefficient(3.0)
-(0.0, 5.000000000000001, 10.0)
+(0.0, 5.0, 10.0)
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from ray_nasrank.nn import NB201Supernet, count_parameters
-from ray_nasrank.spaces import EDGES, NB201Space
+from ray_nasrank.spaces import EDGES, NB201Space, SearchSpace
 
-from .sampling import GroupDistancePairSampler
+from .sampling import DistancePairSampler, GroupDistancePairSampler
 
-__all__ = ["LandmarkRegularizer", "RankDistiller", "ParamCountTeacher", "cosine_ramp"]
+__all__ = ["LandmarkRegularizer", "RankDistiller", "ParamCountTeacher", "ProxyTeacher", "cosine_ramp"]
 
 _SPACE = NB201Space()
 Model = Callable[[torch.Tensor, tuple], torch.Tensor]
@@ -49,12 +49,15 @@ def cosine_ramp(t: float, start: float, warmup: float, peak: float) -> float:
 class LandmarkRegularizer:
     """Hinge on supernet losses of landmark pairs in the wrong order (see module docstring).
 
-    ``landmarks``: ``(arch, stand-alone accuracy)`` pairs (at least two distinct accuracies).
+    ``landmarks``: ``(arch, stand-alone accuracy)`` pairs (at least two distinct accuracies);
+    archs of ``space`` (default NB201; a :class:`~ray_nasrank.nn.ChoiceSupernet`'s ``space`` for a
+    user supernet).
     """
 
     def __init__(self, landmarks: Sequence[tuple[object, float]], coef: float = 10.0, start: float = 0.0,
-                 warmup: float = 1.0, pairs_per_step: int = 1, rng: np.random.Generator | int | None = None) -> None:
-        self.archs = [_SPACE.validate(a) for a, _ in landmarks]
+                 warmup: float = 1.0, pairs_per_step: int = 1, rng: np.random.Generator | int | None = None,
+                 space: SearchSpace | None = None) -> None:
+        self.archs = [(space or _SPACE).validate(a) for a, _ in landmarks]
         self.accs = np.asarray([float(acc) for _, acc in landmarks])
         if len(self.archs) < 2:
             raise ValueError(f"landmark regularization needs at least 2 landmarks, got {len(self.archs)}")
@@ -113,16 +116,40 @@ class ParamCountTeacher:
         return float(self.base + sum(cell[k][arch[k]] for cell in self.per_op for k in range(len(EDGES))))
 
 
+class ProxyTeacher:
+    """Zero-cost teacher for any supernet: the proxy ``name`` of each arch's stand-alone model.
+
+    ``proxies`` is a :class:`~ray_nasrank.proxies.ModelProxies` whose ``model_fn`` builds the
+    model of a config (e.g. ``ChoiceSupernet.model_fn(reset=True)``: the subnet freshly
+    initialised); archs of ``space`` go through ``space.to_config``. Values are cached by the
+    proxies; an arch whose proxy fails is an error naming it (a teacher must order every pair).
+    """
+
+    def __init__(self, proxies, name: str, space: SearchSpace) -> None:
+        if name not in proxies.names:
+            raise ValueError(f"teacher proxy {name!r} is not among the proxies' names {list(proxies.names)}")
+        self.proxies, self.name, self.space = proxies, name, space
+
+    def __call__(self, arch) -> float:
+        config = self.space.to_config(self.space.validate(arch))
+        value = float(self.proxies([config])[self.name][0])
+        if not np.isfinite(value):
+            raise ValueError(f"teacher proxy {self.name!r} has no value for config {config!r}: "
+                             f"{[str(f) for f in self.proxies.failures if f.config == config]}")
+        return value
+
+
 class RankDistiller:
     """Margin ranking loss between subnet pairs, ordered by a zero-cost teacher.
 
-    ``teacher(arch) -> float`` (higher is better); pairs come from ``sampler`` (default: the
-    RD-NAS group-distance sampler with ``mu=6.7``). Both subnets of the pair also get their
-    cross-entropy, as in RD-NAS where the pair replaces the single path of the step.
+    ``teacher(arch) -> float`` (higher is better; e.g. :class:`ProxyTeacher`); pairs come from
+    ``sampler`` (default: the RD-NAS group-distance sampler with ``mu=6.7`` on NB201; for another
+    space pass a :class:`~ray_nasrank.supernet.DistancePairSampler`). Both subnets of the pair
+    also get their cross-entropy, as in RD-NAS where the pair replaces the single path of the step.
     """
 
     def __init__(self, teacher: Callable[[tuple], float], weight: float = 2.0, ramp: float = 1.0,
-                 margin: float = 0.1, sampler: GroupDistancePairSampler | None = None,
+                 margin: float = 0.1, sampler: GroupDistancePairSampler | DistancePairSampler | None = None,
                  rng: np.random.Generator | int | None = None) -> None:
         if not callable(teacher):
             raise TypeError(f"teacher must be callable arch -> score, got {type(teacher).__name__}")
@@ -138,7 +165,8 @@ class RankDistiller:
         if arch not in self._cache:
             s = float(self.teacher(arch))
             if not np.isfinite(s):
-                raise ValueError(f"teacher gave a non-finite score {s!r} for {_SPACE.to_string(arch)}")
+                where = _SPACE.to_string(arch) if _SPACE.contains(arch) else repr(arch)
+                raise ValueError(f"teacher gave a non-finite score {s!r} for {where}")
             self._cache[arch] = s
         return self._cache[arch]
 

@@ -1,4 +1,5 @@
-"""Arch samplers for supernet training: uniform single paths and RD-NAS group-distance pairs.
+"""Arch samplers for supernet training: uniform single paths and RD-NAS group-distance pairs
+(NB201), or pairs a number of decisions apart (any space).
 
 RD-NAS splits the NB201 ops into a parametric group (``nor_conv_1x1``, ``nor_conv_3x3``) and a
 non-parametric one (``none``, ``skip_connect``, ``avg_pool_3x3``). Two cells differ on an edge by
@@ -20,9 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ray_nasrank.spaces import OPS, PARAMETRIC_OPS, NB201Space
+from ray_nasrank.spaces import OPS, PARAMETRIC_OPS, NB201Space, SearchSpace
 
-__all__ = ["group_distance", "GroupDistancePairSampler", "UniformSampler"]
+__all__ = ["group_distance", "GroupDistancePairSampler", "UniformSampler", "DistancePairSampler"]
 
 _SPACE = NB201Space()
 
@@ -39,21 +40,58 @@ def group_distance(a, b, cross: float = 2.0, within: float = 0.5) -> float:
 
 
 class UniformSampler:
-    """Single-path uniform sampling (SPOS): every edge's op drawn independently and uniformly.
+    """Single-path uniform sampling (SPOS): every decision drawn independently and uniformly.
 
-    ``archs`` restricts sampling to a given list (e.g. the cells of one few-shot sub-supernet).
+    ``space``: the supernet's space (default NB201: every edge's op); ``archs`` restricts
+    sampling to a given list (e.g. the cells of one few-shot sub-supernet).
     """
 
-    def __init__(self, rng: np.random.Generator | int | None = None, archs: Sequence | None = None) -> None:
+    def __init__(self, rng: np.random.Generator | int | None = None, archs: Sequence | None = None,
+                 space: SearchSpace | None = None) -> None:
         self.rng = np.random.default_rng(rng)
-        self.archs = None if archs is None else [_SPACE.validate(a) for a in archs]
+        self.space = space
+        check = (space or _SPACE).validate
+        self.archs = None if archs is None else [check(a) for a in archs]
         if self.archs is not None and not self.archs:
             raise ValueError("UniformSampler got an empty arch list")
 
-    def sample(self) -> tuple[str, ...]:
+    def sample(self) -> tuple:
         if self.archs is not None:
             return self.archs[int(self.rng.integers(len(self.archs)))]
+        if self.space is not None:
+            return self.space.sample(self.rng)
         return tuple(OPS[i] for i in self.rng.integers(len(OPS), size=6))
+
+
+class DistancePairSampler:
+    """Pairs of archs of any space that differ in more than ``min_differences`` decisions
+    (rejection sampling over uniform draws): RD-NAS's idea that distillation learns from pairs
+    far enough apart, where no op grouping is known.
+
+    >>> from ray_nasrank.spaces import CategoricalSpace
+    >>> space = CategoricalSpace({"a": [1, 2, 3], "b": ["x", "y"], "c": [0, 1]})
+    >>> a, b = DistancePairSampler(space, min_differences=1, rng=0).sample()
+    >>> sum(u != v for u, v in zip(a, b)) > 1
+    True
+    """
+
+    def __init__(self, space: SearchSpace, min_differences: int = 0, rng: np.random.Generator | int | None = None,
+                 max_tries: int = 10_000) -> None:
+        n = space.num_decisions
+        if isinstance(min_differences, bool) or not isinstance(min_differences, int) or not 0 <= min_differences < n:
+            raise ValueError(f"min_differences must be an integer in 0..{n - 1} (the space has {n} decisions), "
+                             f"got {min_differences!r}")
+        self.space, self.min_differences, self.max_tries = space, min_differences, int(max_tries)
+        self.rng = np.random.default_rng(rng)
+        self.tries = 0
+
+    def sample(self) -> tuple[tuple, tuple]:
+        for _ in range(self.max_tries):
+            self.tries += 1
+            a, b = self.space.sample(self.rng), self.space.sample(self.rng)
+            if sum(u != v for u, v in zip(a, b)) > self.min_differences:
+                return a, b
+        raise RuntimeError(f"no pair differing in more than {self.min_differences} decisions in {self.max_tries} draws")
 
 
 class GroupDistancePairSampler:

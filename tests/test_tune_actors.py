@@ -113,3 +113,34 @@ def test_params_proxy_fallback_builds_one_network_per_op_count_vector():
 
     slow = compute_proxies_many(archs, ("params",), progress=False, channels=4, cells_per_stage=1)["params"]
     np.testing.assert_allclose(fast, slow.to_numpy(dtype=float))
+
+
+def test_actor_holds_a_user_supernet(ray_session):
+    from torch import nn
+
+    from ray_nasrank.nn import ChoiceSupernet, OpChoice, SlimBatchNorm2d, SlimConv2d, SlimLinear, WidthChoice
+
+    w = WidthChoice("width", [4, 8])
+    sn = ChoiceSupernet(nn.Sequential(
+        SlimConv2d(1, w, 3, padding=1), SlimBatchNorm2d(w), nn.ReLU(),
+        OpChoice({"conv": SlimConv2d(w, w, 3, padding=1), "pool": nn.AvgPool2d(3, 1, 1)}, label="op"),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), SlimLinear(w, 10)))
+    actor = get_or_create_supernet_actor(
+        "t-user", "t-ns", train=True, supernet=sn, dataset="digits",
+        train_config={"epochs": 1, "batch_size": 32, "limit_train": 128},
+        eval_config={"batch_size": 32, "calib_batches": 1, "eval_batches": 1}, trial_cpus=1)
+    assert ray.get(actor.wait.remote(120))
+    configs = [{"width": 4, "op": "conv"}, {"width": 8, "op": "pool"}]
+    got = ray.get(actor.weak_labels.remote(configs))
+    assert got.shape == (2,) and np.all((got >= 0) & (got <= 100))
+    # the same weights loaded elsewhere give the same labels (archs as tuples of its space)
+    ref = ray.put(ray.get(actor.state_dict.remote()))
+    loader = get_or_create_supernet_actor("t-user-load", "t-ns", weights=ref, supernet=sn, dataset="digits",
+                                          eval_config={"batch_size": 32, "calib_batches": 1, "eval_batches": 1},
+                                          trial_cpus=1)
+    np.testing.assert_allclose(ray.get(loader.weak_labels.remote([(4, "conv"), (8, "pool")])), got)
+    with pytest.raises(ray.exceptions.RayActorError, match="supernet_config shapes the NB201 supernet"):
+        ray.get(get_or_create_supernet_actor("t-user-bad", "t-ns", supernet=sn, supernet_config=TINY,
+                                             trial_cpus=1).ready.remote())
+    for a in (actor, loader):
+        ray.kill(a)

@@ -46,17 +46,26 @@ class _SupernetActorImpl:
       plus ``supernet_config``: loaded, then subnets are evaluated on ``dataset``;
     - ``train=True``: the supernet is trained in a background thread; ``ready()`` turns True
       when training ends.
+
+    The supernet is NB201's (shape from ``supernet_config``) unless ``supernet`` is a user's
+    :class:`~ray_nasrank.nn.ChoiceSupernet` (or :class:`~ray_nasrank.supernet.FewShotChoiceSupernet`):
+    then archs are archs or configs of its space, training is SPOS over that space and each
+    subnet is scored after its own BN recalibration. ``dataset`` is a dataset name of
+    :func:`~ray_nasrank.data.load_dataset` or a :class:`~ray_nasrank.data.DatasetSplits` (e.g.
+    from ``from_torch_dataset``: your own data).
     """
 
     def __init__(self, labels: Any = None, weights: Mapping | None = None,
                  supernet_config: Mapping | None = None, train: bool = False,
-                 train_config: Mapping | None = None, dataset: str = "digits",
-                 eval_config: Mapping | None = None, seed: int = 0, num_threads: int = 1) -> None:
+                 train_config: Mapping | None = None, dataset: Any = "digits",
+                 eval_config: Mapping | None = None, seed: int = 0, num_threads: int = 1,
+                 supernet: Any = None) -> None:
         import torch
 
         # the actor holds a fraction of a CPU: torch must not spread over every core of the node
         torch.set_num_threads(max(1, int(num_threads)))
-        self.space = NB201Space()
+        self._user_supernet = _check_user_supernet(supernet, supernet_config)
+        self.space = NB201Space() if supernet is None else supernet.space
         self.dataset = dataset
         self.seed = int(seed)
         self.supernet_config = dict(supernet_config or {})
@@ -135,6 +144,10 @@ class _SupernetActorImpl:
 
     # ------------------------------------------------------------------ supernet
     def _build_supernet(self):
+        if self._user_supernet is not None:
+            import copy
+
+            return copy.deepcopy(self._user_supernet)
         from ray_nasrank.nn import NB201Supernet
 
         splits = self._data()
@@ -144,9 +157,10 @@ class _SupernetActorImpl:
 
     def _data(self):
         if self._splits is None:
-            from ray_nasrank.data import load_dataset
+            from ray_nasrank.data import DatasetSplits, load_dataset
 
-            self._splits = load_dataset(self.dataset, seed=self.seed)
+            self._splits = (self.dataset if isinstance(self.dataset, DatasetSplits)
+                            else load_dataset(self.dataset, seed=self.seed))
         return self._splits
 
     def load(self, weights: Mapping) -> bool:
@@ -192,12 +206,19 @@ class _SupernetActorImpl:
         limit = cfg.pop("limit_train", None)
         splits = self._data()
         train = splits.train
-        if limit is not None:
+        if limit is not None and isinstance(self.dataset, str):
             from ray_nasrank.data import load_dataset
 
             train = load_dataset(self.dataset, seed=self.seed, limit_train=int(limit)).train
+        elif limit is not None:
+            train = train.subset(int(limit))
         sn = self._build_supernet()
-        self.train_history = train_supernet(sn, train, TrainConfig(**{"seed": self.seed, **cfg}))
+        sampler = None
+        if self._user_supernet is not None:
+            from ray_nasrank.supernet import UniformSampler
+
+            sampler = UniformSampler(self.seed, space=self.space)
+        self.train_history = train_supernet(sn, train, TrainConfig(**{"seed": self.seed, **cfg}), sampler=sampler)
         return sn
 
     def state_dict(self) -> dict:
@@ -223,8 +244,27 @@ class _SupernetActorImpl:
         evaluation = [(x[:size], y[:size]) for x, y in evaluation]
         with self._lock:
             sn = self._supernet
+            if self._user_supernet is not None:
+                from ray_nasrank.supernet import evaluate_configs
+
+                # recalibration writes the shared BN buffers: one evaluation at a time
+                acc, _ = evaluate_configs(sn, archs, calib, evaluation)
+                return np.asarray(acc, dtype=np.float64)
         acc, _ = BatchedEvaluator(sn, calib=calib, evaluation=evaluation).evaluate(archs)
         return np.asarray(acc, dtype=np.float64)
+
+
+def _check_user_supernet(supernet: Any, supernet_config: Mapping | None) -> Any:
+    if supernet is None:
+        return None
+    from ray_nasrank.nn import ChoiceSupernet
+    from ray_nasrank.supernet import FewShotChoiceSupernet
+
+    if not isinstance(supernet, (ChoiceSupernet, FewShotChoiceSupernet)):
+        raise TypeError(f"supernet must be a ChoiceSupernet or FewShotChoiceSupernet, got {type(supernet).__name__}")
+    if supernet_config:
+        raise ValueError("supernet_config shapes the NB201 supernet; a user supernet comes built (drop supernet_config)")
+    return supernet
 
 
 def _take(it, n: int):

@@ -173,8 +173,9 @@ class RankPredictor:
     def _store(self) -> FeatureStore:
         return feature_store(self.space, self.config.features, graph=self.config.encoder == "gcn")
 
-    def _tensors(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        st = self._store
+    def _tensors(self, rows: np.ndarray, store: FeatureStore | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        st = self._store if store is None else store
         flat = torch.from_numpy(st.flat[rows]).to(self.device)
         if self.config.encoder != "gcn":
             return flat, None, None
@@ -379,11 +380,11 @@ class RankPredictor:
             raise RuntimeError("the predictor is untrained: call pretrain() or fit() first")
 
     @torch.no_grad()
-    def _raw(self, rows: np.ndarray) -> np.ndarray:
+    def _raw(self, rows: np.ndarray, store: FeatureStore | None = None) -> np.ndarray:
         """Main-head outputs ``[members, len(rows)]``."""
         out = np.empty((len(self._nets), rows.size), dtype=np.float64)
         for start in range(0, rows.size, 16384):
-            x = self._tensors(rows[start:start + 16384])
+            x = self._tensors(rows[start:start + 16384], store)
             for m, net in enumerate(self._nets):
                 out[m, start:start + 16384] = net(*x)[0].double().cpu().numpy()
         return out
@@ -401,21 +402,28 @@ class RankPredictor:
         sd = raw.std(axis=1)
         return np.stack([mu, np.where(sd > 0, sd, 1.0)], axis=1)
 
-    def _member_scores(self, archs: Sequence[Any]) -> np.ndarray:
+    def _member_scores(self, archs: Sequence[Any], cache: bool = True) -> np.ndarray:
         self._check_ready()
-        rows = self._rows(archs)
+        if isinstance(archs, (str, dict)):
+            raise TypeError("pass a list of architectures, not a single one")
+        # cache=False: candidates seen once (prior samples of a huge or continuous space) are
+        # encoded in a throw-away store instead of growing the shared one for good
+        store = None if cache else FeatureStore(self.space, self.config.features, graph=self.config.encoder == "gcn")
+        rows = self._rows(archs) if cache else store.rows(list(archs))
         if rows.size == 0:
             return np.zeros((len(self._nets), 0))
-        raw = self._raw(rows)
+        raw = self._raw(rows, store)
         return (raw - self._scale[:, :1]) / self._scale[:, 1:]
 
-    def score(self, archs: Sequence[Any]) -> np.ndarray:
-        """Predicted merit of each architecture (higher = better), the ensemble mean."""
-        return self._member_scores(archs).mean(axis=0)
+    def score(self, archs: Sequence[Any], cache: bool = True) -> np.ndarray:
+        """Predicted merit of each architecture (higher = better), the ensemble mean.
 
-    def score_std(self, archs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        ``cache=False`` encodes ``archs`` without keeping their features (one-off candidates)."""
+        return self._member_scores(archs, cache).mean(axis=0)
+
+    def score_std(self, archs: Sequence[Any], cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble mean and standard deviation of the members' (standardised) scores."""
-        s = self._member_scores(archs)
+        s = self._member_scores(archs, cache)
         return s.mean(axis=0), s.std(axis=0)
 
     def top_k(self, candidates: Sequence[Any], k: int, exclude: Sequence[Any] = ()) -> list[tuple]:

@@ -88,7 +88,7 @@ class Strategy(abc.ABC):
     #: registry name (``make_strategy``)
     name: str = "strategy"
     #: attributes rebuilt after loading instead of being saved (threads, locks, caches)
-    _TRANSIENT: tuple[str, ...] = ()
+    _TRANSIENT: tuple[str, ...] = ("_space_list",)
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None) -> None:
@@ -317,17 +317,37 @@ class Strategy(abc.ABC):
             out.append(a)
         return out
 
+    def _walkable(self) -> bool:
+        """Whether random proposals walk a seeded permutation (a pool, or a small finite space)
+        instead of drawing from the prior with rejection."""
+        return self._candidates is not None or (self.space.finite and self.space.size <= _ENUMERABLE)
+
     def _pool_size(self) -> int:
-        return len(self._candidates) if self._candidates is not None else self.space.size
+        if self._candidates is not None:
+            return len(self._candidates)
+        if self.space.indexable:
+            return int(self.space.size)
+        return len(self._listed())
 
     def _pool_arch(self, i: int) -> Arch:
-        return self._candidates[i] if self._candidates is not None else self.space.arch_at(i)
+        if self._candidates is not None:
+            return self._candidates[i]
+        if self.space.indexable:
+            return self.space.arch_at(i)
+        return self._listed()[i]
+
+    def _listed(self) -> list[Arch]:
+        """Every configuration of a small finite conditional space (no index order of its own)."""
+        listed = self.__dict__.get("_space_list")
+        if listed is None:
+            listed = self.__dict__["_space_list"] = list(self.space.enumerate())
+        return listed
 
     def _random_unseen(self, n: int, exclude: set[Hashable] = frozenset()) -> list[Arch]:
         """Up to ``n`` uniformly random archs of the pool with unseen iso keys (not reserved)."""
         out: list[Arch] = []
         keys: set[Hashable] = set()
-        if self._candidates is not None or self.space.size <= _ENUMERABLE:
+        if self._walkable():
             if self._perm is None:
                 self._perm = self._rng.permutation(self._pool_size())
                 self._perm_pos = 0
@@ -356,7 +376,7 @@ class Strategy(abc.ABC):
         return out
 
     def _random_unseen_probe(self) -> bool:
-        if self._candidates is not None or self.space.size <= _ENUMERABLE:
+        if self._walkable():
             keys = self._pool_keys()
             return any(k not in self._seen for k in keys)
         return True

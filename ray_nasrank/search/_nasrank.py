@@ -38,6 +38,7 @@ thread started by :meth:`tell` (``ready`` is False meanwhile, so a Tune searcher
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -50,6 +51,25 @@ from ray_nasrank.spaces import Arch, SearchSpace
 from ._base import _ENUMERABLE, Strategy, check_count
 from ._opdist import OpDistModel
 from ._weak import INTRINSIC, WeakSpec, pretraining_labels, weak_columns, weak_score
+
+
+@contextlib.contextmanager
+def limit_torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads (``None``: as they are), restoring the count after.
+
+    A refit inside a Tune or Optuna driver would otherwise take every core the trials need.
+    """
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def search_predictor_config(space: SearchSpace, **overrides: Any):
@@ -97,21 +117,28 @@ class NASRankStrategy(Strategy):
     ``weak``, so an NB201 search with no weak labels still starts from a pretrained ranking);
     ``prior_intrinsic`` lets them shape the op-distribution prior too; ``first_diverse`` takes
     the first batch's exploited cells from distinct op-count vectors. Without a finite
-    ``candidates`` pool the whole space is used when it has at most 2**20 archs, else a seeded
-    sample of ``pool_size`` archs.
+    ``candidates`` pool the whole space is ranked when it is finite with at most 2**20 archs.
+    Any other space (continuous, mixed, conditional or huge) is searched through candidates drawn
+    each round: ``n_candidates`` prior samples plus ``local_moves`` moves (categorical switches,
+    numeric steps in the transformed space) around each of the ``local_parents`` best configs;
+    the predictor ranks the whole configs, and weak labels, if any, are computed on a seeded
+    prior sample of ``pool_size`` (default 2,000) configs for pretraining. ``torch_threads``
+    bounds the torch threads of pretraining, refits and scoring (``None``: leave them as they
+    are; the Tune and Optuna drivers pass 1) and restores the previous count after.
     """
 
     name = "nasrank"
-    _TRANSIENT = ("_thread", "_lock", "_refit_error")
+    _TRANSIENT = ("_thread", "_lock", "_refit_error", "_space_list")
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
                  batch_size: int = 3, first_batch: int | None = None, refit_every: int | None = None,
                  explore: float = 0.2, first_explore: float = 0.5, local: float = 1.0,
-                 local_parents: int = 1, opdist_prior: bool = True,
-                 ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int = 20000,
+                 local_parents: int | None = None, opdist_prior: bool = True,
+                 ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int | None = None,
                  intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = True,
-                 first_diverse: bool = True) -> None:
+                 first_diverse: bool = True, n_candidates: int = 1000, local_moves: int = 64,
+                 torch_threads: int | None = None) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
 
@@ -121,18 +148,30 @@ class NASRankStrategy(Strategy):
         self.explore = _check_share("explore", explore)
         self.first_explore = _check_share("first_explore", first_explore)
         self.local = _check_share("local", local)
-        self.local_parents = check_count(local_parents, "local_parents")
         self.opdist_prior = bool(opdist_prior)
         self.ucb_beta = float(ucb_beta)
         self.async_refit = bool(async_refit)
         self.first_diverse = bool(first_diverse)
 
+        self.n_candidates = check_count(n_candidates, "n_candidates")
+        self.local_moves = check_count(local_moves, "local_moves")
+        self.torch_threads = None if torch_threads is None else check_count(torch_threads, "torch_threads")
+        self.intrinsic_weak = default_intrinsic(space) if intrinsic_weak is None else tuple(intrinsic_weak)
+        # a finite pool (the candidates, or a space small enough to list) is ranked as a whole; any
+        # other space is searched through prior samples plus local moves around the best configs
+        self._sampled = self._candidates is None and not (space.finite and space.size <= _ENUMERABLE)
+        self.local_parents = check_count(local_parents if local_parents is not None else (3 if self._sampled else 1),
+                                         "local_parents")
         if self._candidates is not None:
             pool = self._candidates
-        elif space.size <= _ENUMERABLE:
+        elif not self._sampled:
             pool = list(space.enumerate())
+        elif weak is not None or self.intrinsic_weak:
+            # only pretraining needs a pool here: a seeded prior sample
+            n_pool = check_count(pool_size if pool_size is not None else 2000, "pool_size")
+            pool = space.sample_many(min(n_pool, space.size), self._rng, unique=True)
         else:
-            pool = space.sample_many(min(check_count(pool_size, "pool_size"), space.size), self._rng, unique=True)
+            pool = []
         self._pool = pool
         self._pool_index = {a: i for i, a in enumerate(pool)}
         keys = [space.iso_key(a) for a in pool]
@@ -141,21 +180,22 @@ class NASRankStrategy(Strategy):
         self._kid_of = key_ids
         self._kid_seen = np.zeros(len(key_ids), dtype=bool)
 
-        self.intrinsic_weak = default_intrinsic(space) if intrinsic_weak is None else tuple(intrinsic_weak)
-        cols = weak_columns(weak, pool)
+        cols = weak_columns(weak, pool) if pool else None
         # intrinsic labels (params, flops, synflow) join the caller's weak labels as pretraining targets
         # (without weak labels of its own a search still has them: a free prior on NB201)
-        pre_cols = pretraining_labels(space, pool, cols, self.intrinsic_weak)
+        pre_cols = pretraining_labels(space, pool, cols, self.intrinsic_weak) if pool else None
         if isinstance(predictor, RankPredictor):
             if predictor.space != space:
                 raise ValueError(f"predictor was built for {predictor.space!r}, not {space!r}")
             base = predictor.clone()
             if pre_cols is not None and not base.weak_names:
-                base.pretrain(pool, pre_cols)
+                with limit_torch_threads(self.torch_threads):
+                    base.pretrain(pool, pre_cols)
         elif predictor is None or isinstance(predictor, PredictorConfig):
             base = RankPredictor(space, predictor if predictor is not None else search_predictor_config(space))
             if pre_cols is not None:
-                base.pretrain(pool, pre_cols)
+                with limit_torch_threads(self.torch_threads):
+                    base.pretrain(pool, pre_cols)
         else:
             raise TypeError(f"predictor must be a PredictorConfig, a RankPredictor or None, got {type(predictor).__name__}")
         self._pretrained = base
@@ -164,7 +204,7 @@ class NASRankStrategy(Strategy):
         self._plan: list[Arch] = []
         self._rounds = 0
         w = weak_score(pre_cols if prior_intrinsic else cols)
-        self._opdist = OpDistModel(space, pool, w) if self.opdist_prior else None
+        self._opdist = OpDistModel(space, pool, w) if self.opdist_prior and not self._sampled else None
         self._restore_transient()
 
     # ------------------------------------------------------------------ background refit
@@ -190,7 +230,8 @@ class NASRankStrategy(Strategy):
         return self.observations()
 
     def _fit_model(self, archs: list[Arch], y: np.ndarray):
-        return self._pretrained.clone().fit(archs, y, mode="max")
+        with limit_torch_threads(self.torch_threads):
+            return self._pretrained.clone().fit(archs, y, mode="max")
 
     def _can_fit(self, y: np.ndarray) -> bool:
         from ray_nasrank.predictor.losses import MIN_ITEMS
@@ -264,6 +305,62 @@ class NASRankStrategy(Strategy):
         return ~seen[self._pool_kid]
 
     def _plan_round(self, k: int) -> list[Arch]:
+        with limit_torch_threads(self.torch_threads):
+            return self._plan_sampled(k) if self._sampled else self._plan_pool(k)
+
+    def _plan_sampled(self, k: int) -> list[Arch]:
+        """A round without a finite pool: the best predicted of fresh prior samples and of local
+        moves around the best configs measured so far (a ``local`` share of the exploited slots
+        from the moves alone); ``explore`` of the round are prior samples."""
+        taken: set[Hashable] = set()
+        share = self.first_explore if self._rounds == 0 else self.explore
+        n_explore = int(round(share * k)) if self._model is not None else k
+        n_exploit = k - n_explore
+        plan: list[Arch] = []
+        if n_exploit:
+            archs, y = self._labels()
+            parents = [archs[int(i)] for i in np.argsort(-y, kind="stable")[: self.local_parents]]
+            moves: list[Arch] = []
+            for p in parents:
+                moves += self.space.local_moves(p, self._rng, self.local_moves)
+            moves = self._fresh(moves, set())
+            cands = moves + self._fresh(self.space.sample_many(self.n_candidates, self._rng),
+                                        {self.space.iso_key(a) for a in moves})
+            if cands:
+                score = self._model.score(cands, cache=False)
+                n_local = min(int(round(self.local * n_exploit)) if self._history else 0, len(moves))
+                in_moves = np.arange(len(cands)) < len(moves)
+                if n_local:
+                    plan += self._top_of(cands, score, in_moves, n_local, taken)
+                plan += self._top_of(cands, score, np.ones(len(cands), dtype=bool), n_exploit - len(plan), taken)
+        if len(plan) < k:
+            plan += self._random_unseen(k - len(plan), exclude=taken)
+        return plan
+
+    def _fresh(self, archs: list[Arch], exclude: set[Hashable]) -> list[Arch]:
+        """``archs`` without repeats, without seen ones and without ``exclude`` (iso keys)."""
+        out, keys = [], set(exclude)
+        for a in archs:
+            key = self.space.iso_key(a)
+            if key not in keys and key not in self._seen:
+                keys.add(key)
+                out.append(a)
+        return out
+
+    def _top_of(self, archs: list[Arch], score: np.ndarray, mask: np.ndarray, k: int,
+                taken: set[Hashable]) -> list[Arch]:
+        out: list[Arch] = []
+        idx = np.flatnonzero(mask)
+        for i in idx[np.argsort(-score[idx], kind="stable")]:
+            if len(out) >= k:
+                break
+            key = self.space.iso_key(archs[int(i)])
+            if key not in taken:
+                taken.add(key)
+                out.append(archs[int(i)])
+        return out
+
+    def _plan_pool(self, k: int) -> list[Arch]:
         mask = self._unseen_mask()
         if not mask.any():
             return []

@@ -13,10 +13,13 @@ from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
-from ray_nasrank.encodings import encode, opcount_vectors, sample_with_opcounts
+from ray_nasrank.encodings import count_opcount_vectors, encode, opcount_vectors, sample_with_opcounts
 from ray_nasrank.spaces import Arch, SearchSpace
 
-from ._base import _ENUMERABLE, Strategy
+from ._base import _ENUMERABLE, Strategy, check_count
+
+#: up to this many op-count vectors are listed in full; beyond, the vectors present in the pool are used
+_MAX_VECTORS = 100_000
 from ._weak import WeakSpec, weak_columns, weak_score
 
 
@@ -45,11 +48,19 @@ class OpDistModel:
         self.space = space
         self.prior_std = float(prior_std)
         self.noise_std = float(noise_std)
-        self.vectors: list[tuple[int, ...]] = opcount_vectors(space)
+        self.pool = None if pool is None else list(pool)
+        if not space.conditional and count_opcount_vectors(space) <= _MAX_VECTORS:
+            self.vectors: list[tuple[int, ...]] = opcount_vectors(space, _MAX_VECTORS)
+        elif self.pool:
+            # too many to list (30 decisions of 128 options have ~1e40), or inactive decisions
+            # make the counts irregular: the vectors the pool holds
+            counts = encode(space, self.pool, "opcounts").astype(np.int64)
+            self.vectors = sorted({tuple(r) for r in counts.tolist()})
+        else:
+            raise ValueError(f"{space!r} has too many op-count vectors to list; give OpDistModel a pool")
         self._vindex = {v: i for i, v in enumerate(self.vectors)}
         nv = len(self.vectors)
         self.prior_mean = np.zeros(nv)
-        self.pool = None if pool is None else list(pool)
         self._members: list[list[Arch]] | None = None
         if self.pool is not None:
             vid = self.vector_ids(self.pool)
@@ -144,7 +155,9 @@ class OpDistStrategy(Strategy):
     """Operation-distribution search as a strategy of its own.
 
     Each proposal picks an op-count vector by Thompson sampling (prior from ``weak`` labels of
-    the candidates when given) and an unseen cell with exactly those counts.
+    the candidates when given) and an unseen cell with exactly those counts. In a space too large
+    to list its count vectors (or a conditional one), cells come from a prior sample of
+    ``pool_size`` configurations.
 
     >>> from ray_nasrank.spaces import NB201Space
     >>> s = OpDistStrategy(NB201Space(), seed=0)
@@ -159,11 +172,15 @@ class OpDistStrategy(Strategy):
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None,
-                 prior_weight: float = 1.0, prior_std: float = 1.0, noise_std: float = 0.5) -> None:
+                 prior_weight: float = 1.0, prior_std: float = 1.0, noise_std: float = 0.5,
+                 pool_size: int = 5000) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
         pool = self._candidates
-        if pool is None and space.size <= _ENUMERABLE:
+        if pool is None and space.finite and space.size <= _ENUMERABLE:
             pool = list(space.enumerate())
+        elif pool is None and (space.conditional or count_opcount_vectors(space) > _MAX_VECTORS):
+            # a prior sample stands in for a space too large (or too irregular) to place op counts in
+            pool = space.sample_many(min(check_count(pool_size, "pool_size"), space.size), self._rng, unique=True)
         w = weak_score(weak_columns(weak, pool)) if weak is not None and pool is not None else None
         if weak is not None and pool is None:
             raise ValueError("weak labels need candidates (the space is too large to enumerate)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Sequence
 
-from ray_nasrank.spaces import Arch, SearchSpace
+from ray_nasrank.spaces import INACTIVE, Arch, Categorical, Domain, Float, Integer, Normal, SearchSpace
 
 from ._base import Strategy, check_count
 
@@ -42,7 +42,9 @@ class TPEStrategy(Strategy):
         kwargs.update(sampler_kwargs or {})
         self.study = optuna.create_study(direction="maximize" if mode == "max" else "minimize",
                                          sampler=optuna.samplers.TPESampler(**kwargs))
-        self._dists = space.to_optuna()
+        self._dists = {d.name: optuna_distribution(d.domain) for d in space.decisions}
+        # a conditional space is asked define-by-run (only active decisions are suggested)
+        self._by_run = space.conditional
         self._trial_of: dict[Arch, int] = {}          # asked arch -> trial number
         self._value_of_key: dict[Hashable, float] = {}  # iso key -> a real evaluated value
         self._pool_set = None if self._candidates is None else set(self._candidates)
@@ -54,8 +56,7 @@ class TPEStrategy(Strategy):
         taken: set[Hashable] = set()
         retries = 0
         while len(out) < n and retries < self.max_retries:
-            trial = self.study.ask(self._dists)
-            arch = self.space.from_config(trial.params)
+            trial, arch = self._ask_trial()
             key = self.space.iso_key(arch)
             outside = self._pool_set is not None and arch not in self._pool_set
             if key in self._seen or key in taken or outside:
@@ -74,10 +75,27 @@ class TPEStrategy(Strategy):
             for arch in self._random_unseen(n - len(out), exclude=taken):
                 # a random fill-in: open a trial fixed to it so its result reaches the study
                 self.study.enqueue_trial(self.space.to_flat_params(arch))
-                trial = self.study.ask(self._dists)
+                trial, _ = self._ask_trial()
                 self._trial_of[arch] = trial.number
                 out.append(arch)
         return out
+
+    def _ask_trial(self):
+        """A new trial of the study and the configuration it suggests (snapped to the space's grid)."""
+        if not self._by_run:
+            trial = self.study.ask(self._dists)
+            return trial, self.space.validate(_snap(self.space, trial.params))
+        trial = self.study.ask()
+        values: list[Any] = []
+        for i, d in enumerate(self.space.decisions):
+            if self.space._is_active(values, i):
+                values.append(trial._suggest(d.name, self._dists[d.name]))
+            else:
+                values.append(INACTIVE)
+        return trial, self.space.validate(_snap(self.space, dict(zip(self._names(), values))))
+
+    def _names(self) -> list[str]:
+        return [d.name for d in self.space.decisions]
 
     def _observe(self, arch: Arch, score: float | None, source: str) -> None:
         import optuna
@@ -94,8 +112,36 @@ class TPEStrategy(Strategy):
                 self.study.tell(number, value)
             return
         params = self.space.to_flat_params(arch)
+        dists = {k: self._dists[k] for k in params}
         if value is None:
-            trial = optuna.trial.create_trial(state=TrialState.FAIL, params=params, distributions=self._dists)
+            trial = optuna.trial.create_trial(state=TrialState.FAIL, params=params, distributions=dists)
         else:
-            trial = optuna.trial.create_trial(value=value, params=params, distributions=self._dists)
+            trial = optuna.trial.create_trial(value=value, params=params, distributions=dists)
         self.study.add_trial(trial)
+
+
+def optuna_distribution(domain: Domain) -> Any:
+    """The Optuna distribution closest to ``domain``: Optuna has no log-scale float with a step
+    (the step is applied after sampling) and no normal (sampled over mean +- 4 sd, rounded)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(domain, Categorical):
+        return CategoricalDistribution(list(domain.choices))
+    if isinstance(domain, Integer):
+        return IntDistribution(domain.low, domain.high, log=domain.log, step=domain.step)
+    if isinstance(domain, Float):
+        step = None if domain.log else domain.step
+        return FloatDistribution(domain.low, domain.high, log=domain.log, step=step)
+    if isinstance(domain, Normal):
+        return FloatDistribution(domain.mean - 4 * domain.sd, domain.mean + 4 * domain.sd)
+    raise TypeError(f"no Optuna distribution for {domain!r}")
+
+
+def _snap(space: SearchSpace, params: dict) -> dict:
+    """Put Optuna's values on the space's grid (log-scale steps, normal steps)."""
+    out = dict(params)
+    for d in space.decisions:
+        v = out.get(d.name, INACTIVE)
+        if v is not INACTIVE and not d.categorical:
+            out[d.name] = d.domain.check_snapped(v)
+    return out

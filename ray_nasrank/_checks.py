@@ -45,7 +45,32 @@ class ConfigError(ValueError):
         return self.render()
 
 
-def check_int(key: str, value: object, low: int | None = None, high: int | None = None) -> int:
+class ConfigTypeError(ConfigError, TypeError):
+    """A config value of the wrong type (caught as ``TypeError`` and as ``ValueError``)."""
+
+
+def check_mode(mode: object) -> str:
+    """``mode`` after checking it is ``"max"`` or ``"min"``.
+
+    Args:
+        mode: whether higher (``max``) or lower (``min``) values are better.
+
+    Returns:
+        ``mode``.
+
+    Raises:
+        ConfigError: any other value.
+
+    >>> check_mode("min")
+    'min'
+    """
+    if mode not in ("max", "min"):
+        raise ConfigError(f"`mode` must be 'max' or 'min', got {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def check_int(key: str, value: object, low: int | None = None, high: int | None = None,
+              optional: bool = False) -> int | None:
     """``value`` as an ``int`` after checking it is one (not a bool) within ``[low, high]``.
 
     Args:
@@ -53,12 +78,14 @@ def check_int(key: str, value: object, low: int | None = None, high: int | None 
         value: the value to check.
         low: smallest allowed value (``None``: no bound).
         high: largest allowed value (``None``: no bound).
+        optional: ``None`` is allowed (and returned).
 
     Returns:
-        ``int(value)``.
+        ``int(value)`` (or ``None``).
 
     Raises:
-        ConfigError: not an integer, or out of bounds.
+        ConfigTypeError: not an integer.
+        ConfigError: out of bounds.
 
     >>> check_int("seeds", 3, low=1)
     3
@@ -69,10 +96,58 @@ def check_int(key: str, value: object, low: int | None = None, high: int | None 
     """
     import numbers
 
+    if value is None and optional:
+        return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"`{key}` must be an integer, got {value!r}")
-    if low is not None and value < low:
-        raise ConfigError(f"`{key}` must be >= {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ConfigError(f"`{key}` must be <= {high}, got {value!r}")
+        raise ConfigTypeError(f"`{key}` must be an integer{' or None' if optional else ''}, got {value!r}")
+    _check_bounds(key, value, low, high, False, False)
     return int(value)
+
+
+def check_number(key: str, value: object, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a ``float`` after checking it is a finite real number within the bounds.
+
+    Args:
+        key: the config key, for the error.
+        value: the value to check.
+        low: lower bound (``None``: none); excluded when ``low_open``.
+        high: upper bound (``None``: none); excluded when ``high_open``.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        ConfigTypeError: not a real number (a bool is not one).
+        ConfigError: not finite, or out of bounds.
+
+    >>> check_number("lr", 0.1, 0, low_open=True)
+    0.1
+    >>> check_number("valid_fraction", 1.0, 0, 1, low_open=True, high_open=True)
+    Traceback (most recent call last):
+    ...
+    ray_nasrank._checks.ConfigError: valid_fraction must be in (0, 1), got 1.0
+    """
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigTypeError(f"`{key}` must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"`{key}` must be a finite number, got {value!r}")
+    _check_bounds(key, value, low, high, low_open, high_open)
+    return float(value)
+
+
+def _check_bounds(key: str, value, low, high, low_open: bool, high_open: bool) -> None:
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not (too_low or too_high):
+        return
+    if low is not None and high is not None:
+        allowed = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    elif low is not None:
+        allowed = f"{'>' if low_open else '>='} {low}"
+    else:
+        allowed = f"{'<' if high_open else '<='} {high}"
+    raise ConfigError(f"`{key}` must be {allowed}, got {value!r}")

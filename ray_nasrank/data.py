@@ -34,6 +34,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from ray_nasrank._checks import check_int, check_number
+
 __all__ = [
     "TensorSplit",
     "DatasetSplits",
@@ -172,22 +174,6 @@ class DatasetSplits:
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_fraction(valid_fraction: float) -> float:
-    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)):
-        raise TypeError(f"valid_fraction must be a number in (0, 1), got {valid_fraction!r}")
-    if not 0.0 < float(valid_fraction) < 1.0:
-        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction!r}")
-    return float(valid_fraction)
-
-
-def _check_limit(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return int(value)
-
-
 def _carve_valid(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded permutation of ``range(n)`` split into (train indices, valid indices)."""
     perm = np.random.default_rng(seed).permutation(n)
@@ -327,11 +313,11 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, valid_fractio
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {list(DATASETS)} "
                          f"(wrap your own torch Dataset with from_torch_dataset)")
-    valid_fraction = _check_fraction(valid_fraction)
-    limit_train = _check_limit("limit_train", limit_train)
-    limit_valid = _check_limit("limit_valid", limit_valid)
-    limit_test = _check_limit("limit_test", limit_test)
-    image_size = _check_limit("image_size", image_size)
+    valid_fraction = check_number("valid_fraction", valid_fraction, 0, 1, low_open=True, high_open=True)
+    limit_train = check_int("limit_train", limit_train, low=1, optional=True)
+    limit_valid = check_int("limit_valid", limit_valid, low=1, optional=True)
+    limit_test = check_int("limit_test", limit_test, low=1, optional=True)
+    image_size = check_int("image_size", image_size, low=1, optional=True)
     if root is not None and key != "fashion-mnist":
         raise ValueError(f"root= only applies to 'fashion-mnist', not {name!r}")
     dev = resolve_device(device)
@@ -397,10 +383,10 @@ def from_torch_dataset(train_ds: Any, test_ds: Any | None = None, valid_fraction
     >>> from_torch_dataset(ds, seed=0).num_classes
     3
     """
-    valid_fraction = _check_fraction(valid_fraction)
+    valid_fraction = check_number("valid_fraction", valid_fraction, 0, 1, low_open=True, high_open=True)
     tx, ty = _materialise(train_ds, "train_ds")
     if test_ds is None:
-        test_fraction = _check_fraction(test_fraction)
+        test_fraction = check_number("test_fraction", test_fraction, 0, 1, low_open=True, high_open=True)
         perm = np.random.default_rng(seed + 7919).permutation(len(ty))
         n_test = max(1, int(round(len(ty) * test_fraction)))
         if n_test >= len(ty) - 1:

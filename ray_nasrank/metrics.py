@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+from ray_nasrank._checks import check_mode
+
 ArrayLike = Sequence[float] | np.ndarray
 
 
@@ -116,6 +118,32 @@ def regret(y_true: ArrayLike, found: float, mode: str = "max") -> float:
     raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
 
 
+def best_so_far(values: Sequence[float | None] | np.ndarray, mode: str = "max") -> np.ndarray:
+    """Running best of ``values`` in evaluation order; a failed value never improves it.
+
+    Args:
+        values: one value per evaluation; ``None``, NaN or +-inf mark a failed one.
+        mode: ``max`` (higher is better) or ``min``.
+
+    Returns:
+        The best value so far after each evaluation (NaN until the first success).
+
+    Raises:
+        ConfigError: an unknown ``mode``.
+
+    >>> best_so_far([1.0, None, 3.0, 2.0]).tolist()
+    [1.0, 1.0, 3.0, 3.0]
+    >>> best_so_far(np.array([3.0, np.nan, 1.0, 2.0]), "min").tolist()
+    [3.0, 3.0, 1.0, 1.0]
+    """
+    check_mode(mode)
+    v = np.array([np.nan if x is None else x for x in values], dtype=np.float64).ravel()
+    signed = np.where(np.isfinite(v), v if mode == "max" else -v, -np.inf)
+    run = np.maximum.accumulate(signed) if v.size else signed
+    out = run if mode == "max" else -run
+    return np.where(np.isfinite(out), out, np.nan)
+
+
 def ranking_report(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max",
                    ks: Sequence[int] = (10, 50)) -> dict[str, float]:
     """The standard set: Kendall tau, Spearman, NDCG@k and best-in-top-k for each k."""
@@ -128,6 +156,7 @@ def ranking_report(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max",
 
 
 __all__ = [
+    "best_so_far",
     "kendall_tau",
     "spearman",
     "acenas_relevance",

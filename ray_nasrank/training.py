@@ -22,20 +22,22 @@ Examples:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ray_nasrank._checks import check_int, check_number
 from ray_nasrank._config import known_fields
 from ray_nasrank.data import DatasetSplits, TensorSplit, resolve_device
 from ray_nasrank.spaces import arch_to_str
 
-__all__ = ["TrainConfig", "train_arch", "train_model", "evaluate", "recalibrate_bn", "augment_batch", "ReportHook"]
+__all__ = ["TrainConfig", "train_arch", "train_model", "evaluate", "recalibrate_bn", "first_inputs", "augment_batch", "ReportHook"]
 
 #: ``report(epoch, metrics)`` after every epoch; returning ``True`` stops training early
 ReportHook = Callable[[int, dict], Any]
@@ -43,18 +45,6 @@ ReportHook = Callable[[int, dict], Any]
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 AUGMENTATIONS = ("flip", "crop")
-
-
-def _positive_int(name: str, v: Any, minimum: int = 1) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
-
-
-def _number(name: str, v: Any, lo: float, hi: float, lo_open: bool = False) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
-    if v < lo or v > hi or (lo_open and v == lo):
-        raise ValueError(f"{name} must be in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
 
 
 @dataclass
@@ -93,23 +83,23 @@ class TrainConfig:
     bn_recalibrate: int = 0
 
     def __post_init__(self) -> None:
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("eval_batch_size", self.eval_batch_size)
-        _positive_int("eval_every", self.eval_every, 0)
-        _positive_int("bn_recalibrate", self.bn_recalibrate, 0)
-        _positive_int("channels", self.channels)
-        _positive_int("cells_per_stage", self.cells_per_stage)
-        _positive_int("warmup_epochs", self.warmup_epochs, 0)
-        _positive_int("crop_padding", self.crop_padding, 0)
+        check_int("epochs", self.epochs, low=1)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("eval_batch_size", self.eval_batch_size, low=1)
+        check_int("eval_every", self.eval_every, low=0)
+        check_int("bn_recalibrate", self.bn_recalibrate, low=0)
+        check_int("channels", self.channels, low=1)
+        check_int("cells_per_stage", self.cells_per_stage, low=1)
+        check_int("warmup_epochs", self.warmup_epochs, low=0)
+        check_int("crop_padding", self.crop_padding, low=0)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        _number("lr", self.lr, 0.0, 10.0, lo_open=True)
-        _number("momentum", self.momentum, 0.0, 0.999)
-        _number("weight_decay", self.weight_decay, 0.0, 1.0)
-        _number("label_smoothing", self.label_smoothing, 0.0, 0.99)
+        check_number("lr", self.lr, 0.0, 10.0, low_open=True)
+        check_number("momentum", self.momentum, 0.0, 0.999)
+        check_number("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_number("label_smoothing", self.label_smoothing, 0.0, 0.99)
         if self.grad_clip is not None:
-            _number("grad_clip", self.grad_clip, 0.0, 1e6, lo_open=True)
+            check_number("grad_clip", self.grad_clip, 0.0, 1e6, low_open=True)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {list(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -166,25 +156,59 @@ def augment_batch(x: torch.Tensor, augment: tuple[str, ...], padding: int,
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, split: TensorSplit, batches: int, batch_size: int) -> None:
-    """Reset every BatchNorm's running statistics to their average over the first ``batches``
-    (unshuffled) batches of ``split``."""
+def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor],
+                   forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> nn.Module:
+    """Recompute every BatchNorm's running statistics of ``model`` on input ``batches``.
+
+    The statistics become the plain average over the batches (``momentum=None`` while they are
+    collected; each BatchNorm's momentum is restored afterwards).
+
+    Args:
+        model: the network whose BatchNorm layers are recalibrated.
+        batches: input tensors (no labels), e.g. the first few training batches.
+        forward: runs the path to calibrate (default ``model(x)``), e.g. ``lambda x: supernet(x, arch)``.
+
+    Returns:
+        ``model``, in eval mode.
+
+    Raises:
+        ValueError: ``batches`` is empty.
+    """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns or batches < 1:
-        return
-    was_training = model.training
     saved = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: the exact mean over the batches seen
     model.train()
-    for i, (xb, _) in enumerate(split.batches(batch_size, shuffle=False)):
-        if i == batches:
-            break
-        model(xb)
+    run = forward or model
+    n = 0
+    for x in batches:
+        run(x)
+        n += 1
+    if n == 0:
+        raise ValueError("BN recalibration needs at least one calibration batch, got none")
     for m, mom in zip(bns, saved):
         m.momentum = mom
-    model.train(was_training)
+    return model.eval()
+
+
+def first_inputs(split: TensorSplit, batches: int, batch_size: int) -> list[torch.Tensor]:
+    """The inputs of the first ``batches`` (unshuffled) batches of ``split``: BN calibration data.
+
+    Args:
+        split: the data.
+        batches: how many batches.
+        batch_size: images per batch.
+
+    Returns:
+        Up to ``batches`` input tensors.
+    """
+    return [xb for xb, _ in itertools.islice(split.batches(batch_size, shuffle=False), batches)]
+
+
+def _recalibrate(model: nn.Module, split: TensorSplit, cfg: "TrainConfig") -> None:
+    if cfg.bn_recalibrate >= 1 and len(split):
+        recalibrate_bn(model, first_inputs(split, cfg.bn_recalibrate, cfg.batch_size))
 
 
 @torch.no_grad()
@@ -279,13 +303,13 @@ def train_model(model: nn.Module, splits: DatasetSplits, cfg: TrainConfig,
             "lr": opt.param_groups[0]["lr"],
         }
         if epoch == cfg.epochs or (cfg.eval_every > 0 and epoch % cfg.eval_every == 0):
-            recalibrate_bn(model, splits.train, cfg.bn_recalibrate, cfg.batch_size)
+            _recalibrate(model, splits.train, cfg)
             metrics["valid_acc"], metrics["valid_loss"] = evaluate(model, splits.valid, cfg.eval_batch_size)
         metrics["seconds"] = time.perf_counter() - t_start
         history.append(metrics)
         if report is not None and report(epoch, dict(metrics)) is True:
             if "valid_acc" not in metrics:  # stopped early between validations: validate now
-                recalibrate_bn(model, splits.train, cfg.bn_recalibrate, cfg.batch_size)
+                _recalibrate(model, splits.train, cfg)
                 metrics["valid_acc"], metrics["valid_loss"] = evaluate(model, splits.valid, cfg.eval_batch_size)
             break  # the caller (e.g. a pruner) asked to stop
     test_acc, test_loss = evaluate(model, splits.test, cfg.eval_batch_size)

@@ -28,7 +28,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from ._core import CaseLog, ScenarioResult
 

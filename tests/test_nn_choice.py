@@ -196,7 +196,7 @@ def test_spos_training_landmarks_rd_fewshot_and_weak_labels():
         ProxyTeacher,
         RankDistiller,
         SupernetWeakLabels,
-        TrainConfig,
+        SupernetTrainConfig,
         evaluate_configs,
         UniformSampler,
         train_supernet,
@@ -205,7 +205,7 @@ def test_spos_training_landmarks_rd_fewshot_and_weak_labels():
     torch.manual_seed(0)
     sn = ChoiceSupernet(family())
     data = load_dataset("digits", limit_train=256, seed=0)
-    cfg = TrainConfig(epochs=1, batch_size=32, seed=0)
+    cfg = SupernetTrainConfig(epochs=1, batch_size=32, seed=0)
     space = sn.space
     hist = train_supernet(sn, data.train, cfg, sampler=UniformSampler(0, space=space))
     assert len(hist["epoch_loss"]) == 1 and np.isfinite(hist["epoch_loss"][0])

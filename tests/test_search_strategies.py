@@ -14,8 +14,9 @@ from ray_nasrank.search import (
     TPEStrategy,
     make_strategy,
 )
-from ray_nasrank.search._bench import best_so_far, queries_to_reach, run_on_table, summarize
-from ray_nasrank.search._weak import weak_columns, weak_score
+from ray_nasrank.metrics import best_so_far
+from ray_nasrank.search._bench import queries_to_reach, run_on_table, summarize
+from ray_nasrank.search._weak import resolve_weak, weak_score
 from ray_nasrank.spaces import CategoricalSpace, NB201Space
 
 SIMPLE = ["random", "rea", "opdist", "optuna-tpe"]
@@ -162,13 +163,13 @@ def test_opdist_uses_weak_prior(space):
 
 
 def test_weak_score_combines_ranks():
-    cols = weak_columns({"a": [1.0, 2.0, 3.0, np.nan], "b": [10.0, 30.0, 20.0, 40.0]}, [(0,), (1,), (2,), (3,)])
+    cols = resolve_weak({"a": [1.0, 2.0, 3.0, np.nan], "b": [10.0, 30.0, 20.0, 40.0]}, [(0,), (1,), (2,), (3,)])
     w = weak_score(cols)
     assert w.shape == (4,) and abs(w.mean()) < 1e-12
     assert np.argmax(w) in (2, 3)
-    assert weak_columns(lambda archs: {"n": [len(a) for a in archs]}, [(0,), (1,)])["n"].tolist() == [1.0, 1.0]
+    assert resolve_weak(lambda archs: {"n": [len(a) for a in archs]}, [(0,), (1,)])["n"].tolist() == [1.0, 1.0]
     with pytest.raises(ValueError, match="inf"):
-        weak_columns({"x": [1.0, np.inf]}, [(0,), (1,)])
+        resolve_weak({"x": [1.0, np.inf]}, [(0,), (1,)])
 
 
 def test_tpe_answers_repeats_inside_the_study(space):
@@ -182,8 +183,8 @@ def test_tpe_answers_repeats_inside_the_study(space):
 
 
 def test_bench_helpers():
-    assert best_so_far([1.0, None, 3.0, 2.0]) == [1.0, 1.0, 3.0, 3.0]
-    assert best_so_far([5.0, 3.0, 4.0], mode="min") == [5.0, 3.0, 3.0]
+    assert best_so_far([1.0, None, 3.0, 2.0]).tolist() == [1.0, 1.0, 3.0, 3.0]
+    assert best_so_far([5.0, 3.0, 4.0], mode="min").tolist() == [5.0, 3.0, 3.0]
     assert queries_to_reach([1.0, 2.0, 3.0], 2.0) == 2
     assert queries_to_reach([1.0, 2.0], 3.0) is None
     s = summarize([[1.0, 3.0], [2.0, 2.0]], optimum=3.0, budget=2, checkpoints=(1, 2))

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ray_nasrank.data import load_dataset
 from ray_nasrank.nn import NB201Supernet, count_parameters
@@ -20,15 +19,15 @@ from ray_nasrank.supernet import (
     LandmarkRegularizer,
     ParamCountTeacher,
     RankDistiller,
-    TrainConfig,
+    SupernetTrainConfig,
     UniformSampler,
     evaluate_subnet,
     group_distance,
     iso_representatives,
     parse_split,
-    recalibrate_bn,
     train_supernet,
 )
+from ray_nasrank.training import recalibrate_bn
 
 SPACE = NB201Space()
 
@@ -56,7 +55,7 @@ def _batches(split, bs, n, offset=0):
 def trained(digits):
     torch.manual_seed(0)
     sn = NB201Supernet(channels=4, cells_per_stage=1, in_channels=1, num_classes=10)
-    hist = train_supernet(sn, digits.train, TrainConfig(epochs=4, batch_size=32, lr=0.05, seed=0))
+    hist = train_supernet(sn, digits.train, SupernetTrainConfig(epochs=4, batch_size=32, lr=0.05, seed=0))
     return sn, hist
 
 
@@ -204,7 +203,7 @@ def test_training_with_landmarks_and_distillation_runs(digits):
     land = LandmarkRegularizer([(a, float(i)) for i, a in enumerate(SPACE.sample_many(4, rng=0))],
                                start=0.0, warmup=0.5, rng=0)
     rd = RankDistiller(ParamCountTeacher(sn), ramp=0.5, rng=0)
-    hist = train_supernet(sn, digits.train, TrainConfig(epochs=2, batch_size=128, lr=0.1),
+    hist = train_supernet(sn, digits.train, SupernetTrainConfig(epochs=2, batch_size=128, lr=0.1),
                           landmark=land, distill=rd, landmark_data=digits.test)
     assert hist["epoch_loss"][1] < hist["epoch_loss"][0]
 
@@ -221,7 +220,7 @@ def test_fewshot_split_routes_and_inherits_weights(trained, digits):
     x = digits.valid.x[:8]
     assert torch.allclose(fs(x, arch), base(x, arch))  # initialised from the one-shot supernet
     assert fs.subnets[0] is not base
-    train_supernet(fs, digits.train, TrainConfig(epochs=1, batch_size=128, lr=0.1))
+    train_supernet(fs, digits.train, SupernetTrainConfig(epochs=1, batch_size=128, lr=0.1))
     fs.eval()
     assert not torch.allclose(fs(x, arch), base(x, arch))
     assert torch.allclose(fs(x, arch), fs.extract(arch)(x), atol=1e-6)
@@ -246,9 +245,9 @@ def test_parse_split_rejects_bad_splits():
 
 def test_train_config_validation():
     with pytest.raises(ValueError, match="batch_size"):
-        TrainConfig(batch_size=1)
+        SupernetTrainConfig(batch_size=1)
     with pytest.raises(ValueError, match="lr must be"):
-        TrainConfig(lr=float("nan"))
+        SupernetTrainConfig(lr=float("nan"))
 
 
 def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):

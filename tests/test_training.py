@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ray_nasrank.data import load_dataset
-from ray_nasrank.training import TrainConfig, augment_batch, evaluate, recalibrate_bn, train_arch, train_model
+from ray_nasrank.training import (TrainConfig, augment_batch, evaluate, first_inputs, recalibrate_bn, train_arch,
+                                  train_model)
 
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 
@@ -80,7 +81,7 @@ def test_augment_batch_shapes_and_effect():
 
 def test_evaluate_and_recalibrate(digits):
     model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
-    recalibrate_bn(model, digits.train, batches=2, batch_size=100)
+    recalibrate_bn(model, first_inputs(digits.train, batches=2, batch_size=100))
     bn = model[0]
     assert bn.momentum == 0.1 and int(bn.num_batches_tracked) == 2
     assert float(bn.running_mean) == pytest.approx(float(digits.train.x[:200].mean()), abs=1e-4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ray_nasrank._checks import ConfigError
 from ray_nasrank.pipeline._config import PipelineConfig
 
 from . import UsageError, add_options, options_from_args
@@ -33,6 +34,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The :class:`~ray_nasrank.pipeline.PipelineConfig` of parsed ``search`` arguments."""
     try:
         return options_from_args(PipelineConfig, args, progress=False if args.no_progress else None)
+    except ConfigError:
+        raise  # names its key; the CLI prints it as a flag
     except (ValueError, TypeError) as e:
         raise UsageError(f"ray-nasrank search: {e}") from None
 

@@ -19,12 +19,12 @@ True
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ray_nasrank._checks import check_int, check_number
 from ray_nasrank._config import known_fields, option
 
 __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config"]
@@ -37,16 +37,6 @@ _SIZE = "size (demo-scale defaults; 0 = no limit)"
 
 class ConfigMismatchError(ValueError):
     """Resuming an output directory with a different experiment configuration."""
-
-
-def _int(name: str, v: Any, lo: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-
-
-def _float(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
 
 
 @dataclass
@@ -104,9 +94,9 @@ class PipelineConfig:
                          ("batch_size", 1), ("supernet_epochs", 1), ("finalist_epochs", 1),
                          ("ranker_epochs", 1), ("ranker_fit_epochs", 1), ("pool_size", 0), ("weak_batch", 2),
                          ("weak_calib_batches", 1), ("weak_eval_batches", 1)):
-            _int(name, getattr(self, name), lo)
+            check_int(name, getattr(self, name), low=lo)
         for name in ("supernet_lr", "finalist_lr"):
-            _float(name, getattr(self, name))
+            check_number(name, getattr(self, name), 0, low_open=True)
         if self.rounds > self.budget:
             raise ValueError(f"rounds={self.rounds} exceeds budget={self.budget}: every round trains at least one arch")
         if self.pool_size and self.pool_size < self.budget:

@@ -88,7 +88,7 @@ def train_supernet_step(cfg: PipelineConfig, splits, path: Path) -> dict:
     import torch
 
     from ray_nasrank.nn import NB201Supernet
-    from ray_nasrank.supernet.train import TrainConfig, train_supernet
+    from ray_nasrank.supernet.train import SupernetTrainConfig, train_supernet
 
     sn_cfg = supernet_config(cfg, splits)
     with torch.random.fork_rng(devices=[]):
@@ -101,7 +101,7 @@ def train_supernet_step(cfg: PipelineConfig, splits, path: Path) -> dict:
         bar.set_postfix(loss=f"{hist['epoch_loss'][-1]:.3f}")
 
     try:
-        hist = train_supernet(sn, splits.train, TrainConfig(epochs=cfg.supernet_epochs, batch_size=cfg.batch_size,
+        hist = train_supernet(sn, splits.train, SupernetTrainConfig(epochs=cfg.supernet_epochs, batch_size=cfg.batch_size,
                                                             lr=cfg.supernet_lr, seed=cfg.seed), on_epoch=on_epoch)
     finally:
         bar.close()

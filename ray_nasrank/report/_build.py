@@ -16,7 +16,9 @@ from ray_nasrank.metrics import kendall_tau
 from ray_nasrank.spaces import SearchSpace
 
 from ._html import render_html
-from ._results import best_row, check_mode, check_results, weak_columns
+from ray_nasrank._checks import check_mode
+
+from ._results import best_row, check_results, weak_columns
 from .plots import plot_best_so_far, plot_op_distribution, plot_predicted_vs_true, save_figure
 
 __all__ = ["Report", "build_report", "summarise", "RESULTS_FILE", "BEST_FILE", "BASELINE_FILE"]

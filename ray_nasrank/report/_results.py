@@ -28,16 +28,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["REQUIRED_COLUMNS", "WEAK_PREFIX", "check_results", "best_row", "weak_columns", "best_so_far"]
+from ray_nasrank._checks import check_mode
+
+__all__ = ["REQUIRED_COLUMNS", "WEAK_PREFIX", "check_results", "best_row", "weak_columns"]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("arch", "order", "round", "predicted")
 WEAK_PREFIX = "weak_"
-
-
-def check_mode(mode: str) -> str:
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    return mode
 
 
 def check_results(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -77,17 +73,3 @@ def best_row(df: pd.DataFrame, metric: str, mode: str = "max") -> pd.Series:
         raise ValueError(f"no evaluated architecture has a finite {metric!r}: every training failed")
     signed = np.where(ok, values if mode == "max" else -values, -np.inf)
     return df.iloc[int(np.argmax(signed))]
-
-
-def best_so_far(values: np.ndarray, mode: str = "max") -> np.ndarray:
-    """Running best of ``values`` in order; NaN (a failed training) never improves it.
-
-    >>> best_so_far(np.array([1.0, np.nan, 3.0, 2.0])).tolist()
-    [1.0, 1.0, 3.0, 3.0]
-    """
-    check_mode(mode)
-    v = np.asarray(values, dtype=np.float64)
-    signed = np.where(np.isfinite(v), v if mode == "max" else -v, -np.inf)
-    run = np.maximum.accumulate(signed) if v.size else signed
-    out = run if mode == "max" else -run
-    return np.where(np.isfinite(out), out, np.nan)

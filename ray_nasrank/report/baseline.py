@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-from ._results import check_mode
+from ray_nasrank._checks import check_mode
 
 __all__ = ["expected_random_best"]
 

@@ -27,10 +27,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.stats import rankdata
 
-from ray_nasrank.metrics import kendall_tau
+from ray_nasrank._checks import check_mode
+from ray_nasrank.metrics import best_so_far, kendall_tau
 from ray_nasrank.spaces import NB201Space, SearchSpace
 
-from ._results import best_so_far, check_mode, check_results
+from ._results import check_results
 
 __all__ = ["plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution", "save_figure"]
 

@@ -37,33 +37,12 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from ray_nasrank._checks import check_int, check_mode
 from ray_nasrank.spaces import Arch, SearchSpace
 
 #: spaces up to this size are walked through a seeded permutation instead of rejection sampling
 _ENUMERABLE = 1 << 20
 STATE_VERSION = 1
-
-
-def check_mode(mode: str) -> str:
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    return mode
-
-
-def check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
-    return int(seed)
-
-
-def check_count(n: Any, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {n!r}")
-    if n < 1:
-        raise ValueError(f"{name} must be >= 1, got {n}")
-    return int(n)
 
 
 def as_value(value: Any) -> float | None:
@@ -95,7 +74,7 @@ class Strategy(abc.ABC):
         if not isinstance(space, SearchSpace):
             raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}: {space!r}")
         self.space = space
-        self.seed = check_seed(seed)
+        self.seed = check_int("seed", seed, low=0, optional=True)
         self.mode = check_mode(mode)
         self._rng = np.random.default_rng(self.seed)
         self._candidates: list[Arch] | None = None
@@ -142,7 +121,7 @@ class Strategy(abc.ABC):
 
         Every returned arch is pending until told.
         """
-        n = check_count(n)
+        n = check_int("n", n, low=1)
         self._wait()
         out: list[Arch] = []
         while self._queue and len(out) < n:

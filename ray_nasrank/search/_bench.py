@@ -20,21 +20,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._base import Strategy, check_count
+from ray_nasrank._checks import check_int
+from ray_nasrank.metrics import best_so_far
+
+from ._base import Strategy
 
 #: the budgets the benchmark reports the mean best-so-far at
 DEFAULT_CHECKPOINTS = (10, 20, 50, 100)
 
 
-def best_so_far(values: Sequence[float | None], mode: str = "max") -> list[float | None]:
-    """Running best of ``values`` (failed = None, skipped); None until the first success."""
-    out: list[float | None] = []
-    best = None
-    for v in values:
-        if v is not None and np.isfinite(v) and (best is None or (v > best if mode == "max" else v < best)):
-            best = float(v)
-        out.append(best)
-    return out
+def _curve(values: Sequence[float | None], mode: str) -> list[float | None]:
+    """:func:`ray_nasrank.metrics.best_so_far` as JSON: ``None`` until the first success."""
+    return [None if np.isnan(b) else float(b) for b in best_so_far(values, mode)]
 
 
 def queries_to_reach(values: Sequence[float | None], target: float, mode: str = "max",
@@ -54,8 +51,8 @@ def run_on_table(strategy: Strategy, bench: Any, budget: int, batch: int = 1) ->
     Returns the values in evaluation order, the best-so-far curve, the queries needed to reach
     the table's optimum and the searcher's own time per trial (ask + tell, lookups excluded).
     """
-    budget = check_count(budget, "budget")
-    batch = check_count(batch, "batch")
+    budget = check_int("budget", budget, low=1)
+    batch = check_int("batch", batch, low=1)
     values: list[float | None] = []
     archs = []
     overhead = 0.0
@@ -75,7 +72,7 @@ def run_on_table(strategy: Strategy, bench: Any, budget: int, batch: int = 1) ->
     return {
         "values": values,
         "archs": [bench.space.to_string(a) for a in archs],
-        "best_so_far": best_so_far(values, bench.mode),
+        "best_so_far": _curve(values, bench.mode),
         "queries_to_optimum": queries_to_reach(values, bench.optimum, bench.mode),
         "overhead_s_per_trial": overhead / max(1, len(values)),
     }
@@ -96,7 +93,7 @@ def summarize(curves: Sequence[Sequence[float | None]], optimum: float, budget: 
     for k in sorted({c for c in checkpoints if c <= budget} | {budget}):
         vals = []
         for values in curves:
-            bsf = best_so_far(list(values)[:k], mode)
+            bsf = _curve(list(values)[:k], mode)
             last = next((b for b in reversed(bsf) if b is not None), None)
             if last is not None:
                 vals.append(last)

@@ -46,11 +46,13 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from ray_nasrank._checks import check_int, check_number
 from ray_nasrank.spaces import Arch, SearchSpace
 
-from ._base import _ENUMERABLE, Strategy, check_count
+
+from ._base import _ENUMERABLE, Strategy
 from ._opdist import OpDistModel
-from ._weak import INTRINSIC, WeakSpec, pretraining_labels, weak_columns, weak_score
+from ._weak import INTRINSIC, WeakSpec, pretraining_labels, resolve_weak, weak_score
 
 
 @contextlib.contextmanager
@@ -96,12 +98,6 @@ def default_intrinsic(space: SearchSpace) -> tuple[str, ...]:
     return INTRINSIC if isinstance(space, NB201Space) else ()
 
 
-def _check_share(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
 class NASRankStrategy(Strategy):
     """Predictor-driven batches of the top predicted unseen candidates.
 
@@ -142,33 +138,32 @@ class NASRankStrategy(Strategy):
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
 
-        self.batch_size = check_count(batch_size, "batch_size")
-        self.first_batch = check_count(first_batch if first_batch is not None else batch_size, "first_batch")
-        self.refit_every = check_count(refit_every if refit_every is not None else batch_size, "refit_every")
-        self.explore = _check_share("explore", explore)
-        self.first_explore = _check_share("first_explore", first_explore)
-        self.local = _check_share("local", local)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.first_batch = check_int("first_batch", first_batch if first_batch is not None else batch_size, low=1)
+        self.refit_every = check_int("refit_every", refit_every if refit_every is not None else batch_size, low=1)
+        self.explore = check_number("explore", explore, 0.0, 1.0)
+        self.first_explore = check_number("first_explore", first_explore, 0.0, 1.0)
+        self.local = check_number("local", local, 0.0, 1.0)
         self.opdist_prior = bool(opdist_prior)
         self.ucb_beta = float(ucb_beta)
         self.async_refit = bool(async_refit)
         self.first_diverse = bool(first_diverse)
 
-        self.n_candidates = check_count(n_candidates, "n_candidates")
-        self.local_moves = check_count(local_moves, "local_moves")
-        self.torch_threads = None if torch_threads is None else check_count(torch_threads, "torch_threads")
+        self.n_candidates = check_int("n_candidates", n_candidates, low=1)
+        self.local_moves = check_int("local_moves", local_moves, low=1)
+        self.torch_threads = None if torch_threads is None else check_int("torch_threads", torch_threads, low=1)
         self.intrinsic_weak = default_intrinsic(space) if intrinsic_weak is None else tuple(intrinsic_weak)
         # a finite pool (the candidates, or a space small enough to list) is ranked as a whole; any
         # other space is searched through prior samples plus local moves around the best configs
         self._sampled = self._candidates is None and not (space.finite and space.size <= _ENUMERABLE)
-        self.local_parents = check_count(local_parents if local_parents is not None else (3 if self._sampled else 1),
-                                         "local_parents")
+        self.local_parents = check_int("local_parents", local_parents if local_parents is not None else (3 if self._sampled else 1), low=1)
         if self._candidates is not None:
             pool = self._candidates
         elif not self._sampled:
             pool = list(space.enumerate())
         elif weak is not None or self.intrinsic_weak:
             # only pretraining needs a pool here: a seeded prior sample
-            n_pool = check_count(pool_size if pool_size is not None else 2000, "pool_size")
+            n_pool = check_int("pool_size", pool_size if pool_size is not None else 2000, low=1)
             pool = space.sample_many(min(n_pool, space.size), self._rng, unique=True)
         else:
             pool = []
@@ -180,7 +175,7 @@ class NASRankStrategy(Strategy):
         self._kid_of = key_ids
         self._kid_seen = np.zeros(len(key_ids), dtype=bool)
 
-        cols = weak_columns(weak, pool) if pool else None
+        cols = resolve_weak(weak, pool) if pool else None
         # intrinsic labels (params, flops, synflow) join the caller's weak labels as pretraining targets
         # (without weak labels of its own a search still has them: a free prior on NB201)
         pre_cols = pretraining_labels(space, pool, cols, self.intrinsic_weak) if pool else None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 
 from ray_nasrank.spaces import Arch, SearchSpace
 
-from ._base import Strategy, check_count
+from ray_nasrank._checks import check_int
+
+from ._base import Strategy
 
 
 class REAStrategy(Strategy):
@@ -35,11 +36,11 @@ class REAStrategy(Strategy):
                  candidates: Sequence[Arch] | None = None, population: int = 20, sample_size: int = 5,
                  mutation_tries: int = 50) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
-        self.population = check_count(population, "population")
-        self.sample_size = check_count(sample_size, "sample_size")
+        self.population = check_int("population", population, low=1)
+        self.sample_size = check_int("sample_size", sample_size, low=1)
         if self.sample_size > self.population:
             raise ValueError(f"sample_size {sample_size} exceeds population {population}")
-        self.mutation_tries = check_count(mutation_tries, "mutation_tries")
+        self.mutation_tries = check_int("mutation_tries", mutation_tries, low=1)
         self._members: list[tuple[Arch, float]] = []  # oldest first
         self._pool_set = None if self._candidates is None else set(self._candidates)
 

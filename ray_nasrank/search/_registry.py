@@ -20,10 +20,33 @@ STRATEGIES: dict[str, str] = {
 
 
 def strategy_class(name: str) -> type[Strategy]:
+    """The strategy class registered as ``name``.
+
+    Raises:
+        ValueError: an unknown name (the error lists the known ones).
+    """
     if not isinstance(name, str) or name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {sorted(STRATEGIES)}")
     module, _, cls = STRATEGIES[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def strategy_accepts(name: str, param: str) -> bool:
+    """Whether the strategy registered as ``name`` takes the keyword argument ``param``.
+
+    Args:
+        name: a registered strategy name.
+        param: a keyword argument name.
+
+    Returns:
+        ``True`` when its constructor has that parameter.
+
+    >>> strategy_accepts("nasrank", "weak"), strategy_accepts("random", "weak")
+    (True, False)
+    """
+    import inspect
+
+    return param in inspect.signature(strategy_class(name).__init__).parameters
 
 
 def make_strategy(name: str, space: SearchSpace, seed: int | None = None, **kwargs: Any) -> Strategy:

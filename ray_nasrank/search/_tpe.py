@@ -6,7 +6,9 @@ from typing import Any, Hashable, Sequence
 
 from ray_nasrank.spaces import INACTIVE, Arch, Categorical, Domain, Float, Integer, Normal, SearchSpace
 
-from ._base import Strategy, check_count
+from ray_nasrank._checks import check_int
+
+from ._base import Strategy
 
 
 class TPEStrategy(Strategy):
@@ -37,8 +39,8 @@ class TPEStrategy(Strategy):
         except ImportError as e:  # pragma: no cover - optuna is a declared extra
             raise ImportError("strategy 'optuna-tpe' needs optuna: pip install 'ray_nasrank[optuna]'") from e
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.max_retries = check_count(max_retries, "max_retries")
-        kwargs = {"n_startup_trials": check_count(n_startup_trials, "n_startup_trials"), "seed": self.seed}
+        self.max_retries = check_int("max_retries", max_retries, low=1)
+        kwargs = {"n_startup_trials": check_int("n_startup_trials", n_startup_trials, low=1), "seed": self.seed}
         kwargs.update(sampler_kwargs or {})
         self.study = optuna.create_study(direction="maximize" if mode == "max" else "minimize",
                                          sampler=optuna.samplers.TPESampler(**kwargs))

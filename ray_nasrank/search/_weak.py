@@ -14,7 +14,7 @@ from ray_nasrank.spaces import EDGES, OPS, Arch, NB201Space
 WeakSpec = None | Sequence[float] | np.ndarray | Mapping[str, Sequence[float]] | Callable[[list[Arch]], Any]
 
 
-def weak_columns(weak: WeakSpec, pool: Sequence[Arch]) -> dict[str, np.ndarray] | None:
+def resolve_weak(weak: WeakSpec, pool: Sequence[Arch]) -> dict[str, np.ndarray] | None:
     """Resolve ``weak`` into named float arrays aligned to ``pool`` (NaN allowed, not inf)."""
     if weak is None:
         return None
@@ -160,7 +160,7 @@ def pretraining_labels(space: Any, pool: Sequence[Arch], weak: WeakSpec,
 
     A name given in both is taken from ``weak`` (the caller's values win).
     """
-    cols = weak_columns(weak, pool)
+    cols = resolve_weak(weak, pool)
     if intrinsic:
         extra = {n: v for n, v in intrinsic_weak(space, pool, tuple(intrinsic)).items()
                  if cols is None or n not in cols}

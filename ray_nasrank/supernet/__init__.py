@@ -1,6 +1,6 @@
 """Weight-sharing supernet training and evaluation: NAS-Bench-201 and your own model family.
 
-* :func:`train_supernet` with :class:`TrainConfig`: SPOS (uniform single path), optionally with
+* :func:`train_supernet` with :class:`SupernetTrainConfig`: SPOS (uniform single path), optionally with
   :class:`LandmarkRegularizer` and/or :class:`RankDistiller` (RD-NAS);
 * :class:`FewShotSupernet`: sub-supernets split by the op of one edge;
 * :class:`BatchedEvaluator`: weak labels of many subnets per data batch with per-arch BN
@@ -17,17 +17,16 @@ No Ray or Optuna import: this runs on a bare GPU machine.
 
 from ._bench import SupernetBenchConfig, bench_supernet
 from .choice import FewShotChoiceSupernet, SupernetWeakLabels, evaluate_configs
-from .evaluate import BatchedEvaluator, evaluate_subnet, iso_representatives, recalibrate_bn
+from .evaluate import BatchedEvaluator, evaluate_subnet, iso_representatives
 from .fewshot import FewShotSupernet, parse_split
 from .regularizers import LandmarkRegularizer, ParamCountTeacher, ProxyTeacher, RankDistiller, cosine_ramp
 from .sampling import DistancePairSampler, GroupDistancePairSampler, UniformSampler, group_distance
-from .train import TrainConfig, train_supernet
+from .train import SupernetTrainConfig, train_supernet
 
 __all__ = [
     "BatchedEvaluator",
     "evaluate_subnet",
     "iso_representatives",
-    "recalibrate_bn",
     "FewShotSupernet",
     "parse_split",
     "LandmarkRegularizer",
@@ -42,7 +41,7 @@ __all__ = [
     "GroupDistancePairSampler",
     "UniformSampler",
     "group_distance",
-    "TrainConfig",
+    "SupernetTrainConfig",
     "train_supernet",
     "SupernetBenchConfig",
     "bench_supernet",

@@ -184,7 +184,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     from .fewshot import FewShotSupernet, parse_split
     from .regularizers import LandmarkRegularizer, RankDistiller
     from .sampling import GroupDistancePairSampler
-    from .train import TrainConfig, train_supernet
+    from .train import SupernetTrainConfig, train_supernet
 
     cfg = config
     out = check_writable_dir(cfg.out)
@@ -227,7 +227,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
                        in_channels=data.in_channels, num_classes=data.num_classes).to(device)
     cuda = device.type == "cuda"
     amp = cfg.amp == "on" or (cfg.amp == "auto" and cuda)
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+    tcfg = SupernetTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, seed=cfg.seed, amp=amp)
     E = cfg.epochs
     landmark = distill = None
@@ -257,11 +257,11 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     elif cfg.method == "fewshot":
         e1 = int(round(cfg.fewshot_split_at * E))
         if e1 > 0:
-            train_supernet(sn, data.train, TrainConfig(**{**tcfg.to_dict(), "epochs": e1}), total_epochs=E,
+            train_supernet(sn, data.train, SupernetTrainConfig(**{**tcfg.to_dict(), "epochs": e1}), total_epochs=E,
                            on_epoch=on_epoch)
         model = FewShotSupernet(sn, edge=edge, groups=groups).to(device)
         if E - e1 > 0:
-            train_supernet(model, data.train, TrainConfig(**{**tcfg.to_dict(), "epochs": E - e1}),
+            train_supernet(model, data.train, SupernetTrainConfig(**{**tcfg.to_dict(), "epochs": E - e1}),
                            start_epoch=e1, total_epochs=E, on_epoch=on_epoch)
     else:
         # the landmark hinge sees validation images the weak labels are NOT scored on

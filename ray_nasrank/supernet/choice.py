@@ -8,14 +8,14 @@ Training is :func:`~ray_nasrank.supernet.train_supernet` itself (SPOS with
 >>> from torch import nn
 >>> from ray_nasrank.data import load_dataset
 >>> from ray_nasrank.nn import ChoiceSupernet, OpChoice, SlimBatchNorm2d, SlimConv2d, SlimLinear, WidthChoice
->>> from ray_nasrank.supernet import TrainConfig, UniformSampler, train_supernet
+>>> from ray_nasrank.supernet import SupernetTrainConfig, UniformSampler, train_supernet
 >>> w = WidthChoice("width", [4, 8])
 >>> sn = ChoiceSupernet(nn.Sequential(
 ...     SlimConv2d(1, w, 3, padding=1), SlimBatchNorm2d(w), nn.ReLU(),
 ...     OpChoice({"conv": SlimConv2d(w, w, 3, padding=1), "pool": nn.AvgPool2d(3, 1, 1)}, label="op"),
 ...     nn.AdaptiveAvgPool2d(1), nn.Flatten(), SlimLinear(w, 10)))
 >>> data = load_dataset("digits", limit_train=128)
->>> _ = train_supernet(sn, data.train, TrainConfig(epochs=1, batch_size=32),
+>>> _ = train_supernet(sn, data.train, SupernetTrainConfig(epochs=1, batch_size=32),
 ...                    sampler=UniformSampler(0, space=sn.space))
 >>> weak = SupernetWeakLabels(sn, calib=[data.train.x[:32]], evaluation=[(data.valid.x[:64], data.valid.y[:64])])
 >>> labels = weak([{"width": 4, "op": "conv"}, {"width": 8, "op": "pool"}])
@@ -35,7 +35,7 @@ from torch import nn
 
 from ray_nasrank.nn import ChoiceSupernet
 
-from .evaluate import recalibrate_bn
+from ray_nasrank.training import recalibrate_bn
 
 __all__ = ["FewShotChoiceSupernet", "evaluate_configs", "SupernetWeakLabels"]
 

@@ -4,7 +4,7 @@ A subnet's accuracy inside a supernet is only meaningful after its BatchNorm sta
 recomputed for that path ("BN recalibration"): reset the running statistics, forward a few fixed
 calibration batches in train mode with a cumulative average (``momentum=None``), then evaluate.
 
-:func:`recalibrate_bn` does that for one arch. :class:`BatchedEvaluator` does it for many archs
+:func:`ray_nasrank.training.recalibrate_bn` does that for one arch (:func:`evaluate_subnet`). :class:`BatchedEvaluator` does it for many archs
 at once: the archs of a chunk are stacked along the batch dimension (arch-major, ``A x B`` rows
 sharing the same data batch), every edge runs each op once on the rows of the archs that chose
 it, and BatchNorm statistics are computed per arch (a grouped BN), so the result equals the
@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,38 +35,12 @@ from torch import nn
 
 from ray_nasrank.nn import OP_INDEX, NB201Supernet, ReLUConvBN, ResidualBlock, arch_to_indices
 from ray_nasrank.spaces import EDGES, OPS, NB201Space
+from ray_nasrank.training import recalibrate_bn
 
-__all__ = ["recalibrate_bn", "evaluate_subnet", "BatchedEvaluator", "iso_representatives"]
+__all__ = ["evaluate_subnet", "BatchedEvaluator", "iso_representatives"]
 
 _SPACE = NB201Space()
 _NONE, _SKIP, _POOL = OP_INDEX["none"], OP_INDEX["skip_connect"], OP_INDEX["avg_pool_3x3"]
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, calib: Iterable[torch.Tensor], forward: Callable[[torch.Tensor], torch.Tensor]
-                   | None = None) -> nn.Module:
-    """Recompute every BatchNorm's running statistics of ``model`` on ``calib`` batches.
-
-    Statistics are the plain average over the batches (``momentum=None``); the model is left in
-    eval mode. ``forward(x)`` runs the path to calibrate (default ``model(x)``), e.g.
-    ``lambda x: supernet(x, arch)``.
-    """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    run = forward or model
-    n = 0
-    for x in calib:
-        run(x)
-        n += 1
-    if n == 0:
-        raise ValueError("BN recalibration needs at least one calibration batch, got none")
-    for m, mom in zip(bns, saved):
-        m.momentum = mom
-    return model.eval()
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ learning rate over ``total_epochs`` (so a few-shot phase continues the one-shot 
 >>> from ray_nasrank.nn import NB201Supernet
 >>> data = load_dataset("digits", limit_train=64)
 >>> sn = NB201Supernet(channels=4, cells_per_stage=1, in_channels=1)
->>> hist = train_supernet(sn, data.train, TrainConfig(epochs=1, batch_size=32))
+>>> hist = train_supernet(sn, data.train, SupernetTrainConfig(epochs=1, batch_size=32))
 >>> len(hist["epoch_loss"])
 1
 """
@@ -33,11 +33,11 @@ from torch import nn
 from .regularizers import LandmarkRegularizer, RankDistiller
 from .sampling import UniformSampler
 
-__all__ = ["TrainConfig", "train_supernet"]
+__all__ = ["SupernetTrainConfig", "train_supernet"]
 
 
 @dataclass
-class TrainConfig:
+class SupernetTrainConfig:
     """Supernet optimisation settings (epochs are passes over the training split)."""
 
     epochs: int = 10
@@ -64,7 +64,7 @@ class TrainConfig:
         return asdict(self)
 
 
-def train_supernet(model: nn.Module, train, config: TrainConfig, *, start_epoch: int = 0,
+def train_supernet(model: nn.Module, train, config: SupernetTrainConfig, *, start_epoch: int = 0,
                    total_epochs: int | None = None, landmark: LandmarkRegularizer | None = None,
                    distill: RankDistiller | None = None, sampler: UniformSampler | None = None,
                    landmark_data=None, on_epoch: Callable[[int, dict], None] | None = None) -> dict:

@@ -200,7 +200,7 @@ class _SupernetActorImpl:
     def _train(self, cfg: dict):
         # SPOS training of ray_nasrank.supernet (engineer B's loop); ``limit_train`` keeps a
         # CPU-sized run small. The supernet is only published (ready) once training ended.
-        from ray_nasrank.supernet import TrainConfig, train_supernet
+        from ray_nasrank.supernet import SupernetTrainConfig, train_supernet
 
         cfg = dict(cfg)
         limit = cfg.pop("limit_train", None)
@@ -218,7 +218,7 @@ class _SupernetActorImpl:
             from ray_nasrank.supernet import UniformSampler
 
             sampler = UniformSampler(self.seed, space=self.space)
-        self.train_history = train_supernet(sn, train, TrainConfig(**{"seed": self.seed, **cfg}), sampler=sampler)
+        self.train_history = train_supernet(sn, train, SupernetTrainConfig(**{"seed": self.seed, **cfg}), sampler=sampler)
         return sn
 
     def state_dict(self) -> dict:

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 
 from ray.tune.search import Searcher
 
-from ray_nasrank.search import Strategy, make_strategy
+from ray_nasrank.search import Strategy, make_strategy, strategy_accepts
 from ray_nasrank.spaces import Arch, NB201Space, SearchSpace, space_from_tune
 
 from ._weak import finite_or_none, resolve_weak_source
@@ -213,7 +213,7 @@ class NASRankSearcher(Searcher):
                     raise ValueError("give weak labels either as weak_source or in strategy_kwargs['weak'], not both")
                 kwargs["weak"] = resolve_weak_source(self._weak_source, self._space, self._weak_fallback)
             kwargs.setdefault("mode", self._mode)
-            if "async_refit" not in kwargs and _accepts(self._strategy_spec, "async_refit"):
+            if "async_refit" not in kwargs and strategy_accepts(self._strategy_spec, "async_refit"):
                 # refits run in a thread; suggest answers None meanwhile instead of blocking Tune
                 kwargs["async_refit"] = True
             s = make_strategy(self._strategy_spec, self._space, seed=self._seed, **kwargs)
@@ -419,14 +419,6 @@ class NASRankSearcher(Searcher):
         name = self._strategy_spec if isinstance(self._strategy_spec, str) else type(self._strategy_spec).__name__
         return (f"NASRankSearcher(strategy={name!r}, space={self._space!r}, metric={self._metric!r}, "
                 f"mode={self._mode!r}, suggested={self._suggested}, completed={len(self._completed)})")
-
-
-def _accepts(strategy_name: str, param: str) -> bool:
-    import inspect
-
-    from ray_nasrank.search import strategy_class
-
-    return param in inspect.signature(strategy_class(strategy_name).__init__).parameters
 
 
 def _has_domains(config: Mapping) -> bool:

@@ -16,16 +16,11 @@ Example::
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 import time
 from typing import Any, Mapping, Sequence
 
-from ray_nasrank.search import STRATEGIES, strategy_class
-
-
-def _accepts(name: str, param: str) -> bool:
-    return param in inspect.signature(strategy_class(name).__init__).parameters
+from ray_nasrank.search import STRATEGIES, strategy_accepts
 
 
 def search_via_tune(bench: Any, strategy: str = "nasrank", budget: int = 100, seed: int = 0,
@@ -57,7 +52,7 @@ def search_via_tune(bench: Any, strategy: str = "nasrank", budget: int = 100, se
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     kwargs: dict[str, Any] = {"candidates": bench.archs}
-    if weak and _accepts(strategy, "weak"):
+    if weak and strategy_accepts(strategy, "weak"):
         missing = [w for w in weak if w not in bench.weak]
         if missing:
             raise ValueError(f"weak label column(s) {missing} not loaded; the table has {sorted(bench.weak)}")

@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ray_nasrank.nn import ChoiceSupernet
-
 from ray_nasrank.training import recalibrate_bn
 
 __all__ = ["FewShotChoiceSupernet", "evaluate_configs", "SupernetWeakLabels"]

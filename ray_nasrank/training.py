@@ -59,6 +59,8 @@ class TrainConfig:
     only in its last call). ``bn_recalibrate``: before each validation, recompute BatchNorm
     statistics as the exact mean over that many training batches (after a few hundred steps the
     running averages still lag the weights; this removes that noise from short runs).
+    ``channels_last``: keep weights and batches in the NHWC memory format (about 1.4x faster
+    for NB201 cells on one CPU thread; same results up to floating-point rounding).
     """
 
     epochs: int = 4
@@ -81,6 +83,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
     eval_every: int = 1
     bn_recalibrate: int = 0
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, low=1)
@@ -113,6 +116,8 @@ class TrainConfig:
             if a not in AUGMENTATIONS:
                 raise ValueError(f"unknown augmentation {a!r}; choose from {list(AUGMENTATIONS)}")
         self.augment = tuple(dict.fromkeys(aug))
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(f"channels_last must be True or False, got {self.channels_last!r}")
         if not isinstance(self.device, (str, torch.device)):
             raise TypeError(f"device must be a string such as 'cpu', 'cuda' or 'auto', got {self.device!r}")
 
@@ -251,6 +256,14 @@ def _lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
     return factor
 
 
+def _channels_last(splits: DatasetSplits) -> DatasetSplits:
+    def conv(s: TensorSplit) -> TensorSplit:
+        return TensorSplit(s.x.contiguous(memory_format=torch.channels_last), s.y)
+
+    return DatasetSplits(conv(splits.train), conv(splits.valid), conv(splits.test), splits.num_classes,
+                         splits.name)
+
+
 def train_model(model: nn.Module, splits: DatasetSplits, cfg: TrainConfig,
                 report: ReportHook | None = None) -> dict:
     """Train any classifier ``model`` on ``splits`` with ``cfg``; see :func:`train_arch`."""
@@ -266,6 +279,9 @@ def train_model(model: nn.Module, splits: DatasetSplits, cfg: TrainConfig,
     if splits.device != dev:
         splits = splits.to(dev)
     model = model.to(dev)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        splits = _channels_last(splits)
     opt = _optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(splits.train) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, steps_per_epoch))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,8 @@ from ray_nasrank.pipeline._steps import prepare_out_dir, round_of
 TINY = ["--dataset", "digits", "--budget", "4", "--rounds", "2", "--concurrency", "2", "--pool-size", "24",
         "--train-size", "400", "--valid-size", "200", "--test-size", "200", "--channels", "4",
         "--batch-size", "64", "--supernet-epochs", "1", "--finalist-epochs", "1", "--ranker-epochs", "5",
-        "--no-progress"]
+        "--image-size", "0", "--final-epochs", "1", "--final-train-size", "600", "--final-valid-size", "200",
+        "--final-test-size", "200", "--no-progress"]
 
 
 # ---------------------------------------------------------------------------------------- config
@@ -74,21 +78,41 @@ def test_unwritable_out_dir_fails_before_any_work(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------- end to end
+class _Terminal(io.StringIO):
+    """A captured stderr that says it is a terminal, so progress bars are drawn into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 @pytest.fixture(scope="module")
 def finished_run(ray_cluster, tmp_path_factory):
+    """One tiny search through the CLI, on the session cluster by ``--address`` (the driver
+    holds no Ray connection of its own), with the driver unable to train a supernet: the
+    supernet must train inside its actor."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=ray_cluster.address, log_to_driver=False)
-    out = tmp_path_factory.mktemp("pipeline") / "run"
-    import io
-    from contextlib import redirect_stdout
+    import ray_nasrank.supernet as sn_pkg
+    import ray_nasrank.supernet.train as sn_train
 
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        rc = main(["search", "--out", str(out), *TINY])
-    assert rc == 0, buf.getvalue()
-    return out, buf.getvalue()
+    ray.shutdown()
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+
+    def no_training_in_the_driver(*a, **k):
+        raise AssertionError("the supernet trained in the driver")
+
+    buf, err = io.StringIO(), _Terminal()
+    with pytest.MonkeyPatch.context() as mp, redirect_stdout(buf), redirect_stderr(err):
+        mp.setattr(sn_train, "train_supernet", no_training_in_the_driver)
+        mp.setattr(sn_pkg, "train_supernet", no_training_in_the_driver)
+        for var in ("TQDM_DISABLE", "CI"):  # progress shows as it would on a user's terminal
+            mp.delenv(var, raising=False)
+        rc = main(["search", "--out", str(out), *TINY[:-1], "--address", ray_cluster.address])
+    connected = ray.is_initialized()
+    ray.init(address=ray_cluster.address, log_to_driver=False)
+    assert rc == 0, buf.getvalue() + err.getvalue()
+    assert not connected, "the search left its Ray connection open"
+    return out, buf.getvalue(), err.getvalue()
 
 
 def _trial_dirs(out: Path) -> list[str]:
@@ -96,9 +120,9 @@ def _trial_dirs(out: Path) -> list[str]:
 
 
 @pytest.mark.ray
-def test_search_end_to_end_writes_every_artefact(finished_run):
-    out, printed = finished_run
-    for name in ("config.json", "supernet.pt", "weak_labels.parquet", "ranker.pt", "results.parquet", "best.json",
+def test_search_end_to_end_writes_every_artefact(finished_run, ray_cluster):
+    out, printed, _ = finished_run
+    for name in ("config.json", "data.json", "steps.json", "supernet.pt", "random.parquet", "final.parquet", "weak_labels.parquet", "ranker.pt", "results.parquet", "best.json",
                  "report/index.html", "report/predicted_vs_true.png", "report/best_so_far.png",
                  "report/op_distribution.png"):
         assert (out / name).is_file(), name
@@ -116,14 +140,60 @@ def test_search_end_to_end_writes_every_artefact(finished_run):
     np.testing.assert_allclose(res.loc[res["round"] == 0, "predicted"], res.loc[res["round"] == 0, "predicted_prior"])
     assert np.isfinite(res["predicted"]).all()
     best = json.loads((out / "best.json").read_text())
-    assert best["valid_acc"] == res["valid_acc"].max() and best["arch"] in set(res["arch"])
+    assert best["search_valid_acc"] == res["valid_acc"].max() and best["arch"] in set(res["arch"])
     assert f"best architecture: {best['arch']}" in printed and "report: " in printed
     assert len(_trial_dirs(out)) == 4
+    assert best["ray_address"] == ray_cluster.address
+    # every step's time, the supernet's included (trained in its actor: the driver could not)
+    assert {"data", "supernet", "weak_labels", "ranker", "search", "random_arm", "final", "report",
+            "total_this_call"} <= set(best["step_seconds"])
+    assert all(v >= 0 for v in best["step_seconds"].values())
+    import torch
+
+    sn = torch.load(out / "supernet.pt", weights_only=True)
+    assert len(sn["history"]["epoch_loss"]) == 1 and np.isfinite(sn["history"]["epoch_loss"]).all()
+
+
+@pytest.mark.ray
+def test_random_arm_and_full_fidelity_retraining(finished_run):
+    out, printed, _ = finished_run
+    res = pd.read_parquet(out / "results.parquet")
+    rnd = pd.read_parquet(out / "random.parquet")
+    weak = pd.read_parquet(out / "weak_labels.parquet")
+    # the random arm: as many distinct pool cells, the same recipe, weak labels attached
+    assert len(rnd) == len(res) == 4 and rnd["arch"].is_unique and set(rnd["arch"]) <= set(weak["arch"])
+    assert rnd["order"].tolist() == [1, 2, 3, 4] and rnd["valid_acc"].between(0, 100).all()
+    assert np.isfinite(rnd["weak_supernet"]).all()
+    final = pd.read_parquet(out / "final.parquet").set_index("arm")
+    assert list(final.index) == ["nasrank", "random"]
+    for arm, df in (("nasrank", res), ("random", rnd)):
+        row = final.loc[arm]
+        assert row["arch"] == df.loc[df["valid_acc"].idxmax(), "arch"]  # each arm's best is retrained
+        assert row["search_valid_acc"] == df["valid_acc"].max()
+        assert 0 <= row["test_acc"] <= 100 and 0 <= row["valid_acc"] <= 100
+    best = json.loads((out / "best.json").read_text())
+    assert best["test_acc"] == final.loc["nasrank", "test_acc"]
+    assert best["random_baseline"]["test_acc"] == final.loc["random", "test_acc"]
+    assert "random arm (4 random cells, same recipe)" in printed
+    data = json.loads((out / "data.json").read_text())
+    assert data["splits"]["search"] == {"train": 400, "valid": 144, "test": 200, "image_shape": [1, 8, 8]}
+    assert data["splits"]["final"]["train"] == 600 and data["num_classes"] == 10 and data["fingerprint"]
+
+
+@pytest.mark.ray
+def test_every_step_shows_progress(finished_run):
+    _, _, err = finished_run
+    err = re.sub(r"\x1b\[[0-9;]*m", "", err)  # rich's colours
+    for bar in ("supernet epochs (in its actor)", "weak labels", "NASRank finalists", "random arm",
+                "full-fidelity retraining"):
+        assert bar in err, bar
+    for name in ("data", "ranker pretraining", "report"):
+        assert f"{name} done in" in err, name
 
 
 @pytest.mark.ray
 def test_rerun_resumes_without_training(finished_run, capsys):
-    out, _ = finished_run
+    out, _, _ = finished_run
     before = json.loads((out / "best.json").read_text())
     trials = _trial_dirs(out)
     mtime = (out / "supernet.pt").stat().st_mtime
@@ -137,7 +207,7 @@ def test_rerun_resumes_without_training(finished_run, capsys):
 @pytest.mark.ray
 def test_interrupted_after_tune_restores_the_experiment(finished_run, tmp_path):
     """Without results.parquet the Tune step runs again: Tuner.restore, no new trial."""
-    src, _ = finished_run
+    src, _, _ = finished_run
     out = tmp_path / "copy"
     shutil.copytree(src, out)
     before = pd.read_parquet(out / "results.parquet")
@@ -147,7 +217,7 @@ def test_interrupted_after_tune_restores_the_experiment(finished_run, tmp_path):
     from ray_nasrank.pipeline import run_search
 
     res = run_search(load_config(out / "config.json"), out)
-    assert res.ran == ["tune", "report"]
+    assert res.ran == ["tune", "random", "final", "report"]
     assert _trial_dirs(out) == _trial_dirs(src)
     pd.testing.assert_series_equal(res.results["arch"], before["arch"])
     np.testing.assert_allclose(res.results["valid_acc"], before["valid_acc"])
@@ -155,7 +225,7 @@ def test_interrupted_after_tune_restores_the_experiment(finished_run, tmp_path):
 
 @pytest.mark.ray
 def test_report_command_rebuilds_from_results(finished_run, tmp_path, capsys):
-    src, _ = finished_run
+    src, _, _ = finished_run
     out = tmp_path / "rep"
     out.mkdir()
     for name in ("results.parquet", "best.json"):

@@ -1,12 +1,18 @@
 """The experiment of ``ray-nasrank search`` as one dataclass, saved as ``config.json``.
 
-Defaults are **demo scale**: a tiny supernet (8 channels, 1 cell per stage) trained for one
-epoch on a 3,000-image subset, weak labels for a pool of 200 candidate cells (each of its own
-isomorphism class) scored on 128 validation images, and 8 finalists trained from scratch for 2
-epochs, 2 at a time: a few minutes on 2 CPU cores. To scale up, raise ``pool_size`` (``0`` = one
-cell per isomorphism class of the whole space, 6,466 for NB201), ``channels`` (16),
-``cells_per_stage`` (5), the ``*_size`` limits (``0`` = the whole split), ``weak_eval_batches``,
-``supernet_epochs`` and ``finalist_epochs`` (NB201 uses 200), and ``budget``; use
+Defaults are the **embedded default run** (``make demo``, a few minutes on 2 CPU cores): the
+search runs at *low fidelity* (images resampled to 14x14, 10,000 training images, 2 epochs per
+finalist), and the winner is retrained at *full fidelity* (the dataset's own image size, every
+training image, ``final_epochs``), the usual practice of multi-fidelity NAS. With ``baseline=
+"random"`` the same number of architectures drawn uniformly from the candidate pool is trained
+under the identical recipe, and its best is retrained the same way, so the report shows what
+the search adds over picking at random.
+
+Networks: one NB201 cell per stage with 8 channels (C=8). Weak labels come from a supernet
+trained at the search fidelity inside a Ray actor; the ranker is pretrained on them plus the
+cells' params, FLOPs and SynFlow. To scale up, raise ``pool_size`` (``0`` = one cell per
+isomorphism class of NB201, 6,466), ``channels``, ``cells_per_stage``, ``image_size`` (``0``:
+native), the ``*_size`` limits (``0`` = the whole split), the epochs and ``budget``; use
 ``device="auto"`` on a GPU machine and ``address`` for a Ray cluster.
 
 >>> cfg = PipelineConfig(dataset="digits", budget=4)
@@ -27,12 +33,16 @@ from typing import Any, Mapping
 from ray_nasrank._checks import check_int, check_number
 from ray_nasrank._config import known_fields, option
 
-__all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config"]
+__all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config", "CUSTOM", "BASELINES"]
 
 #: keys that may change between a run and its resumption (where it runs, not what it computes)
 RUNTIME_KEYS: frozenset[str] = frozenset({"address", "progress", "concurrency", "device"})
 SPACES = ("nb201",)
-_SIZE = "size (demo-scale defaults; 0 = no limit)"
+BASELINES = ("random", "none")
+#: ``dataset`` of a run on the user's own ``data``
+CUSTOM = "custom"
+_SIZE = "search fidelity and sizes (0 = no limit / native size)"
+_FINAL = "full-fidelity retraining of the winners (0 = no limit / native size)"
 
 
 class ConfigMismatchError(ValueError):
@@ -50,31 +60,45 @@ class PipelineConfig:
 
     dataset: str = option("fashion-mnist", "fashion-mnist (Debian package dataset-fashion-mnist) or digits "
                                            "(quick CPU run)")
+    data: str | None = option(None, "your own data instead of --dataset: an image-folder tree (one subfolder "
+                                    "per class, optionally under train/ and test/), an .npz file with x and y "
+                                    "arrays (optionally x_test, y_test, classes), or MODULE:FUNCTION returning "
+                                    "torch datasets (train[, test])", metavar="PATH|MODULE:FUNCTION")
     space: str = option("nb201", "search space", choices=SPACES)
     budget: int = option(8, "finalists trained from scratch")
     rounds: int = option(2, "rounds the budget is spent in; the ranker is fine-tuned between rounds")
+    baseline: str = option("random", "random: also train --budget random pool cells under the same recipe and "
+                                     "retrain their best, to compare; none: skip (saves half the search time)",
+                           choices=BASELINES)
     concurrency: int = option(2, "trials at a time")
     device: str = option("cpu", "cpu, cuda, cuda:N or auto")
     seed: int = option(0, "seed of the data split, supernet, pool and ranker")
-    # data subsets (demo scale)
-    train_size: int = option(3000, "training images", group=_SIZE)
-    valid_size: int = option(1000, "validation images", group=_SIZE)
-    test_size: int = option(2000, "test images", group=_SIZE)
+    # search fidelity: supernet, weak labels and every search training (both arms)
+    image_size: int = option(14, "image side the search trains at (images are resampled)", group=_SIZE)
+    train_size: int = option(10000, "training images of the search", group=_SIZE)
+    valid_size: int = option(2000, "validation images of the search", group=_SIZE)
+    test_size: int = option(2000, "test images of the search trainings", group=_SIZE)
     # networks
     channels: int = option(8, "stem channels C", group=_SIZE)
     cells_per_stage: int = option(1, "cells per stage N", group=_SIZE)
     batch_size: int = option(128, "training batch size", group=_SIZE)
     # supernet and weak labels
-    supernet_epochs: int = option(1, "supernet training epochs", group=_SIZE)
+    supernet_epochs: int = option(2, "supernet training epochs", group=_SIZE)
     supernet_lr: float = 0.05
     pool_size: int = option(200, "candidate cells with weak labels, one per isomorphism class (0: all 6,466)",
                             group=_SIZE)
     weak_batch: int = 64
     weak_calib_batches: int = 1
     weak_eval_batches: int = 2
-    # finalists trained from scratch
+    # finalists trained from scratch at the search fidelity
     finalist_epochs: int = option(2, "epochs of each finalist trained from scratch", group=_SIZE)
     finalist_lr: float = 0.05
+    # the winners retrained at full fidelity
+    final_epochs: int = option(2, "epochs of the full-fidelity retraining", group=_FINAL)
+    final_image_size: int = option(0, "image side of the retraining", group=_FINAL)
+    final_train_size: int = option(0, "training images of the retraining", group=_FINAL)
+    final_valid_size: int = option(0, "validation images of the retraining", group=_FINAL)
+    final_test_size: int = option(0, "test images the final accuracy is measured on", group=_FINAL)
     # ranker
     ranker_epochs: int = option(30, "ranker pretraining epochs on the weak labels", group=_SIZE)
     ranker_fit_epochs: int = 100
@@ -85,20 +109,34 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         from ray_nasrank.data import DATASETS
 
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose from {list(DATASETS)}")
+        if self.data is not None:
+            if not isinstance(self.data, str) or not self.data.strip():
+                raise ValueError(f"data must be a folder, an .npz file or MODULE:FUNCTION, got {self.data!r}")
+            if self.dataset not in (CUSTOM, "fashion-mnist"):
+                raise ValueError(f"give either dataset={self.dataset!r} or data={self.data!r}, not both")
+            self.dataset = CUSTOM
+        elif self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose from {list(DATASETS)} "
+                             "or pass data= (your own image folder, .npz or MODULE:FUNCTION)")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {self.baseline!r}; choose from {list(BASELINES)}")
         if self.space not in SPACES:
             raise ValueError(f"unknown space {self.space!r}; the pipeline searches {list(SPACES)}")
         for name, lo in (("budget", 1), ("rounds", 1), ("concurrency", 1), ("seed", 0), ("train_size", 0),
                          ("valid_size", 0), ("test_size", 0), ("channels", 1), ("cells_per_stage", 1),
                          ("batch_size", 1), ("supernet_epochs", 1), ("finalist_epochs", 1),
                          ("ranker_epochs", 1), ("ranker_fit_epochs", 1), ("pool_size", 0), ("weak_batch", 2),
-                         ("weak_calib_batches", 1), ("weak_eval_batches", 1)):
+                         ("weak_calib_batches", 1), ("weak_eval_batches", 1), ("image_size", 0),
+                         ("final_epochs", 1), ("final_image_size", 0), ("final_train_size", 0),
+                         ("final_valid_size", 0), ("final_test_size", 0)):
             check_int(name, getattr(self, name), low=lo)
         for name in ("supernet_lr", "finalist_lr"):
             check_number(name, getattr(self, name), 0, low_open=True)
         if self.rounds > self.budget:
             raise ValueError(f"rounds={self.rounds} exceeds budget={self.budget}: every round trains at least one arch")
+        if self.baseline == "random" and self.pool_size and self.pool_size < 2 * self.budget:
+            raise ValueError(f"pool_size={self.pool_size} is smaller than 2 x budget={self.budget}; the random "
+                             "baseline draws its cells from the pool too (or pass baseline='none')")
         if self.pool_size and self.pool_size < self.budget:
             raise ValueError(f"pool_size={self.pool_size} is smaller than budget={self.budget}; "
                              "the search trains distinct cells of the pool (0: the whole space)")
@@ -124,10 +162,19 @@ class PipelineConfig:
         return {k: (a[k], b[k]) for k in a
                 if a[k] != b[k] and (include_runtime or k not in RUNTIME_KEYS)}
 
-    def split_limits(self) -> dict[str, int | None]:
-        """``load_dataset`` limits (``0`` means no limit)."""
+    @property
+    def data_source(self) -> str:
+        """What :func:`ray_nasrank.data_sources.read_source` reads: ``data`` when given, else ``dataset``."""
+        return self.data if self.data is not None else self.dataset
+
+    def split_limits(self, final: bool = False) -> dict[str, int | None]:
+        """Limits and image size of the search fidelity (or, ``final=True``, of the retraining)
+        (``0`` means no limit / native size)."""
+        if final:
+            return {"limit_train": self.final_train_size or None, "limit_valid": self.final_valid_size or None,
+                    "limit_test": self.final_test_size or None, "image_size": self.final_image_size or None}
         return {"limit_train": self.train_size or None, "limit_valid": self.valid_size or None,
-                "limit_test": self.test_size or None}
+                "limit_test": self.test_size or None, "image_size": self.image_size or None}
 
     def round_sizes(self) -> list[int]:
         """How many finalists each round trains (the budget split as evenly as possible).

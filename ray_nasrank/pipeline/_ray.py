@@ -1,4 +1,5 @@
-"""The pipeline's Ray steps: the supernet actor's weak-label sweep and the Tune search.
+"""The pipeline's Ray steps: the supernet actor (training and weak-label sweep) and the Tune runs
+(the NASRank search, the random arm, the full-fidelity retraining of the winners).
 
 Imported only when the pipeline runs (it imports Ray at the top).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +21,7 @@ from ray_nasrank.progress import progress
 from ray_nasrank.spaces import Arch, NB201Space
 
 from ._config import PipelineConfig
-from ._steps import ARTEFACTS, METRIC, MODE
+from ._steps import ARTEFACTS, METRIC, MODE, save_supernet, supernet_config
 
 SPACE = NB201Space()
 #: CPUs the supernet actor takes: a fraction, so it never starves a trial of a whole CPU
@@ -27,30 +29,65 @@ ACTOR_CPUS = 0.5
 
 
 def ensure_ray(cfg: PipelineConfig) -> bool:
-    """``ray.init`` unless Ray is already up; returns whether this call started it."""
+    """``ray.init`` unless Ray is already up; returns whether this call started it.
+
+    Without ``cfg.address`` a fresh local Ray is started (``address="local"``): a bare
+    ``ray.init()`` would join whatever Ray another job left running on the machine.
+    """
     if ray.is_initialized():
         return False
-    ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    ray.init(address=cfg.address or "local", include_dashboard=False, log_to_driver=False,
+             ignore_reinit_error=True)
     return True
 
 
-def weak_label_sweep(cfg: PipelineConfig, out: Path, pool: Sequence[Arch], sn_config: dict,
-                     state_dict: dict, chunk: int = 25) -> np.ndarray:
-    """Weak labels of the pool from a shared :class:`SupernetActor` loaded with the weights.
+def supernet_and_weak_labels(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch],
+                             sn_path: Path, chunk: int = 25, poll_s: float = 0.5) -> tuple[np.ndarray, float | None]:
+    """Weak labels of the pool from one :class:`SupernetActor`; returns them and the seconds the
+    supernet trained (``None`` when ``sn_path`` already held it).
 
-    The weights go through the object store once; the sweep is asked in chunks so progress
-    shows; the actor is killed afterwards, freeing its CPU share for the finalists.
+    Without ``sn_path`` the actor trains the supernet itself on ``splits`` (shipped once through
+    the object store), the driver only polls its epoch count for the progress bar, then saves the
+    weights the actor hands back. With ``sn_path`` the actor loads those weights. The sweep is asked
+    in chunks so progress shows; the actor is killed afterwards, freeing its CPU share.
     """
     from ray_nasrank.integrations.tune import get_or_create_supernet_actor
+    from ray_nasrank.supernet.train import SupernetTrainConfig
+
+    from ._steps import load_supernet_weights
 
     name = "ray-nasrank-pipeline-" + hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12]
-    actor = get_or_create_supernet_actor(
-        name, num_cpus=ACTOR_CPUS, trial_cpus=1.0, weights=ray.put(state_dict),
-        supernet_config={k: v for k, v in sn_config.items() if k not in ("in_channels", "num_classes")},
-        dataset=cfg.dataset, seed=cfg.seed,
-        eval_config={"batch_size": cfg.weak_batch, "calib_batches": cfg.weak_calib_batches,
-                     "eval_batches": cfg.weak_eval_batches})
+    sn_cfg = supernet_config(cfg, splits)
+    common = dict(name=name, num_cpus=ACTOR_CPUS, trial_cpus=1.0, dataset=ray.put(splits.to("cpu")),
+                  supernet_config={k: v for k, v in sn_cfg.items() if k not in ("in_channels", "num_classes")},
+                  seed=cfg.seed,
+                  eval_config={"batch_size": cfg.weak_batch, "calib_batches": cfg.weak_calib_batches,
+                               "eval_batches": cfg.weak_eval_batches})
+    trained = sn_path.is_file()
+    if trained:
+        _, state = load_supernet_weights(sn_path)
+        actor = get_or_create_supernet_actor(weights=ray.put(state), **common)
+    else:
+        train_cfg = SupernetTrainConfig(epochs=cfg.supernet_epochs, batch_size=cfg.batch_size, lr=cfg.supernet_lr,
+                                seed=cfg.seed)
+        actor = get_or_create_supernet_actor(train_config=vars(train_cfg), **common)
     try:
+        seconds = None
+        if not trained:
+            ray.get(actor.train.remote())
+            bar = progress(total=cfg.supernet_epochs, desc="supernet epochs (in its actor)", unit="epoch",
+                           enabled=cfg.progress)
+            try:
+                while not ray.get(actor.ready.remote()):  # raises when training failed in the actor
+                    info = ray.get(actor.info.remote())
+                    bar.update(info["epochs_done"] - bar.n)
+                    time.sleep(poll_s)
+                bar.update(cfg.supernet_epochs - bar.n)
+            finally:
+                bar.close()
+            info = ray.get(actor.info.remote())
+            seconds = info["train_seconds"]
+            save_supernet(sn_path, sn_cfg, ray.get(actor.state_dict.remote()), ray.get(actor.history.remote()))
         labels = np.empty(len(pool))
         bar = progress(total=len(pool), desc="weak labels", unit="arch", enabled=cfg.progress)
         try:
@@ -62,21 +99,21 @@ def weak_label_sweep(cfg: PipelineConfig, out: Path, pool: Sequence[Arch], sn_co
             bar.close()
     finally:
         ray.kill(actor)
-    return labels
+    return labels, seconds
 
 
 class _TrialProgress(tune.Callback):
     """A bar over finished trials (the bar itself is not pickled into the experiment state)."""
 
-    def __init__(self, total: int, enabled: bool | None) -> None:
-        self.total, self.enabled, self._bar = total, enabled, None
+    def __init__(self, total: int, enabled: bool | None, desc: str = "finalists trained") -> None:
+        self.total, self.enabled, self.desc, self._bar = total, enabled, desc, None
 
     def __getstate__(self) -> dict:
-        return {"total": self.total, "enabled": self.enabled, "_bar": None}
+        return {"total": self.total, "enabled": self.enabled, "desc": self.desc, "_bar": None}
 
     def _get_bar(self):
         if self._bar is None:
-            self._bar = progress(total=self.total, desc="finalists trained", unit="trial", enabled=self.enabled)
+            self._bar = progress(total=self.total, desc=self.desc, unit="trial", enabled=self.enabled)
         return self._bar
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -101,67 +138,91 @@ def _finalist_trainable(config: dict, splits: Any, train: dict) -> None:
     arch = SPACE.validate(config["arch"])
 
     def report(epoch: int, metrics: dict) -> None:
-        tune.report({METRIC: float(metrics[METRIC]), "epoch": int(epoch), "done": False})
+        if METRIC in metrics:
+            tune.report({METRIC: float(metrics[METRIC]), "epoch": int(epoch), "done": False})
 
     res = train_arch(arch, splits, TrainConfig.from_dict(train), report=report)
     tune.report({METRIC: float(res[METRIC]), "test_acc": float(res["test_acc"]), "params": int(res["params"]),
                  "train_seconds": float(res["seconds"]), "epoch": int(res["epochs"]), "done": True})
 
 
-def finalist_train_config(cfg: PipelineConfig) -> dict:
+def finalist_train_config(cfg: PipelineConfig, final: bool = False) -> dict:
+    """The from-scratch recipe of every search training (both arms), or of the retraining."""
     from ray_nasrank.training import TrainConfig
 
-    return TrainConfig(epochs=cfg.finalist_epochs, batch_size=cfg.batch_size, lr=cfg.finalist_lr,
-                       channels=cfg.channels, cells_per_stage=cfg.cells_per_stage, seed=cfg.seed,
-                       device=cfg.device).to_dict()
+    return TrainConfig(epochs=cfg.final_epochs if final else cfg.finalist_epochs, batch_size=cfg.batch_size,
+                       lr=cfg.finalist_lr, channels=cfg.channels, cells_per_stage=cfg.cells_per_stage,
+                       seed=cfg.seed, device=cfg.device,
+                       # validate once at the end: the search reads only the last epoch's accuracy
+                       eval_every=0,
+                       # NHWC is ~1.4x faster for these cells on CPU threads
+                       channels_last=cfg.device == "cpu").to_dict()
+
+
+def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: Any, train: dict, num_samples: int,
+           desc: str, search_alg: Any = None, param_space: dict | None = None):
+    """A fresh Tuner for ``out/name``, or the restored one when that folder holds an experiment."""
+    from ray.tune import RunConfig, TuneConfig, Tuner
+
+    path = out.resolve() / name
+    trainable = tune.with_resources(
+        tune.with_parameters(_finalist_trainable, splits=splits.to("cpu"), train=train),
+        {"cpu": 1, "gpu": 1 if cfg.device.startswith("cuda") else 0})
+    if Tuner.can_restore(str(path)):
+        return Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    return Tuner(
+        trainable, param_space=param_space or {},
+        tune_config=TuneConfig(search_alg=search_alg, num_samples=num_samples,
+                               max_concurrent_trials=cfg.concurrency, reuse_actors=True),
+        run_config=RunConfig(name=name, storage_path=str(out.resolve()), verbose=0,
+                             callbacks=[_TrialProgress(num_samples, cfg.progress, desc)]))
 
 
 def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], weak: pd.DataFrame,
              ranker: Any) -> pd.DataFrame:
-    """Run (or resume) the Tune search; one row per finished trial (arch, order, metrics).
+    """Run (or resume) the NASRank search; one row per finished trial (arch, order, metrics).
 
     A fresh experiment uses :class:`NASRankSearcher` with the ``nasrank`` strategy: the
     pretrained ranker proposes each round's top predicted unseen candidates and is fine-tuned on
     the finalists' true accuracies between rounds. When ``out/tune`` already holds an
     experiment, ``Tuner.restore(..., resume_unfinished=True)`` continues it instead.
     """
-    from ray.tune import RunConfig, TuneConfig, Tuner
-
     from ray_nasrank.integrations.tune import NASRankSearcher
 
-    path = out.resolve() / ARTEFACTS["tune"]
-    trainable = tune.with_resources(
-        tune.with_parameters(_finalist_trainable, splits=splits.to("cpu"), train=finalist_train_config(cfg)),
-        {"cpu": 1, "gpu": 1 if cfg.device.startswith("cuda") else 0})
-    if Tuner.can_restore(str(path)):
-        tuner = Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        round_size = max(cfg.round_sizes())
-        weak_cols = {c: weak[c].to_numpy(dtype=np.float64) for c in weak.columns if c.startswith("weak_")}
-        searcher = NASRankSearcher(
-            space=SPACE, metric=METRIC, mode=MODE, strategy="nasrank", seed=cfg.seed,
-            strategy_kwargs={"candidates": list(pool), "weak": weak_cols, "predictor": ranker,
-                             "batch_size": round_size, "first_batch": round_size,
-                             # refit whenever a round is planned with new labels (concurrent trials
-                             # may still be running when the next round starts)
-                             "refit_every": 1,
-                             # refit in a thread: the searcher answers "not yet" meanwhile
-                             # instead of blocking Tune's control loop
-                             "async_refit": True})
-        tuner = Tuner(
-            trainable, param_space={},
-            tune_config=TuneConfig(search_alg=searcher, num_samples=cfg.budget,
-                                   max_concurrent_trials=cfg.concurrency, reuse_actors=True),
-            run_config=RunConfig(name=ARTEFACTS["tune"], storage_path=str(out.resolve()), verbose=0,
-                                 callbacks=[_TrialProgress(cfg.budget, cfg.progress)]))
-    grid = tuner.fit()
+    round_size = max(cfg.round_sizes())
+    weak_cols = {c: weak[c].to_numpy(dtype=np.float64) for c in weak.columns if c.startswith("weak_")}
+    searcher = NASRankSearcher(
+        space=SPACE, metric=METRIC, mode=MODE, strategy="nasrank", seed=cfg.seed,
+        strategy_kwargs={"candidates": list(pool), "weak": weak_cols, "predictor": ranker,
+                         "batch_size": round_size, "first_batch": round_size,
+                         # refit whenever a round is planned with new labels (concurrent trials
+                         # may still be running when the next round starts)
+                         "refit_every": 1,
+                         # refit in a thread: the searcher answers "not yet" meanwhile
+                         # instead of blocking Tune's control loop
+                         "async_refit": True})
+    tuner = _tuner(cfg, out, ARTEFACTS["tune"], splits, finalist_train_config(cfg), cfg.budget,
+                   "NASRank finalists", search_alg=searcher)
+    return _trial_rows(tuner.fit(), cfg.budget, out / ARTEFACTS["tune"])
+
+
+def run_grid(cfg: PipelineConfig, out: Path, name: str, splits: Any, archs: Sequence[str], final: bool,
+             desc: str) -> pd.DataFrame:
+    """Train the given cells (a Tune grid, in this order) under the search recipe, or at full
+    fidelity with ``final=True``; resumed like :func:`run_tune`."""
+    tuner = _tuner(cfg, out, name, splits, finalist_train_config(cfg, final=final), 1, desc,
+                   param_space={"arch": tune.grid_search(list(archs))})
+    return _trial_rows(tuner.fit(), len(archs), out / name)
+
+
+def _trial_rows(grid: Any, expected: int, path: Path) -> pd.DataFrame:
     # a trial is finished when it errored or sent its final report; after a Ctrl-C Tune marks the
     # trials it stopped TERMINATED in the returned grid (its saved state keeps them resumable)
     finished = sum(1 for r in grid if r.error is not None or (r.metrics or {}).get("done") is True)
-    if finished < cfg.budget:
+    if finished < expected:
         # Tune swallows Ctrl-C and returns what finished so far; writing results now would mark
-        # the search as done and a re-run on --out would never train the rest
-        raise KeyboardInterrupt(f"search interrupted after {finished} of {cfg.budget} finalist trials; "
+        # the step as done and a re-run on --out would never train the rest
+        raise KeyboardInterrupt(f"{path.name}: interrupted after {finished} of {expected} trainings; "
                                 "re-run the same command to resume")
     rows = []
     for r in grid:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ray_nasrank._io import atomic_write_parquet
+from ray_nasrank._io import atomic_write_json, atomic_write_parquet
 from ray_nasrank.progress import step
 
 from ._config import PipelineConfig
-from ._steps import (ARTEFACTS, SPACE, assemble_results, candidate_pool, load_splits, load_supernet_weights,
-                     prepare_out_dir, pretrain_ranker, read_json, train_supernet_step, weak_frame, write_best)
+from ._steps import (ARTEFACTS, SPACE, assemble_final, assemble_random, assemble_results, candidate_pool,
+                     final_candidates, load_data_step, prepare_out_dir, pretrain_ranker, random_draws, read_json,
+                     weak_frame, write_best)
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -35,35 +37,57 @@ class SearchResult:
 
     def summary_lines(self) -> list[str]:
         b = self.best
-        test = "n/a" if b.get("test_acc") is None else f"{b['test_acc']:.2f}"
+
+        def pct(v) -> str:
+            return "n/a" if v is None else f"{v:.2f} %"
+
         lines = [f"best architecture: {b['arch']}",
-                 f"  valid_acc {b['valid_acc']:.2f} %, test_acc {test} % "
-                 f"(found at training {b['found_at_training']} of {b['trainings']}, round {b['round']})",
-                 f"report: {self.report_html if self.report_html else self.out / ARTEFACTS['report']}"]
-        lines += [f"  {name}: {path}" for name, path in b["artefacts"].items()]
+                 f"  full fidelity: valid_acc {pct(b['valid_acc'])}, test_acc {pct(b['test_acc'])}",
+                 f"  search fidelity: valid_acc {pct(b['search_valid_acc'])} "
+                 f"(found at training {b['found_at_training']} of {b['trainings']}, round {b['round']})"]
+        r = b.get("random_baseline")
+        if r:
+            lines.append(f"random arm ({r['trainings']} random cells, same recipe): best {r['arch']}, "
+                         f"test_acc {pct(r['test_acc'])}")
+        secs = b.get("step_seconds", {})
+        if secs:
+            lines.append("step seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()))
+        lines.append(f"report: {self.report_html if self.report_html else self.out / ARTEFACTS['report']}")
         return lines
 
 
 def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = True) -> SearchResult:
     """Run the whole loop into ``out``, skipping every step whose artefact exists.
 
-    Steps: ``config.json`` (or a check that it matches ``cfg``), supernet (``supernet.pt``),
-    weak labels of the candidate pool from a supernet actor (``weak_labels.parquet``), ranker
-    pretraining (``ranker.pt``), the Tune search of finalists trained from scratch (``tune/``,
-    resumed with ``Tuner.restore``), ``results.parquet``, ``best.json`` and ``report/``.
+    Steps: ``config.json`` (or a check that it matches ``cfg``), data (``data.json`` records the
+    source and splits), supernet trained inside its Ray actor (``supernet.pt``), weak labels of
+    the candidate pool from that actor (``weak_labels.parquet``), ranker pretraining
+    (``ranker.pt``), the Tune search of finalists trained from scratch at the search fidelity
+    (``tune/``), with ``baseline="random"`` the random arm under the same recipe
+    (``tune_random/``), the winners retrained at full fidelity (``tune_final/``), then
+    ``results.parquet``, ``random.parquet``, ``final.parquet``, ``best.json`` and ``report/``.
+    Tune steps resume with ``Tuner.restore``; every step's time goes to ``steps.json`` and
+    ``best.json``.
 
     Example::
 
         res = run_search(PipelineConfig(dataset="digits", budget=4), "runs/digits")
-        print(res.best_arch, res.best["valid_acc"])
+        print(res.best_arch, res.best["test_acc"])
     """
     if not isinstance(cfg, PipelineConfig):
         raise TypeError(f"cfg must be a PipelineConfig, got {type(cfg).__name__}")
+    t_start = time.perf_counter()
     out = prepare_out_dir(out, cfg)  # before any work: unwritable dirs and mismatches fail fast
     p = {k: out / v for k, v in ARTEFACTS.items()}
     ran: list[str] = []
-    seconds: dict[str, float] = {}
-    if p["results"].is_file() and p["best"].is_file():
+    seconds = read_json(p["steps"]) if p["steps"].is_file() else {}
+
+    def record(name: str, secs: float | None) -> None:
+        if secs is not None:
+            seconds[name] = round(float(secs), 2)
+            atomic_write_json(p["steps"], seconds)
+
+    if p["results"].is_file() and p["best"].is_file() and p["final"].is_file():
         results = pd.read_parquet(p["results"])
         best = read_json(p["best"])
     else:
@@ -74,25 +98,23 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
 
         device = str(resolve_device(cfg.device))
         with step("data", cfg.progress) as s:
-            splits = load_splits(cfg, device)
+            splits, final_splits = load_data_step(cfg, out, device)
             pool = candidate_pool(cfg)
-        seconds["data"] = s["seconds"]
-        if not p["supernet"].is_file():
-            with step("supernet training", cfg.progress) as s:
-                train_supernet_step(cfg, splits, p["supernet"])
-            ran.append("supernet")
-            seconds["supernet"] = s["seconds"]
+        record("data", s["seconds"])
         from . import _ray
 
         started_ray = _ray.ensure_ray(cfg)
+        import ray
+
+        ray_address = ray.get_runtime_context().gcs_address
         try:
             if not p["weak_labels"].is_file():
-                with step("weak labels", cfg.progress) as s:
-                    sn_config, state = load_supernet_weights(p["supernet"])
-                    labels = _ray.weak_label_sweep(cfg, out, pool, sn_config, state)
+                with step("supernet and weak labels (supernet actor)", cfg.progress) as s:
+                    labels, sn_seconds = _ray.supernet_and_weak_labels(cfg, out, splits, pool, p["supernet"])
                     atomic_write_parquet(p["weak_labels"], weak_frame(pool, labels))
-                ran.append("weak_labels")
-                seconds["weak_labels"] = s["seconds"]
+                ran += (["supernet"] if sn_seconds is not None else []) + ["weak_labels"]
+                record("supernet", sn_seconds)
+                record("weak_labels", s["seconds"] - (sn_seconds or 0.0))
             weak = pd.read_parquet(p["weak_labels"])
             pool = [SPACE.from_string(a) for a in weak["arch"]]
             if not p["ranker"].is_file():
@@ -100,30 +122,52 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
                     torch.manual_seed(cfg.seed)
                     ranker = pretrain_ranker(cfg, weak, p["ranker"])
                 ran.append("ranker")
-                seconds["ranker"] = s["seconds"]
+                record("ranker", s["seconds"])
             else:
                 ranker = RankPredictor.load(p["ranker"])
-            with step("search (Tune)", cfg.progress) as s:
+            with step("search (Tune, NASRank)", cfg.progress) as s:
                 trials = _ray.run_tune(cfg, out, splits, pool, weak, ranker)
             ran.append("tune")
-            seconds["tune"] = s["seconds"]
+            record("search", s["seconds"])
+            random_trials = None
+            if cfg.baseline == "random":
+                with step("random arm (Tune, same recipe)", cfg.progress) as s:
+                    random_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_random"], splits,
+                                                  random_draws(cfg, list(weak["arch"])), False, "random arm")
+                ran.append("random")
+                record("random_arm", s["seconds"])
+            winners = final_candidates(trials, random_trials)
+            with step("retraining the winner(s) at full fidelity (Tune)", cfg.progress) as s:
+                final_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_final"], final_splits,
+                                             list(dict.fromkeys(winners.values())), True, "full-fidelity retraining")
+            ran.append("final")
+            record("final", s["seconds"])
         finally:
             if started_ray:
-                import ray
-
                 ray.shutdown()
         results = assemble_results(cfg, trials, weak, ranker)
         atomic_write_parquet(p["results"], results)
-        best = write_best(out, results, cfg, seconds)
+        if random_trials is not None:
+            atomic_write_parquet(p["random"], assemble_random(random_trials, weak))
+        final = assemble_final(winners, trials, random_trials, final_trials)
+        atomic_write_parquet(p["final"], final)
+        best = write_best(out, results, final, cfg, seconds)
+        best["ray_address"] = ray_address
+        atomic_write_json(p["best"], best)
     html = None
     if ran or not (p["report"] / "index.html").is_file() or not report_html:
         from ray_nasrank.report import build_report
 
-        with step("report", cfg.progress):
+        with step("report", cfg.progress) as s:
             rep = build_report(out, results=results, space=SPACE, html=report_html,
                                artefacts=best.get("artefacts"))
         ran.append("report")
+        record("report", s["seconds"])
         html = rep.html
     else:
         html = p["report"] / "index.html"
+    if ran and ran != ["report"]:
+        seconds["total_this_call"] = round(time.perf_counter() - t_start, 2)
+        best["step_seconds"] = dict(seconds)
+        atomic_write_json(p["best"], best)
     return SearchResult(out=out, best=best, results=results, report_html=html, ran=ran)

@@ -15,22 +15,27 @@ import numpy as np
 import pandas as pd
 
 from ray_nasrank._io import atomic_write_bytes, atomic_write_json, check_writable_dir
-from ray_nasrank.progress import progress
 from ray_nasrank.spaces import Arch, NB201Space
 
 from ._config import ConfigMismatchError, PipelineConfig, load_config
 
-__all__ = ["ARTEFACTS", "prepare_out_dir", "load_splits", "candidate_pool", "train_supernet_step",
-           "pretrain_ranker", "ranker_config", "assemble_results", "METRIC", "MODE"]
+__all__ = ["ARTEFACTS", "prepare_out_dir", "load_data_step", "candidate_pool", "save_supernet", "pretrain_ranker",
+           "ranker_config", "assemble_results", "random_draws", "METRIC", "MODE"]
 
 #: artefact names inside ``--out``
 ARTEFACTS = {
     "config": "config.json",
+    "data": "data.json",
+    "steps": "steps.json",
     "supernet": "supernet.pt",
     "weak_labels": "weak_labels.parquet",
     "ranker": "ranker.pt",
     "tune": "tune",
+    "tune_random": "tune_random",
+    "tune_final": "tune_final",
     "results": "results.parquet",
+    "random": "random.parquet",
+    "final": "final.parquet",
     "best": "best.json",
     "report": "report",
 }
@@ -59,10 +64,28 @@ def prepare_out_dir(out: str | os.PathLike, cfg: PipelineConfig) -> Path:
     return out
 
 
-def load_splits(cfg: PipelineConfig, device: str = "cpu"):
-    from ray_nasrank.data import load_dataset
+def load_data_step(cfg: PipelineConfig, out: Path, device: str = "cpu"):
+    """The search-fidelity and full-fidelity splits; records them in ``data.json``.
 
-    return load_dataset(cfg.dataset, seed=cfg.seed, device=device, **cfg.split_limits())
+    A resumed run re-reads the source and refuses to go on when the data's fingerprint differs
+    from the recorded one (the earlier steps were computed on other data).
+    """
+    from ray_nasrank.data_sources import describe, make_splits, read_source
+
+    raw = read_source(cfg.data_source, resize=cfg.final_image_size or None)
+    search = make_splits(raw, seed=cfg.seed, device=device, **cfg.split_limits())
+    final = make_splits(raw, seed=cfg.seed, device=device, **cfg.split_limits(final=True))
+    info = describe(raw, {"search": search, "final": final}, cfg.seed)
+    path = out / ARTEFACTS["data"]
+    if path.is_file():
+        old = read_json(path)
+        if old.get("fingerprint") != info["fingerprint"]:
+            raise ConfigMismatchError(
+                f"the data of {cfg.data_source!r} changed since {str(out)!r} was started (fingerprint "
+                f"{old.get('fingerprint')} recorded, {info['fingerprint']} now); restore it or choose another --out")
+    else:
+        atomic_write_json(path, info)
+    return search, final
 
 
 def candidate_pool(cfg: PipelineConfig) -> list[Arch]:
@@ -81,35 +104,21 @@ def supernet_config(cfg: PipelineConfig, splits) -> dict:
             "in_channels": splits.in_channels, "num_classes": splits.num_classes}
 
 
-def train_supernet_step(cfg: PipelineConfig, splits, path: Path) -> dict:
-    """Train a weight-sharing supernet (single-path uniform sampling) and save its weights."""
+def save_supernet(path: Path, sn_config: dict, state_dict: dict, history: dict | None) -> None:
     import io
 
     import torch
 
-    from ray_nasrank.nn import NB201Supernet
-    from ray_nasrank.supernet.train import SupernetTrainConfig, train_supernet
-
-    sn_cfg = supernet_config(cfg, splits)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        sn = NB201Supernet(**sn_cfg)
-    bar = progress(total=cfg.supernet_epochs, desc="supernet epochs", unit="epoch", enabled=cfg.progress)
-
-    def on_epoch(epoch: int, hist: dict) -> None:
-        bar.update(1)
-        bar.set_postfix(loss=f"{hist['epoch_loss'][-1]:.3f}")
-
-    try:
-        hist = train_supernet(sn, splits.train, SupernetTrainConfig(epochs=cfg.supernet_epochs, batch_size=cfg.batch_size,
-                                                            lr=cfg.supernet_lr, seed=cfg.seed), on_epoch=on_epoch)
-    finally:
-        bar.close()
     buf = io.BytesIO()
-    torch.save({"config": sn_cfg, "state_dict": {k: v.detach().cpu() for k, v in sn.state_dict().items()},
-                "history": hist}, buf)
+    torch.save({"config": sn_config, "state_dict": state_dict, "history": history}, buf)
     atomic_write_bytes(path, buf.getvalue())
-    return hist
+
+
+def random_draws(cfg: PipelineConfig, pool: Sequence[str]) -> list[str]:
+    """The random arm's cells: ``budget`` distinct pool cells drawn with the seed (independently
+    of what the search picks, so the two arms may share cells)."""
+    idx = np.random.default_rng([cfg.seed, 1]).choice(len(pool), size=cfg.budget, replace=False)
+    return [pool[int(i)] for i in idx]
 
 
 def load_supernet_weights(path: Path) -> tuple[dict, dict]:
@@ -177,18 +186,68 @@ def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFra
     return df[first + [c for c in df.columns if c not in first]]
 
 
-def write_best(out: Path, results: pd.DataFrame, cfg: PipelineConfig, seconds: dict) -> dict:
+def final_candidates(trials: pd.DataFrame, random_trials: pd.DataFrame | None) -> dict[str, str]:
+    """``{arm: arch}``: each arm's best cell at the search fidelity (what gets retrained)."""
+    from ray_nasrank.report import best_row
+
+    out = {"nasrank": str(best_row(trials, METRIC, MODE)["arch"])}
+    if random_trials is not None:
+        out["random"] = str(best_row(random_trials, METRIC, MODE)["arch"])
+    return out
+
+
+def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame) -> pd.DataFrame:
+    """The random arm's table: like the results table, without ranker scores."""
+    weak_cols = [c for c in weak.columns if c.startswith("weak_")]
+    df = random_trials.sort_values("order").reset_index(drop=True).merge(weak[["arch", *weak_cols]], on="arch",
+                                                                       how="left")
+    first = ["arch", "order", *weak_cols, METRIC, "test_acc"]
+    return df[first + [c for c in df.columns if c not in first]]
+
+
+def assemble_final(winners: dict[str, str], trials: pd.DataFrame, random_trials: pd.DataFrame | None,
+                   final_trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm: its winner, its search-fidelity accuracy and its full-fidelity result."""
+    rows = []
+    for arm, arch in winners.items():
+        search = trials if arm == "nasrank" else random_trials
+        s = search.loc[search["arch"] == arch].iloc[0]
+        f = final_trials.loc[final_trials["arch"] == arch].iloc[0]
+        rows.append({"arm": arm, "arch": arch, "search_valid_acc": float(s[METRIC]),
+                     "found_at_training": int(s["order"]), METRIC: float(f[METRIC]),
+                     "test_acc": float(f["test_acc"]), "params": f.get("params"),
+                     "train_seconds": f.get("train_seconds"), "error": f.get("error")})
+    return pd.DataFrame(rows)
+
+
+def write_best(out: Path, results: pd.DataFrame, final: pd.DataFrame, cfg: PipelineConfig, seconds: dict) -> dict:
+    """``best.json``: the search's winner with its full-fidelity accuracies (``valid_acc``,
+    ``test_acc``), its search-fidelity accuracy, the random arm's outcome and the step times."""
     from ray_nasrank.report import best_row
 
     best = best_row(results, METRIC, MODE)
+    mine = final.loc[final["arm"] == "nasrank"].iloc[0]
+
+    def num(v) -> float | None:
+        return float(v) if v is not None and np.isfinite(v) else None
+
     info = {
-        "arch": str(best["arch"]), METRIC: float(best[METRIC]),
-        "test_acc": float(best["test_acc"]) if np.isfinite(best["test_acc"]) else None,
+        "arch": str(best["arch"]), METRIC: num(mine[METRIC]), "test_acc": num(mine["test_acc"]),
+        "search_valid_acc": float(best[METRIC]), "search_test_acc": num(best["test_acc"]),
         "trial_id": str(best.get("trial_id", "")), "found_at_training": int(best["order"]),
         "round": int(best["round"]), "metric": METRIC, "mode": MODE, "space": cfg.space,
-        "dataset": cfg.dataset, "trainings": int(len(results)),
-        "artefacts": {k: str(out / v) for k, v in ARTEFACTS.items()}, "step_seconds": seconds,
+        "dataset": cfg.dataset, "data": cfg.data_source, "trainings": int(len(results)),
+        "fidelity": {"search": {"image_size": cfg.image_size or "native", "train_images": cfg.train_size or "all",
+                                "epochs": cfg.finalist_epochs},
+                     "final": {"image_size": cfg.final_image_size or "native",
+                               "train_images": cfg.final_train_size or "all", "epochs": cfg.final_epochs}},
+        "artefacts": {k: str(out / v) for k, v in ARTEFACTS.items()}, "step_seconds": dict(seconds),
     }
+    rnd = final.loc[final["arm"] == "random"]
+    if len(rnd):
+        r = rnd.iloc[0]
+        info["random_baseline"] = {"arch": str(r["arch"]), METRIC: num(r[METRIC]), "test_acc": num(r["test_acc"]),
+                                   "search_valid_acc": num(r["search_valid_acc"]), "trainings": int(len(results))}
     atomic_write_json(out / ARTEFACTS["best"], info)
     return info
 

@@ -45,7 +45,7 @@ class _SupernetActorImpl:
     - ``weights``: a supernet ``state_dict`` (or an ``ObjectRef`` to one, resolved by Ray)
       plus ``supernet_config``: loaded, then subnets are evaluated on ``dataset``;
     - ``train=True``: the supernet is trained in a background thread; ``ready()`` turns True
-      when training ends.
+      when training ends, and ``info()["epochs_done"]`` counts its finished epochs meanwhile.
 
     The supernet is NB201's (shape from ``supernet_config``) unless ``supernet`` is a user's
     :class:`~ray_nasrank.nn.ChoiceSupernet` (or :class:`~ray_nasrank.supernet.FewShotChoiceSupernet`):
@@ -74,6 +74,7 @@ class _SupernetActorImpl:
         self._labels: dict[Arch, float] | None = None
         self._supernet = None
         self._splits = None
+        self._epochs_done = 0
         self._error: str | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -104,6 +105,7 @@ class _SupernetActorImpl:
             "source": "labels" if self._labels is not None else ("supernet" if self._supernet is not None else None),
             "training": self._thread is not None and self._thread.is_alive(),
             "train_seconds": self.train_seconds,
+            "epochs_done": self._epochs_done,
             "error": self._error,
         }
 
@@ -218,8 +220,17 @@ class _SupernetActorImpl:
             from ray_nasrank.supernet import UniformSampler
 
             sampler = UniformSampler(self.seed, space=self.space)
-        self.train_history = train_supernet(sn, train, SupernetTrainConfig(**{"seed": self.seed, **cfg}), sampler=sampler)
+
+        def on_epoch(epoch: int, history: dict) -> None:
+            self._epochs_done += 1
+
+        self.train_history = train_supernet(sn, train, SupernetTrainConfig(**{"seed": self.seed, **cfg}),
+                                            sampler=sampler, on_epoch=on_epoch)
         return sn
+
+    def history(self) -> dict | None:
+        """The training history of a supernet trained here (``None`` otherwise)."""
+        return self.train_history
 
     def state_dict(self) -> dict:
         """The supernet's weights on CPU (``ray.put`` it to share with other actors)."""

@@ -29,6 +29,9 @@ for L in $LABELS; do
     run "$OUT/nb201_test_acc_${tag}_L${L}.json" --table "$NB201" --space nb201 --arch-col arch \
       --target test_acc --weak "$W" --labels "$L"
   done
+  # the one-shot label plus the package's intrinsic labels (params, FLOPs, SynFlow: NASRank's search default)
+  run "$OUT/nb201_test_acc_oneshot+intrinsic_L${L}.json" --table "$NB201" --space nb201 --arch-col arch \
+    --target test_acc --weak supernet_oneshot_acc --intrinsic params,flops,synflow --labels "$L"
   # zero-cost proxies as weak labels (725 cells, validation accuracy)
   run "$OUT/nb201zc_val_acc_zc_L${L}.json" --table "$ZC" --space nb201 --arch-col arch --target val_acc \
     --weak synflow,nwot,jacov,snip --labels "$L"

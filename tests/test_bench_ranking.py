@@ -53,6 +53,19 @@ def test_cli_columns_table_json_layout(table, tmp_path, capsys):
     assert "'latency': 1 inf value(s) treated as missing" in captured.err
     md = markdown_table([out])
     assert "| tbl.csv | acc | proxy,latency | 12 | 2 |" in md
+    # each weak column alone, measured once: the better of proxy and latency per metric
+    best = res["config"]["weak_single_best"]
+    assert best["kendall_tau"] == "proxy"
+    assert res["methods"]["weak_single"]["kendall_tau"] >= res["methods"]["weak"]["kendall_tau"] - 0.05
+    # nasrank records the trust blend of each seed; the mse baseline has none
+    for row in res["methods"]["nasrank"]["per_seed"]:
+        assert set(row["trust"]) == {"tuned", "prior", "tree"} and sum(row["trust"].values()) == pytest.approx(1)
+    # the last column names where nasrank trails, with the winner
+    last = md.splitlines()[-1].rsplit("|", 2)[1].strip()
+    trails = [k for k in ("ndcg@50", "kendall_tau")
+              if max(v[k] for m, v in res["methods"].items() if m not in ("nasrank", "random"))
+              > res["methods"]["nasrank"][k]]
+    assert (last == "-") == (not trails) and all(k in last for k in trails)
 
 
 def test_cli_mode_min_and_method_subset(table, tmp_path):

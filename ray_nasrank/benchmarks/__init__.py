@@ -8,6 +8,7 @@ Heavy libraries (torch, scikit-learn, Ray) are imported when a benchmark runs, n
 from ray_nasrank import metrics
 
 from ._config import TableConfig
+from ._fit_time import FitTimeBenchConfig, bench_fit_time
 from ._proxies import ProxiesBenchConfig, bench_proxies, format_proxies_summary
 from ._ranking import RankingBenchConfig, bench_ranking, markdown_table
 from ._ranking import format_summary as format_ranking_summary
@@ -17,4 +18,4 @@ from ._table import TabularBenchmark, find_shared_data, read_table
 __all__ = ["TabularBenchmark", "find_shared_data", "read_table", "metrics", "TableConfig",
            "RankingBenchConfig", "bench_ranking", "format_ranking_summary", "markdown_table",
            "SearchBenchConfig", "bench_search", "ProxiesBenchConfig", "bench_proxies",
-           "format_proxies_summary"]
+           "format_proxies_summary", "FitTimeBenchConfig", "bench_fit_time"]

@@ -7,9 +7,11 @@ top-ranked, plus the per-seed values.
 
 Methods: ``nasrank`` (LTR predictor pretrained on the weak labels), ``nasrank_no_pretrain``
 (same, no pretraining), ``weak`` (the mean rank of the weak labels alone, read in the target's
-direction: higher is better for ``mode="max"``, lower for ``min``), ``mse`` (the pretrained
-predictor fine-tuned with MSE instead of a ranking loss), ``gbdt`` (scikit-learn
-gradient-boosted trees on the encoding plus the weak labels), ``random``.
+direction: higher is better for ``mode="max"``, lower for ``min``), ``weak_single`` (each weak
+column alone; per metric the best column, an oracle choice made with the true targets of all
+rows), ``mse`` (the pretrained predictor fine-tuned with MSE instead of a ranking loss, with
+no trust blend), ``gbdt`` (scikit-learn gradient-boosted trees on the encoding plus the weak
+labels), ``random``. ``nasrank``'s per-seed rows also hold the trust blend its fit chose.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ._config import TableConfig
 
 log = logging.getLogger(__name__)
 
-METHODS = ("nasrank", "nasrank_no_pretrain", "weak", "mse", "gbdt", "random")
+METHODS = ("nasrank", "nasrank_no_pretrain", "weak", "weak_single", "mse", "gbdt", "random")
 METRICS = ("kendall_tau", "spearman", "ndcg@10", "ndcg@50", "best_in_top10")
 
 
@@ -195,8 +197,8 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
         raise ConfigError(f"`labels` {cfg.labels} must be smaller than the table's {n} rows")
     methods = [m for m in METHODS if m in cfg.methods]
     if not bench.weak and not cfg.intrinsic:
-        dropped = [m for m in methods if m in ("weak",)]
-        methods = [m for m in methods if m not in ("weak",)]
+        dropped = [m for m in methods if m in ("weak", "weak_single")]
+        methods = [m for m in methods if m not in ("weak", "weak_single")]
         if "nasrank" in methods:
             log.warning("bench ranking: no weak columns: 'nasrank' fine-tunes without pretraining")
         if dropped:
@@ -251,6 +253,21 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
         if weak:
             weak_feats = np.nan_to_num(normalise_weak(np.stack([weak[k] for k in weak], axis=1), "rank"), nan=0.0)
 
+    # each weak column alone does not depend on the seed: its metrics are measured once
+    single: dict[str, dict[str, float]] = {}
+    if "weak_single" in methods:
+        for name, col in weak.items():
+            s = weak_score({name: col})
+            rep = ranking_report(y, s if bench.mode == "max" else -s, mode=bench.mode, ks=(10, 50))
+            single[name] = {k: float(rep[k]) for k in METRICS}
+    single_best = {k: max(single, key=lambda c: single[c][k]) for k in METRICS} if single else {}
+    trust: dict[str, Any] = {}
+
+    def nasrank_scores(archs, labels, seed: int) -> np.ndarray:
+        q = fit_clone(pretrained, archs, labels, seed=seed if pretrained is None else 0)
+        trust["weights"] = q.trust_weights
+        return q.score(bench.archs)
+
     def fit_clone(base: RankPredictor | None, archs, labels, **over) -> RankPredictor:
         if base is None:
             return RankPredictor(bench.space, dataclasses.replace(pcfg, **over)).fit(archs, labels, mode=bench.mode)
@@ -265,24 +282,29 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
         archs = [bench.archs[i] for i in idx]
         labels = y[idx]
         scorers: dict[str, Callable[[], np.ndarray]] = {
-            "nasrank": lambda: fit_clone(pretrained, archs, labels,
-                                         seed=seed if pretrained is None else 0).score(bench.archs),
+            "nasrank": lambda: nasrank_scores(archs, labels, seed),
             "nasrank_no_pretrain": lambda: fit_clone(None, archs, labels, seed=seed).score(bench.archs),
             # weak columns are read in the target's direction (higher is better for mode max)
             "weak": lambda: weak_score(weak) if bench.mode == "max" else -weak_score(weak),
-            "mse": lambda: fit_clone(pretrained, archs, labels, loss="mse", aux_loss=None,
+            # a plain baseline: MSE fine-tuning, no trust blend
+            "mse": lambda: fit_clone(pretrained, archs, labels, loss="mse", aux_loss=None, trust="off",
                                      seed=seed if pretrained is None else 0).score(bench.archs),
             "gbdt": lambda: _gbdt_scores(features, weak_feats, idx, y_signed, seed),
             "random": lambda: np.random.default_rng(10_000 + seed).random(n),
         }
         line = []
         for m in methods:
+            if m == "weak_single":
+                per_seed[m].append({"seed": seed, **{k: single[single_best[k]][k] for k in METRICS}})
+                continue
             t0 = time.perf_counter()
             scores = scorers[m]()  # every scorer: higher = better
             timings[m] += time.perf_counter() - t0
             # the metrics read scores in the target's units, so a 'min' run negates them
             rep = ranking_report(y, scores if bench.mode == "max" else -scores, mode=bench.mode, ks=(10, 50))
             per_seed[m].append({"seed": seed, **{k: float(rep[k]) for k in METRICS}})
+            if m == "nasrank" and trust.get("weights") is not None:
+                per_seed[m][-1]["trust"] = trust["weights"]
             line.append(f"{m} {rep['ndcg@50']:.3f}/{rep['kendall_tau']:.3f}")
         log.info(f"seed {seed}: ndcg@50/tau " + ", ".join(line))
 
@@ -294,6 +316,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
             "seeds": cfg.seeds, "rows": n, "methods": methods, "threads": cfg.threads,
             "predictor": dataclasses.asdict(pcfg),
             "seconds": {k: round(v, 2) for k, v in timings.items()},
+            "weak_single_best": single_best,
             "command": cfg.command(),
         },
         "methods": {m: summarise(per_seed[m]) for m in methods},
@@ -376,8 +399,9 @@ def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = METHODS
         rows.append((Path(c["table"]).name, c["target"], weak, c["labels"], c["seeds"], r["methods"]))
     rows.sort(key=lambda t: (t[0], t[2], t[3]))
     cols = [(m, k) for k in metrics for m in methods]
-    out = ["| table | target | weak labels | labels | seeds | " + " | ".join(f"{m} {k}" for m, k in cols) + " |",
-           "|" + "---|" * (5 + len(cols))]
+    out = ["| table | target | weak labels | labels | seeds | " + " | ".join(f"{m} {k}" for m, k in cols)
+           + " | nasrank not best on |",
+           "|" + "---|" * (6 + len(cols))]
     for table, target, weak, labels, seeds, res in rows:
         best = {k: max((res[m][k] for m in methods if m in res), default=None) for k in metrics}
         cells = []
@@ -387,6 +411,21 @@ def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = METHODS
                 continue
             v = f"{res[m][k]:.3f}"
             cells.append(f"**{v}**" if res[m][k] == best[k] else v)
-        out.append(f"| {table} | {target} | {weak} | {labels} | {seeds} | " + " | ".join(cells) + " |")
+        out.append(f"| {table} | {target} | {weak} | {labels} | {seeds} | " + " | ".join(cells)
+                   + f" | {_not_best(res, methods, metrics)} |")
     return "\n".join(out)
+
+
+def _not_best(res: dict, methods: Sequence[str], metrics: Sequence[str]) -> str:
+    """The metrics on which ``nasrank`` trails another method, with the best one and its value."""
+    if "nasrank" not in res:
+        return "-"
+    parts = []
+    for k in metrics:
+        others = {m: res[m][k] for m in methods if m in res and m not in ("nasrank", "random")}
+        if others:
+            m = max(others, key=others.get)
+            if others[m] > res["nasrank"][k]:
+                parts.append(f"{k} ({m} {others[m]:.3f})")
+    return "; ".join(parts) or "-"
 

@@ -27,7 +27,7 @@ from ray_nasrank._config import CLI, field_default
 #: top-level commands and the modules that define them
 COMMANDS: tuple[str, ...] = ("search", "report")
 #: ``ray-nasrank bench <name>`` benchmarks
-BENCHMARKS: tuple[str, ...] = ("ranking", "supernet", "search", "reliability", "proxies")
+BENCHMARKS: tuple[str, ...] = ("ranking", "supernet", "search", "reliability", "proxies", "fit-time")
 
 EXIT_BAD_INPUT = 2
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", parser_class=_Parser)
     bsub.required = True
     for name in BENCHMARKS:
-        mod = _load(f"bench_{name}")
+        mod = _load(f"bench_{name.replace('-', '_')}")
         if mod is not None:
             mod.register(bsub)
     return parser

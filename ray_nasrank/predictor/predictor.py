@@ -33,6 +33,7 @@ from ray_nasrank.spaces import SearchSpace
 from .features import FeatureStore, feature_store
 from .losses import LOSSES, MIN_ITEMS, get_loss
 from .models import RankNet, build_net
+from .trust import COMPONENTS, choose_weights, fit_tree, fold_ids
 from .weak import WeakInput, as_weak_matrix, combined_target, normalise_weak
 
 
@@ -89,6 +90,23 @@ class PredictorConfig:
     weak_reg: float = 0.0
     #: pretraining architectures per step of that regulariser
     weak_reg_batch: int = 256
+    # --- how far to trust the pretrained order (``ray_nasrank.predictor.trust``)
+    #: ``cv``: rank by the convex blend of the fine-tuned network, the weak labels (the prior) and
+    #: stacked trees that ranks the labels best out of fold; ``off``: the fine-tuned network alone
+    trust: str = "cv"
+    #: folds of that cross-validation (fewer when there are fewer labels than 2 per fold)
+    trust_folds: int = 5
+    #: grid step of the blend weights
+    trust_step: float = 0.1
+    #: how sharply the blend average favours the best-validated blends (``inf``: the best alone)
+    trust_sharpness: float = 5.0
+    #: two-stage ranking: the blend's top ``trust_shortlist`` share (measured on the pretraining
+    #: archs) is re-ranked by the fine-tuned network alone, which LambdaRank trained for the top
+    #: (the labels cannot validate the top 0.3 %, the blend weights are chosen on the global order);
+    #: 0 ranks everything by the blend
+    trust_shortlist: float = 0.03
+    #: offer gradient-boosted trees on encoding + weak labels as a third ranker of the blend
+    trust_tree: bool = True
 
     def __post_init__(self) -> None:
         if self.encoder not in ("mlp", "gcn"):
@@ -115,6 +133,16 @@ class PredictorConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.weak_reg < 0:
             raise ValueError(f"weak_reg must be >= 0, got {self.weak_reg}")
+        if self.trust not in ("cv", "off"):
+            raise ValueError(f"trust must be 'cv' or 'off', got {self.trust!r}")
+        if self.trust_folds < 2:
+            raise ValueError(f"trust_folds must be >= 2, got {self.trust_folds}")
+        if not 0.0 < self.trust_step <= 1.0:
+            raise ValueError(f"trust_step must be in (0, 1], got {self.trust_step}")
+        if not self.trust_sharpness > 0:
+            raise ValueError(f"trust_sharpness must be > 0, got {self.trust_sharpness}")
+        if not 0.0 <= self.trust_shortlist < 1.0:
+            raise ValueError(f"trust_shortlist must be in [0, 1), got {self.trust_shortlist}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PredictorConfig":
@@ -166,6 +194,13 @@ class RankPredictor:
         self._pre_states: list[dict] | None = None
         self._nets: list[RankNet] | None = None
         self._scale: np.ndarray | None = None  # per member (mean, std) of scores for averaging
+        # trust (see .trust): the prior and weak inputs of the pretraining archs, NaN filled in by the
+        # pretrained network; the chosen blend weights over COMPONENTS, their (mean, std) and the tree
+        self._pre_fill: tuple[np.ndarray, np.ndarray] | None = None
+        self._pre_pos: dict[int, int] | None = None
+        self._blend: np.ndarray | None = None
+        self._comp_scale: np.ndarray | None = None  # rows: COMPONENTS, then the shortlist cut (in row 3, col 0)
+        self._tree: Any = None
         self.fitted = False
 
     # ------------------------------------------------------------------ features
@@ -219,6 +254,9 @@ class RankPredictor:
         self._nets = nets
         self.fitted = False
         self._scale = self._compute_scale(np.empty(0, dtype=np.int64))
+        self._pre_pos = None
+        self._fill_prior()
+        self._blend = self._comp_scale = self._tree = None
         return self
 
     def _weak_loss(self, net: RankNet, idx: np.ndarray) -> torch.Tensor:
@@ -274,30 +312,151 @@ class RankPredictor:
             raise ValueError(f"fit: the {self.config.loss!r} loss needs at least {need} labels, got {y.size}")
         if np.ptp(y) == 0:
             raise ValueError(f"fit: all {y.size} labels equal {y[0]!r}; there is nothing to rank")
-        rows = self._rows(archs)
-        signed = y if mode == "max" else -y
+        lab_rows = self._rows(archs)
+        lab_signed = y if mode == "max" else -y
+        rows, signed = lab_rows, lab_signed
         if self.config.iso_augment:
             rows, signed = self._iso_expand(archs, rows, signed)
+        if self._pre_states is not None and self.config.ensemble > len(self._pre_states):
+            raise ValueError(f"config.ensemble={self.config.ensemble} but only {len(self._pre_states)} members were pretrained")
+        targets = self._targets(signed)
+        self._nets = [self._tuned_net(m, rows, targets) for m in range(self.config.ensemble)]
+        self.fitted = True
+        self._scale = self._compute_scale(rows)
+        self._blend = self._comp_scale = self._tree = None
+        if self.config.trust == "cv" and self._pre_states is not None:
+            self._choose_trust(archs, lab_rows, lab_signed)
+        return self
+
+    def _targets(self, signed: np.ndarray) -> dict[str, torch.Tensor]:
         # graded AceNAS relevance (q20 of the labelled subset) for LambdaRank, z-scores otherwise
-        targets = {
+        return {
             "rel": torch.as_tensor(acenas_relevance(signed), dtype=torch.float32, device=self.device),
             "z": torch.as_tensor((signed - signed.mean()) / signed.std(), dtype=torch.float32, device=self.device),
         }
-        nets = []
-        for m in range(self.config.ensemble):
-            net = self._new_net(m)
-            if self._pre_states is not None:
-                if m >= len(self._pre_states):
-                    raise ValueError(f"config.ensemble={self.config.ensemble} but only {len(self._pre_states)} members were pretrained")
-                net.load_state_dict(self._pre_states[m])
-            self._train_fit(net, m, rows, targets)
-            nets.append(net)
-        self._nets = nets
-        self.fitted = True
-        self._scale = self._compute_scale(rows)
-        return self
 
-    def _iso_expand(self, archs: list, rows: np.ndarray, signed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _tuned_net(self, member: int, rows: np.ndarray, targets: dict[str, torch.Tensor]) -> RankNet:
+        """Member ``member`` fine-tuned on ``rows``, from its pretrained weights (or a fresh init)."""
+        net = self._new_net(member)
+        if self._pre_states is not None:
+            net.load_state_dict(self._pre_states[member])
+        self._train_fit(net, member, rows, targets)
+        return net
+
+    # ------------------------------------------------------------------ trust in the pretrained order
+    @torch.no_grad()
+    def _pretrained_outputs(self, rows: np.ndarray, store: FeatureStore | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The pretrained ensemble's mean main-head and weak-head outputs, ``[n]`` and ``[n, weak]``."""
+        nets = []
+        for m, state in enumerate(self._pre_states):
+            net = self._new_net(m)
+            net.load_state_dict(state)
+            nets.append(net.eval())
+        main = np.zeros(rows.size)
+        heads = np.zeros((rows.size, len(self.weak_names)))
+        for start in range(0, rows.size, 16384):
+            x = self._tensors(rows[start:start + 16384], store)
+            for net in nets:
+                a, b = net(*x)
+                main[start:start + 16384] += a.double().cpu().numpy() / len(nets)
+                heads[start:start + 16384] += b[:, :len(self.weak_names)].double().cpu().numpy() / len(nets)
+        if self.config.weak_target != "multitask":  # no weak heads were trained: every column reads the prior
+            heads[:] = main[:, None]
+        return main, heads
+
+    def _fill_prior(self) -> None:
+        """Prior and weak inputs of the pretraining archs; a missing (NaN) value is the pretrained net's guess."""
+        main, heads = self._pretrained_outputs(self._pre_rows)
+        prior = np.where(np.isnan(self._pre_target), main, self._pre_target)
+        weak = np.where(np.isnan(self._pre_weak), heads, self._pre_weak)
+        self._pre_fill = (prior, weak)
+
+    def _prior_inputs(self, rows: np.ndarray, store: FeatureStore | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(prior [n], weak [n, m])`` of store rows: the weak labels where pretrained on, else predicted."""
+        if self._pre_pos is None:
+            self._pre_pos = {int(r): i for i, r in enumerate(self._pre_rows)}
+        shared = rows
+        if store is not None:  # a throw-away store: its archs' rows in the shared store, -1 where absent
+            arch_of = {r: a for a, r in store._index.items()}
+            shared = np.array([self._store._index.get(arch_of[int(r)], -1) for r in rows], dtype=np.int64)
+        pos = np.array([self._pre_pos.get(int(r), -1) for r in shared], dtype=np.int64)
+        known = pos >= 0
+        prior = np.empty(rows.size)
+        weak = np.empty((rows.size, len(self.weak_names)))
+        prior[known], weak[known] = self._pre_fill[0][pos[known]], self._pre_fill[1][pos[known]]
+        if not known.all():
+            prior[~known], weak[~known] = self._pretrained_outputs(rows[~known], store)
+        return prior, weak
+
+    def _tree_x(self, rows: np.ndarray, weak: np.ndarray, store: FeatureStore | None = None) -> np.ndarray:
+        return np.concatenate([(self._store if store is None else store).flat[rows], weak], axis=1)
+
+    def _ref_rows(self) -> np.ndarray:
+        """A fixed sample of the pretraining archs on which every ranker's scores are standardised."""
+        rng = np.random.default_rng(self.config.seed)
+        pick = rng.choice(self._pre_rows.size, size=min(2048, self._pre_rows.size), replace=False)
+        return self._pre_rows[np.sort(pick)]
+
+    def _choose_trust(self, archs: list, rows: np.ndarray, signed: np.ndarray) -> None:
+        """Blend weights over (tuned, prior, tree) by K-fold cross-validation on the labels."""
+        cfg = self.config
+        n = rows.size
+        folds = min(cfg.trust_folds, n // 2)
+        if folds < 2:
+            return
+        fid = fold_ids(n, folds, cfg.seed)
+        prior, weak = self._prior_inputs(rows)
+        ref = self._ref_rows()
+        ref_prior, ref_weak = self._prior_inputs(ref)
+        x = x_ref = None
+        if cfg.trust_tree:
+            x, x_ref = self._tree_x(rows, weak), self._tree_x(ref, ref_weak)
+        oof = np.zeros((len(COMPONENTS), n))
+        for k in range(folds):
+            train, test = fid != k, fid == k
+            if np.ptp(signed[train]) == 0:
+                continue  # nothing to learn in this fold: its held-out items get the neutral score 0
+            tr_archs = [a for a, t in zip(archs, train) if t]
+            tr_rows, tr_y = rows[train], signed[train]
+            if cfg.iso_augment:  # held-out archs must not come back into training as isomorphs
+                tr_rows, tr_y = self._iso_expand(tr_archs, tr_rows, tr_y,
+                                                 exclude=[a for a, t in zip(archs, test) if t])
+            net = self._tuned_net(k % cfg.ensemble, tr_rows, self._targets(tr_y))
+            with torch.no_grad():
+                ref_raw = net(*self._tensors(ref))[0].double().cpu().numpy()
+                oof[0, test] = _standardise(net(*self._tensors(rows[test]))[0].double().cpu().numpy(), ref_raw)
+            if cfg.trust_tree:
+                tree = fit_tree(x[train], signed[train], cfg.seed + k)
+                oof[2, test] = _standardise(tree.predict(x[test]), tree.predict(x_ref))
+        oof[1] = _standardise(prior, ref_prior)
+        if not cfg.trust_tree:
+            oof = oof[:2]
+        w = choose_weights(oof, signed, cfg.trust_step, cfg.trust_sharpness)
+        w = np.concatenate([w, np.zeros(len(COMPONENTS) - w.size)])
+        scale = np.ones((len(COMPONENTS) + 1, 2))
+        scale[:, 0] = 0.0
+        tuned_ref = self._member_scores_rows(ref).mean(axis=0)
+        scale[0] = tuned_ref.mean(), _sd(tuned_ref)
+        scale[1] = ref_prior.mean(), _sd(ref_prior)
+        tree_ref = np.zeros(ref.size)
+        if w[2] > 0:
+            self._tree = fit_tree(x, signed, cfg.seed)
+            tree_ref = self._tree.predict(x_ref)
+            scale[2] = tree_ref.mean(), _sd(tree_ref)
+        blend_ref = sum(w[c] * (v - scale[c, 0]) / scale[c, 1] for c, v in enumerate((tuned_ref, ref_prior, tree_ref)))
+        # the shortlist: blend scores above this cut (a per-arch rule, so any subset ranks alike)
+        scale[3, 0] = np.quantile(blend_ref, 1.0 - cfg.trust_shortlist) if cfg.trust_shortlist > 0 else np.inf
+        self._blend, self._comp_scale = w, scale
+
+    @property
+    def trust_weights(self) -> dict[str, float] | None:
+        """The blend the last ``fit`` chose (``{"tuned": .., "prior": .., "tree": ..}``), None without one."""
+        if self._blend is None:
+            return None
+        return {name: float(w) for name, w in zip(COMPONENTS, self._blend)}
+
+    def _iso_expand(self, archs: list, rows: np.ndarray, signed: np.ndarray,
+                    exclude: Sequence[Any] = ()) -> tuple[np.ndarray, np.ndarray]:
         groups = _iso_groups(self.space)
         if groups is None:
             return rows, signed
@@ -308,7 +467,7 @@ class RankPredictor:
         by_key: dict = {}
         for k, v in zip(keys, signed):
             by_key.setdefault(k, []).append(v)
-        labelled = {self.space.validate(a) for a in archs}
+        labelled = {self.space.validate(a) for a in [*archs, *exclude]}
         rng = np.random.default_rng(self.config.seed)
         for k, vals in by_key.items():
             members = [a for a in groups.get(k, ()) if a not in labelled and a not in seen]
@@ -402,7 +561,14 @@ class RankPredictor:
         sd = raw.std(axis=1)
         return np.stack([mu, np.where(sd > 0, sd, 1.0)], axis=1)
 
-    def _member_scores(self, archs: Sequence[Any], cache: bool = True) -> np.ndarray:
+    def _member_scores_rows(self, rows: np.ndarray, store: FeatureStore | None = None) -> np.ndarray:
+        if rows.size == 0:
+            return np.zeros((len(self._nets), 0))
+        raw = self._raw(rows, store)
+        return (raw - self._scale[:, :1]) / self._scale[:, 1:]
+
+    def _blended(self, archs: Sequence[Any], cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Score and spread: the ensemble's, or after a trust blend, the blend and the tuned part's spread."""
         self._check_ready()
         if isinstance(archs, (str, dict)):
             raise TypeError("pass a list of architectures, not a single one")
@@ -410,21 +576,32 @@ class RankPredictor:
         # encoded in a throw-away store instead of growing the shared one for good
         store = None if cache else FeatureStore(self.space, self.config.features, graph=self.config.encoder == "gcn")
         rows = self._rows(archs) if cache else store.rows(list(archs))
-        if rows.size == 0:
-            return np.zeros((len(self._nets), 0))
-        raw = self._raw(rows, store)
-        return (raw - self._scale[:, :1]) / self._scale[:, 1:]
+        s = self._member_scores_rows(rows, store)
+        mean, std = s.mean(axis=0), s.std(axis=0)
+        if self._blend is None or rows.size == 0:
+            return mean, std
+        w, sc = self._blend, self._comp_scale
+        out = w[0] * (mean - sc[0, 0]) / sc[0, 1]
+        if w[1] > 0 or w[2] > 0:
+            prior, weak = self._prior_inputs(rows, store)
+            out = out + w[1] * (prior - sc[1, 0]) / sc[1, 1]
+            if w[2] > 0:
+                out = out + w[2] * (self._tree.predict(self._tree_x(rows, weak, store)) - sc[2, 0]) / sc[2, 1]
+        cut = sc[3, 0] if sc.shape[0] > len(COMPONENTS) else np.inf
+        short = out >= cut
+        if short.any():  # above the cut, in the fine-tuned network's order
+            out[short] = cut + np.exp(np.clip((mean[short] - sc[0, 0]) / sc[0, 1], -30.0, 30.0))
+        return out, w[0] * std / sc[0, 1]
 
     def score(self, archs: Sequence[Any], cache: bool = True) -> np.ndarray:
-        """Predicted merit of each architecture (higher = better), the ensemble mean.
+        """Predicted merit of each architecture (higher = better): the ensemble mean, or the trust blend.
 
         ``cache=False`` encodes ``archs`` without keeping their features (one-off candidates)."""
-        return self._member_scores(archs, cache).mean(axis=0)
+        return self._blended(archs, cache)[0]
 
     def score_std(self, archs: Sequence[Any], cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble mean and standard deviation of the members' (standardised) scores."""
-        s = self._member_scores(archs, cache)
-        return s.mean(axis=0), s.std(axis=0)
+        """Score (as :meth:`score`) and the spread of the fine-tuned members (scaled by their blend weight)."""
+        return self._blended(archs, cache)
 
     def top_k(self, candidates: Sequence[Any], k: int, exclude: Sequence[Any] = ()) -> list[tuple]:
         """The ``k`` best-scored candidates (validated arch tuples), skipping ``exclude``."""
@@ -447,6 +624,7 @@ class RankPredictor:
         new._pre_states = copy.deepcopy(self._pre_states)
         new._nets = copy.deepcopy(self._nets)
         new._scale = None if self._scale is None else self._scale.copy()
+        new._pre_pos = None
         return new
 
     def __getstate__(self) -> dict:
@@ -455,6 +633,7 @@ class RankPredictor:
         # row numbers index this process's feature store: another process (or a fresh store)
         # numbers the archs differently, so they are rebuilt from the archs on unpickling
         state["_pre_rows"] = None
+        state["_pre_pos"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -479,6 +658,7 @@ class RankPredictor:
             "states": None if self._nets is None else [n.state_dict() for n in self._nets],
             "scale": self._scale,
             "fitted": self.fitted,
+            "trust": {"blend": self._blend, "scale": self._comp_scale, "tree": self._tree},
         }
         buf = io.BytesIO()
         torch.save(payload, buf)
@@ -509,11 +689,25 @@ class RankPredictor:
                 p._nets.append(net)
         p._scale = payload["scale"]
         p.fitted = bool(payload["fitted"])
+        if p._pre_states is not None and p._pre_rows is not None:
+            p._fill_prior()
+        trust = payload.get("trust") or {}
+        p._blend, p._comp_scale, p._tree = trust.get("blend"), trust.get("scale"), trust.get("tree")
         return p
 
     def __repr__(self) -> str:
         state = "fitted" if self.fitted else ("pretrained" if self._pre_states else "untrained")
         return f"RankPredictor({self.space!r}, encoder={self.config.encoder!r}, loss={self.config.loss!r}, {state})"
+
+
+def _sd(x: np.ndarray) -> float:
+    sd = float(np.std(x))
+    return sd if sd > 0 else 1.0
+
+
+def _standardise(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``x`` in units of ``ref``'s mean and standard deviation."""
+    return (x - ref.mean()) / _sd(ref)
 
 
 __all__ = ["PredictorConfig", "RankPredictor"]

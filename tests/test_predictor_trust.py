@@ -1,0 +1,153 @@
+"""Trust in the pretrained order: the fine-tuning decides, by cross-validation, how far to follow the weak labels."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from ray_nasrank.metrics import kendall_tau
+from ray_nasrank.predictor import PredictorConfig, RankPredictor
+from ray_nasrank.predictor.trust import choose_weights, fold_ids, simplex_grid, validation_score
+from ray_nasrank.spaces import NB201Space
+
+torch.set_num_threads(1)
+
+SPACE = NB201Space()
+FAST = dict(ensemble=2, hidden=64, pretrain_epochs=8, fit_epochs=120, patience=30)
+
+
+def target(archs) -> np.ndarray:
+    """A function of the ops and the wiring that 10 labels cannot pin down."""
+    w = {"none": -1.0, "skip_connect": 0.2, "nor_conv_1x1": 0.8, "nor_conv_3x3": 1.5, "avg_pool_3x3": 0.1}
+    return np.array([sum(w[o] * (1 + 0.3 * i) for i, o in enumerate(a)) for a in archs])
+
+
+@pytest.fixture(scope="module")
+def data():
+    archs = SPACE.sample_many(800, rng=0, unique=True)
+    y = target(archs)
+    rng = np.random.default_rng(1)
+    good = y + rng.normal(0, 0.3 * y.std(), size=y.size)  # close to the truth
+    noise = rng.normal(size=y.size)  # tells nothing
+    return archs, y, good, noise
+
+
+def _labels(archs, y, n, seed):
+    idx = np.sort(np.random.default_rng(seed).choice(len(archs), n, replace=False))
+    return [archs[i] for i in idx], y[idx]
+
+
+def test_informative_weak_label_is_kept_with_10_labels(data):
+    archs, y, good, _ = data
+    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"good": good})
+    weak_tau = kendall_tau(y, good)
+    la, ly = _labels(archs, y, 10, seed=3)
+    trusted = pre.clone().fit(la, ly)
+    off = pre.clone()
+    off.config.trust = "off"
+    off = off.fit(la, ly)
+    assert off.trust_weights is None
+    w = trusted.trust_weights
+    assert w is not None and abs(sum(w.values()) - 1) < 1e-9
+    assert w["prior"] == max(w.values()) and w["tuned"] < 0.3, w
+    tau = kendall_tau(y, trusted.score(archs))
+    assert tau >= weak_tau - 0.05, (tau, weak_tau)
+    assert tau > kendall_tau(y, off.score(archs)) + 0.02
+
+
+def test_uninformative_weak_label_is_dropped(data):
+    archs, y, _, noise = data
+    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"noise": noise})
+    la, ly = _labels(archs, y, 40, seed=4)
+    q = pre.clone().fit(la, ly)
+    w = q.trust_weights
+    assert w["prior"] <= 0.2, w
+    assert kendall_tau(y, q.score(archs)) > 0.5 > abs(kendall_tau(y, noise)) + 0.4
+
+
+def test_blend_scores_unseen_archs_and_survives_pickle_and_save(tmp_path, data):
+    archs, y, good, _ = data
+    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs[:600], {"good": good[:600]})
+    q = pre.clone().fit(*_labels(archs[:600], y[:600], 20, seed=5))
+    unseen = archs[600:]  # not in the pretraining set: prior and tree inputs come from the pretrained net
+    s = q.score(unseen)
+    assert np.isfinite(s).all() and kendall_tau(y[600:], s) > 0.3
+    mean, std = q.score_std(unseen)
+    np.testing.assert_allclose(mean, s)
+    assert (std >= 0).all()
+    np.testing.assert_allclose(q.score(archs[590:610], cache=False), q.score(archs[590:610]), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(q)).score(unseen), s, rtol=1e-6, atol=1e-9)
+    q.save(tmp_path / "p.pt")
+    back = RankPredictor.load(tmp_path / "p.pt")
+    assert back.trust_weights == q.trust_weights
+    np.testing.assert_allclose(back.score(unseen), s, rtol=1e-6, atol=1e-9)
+
+
+def test_shortlist_is_ordered_by_the_fine_tuned_network(data):
+    archs, y, good, _ = data
+    pre = RankPredictor(SPACE, PredictorConfig(seed=0, trust_shortlist=0.05, **FAST)).pretrain(archs, {"good": good})
+    q = pre.clone().fit(*_labels(archs, y, 20, seed=6))
+    s = q.score(archs)
+    tuned = q._member_scores_rows(q._rows(archs)).mean(axis=0)
+    top = np.argsort(-s)[:20]  # 20 of 800 (2.5 %): inside the shortlist
+    assert (np.diff(tuned[top]) <= 1e-9).all()  # in the tuned order
+    flat = pre.clone()
+    flat.config.trust_shortlist = 0.0
+    flat = flat.fit(*_labels(archs, y, 20, seed=6))
+    assert flat.trust_weights == q.trust_weights
+    assert not (np.diff(tuned[np.argsort(-flat.score(archs))[:20]]) <= 1e-9).all()  # the plain blend's order differs
+
+
+def test_few_labels_and_no_pretraining_use_the_network_alone(data):
+    archs, y, good, _ = data
+    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"good": good})
+    assert pre.clone().fit(*_labels(archs, y, 3, seed=0)).trust_weights is None  # fewer than 2 folds of 2
+    fresh = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).fit(*_labels(archs, y, 20, seed=0))
+    assert fresh.trust_weights is None
+
+
+def test_held_out_isomorphs_do_not_leak_into_training_folds():
+    space = NB201Space()
+    a = ("nor_conv_3x3", "none", "none", "none", "none", "nor_conv_3x3")  # node 2 is dead: many isomorphs
+    p = RankPredictor(space, PredictorConfig(ensemble=1, iso_per_label=100_000))  # every isomorph is added
+    iso = [b for b in space.enumerate() if space.iso_key(b) == space.iso_key(a) and b != a]
+    assert iso, "the test needs an arch with isomorphs"
+    held_out = p._rows(iso[:1])[0]
+    rows, _ = p._iso_expand([a], p._rows([a]), np.array([1.0]))
+    assert held_out in set(rows.tolist())
+    rows, _ = p._iso_expand([a], p._rows([a]), np.array([1.0]), exclude=iso[:1])
+    assert held_out not in set(rows.tolist()) and rows.size == len(iso)
+
+
+def test_trust_helpers():
+    ids = fold_ids(10, 3, seed=0)
+    assert sorted(np.bincount(ids).tolist()) == [3, 3, 4]
+    with pytest.raises(ValueError, match="folds"):
+        fold_ids(3, 5, seed=0)
+    g = simplex_grid(3, 0.5)
+    assert g.shape == (6, 3) and np.allclose(g.sum(axis=1), 1)
+    y = np.arange(6.0)
+    assert validation_score(y, y) == pytest.approx(1.0)
+    assert validation_score(y, -y) < 0
+    oof = np.stack([-y, np.zeros(6), y])
+    assert choose_weights(oof, y, step=0.5, sharpness=float("inf")).tolist() == [0.0, 0.0, 1.0]
+    soft = choose_weights(oof, y, step=0.5)  # near-best blends share the weight, more so with fewer labels
+    assert soft.sum() == pytest.approx(1) and soft[2] == soft.max() < 1
+    sharper = choose_weights(np.tile(oof, 10), np.tile(y, 10) + np.repeat(np.arange(10) * 0.01, 6), step=0.5)
+    assert sharper[2] > soft[2]
+    with pytest.raises(ValueError, match="oof"):
+        choose_weights(oof[:, :4], y)
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="trust"):
+        PredictorConfig(trust="sometimes")
+    with pytest.raises(ValueError, match="trust_folds"):
+        PredictorConfig(trust_folds=1)
+    with pytest.raises(ValueError, match="trust_step"):
+        PredictorConfig(trust_step=0.0)
+    with pytest.raises(ValueError, match="trust_sharpness"):
+        PredictorConfig(trust_sharpness=0.0)

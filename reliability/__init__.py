@@ -15,11 +15,27 @@ checkout, or ``python -m reliability`` from the repository root); the tests in
 from ._bench import SCENARIOS, bench_reliability
 from ._cli_resume import cli_search_interrupt, finished_trials
 from ._core import CaseLog, CaseTimeout, ScenarioResult, rss_bytes, time_limit
+from ._faults import (
+                      FAULTS,
+                      asktell_trial_faults,
+                      atomic_write_kill,
+                      fault_of,
+                      faulty_table_trainable,
+                      node_removal,
+                      supernet_actor_kill,
+                      tune_trial_faults,
+                      unwritable_output,
+)
 from ._fuzz import fuzz_all, fuzz_arch_strings, fuzz_cli, fuzz_tables, fuzz_tune_spaces
-from ._faults import (FAULTS, asktell_trial_faults, atomic_write_kill, fault_of, faulty_table_trainable, node_removal,
-                      supernet_actor_kill, tune_trial_faults, unwritable_output)
+from ._interrupt import (
+                      EVERY_10_PERCENT,
+                      asktell_interrupt,
+                      checkpoints,
+                      reliability_bench,
+                      synthetic_value,
+                      tune_interrupt,
+)
 from ._load import searcher_load
-from ._interrupt import EVERY_10_PERCENT, asktell_interrupt, checkpoints, reliability_bench, synthetic_value, tune_interrupt
 
 __all__ = [
     "SCENARIOS",

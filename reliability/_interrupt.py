@@ -28,7 +28,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from ._core import CaseLog, ScenarioResult
 
 #: fractions of the budget at which a run is interrupted

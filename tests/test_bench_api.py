@@ -14,8 +14,13 @@ import pytest
 
 from ray_nasrank._checks import ConfigError
 from ray_nasrank._config import option
-from ray_nasrank.benchmarks import (ProxiesBenchConfig, RankingBenchConfig, SearchBenchConfig, bench_ranking,
-                                    bench_search)
+from ray_nasrank.benchmarks import (
+    ProxiesBenchConfig,
+    RankingBenchConfig,
+    SearchBenchConfig,
+    bench_ranking,
+    bench_search,
+)
 from ray_nasrank.cli import add_options, main, options_from_args
 from ray_nasrank.pipeline import PipelineConfig
 from ray_nasrank.supernet import SupernetBenchConfig

@@ -195,10 +195,10 @@ def test_spos_training_landmarks_rd_fewshot_and_weak_labels():
         LandmarkRegularizer,
         ProxyTeacher,
         RankDistiller,
-        SupernetWeakLabels,
         SupernetTrainConfig,
-        evaluate_configs,
+        SupernetWeakLabels,
         UniformSampler,
+        evaluate_configs,
         train_supernet,
     )
 

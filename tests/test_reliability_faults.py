@@ -11,8 +11,16 @@ import json
 import pytest
 
 from ray_nasrank.cli import main
-from reliability import (asktell_trial_faults, atomic_write_kill, cli_search_interrupt, node_removal,
-                                     searcher_load, supernet_actor_kill, tune_trial_faults, unwritable_output)
+from reliability import (
+    asktell_trial_faults,
+    atomic_write_kill,
+    cli_search_interrupt,
+    node_removal,
+    searcher_load,
+    supernet_actor_kill,
+    tune_trial_faults,
+    unwritable_output,
+)
 
 
 def _ok(result):

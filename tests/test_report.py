@@ -10,8 +10,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ray_nasrank.report import (best_row, best_so_far, build_report, check_results, expected_random_best,
-                                plot_op_distribution, summarise)
+from ray_nasrank.report import (
+    best_row,
+    best_so_far,
+    build_report,
+    check_results,
+    expected_random_best,
+    plot_op_distribution,
+    summarise,
+)
 from ray_nasrank.spaces import NB201Space
 
 SPACE = NB201Space()

@@ -8,8 +8,7 @@ import torch
 
 from ray_nasrank.predictor import PredictorConfig
 from ray_nasrank.proxies import compute_proxies_many
-from ray_nasrank.search import (INTRINSIC, NASRankStrategy, default_intrinsic, intrinsic_weak,
-                                pretraining_labels)
+from ray_nasrank.search import INTRINSIC, NASRankStrategy, default_intrinsic, intrinsic_weak, pretraining_labels
 from ray_nasrank.spaces import CategoricalSpace, NB201Space
 
 torch.set_num_threads(1)

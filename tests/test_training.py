@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from ray_nasrank.data import load_dataset
-from ray_nasrank.training import (TrainConfig, augment_batch, evaluate, first_inputs, recalibrate_bn, train_arch,
-                                  train_model)
+from ray_nasrank.training import (
+    TrainConfig,
+    augment_batch,
+    evaluate,
+    first_inputs,
+    recalibrate_bn,
+    train_arch,
+    train_model,
+)
 
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 

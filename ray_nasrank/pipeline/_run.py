@@ -13,9 +13,22 @@ from ray_nasrank._io import atomic_write_json, atomic_write_parquet
 from ray_nasrank.progress import step
 
 from ._config import PipelineConfig
-from ._steps import (ARTEFACTS, SPACE, assemble_final, assemble_random, assemble_results, candidate_pool,
-                     final_candidates, load_data_step, prepare_out_dir, pretrain_ranker, random_draws, read_json,
-                     weak_frame, write_best)
+from ._steps import (
+    ARTEFACTS,
+    SPACE,
+    assemble_final,
+    assemble_random,
+    assemble_results,
+    candidate_pool,
+    final_candidates,
+    load_data_step,
+    prepare_out_dir,
+    pretrain_ranker,
+    random_draws,
+    read_json,
+    weak_frame,
+    write_best,
+)
 
 __all__ = ["SearchResult", "run_search"]
 

@@ -10,9 +10,9 @@
 (['best_so_far', 'op_distribution', 'predicted_vs_true'], 81.0)
 """
 
-from ._build import BASELINE_FILE, BEST_FILE, RESULTS_FILE, Report, build_report, summarise
 from ray_nasrank.metrics import best_so_far
 
+from ._build import BASELINE_FILE, BEST_FILE, RESULTS_FILE, Report, build_report, summarise
 from ._results import REQUIRED_COLUMNS, WEAK_PREFIX, best_row, check_results, weak_columns
 from .baseline import expected_random_best
 from .plots import plot_best_so_far, plot_op_distribution, plot_predicted_vs_true, save_figure

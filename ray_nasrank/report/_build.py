@@ -11,13 +11,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ray_nasrank._checks import check_mode
 from ray_nasrank._io import atomic_write_text, check_writable_dir
 from ray_nasrank.metrics import kendall_tau
 from ray_nasrank.spaces import SearchSpace
 
 from ._html import render_html
-from ray_nasrank._checks import check_mode
-
 from ._results import best_row, check_results, weak_columns
 from .plots import plot_best_so_far, plot_op_distribution, plot_predicted_vs_true, save_figure
 

@@ -18,8 +18,8 @@ from ._nasrank import NASRankStrategy, default_intrinsic, search_predictor_confi
 from ._opdist import OpDistModel, OpDistStrategy
 from ._random import RandomStrategy
 from ._rea import REAStrategy
-from ._tpe import TPEStrategy
 from ._registry import STRATEGIES, make_strategy, strategy_accepts, strategy_class
+from ._tpe import TPEStrategy
 from ._weak import INTRINSIC, intrinsic_weak, pretraining_labels
 
 __all__ = ["Strategy", "RandomStrategy", "REAStrategy", "OpDistStrategy", "OpDistModel", "TPEStrategy", "NASRankStrategy", "search_predictor_config", "default_intrinsic", "intrinsic_weak", "pretraining_labels", "INTRINSIC", "make_strategy", "strategy_class", "strategy_accepts", "STRATEGIES", "as_value"]

@@ -49,7 +49,6 @@ import numpy as np
 from ray_nasrank._checks import check_int, check_number
 from ray_nasrank.spaces import Arch, SearchSpace
 
-
 from ._base import _ENUMERABLE, Strategy
 from ._opdist import OpDistModel
 from ._weak import INTRINSIC, WeakSpec, pretraining_labels, resolve_weak, weak_score

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-
-from ray_nasrank.spaces import Arch, SearchSpace
-
 from ray_nasrank._checks import check_int
+from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import Strategy
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Hashable, Sequence
 
-from ray_nasrank.spaces import INACTIVE, Arch, Categorical, Domain, Float, Integer, Normal, SearchSpace
-
 from ray_nasrank._checks import check_int
+from ray_nasrank.spaces import INACTIVE, Arch, Categorical, Domain, Float, Integer, Normal, SearchSpace
 
 from ._base import Strategy
 

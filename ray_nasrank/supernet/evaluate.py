@@ -218,9 +218,9 @@ class BatchedEvaluator:
         try:
             for start in range(0, len(archs), self.chunk):
                 idx = idx_all[start:start + self.chunk]
-                a, l = self._evaluate_chunk(idx)
-                accs[start:start + len(idx)] = a
-                losses[start:start + len(idx)] = l
+                acc, loss = self._evaluate_chunk(idx)
+                accs[start:start + len(idx)] = acc
+                losses[start:start + len(idx)] = loss
         finally:
             self.sn.train(was_training)
         return accs, losses
@@ -270,9 +270,9 @@ class BatchedEvaluator:
         accs = np.empty(len(reps))
         losses = np.empty(len(reps))
         for start in range(0, len(reps), self.chunk):
-            a, l = self.evaluate(reps[start:start + self.chunk])
-            accs[start:start + len(a)] = a
-            losses[start:start + len(a)] = l
+            acc, loss = self.evaluate(reps[start:start + self.chunk])
+            accs[start:start + len(acc)] = acc
+            losses[start:start + len(acc)] = loss
             if progress is not None:
                 progress(min(start + self.chunk, len(reps)), len(reps))
         if self.device.type == "cuda":

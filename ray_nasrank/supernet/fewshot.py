@@ -89,6 +89,6 @@ class FewShotSupernet(nn.Module):
         for k, ev in enumerate(self.evaluators(calib, evaluation, **kwargs)):
             pos = np.flatnonzero(routes == k)
             if len(pos):
-                a, l = ev.evaluate([archs[i] for i in pos])
-                accs[pos], losses[pos] = a, l
+                acc, loss = ev.evaluate([archs[i] for i in pos])
+                accs[pos], losses[pos] = acc, loss
         return accs, losses

@@ -30,7 +30,7 @@ run's seed) is held out as the test split.
 >>> np.savez(path, x=rng.integers(0, 255, (60, 8, 8), dtype=np.uint8), y=np.arange(60) % 3)
 >>> raw = read_source(path)
 >>> raw.kind, raw.num_classes, raw.train_x.shape
-('npz', 3, (60, 1, 8, 8))
+('npz', 3, (48, 1, 8, 8))
 >>> splits = make_splits(raw, seed=0)
 >>> len(splits.train), len(splits.valid), len(splits.test)
 (43, 5, 12)
@@ -358,13 +358,17 @@ def make_splits(raw: RawData, seed: int = 0, device: str | torch.device = "cpu",
     The same ``seed`` gives the same splits; limits keep the first images of a split (a random
     subset) and ``image_size`` resamples (a lower fidelity of the same splits).
     """
-    from ray_nasrank.data import _check_fraction, _check_limit, resolve_device
+    from ray_nasrank._checks import check_int, check_number
+    from ray_nasrank.data import resolve_device
+
+    def limit(key: str, v: int | None) -> int | None:
+        return check_int(key, v, low=1, optional=True)
 
     return _make_splits(raw.source, raw.train_x, raw.train_y, raw.test_x, raw.test_y, raw.num_classes,
-                        _check_fraction(valid_fraction), int(seed), resolve_device(device),
-                        _check_limit("limit_train", limit_train), _check_limit("limit_valid", limit_valid),
-                        _check_limit("limit_test", limit_test),
-                        image_size=_check_limit("image_size", image_size))
+                        check_number("valid_fraction", valid_fraction, 0, 1, low_open=True, high_open=True),
+                        int(seed), resolve_device(device), limit("limit_train", limit_train),
+                        limit("limit_valid", limit_valid), limit("limit_test", limit_test),
+                        image_size=limit("image_size", image_size))
 
 
 def describe(raw: RawData, splits: dict[str, DatasetSplits], seed: int) -> dict:

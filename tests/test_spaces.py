@@ -295,7 +295,7 @@ def test_space_from_tune_generic_nested_and_randint():
     [
         ({"g": tune.grid_search([1, 2])}, "grid_search"),
         ({"s": tune.sample_from(lambda c: 1)}, "'s'.*sample_from"),
-        ({"s": ("__fn_ph", "1a2b3c4d")}, "'s'.*sample_from placeholder"),
+        ({"s": ("__fn_ph", "1a2b3c4d")}, "'s'.*tune.sample_from .handed to searchers"),
         ({"cell": [tune.choice(list(OPS))] * 6}, "list holding Tune domains"),
         ({"a/b": tune.choice([1, 2])}, "contains '/'"),
         ({"fixed": 3}, "no Tune domain"),

@@ -191,3 +191,67 @@ def test_save_restore_resumes_without_losing_or_repeating(tmp_path):
     got += run(fresh, ["d", "e", "f"], live_after=set())
     assert got == ref_archs and len(set(got)) == 6
     assert len(fresh.strategy.history) == 6
+
+
+MIXED_TUNE = {"net": {"act": tune.choice(["relu", "gelu"]), "depth": tune.randint(1, 4)},
+              "lr": tune.loguniform(1e-4, 1e-1), "wd": tune.qloguniform(1e-5, 1e-2, 1e-5),
+              "dropout": tune.quniform(0.0, 0.5, 0.1), "noise": tune.randn(0.0, 1.0), "batch": tune.qrandint(16, 64, 16),
+              "epochs": 2}
+
+
+@pytest.mark.parametrize("strategy", ["random", "rea", "nasrank", "optuna-tpe"])
+def test_every_tune_domain_is_searched_and_filled(strategy):
+    kw = {}
+    if strategy == "nasrank":
+        from ray_nasrank.predictor import PredictorConfig
+
+        kw = {"strategy_kwargs": {"predictor": PredictorConfig(ensemble=1, hidden=16, fit_epochs=10)}}
+    s = _searcher(strategy=strategy, **kw)
+    _setup(s, MIXED_TUNE, num_samples=12)
+    seen = set()
+    for i in range(12):
+        cfg = _suggest(s, f"t{i}")
+        assert cfg["epochs"] == 2 and cfg["net"]["act"] in ("relu", "gelu") and 1 <= cfg["net"]["depth"] <= 3
+        assert 1e-4 <= cfg["lr"] <= 1e-1 and 1e-5 <= cfg["wd"] <= 1e-2 and cfg["batch"] in (16, 32, 48, 64)
+        assert round(cfg["dropout"] * 10) == cfg["dropout"] * 10 and isinstance(cfg["noise"], float)
+        key = s.space.validate(cfg)
+        assert key not in seen
+        seen.add(key)
+        s.on_trial_complete(f"t{i}", {"acc": -abs(math.log10(cfg["lr"]) + 2) + cfg["net"]["depth"]})
+
+
+def test_sample_from_and_grid_search_are_one_error_naming_every_key():
+    ps = {"l1": ("__fn_ph", "88716175"), "l2": ("__fn_ph", "b60ef777"), "lr": tune.loguniform(1e-4, 1e-1),
+          "bs": tune.grid_search([2, 4])}
+    with pytest.raises(ValueError) as e:
+        _searcher().set_search_properties("acc", "max", ps)
+    msg = str(e.value)
+    assert "'l1'" in msg and "'l2'" in msg and "'bs'" in msg and "'lr'" not in msg
+    assert "tune.choice" in msg
+    # only placeholders, no domain at all: still named, not skipped
+    with pytest.raises(ValueError, match="'l1'"):
+        _searcher().set_search_properties("acc", "max", {"l1": ("__fn_ph", "88716175"), "epochs": 3})
+    own = _searcher(space=CategoricalSpace({"k": [1, 2]}))
+    with pytest.raises(ValueError, match="'net/l1'.*sample them outside the search"):
+        own.set_search_properties("acc", "max", {"net": {"l1": ("__fn_ph", "88716175")}, "epochs": 3})
+
+
+def test_metric_only_on_the_searcher_says_how_to_get_the_best_result(caplog):
+    s = _searcher()
+    with caplog.at_level("WARNING"):
+        _setup(s)
+    assert "get_best_result() will need metric='acc'" in caplog.text
+
+
+def test_refits_run_with_one_torch_thread_by_default():
+    import torch
+
+    from ray_nasrank.predictor import PredictorConfig
+
+    before = torch.get_num_threads()
+    s = _searcher(strategy="nasrank", strategy_kwargs={"predictor": PredictorConfig(ensemble=1, hidden=8, fit_epochs=5)})
+    _setup(s, MIXED_TUNE, num_samples=20)
+    _suggest(s, "t0")
+    assert s.strategy.torch_threads == 1 and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="torch_threads"):
+        NASRankSearcher(torch_threads=0)

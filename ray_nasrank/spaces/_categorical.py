@@ -156,7 +156,7 @@ _SAMPLE_FROM_FIX = ("tune.sample_from is sampled by Tune outside any searcher; w
 def _domain(value: Any):
     """The ray_nasrank domain of one Tune value, ``None`` for a constant, ``ValueError`` if unsearchable."""
     if _is_fn_placeholder(value):
-        return _raise(f"{value!r} is a tune.sample_from placeholder; " + _SAMPLE_FROM_FIX)
+        return _raise(f"tune.sample_from (handed to searchers as {value!r}) " + _SAMPLE_FROM_FIX[len("tune.sample_from "):])
     if not _is_domain(value):
         if callable(value) and not isinstance(value, type):
             return _raise(f"a callable ({value!r}) cannot be searched; use a Tune domain such as tune.choice")

@@ -11,11 +11,12 @@ Example::
     from ray_nasrank.spaces import NB201Space
     from ray_nasrank.integrations.tune import NASRankSearcher
 
-    param_space = {**NB201Space().to_tune(), "epochs": 12}
-    searcher = NASRankSearcher(metric="valid_acc", mode="max", strategy="nasrank", seed=0)
+    param_space = {**NB201Space().to_tune(), "lr": tune.loguniform(1e-4, 1e-1), "epochs": 12}
     tuner = tune.Tuner(trainable, param_space=param_space,
-                       tune_config=tune.TuneConfig(search_alg=searcher, num_samples=50,
+                       tune_config=tune.TuneConfig(metric="valid_acc", mode="max",
+                                                   search_alg=NASRankSearcher(seed=0), num_samples=50,
                                                    max_concurrent_trials=4))
+    best = tuner.fit().get_best_result()
 """
 
 from __future__ import annotations
@@ -54,9 +55,12 @@ class NASRankSearcher(Searcher):
     """Propose architectures to Ray Tune with a ray_nasrank search strategy.
 
     Args:
-        space: a :class:`~ray_nasrank.spaces.SearchSpace` or a Tune ``param_space`` dict; if
-            ``None`` the space comes from the Tuner's ``param_space`` (every Tune domain in it
-            must be ``tune.choice``/``tune.randint``, else a ``ValueError`` names the key).
+        space: a :class:`~ray_nasrank.spaces.SearchSpace` (mixed and conditional ones included)
+            or a Tune ``param_space`` dict; if ``None`` the space comes from the Tuner's
+            ``param_space``: every Tune domain is converted (choice, randint, lograndint,
+            qrandint, uniform, loguniform, quniform, qloguniform, randn, qrandn); entries no
+            searcher can fill (``tune.sample_from``, ``grid_search``) raise one ``ValueError`` at
+            ``set_search_properties`` naming every such key and the fix.
         metric: the result key to optimise; may come from ``TuneConfig``.
         mode: ``"max"`` or ``"min"``; may come from ``TuneConfig``.
         strategy: a strategy name of :func:`ray_nasrank.search.make_strategy` or a
@@ -72,6 +76,9 @@ class NASRankSearcher(Searcher):
         evaluated_rewards: their known results; then they are not run again but warm-start the
             strategy.
         seed: seed of a named strategy.
+        torch_threads: torch threads for the predictor's pretraining, refits and scoring in the
+            driver (default 1, so refits never take the cores trials need; ``None`` leaves the
+            count alone); the previous count is restored after each.
 
     Each config it returns is the ``param_space`` constants merged with
     ``space.to_config(arch)``; for the NB201 space the NB201 string is added as ``"arch"``.
@@ -89,6 +96,7 @@ class NASRankSearcher(Searcher):
         points_to_evaluate: Sequence[Any] | None = None,
         evaluated_rewards: Sequence[Any] | None = None,
         seed: int | None = None,
+        torch_threads: int | None = 1,
     ) -> None:
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -121,6 +129,10 @@ class NASRankSearcher(Searcher):
         self._points = points
         self._rewards = evaluated_rewards
         self._seed = seed
+        if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(torch_threads, int)
+                                          or torch_threads < 1):
+            raise ValueError(f"torch_threads must be an int >= 1 or None, got {torch_threads!r}")
+        self._torch_threads = torch_threads
         self._space: SearchSpace | None = None
         self._constants: dict = {}
         self._space_from_tuner = False
@@ -163,16 +175,28 @@ class NASRankSearcher(Searcher):
         return self._strategy
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        placeholders = _fn_placeholders(config) if config else []
         if self._space is not None and not self._space_from_tuner:
             # our own space: refuse Tune's, so Tune complains if its param_space has domains too
             if config and _has_domains(config):
                 return False
-        if config and _has_domains(config):
-            self._set_space(config, from_tuner=True)  # ValueError names an unsupported domain
+            if placeholders:
+                raise ValueError(
+                    f"param_space has tune.sample_from entries ({', '.join(map(repr, placeholders))}); Tune would "
+                    "sample them outside the search. Write them as domains of the searcher's space "
+                    "(tune.choice, tune.randint, tune.loguniform, ...) or as constants")
+        elif config and (_has_domains(config) or placeholders):
+            # every unsearchable entry (sample_from, grid_search, ...) is named in one ValueError
+            self._set_space(config, from_tuner=True)
         elif self._space is None:
             return False
         if self._metric is None and metric:
             self._metric = metric
+        elif not metric and self._metric is not None:
+            # Tune's ResultGrid reads its default metric from TuneConfig only (for every searcher)
+            logger.warning("NASRankSearcher: tune.TuneConfig has no metric, so results.get_best_result() will "
+                           "need metric=%r, mode=%r; pass them to tune.TuneConfig(metric=..., mode=...) instead "
+                           "(the searcher reads them from there)", self._metric, self._mode)
         if self._mode is None and mode:
             if mode not in ("min", "max"):
                 raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -216,6 +240,8 @@ class NASRankSearcher(Searcher):
             if "async_refit" not in kwargs and strategy_accepts(self._strategy_spec, "async_refit"):
                 # refits run in a thread; suggest answers None meanwhile instead of blocking Tune
                 kwargs["async_refit"] = True
+            if "torch_threads" not in kwargs and strategy_accepts(self._strategy_spec, "torch_threads"):
+                kwargs["torch_threads"] = self._torch_threads
             s = make_strategy(self._strategy_spec, self._space, seed=self._seed, **kwargs)
         for i, p in enumerate(self._points):
             try:
@@ -419,6 +445,18 @@ class NASRankSearcher(Searcher):
         name = self._strategy_spec if isinstance(self._strategy_spec, str) else type(self._strategy_spec).__name__
         return (f"NASRankSearcher(strategy={name!r}, space={self._space!r}, metric={self._metric!r}, "
                 f"mode={self._mode!r}, suggested={self._suggested}, completed={len(self._completed)})")
+
+
+def _fn_placeholders(config: Mapping, prefix: str = "") -> list[str]:
+    """Keys holding the ``('__fn_ph', hash)`` placeholders Tune puts in place of ``tune.sample_from``."""
+    out = []
+    for k, v in config.items():
+        where = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out += _fn_placeholders(v, where + "/")
+        elif isinstance(v, (tuple, list)) and len(v) == 2 and v[0] == "__fn_ph":
+            out.append(where)
+    return out
 
 
 def _has_domains(config: Mapping) -> bool:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
+
 import pytest
 
 optuna = pytest.importorskip("optuna")
 
 from ray_nasrank.integrations.optuna import NASRankSampler  # noqa: E402
 from ray_nasrank.search import make_strategy  # noqa: E402
-from ray_nasrank.spaces import NB201Space  # noqa: E402
+from ray_nasrank.spaces import CategoricalSpace, NB201Space  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = NB201Space()
@@ -90,7 +92,7 @@ def test_warm_start_and_enqueued_trials_reach_the_strategy():
 
 
 def test_bad_arguments_fail_clearly_and_sampler_pickles():
-    with pytest.raises(TypeError, match="space must be a SearchSpace"):
+    with pytest.raises(TypeError, match="space must be None, a SearchSpace"):
         NASRankSampler(42)
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         NASRankSampler(SPACE, strategy="nope")
@@ -132,3 +134,86 @@ def test_optuna_search_with_the_sampler_runs_in_tune(ray_session, nb201_bench, t
     assert len(s.history) == 6 and not s.pending
     told = {SPACE.to_string(h["arch"]): h["value"] for h in s.history}
     assert told == pytest.approx(dict(zip(df["arch"], df["test_acc"])))
+
+
+# ------------------------------------------------------------------------------ define-by-run, no space given
+def _objective(trial):
+    clf = trial.suggest_categorical("classifier", ["svc", "forest"])
+    if clf == "svc":
+        c = trial.suggest_float("svc_c", 1e-3, 1e3, log=True)
+        score = -abs(np.log10(c) - 1)
+    else:
+        depth = trial.suggest_int("rf_max_depth", 2, 32, log=True)
+        n = trial.suggest_int("rf_n_estimators", 10, 50, step=10)
+        score = -abs(np.log2(depth) - 3) + n / 100
+    lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    drop = trial.suggest_float("dropout", 0.0, 0.5, step=0.1)
+    return score - abs(np.log10(lr) + 3) - drop
+
+
+def test_no_argument_sampler_infers_a_conditional_mixed_space_from_the_study():
+    study = optuna.create_study(direction="maximize", sampler=NASRankSampler(strategy="random", seed=0))
+    study.optimize(_objective, n_trials=25)
+    space = study.sampler.space
+    desc = space.describe()
+    for line in ("classifier: choice(['svc', 'forest'])", "svc_c: loguniform(0.001, 1000.0)  if classifier in ['svc']",
+                 "rf_max_depth: lograndint(2, 33)  if classifier in ['forest']",
+                 "rf_n_estimators: qrandint(10, 50, 10)  if classifier in ['forest']",
+                 "lr: loguniform(1e-05, 0.1)", "dropout: quniform(0.0, 0.5, 0.1)"):
+        assert line in desc, desc
+    s = study.sampler.strategy
+    # every finished trial reached the strategy, each configuration once (inactive params are not a difference)
+    keys = [space.validate(space.from_config(t.params)) for t in study.trials]
+    assert len(set(keys)) == len(keys) == 25
+    assert {h["arch"] for h in s.history} == set(keys)
+    # after the first trial the strategy proposed every modelled parameter
+    proposed = [t for t in study.trials[2:] if space.from_config(t.params) in {h["arch"] for h in s.history if h["source"] == "asked"}]
+    assert len(proposed) >= 15
+
+
+def test_a_branch_that_appears_later_rebuilds_the_space_and_keeps_every_result():
+    calls = []
+
+    def objective(trial):
+        x = trial.suggest_int("x", 0, 3)
+        calls.append(x)
+        if len(calls) > 1 and x >= 2:
+            return x + trial.suggest_float("y", 0.0, 1.0)
+        return float(x)
+
+    study = optuna.create_study(direction="maximize", sampler=NASRankSampler(strategy="rea", seed=3))
+    study.enqueue_trial({"x": 0})
+    study.enqueue_trial({"x": 3})
+    study.optimize(objective, n_trials=12)
+    space = study.sampler.space
+    assert [d.name for d in space.decisions] == ["x", "y"] and space.decisions[1].condition is not None
+    assert len(study.sampler.strategy.history) == 12
+
+
+def test_params_the_space_cannot_hold_go_to_tpe_and_conflicts_name_both_distributions():
+    sampler = NASRankSampler(strategy="random", seed=0)
+    assert isinstance(sampler._independent, optuna.samplers.TPESampler)
+
+    def drifting(trial):
+        if trial.number < 3:
+            return trial.suggest_float("lr", 0.0, 1.0)
+        return trial.suggest_float("lr", 0.0, 2.0)
+
+    study = optuna.create_study(sampler=sampler)
+    with pytest.raises(ValueError, match=r"'lr' is declared as FloatDistribution\(.*high=1.0.*trial 0 and as FloatDistribution\(.*high=2.0"):
+        study.optimize(drifting, n_trials=6)
+    given = NASRankSampler(CategoricalSpace({"n": [1, 2, 3]}), strategy="random", seed=0)
+    study = optuna.create_study(sampler=given)
+    study.enqueue_trial({"n": 2})
+    with pytest.raises(ValueError, match=r"'n' is declared as IntDistribution.*sampler's space has CategoricalDistribution"):
+        study.optimize(lambda t: t.suggest_int("n", 1, 3), n_trials=2)
+
+
+def test_a_finite_space_that_runs_out_says_so_once(caplog):
+    study = optuna.create_study(sampler=NASRankSampler(CategoricalSpace({"a": [1, 2], "b": ["x", "y"]}),
+                                                       strategy="random", seed=0))
+    with caplog.at_level("INFO", logger="ray_nasrank.integrations.optuna._sampler"):
+        study.optimize(lambda t: t.suggest_categorical("a", [1, 2]) + len(t.suggest_categorical("b", ["x", "y"])),
+                       n_trials=7)
+    assert caplog.text.count("every configuration") == 1
+    assert len(study.sampler.strategy.history) == 4

@@ -1,39 +1,64 @@
-"""NASRankSampler: an Optuna sampler whose architecture parameters come from a search strategy.
+"""NASRankSampler: an Optuna sampler whose parameters come from a ray_nasrank search strategy.
 
-The architecture's decisions (flat names such as ``"cell/e1_0"``, i.e. ``Decision.name``) are the
-sampler's *relative* search space: :meth:`NASRankSampler.sample_relative` asks the strategy for
-the next unseen architecture (de-duplicated by isomorphism key) and returns its parameters;
-:meth:`NASRankSampler.after_trial` tells the strategy the result. Any other parameter (a learning
-rate, a batch size) falls back to an independent sampler. So ``study.ask()/study.tell()``,
-``study.optimize()`` and Ray Tune's ``OptunaSearch(sampler=...)`` all work unchanged.
+With no arguments it works in a plain define-by-run objective: like
+``TPESampler(multivariate=True, group=True)`` it infers its *relative* search space from the
+study's completed trials (``suggest_categorical``, ``suggest_int`` and ``suggest_float``, log and
+step included), reads a parameter that appears only in some trials as conditional on an earlier
+parameter whose values decide it (an inactive parameter is a state of its own, and configs that
+differ only in inactive parameters are the same candidate), and asks the strategy for the next
+unseen configuration of that space. Parameters it cannot model (first trial, a parameter no
+earlier one decides) go to an independent sampler, TPE by default. Given a ``space`` it uses that
+space instead (``study.ask(space.to_optuna())``). So ``study.optimize()``,
+``study.ask()/study.tell()`` and Ray Tune's ``OptunaSearch(sampler=...)`` all work unchanged.
 
-Example::
-
-    import optuna
-    from ray_nasrank.spaces import NB201Space
-    from ray_nasrank.integrations.optuna import NASRankSampler
-
-    space = NB201Space()
-    study = optuna.create_study(direction="maximize",
-                                sampler=NASRankSampler(space, strategy="random", seed=0))
-    trial = study.ask(space.to_optuna())             # every edge filled by the strategy
-    study.tell(trial, evaluate(space.from_config(trial.params)))
+>>> import optuna
+>>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+>>> def objective(trial):
+...     kind = trial.suggest_categorical("kind", ["linear", "tree"])
+...     if kind == "tree":
+...         return trial.suggest_int("depth", 1, 8) / 8
+...     return trial.suggest_float("c", 1e-3, 1.0, log=True)
+>>> study = optuna.create_study(direction="maximize", sampler=NASRankSampler(strategy="random", seed=0))
+>>> study.optimize(objective, n_trials=10)
+>>> print(study.sampler.space.describe())
+kind: choice(['linear', 'tree'])
+depth: randint(1, 9)  if kind in ['tree']
+c: loguniform(0.001, 1.0)  if kind in ['linear']
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import warnings
 from typing import Any, Mapping, Sequence
 
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ray_nasrank.search import Strategy, make_strategy
-from ray_nasrank.spaces import Arch, CategoricalSpace, SearchSpace
+from ray_nasrank.search._tpe import optuna_distribution
+from ray_nasrank.spaces import (
+    Arch,
+    Categorical,
+    CategoricalSpace,
+    Condition,
+    Decision,
+    Domain,
+    Float,
+    Integer,
+    SearchSpace,
+)
+
+logger = logging.getLogger(__name__)
 
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
@@ -44,35 +69,113 @@ def _value_of(state: TrialState, values: Sequence[float] | None) -> float | None
     return float(values[0])
 
 
+def domain_of(dist: BaseDistribution) -> Domain:
+    """The ray_nasrank domain of an Optuna distribution."""
+    if isinstance(dist, CategoricalDistribution):
+        return Categorical(tuple(dist.choices))
+    if isinstance(dist, IntDistribution):
+        return Integer(dist.low, dist.high, step=dist.step, log=dist.log)
+    if isinstance(dist, FloatDistribution):
+        return Float(dist.low, dist.high, step=dist.step, log=dist.log)
+    raise TypeError(f"no ray_nasrank domain for {dist!r}")
+
+
+def _path(name: str) -> tuple[str, ...]:
+    # Tune's OptunaSearch flattens nested keys to "a/b": the decision's path, whose name is "a/b" again
+    parts = tuple(name.split("/"))
+    if not all(parts):
+        raise ValueError(f"parameter name {name!r} has an empty part between '/'; rename it")
+    return parts
+
+
+def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
+    """The space the completed ``trials`` of a define-by-run objective describe, or ``None``.
+
+    Parameters appear in order of first suggestion. One that is absent from some trials is
+    conditional on the nearest earlier categorical or integer parameter present whenever it is
+    (and in more trials: a sibling of its branch does not decide it) and whose values tell
+    exactly when it appears; a parameter no earlier one explains is left
+    out (the independent sampler handles it). Two trials declaring one parameter with different
+    distributions raise ``ValueError`` naming the parameter and both distributions.
+    """
+    trials = sorted(trials, key=lambda t: t.number)
+    if not trials:
+        return None
+    order: dict[str, tuple[int, int]] = {}
+    dists: dict[str, tuple[BaseDistribution, int]] = {}
+    for t in trials:
+        for pos, (name, dist) in enumerate(t.distributions.items()):
+            order.setdefault(name, (t.number, pos))
+            seen = dists.setdefault(name, (dist, t.number))
+            if seen[0] != dist:
+                raise ValueError(
+                    f"parameter {name!r} is declared as {seen[0]} in trial {seen[1]} and as {dist} in trial "
+                    f"{t.number}; NASRankSampler needs one distribution per name: give the two a different name")
+    names = sorted(order, key=order.__getitem__)
+    present = {n: [n in t.params for t in trials] for n in names}
+    decisions: list[Decision] = []
+    kept: set[str] = set()
+    for i, name in enumerate(names):
+        domain = domain_of(dists[name][0])
+        if all(present[name]):
+            decisions.append(Decision(_path(name), domain))
+            kept.add(name)
+            continue
+        cond = None
+        for parent in reversed(names[:i]):
+            pdom = domain_of(dists[parent][0])
+            if parent not in kept or pdom.size == float("inf"):
+                continue
+            if not all(present[parent][k] for k, here in enumerate(present[name]) if here):
+                continue
+            if present[parent] == present[name]:
+                continue  # a sibling of the same branch, not what decides it
+            values = {trials[k].params[parent] for k, here in enumerate(present[name]) if here}
+            # exact: whenever the parent holds one of these values the parameter is there
+            if all(present[name][k] for k, t in enumerate(trials)
+                   if present[parent][k] and t.params[parent] in values):
+                cond = Condition(parent, tuple(sorted(values, key=repr)))
+                break
+        if cond is not None:
+            decisions.append(Decision(_path(name), domain, cond))
+            kept.add(name)
+    return SearchSpace(decisions, name="optuna") if decisions else None
+
+
 class NASRankSampler(BaseSampler):
-    """Fill a study's architecture parameters from a :mod:`ray_nasrank.search` strategy.
+    """Fill a study's parameters from a :mod:`ray_nasrank.search` strategy.
 
     Args:
-        space: the architecture's :class:`~ray_nasrank.spaces.SearchSpace` (or a dict of
-            choice lists, turned into a :class:`~ray_nasrank.spaces.CategoricalSpace`).
+        space: ``None`` (default) to infer the space from the study's completed trials, or a
+            :class:`~ray_nasrank.spaces.SearchSpace` (or a dict of choice lists and domains) to
+            search exactly that space.
         strategy: a strategy name (``"nasrank"``, ``"random"``, ``"rea"``, ``"opdist"``...) or a
-            :class:`~ray_nasrank.search.Strategy` on the same space; its mode must match the
-            study's direction.
+            :class:`~ray_nasrank.search.Strategy` on ``space``; its mode must match the study's
+            direction.
         strategy_kwargs: constructor arguments of a named strategy (``candidates``, ``weak``...).
-        independent_sampler: samples every non-architecture parameter (default
-            ``RandomSampler(seed)``).
+        independent_sampler: samples what the space does not hold (default
+            ``TPESampler(seed=seed)``).
         seed: seed of a named strategy and of the default independent sampler.
         ready_timeout_s: how long ``sample_relative`` waits for a strategy that is refitting.
+        torch_threads: torch threads for the predictor's refits (default 1, restored after).
 
     Finished trials this sampler did not propose (``study.add_trial``, enqueued points, other
     workers of a shared storage) are told to the strategy as warm-start results before the next
-    proposal, so they are never proposed again.
+    proposal, so they are never proposed again. When the inferred space grows (a conditional
+    branch appears), the strategy is rebuilt on the new space and told every finished trial.
     """
 
-    def __init__(self, space: SearchSpace | Mapping[str, Sequence[Any]], strategy: str | Strategy = "nasrank",
+    def __init__(self, space: SearchSpace | Mapping[str, Any] | None = None, strategy: str | Strategy = "nasrank",
                  strategy_kwargs: Mapping[str, Any] | None = None,
                  independent_sampler: BaseSampler | None = None, seed: int | None = None,
-                 ready_timeout_s: float = 600.0) -> None:
+                 ready_timeout_s: float = 600.0, torch_threads: int | None = 1) -> None:
         if isinstance(space, Mapping):
-            space = CategoricalSpace(space)
-        if not isinstance(space, SearchSpace):
-            raise TypeError(f"space must be a SearchSpace or a dict of choice lists, got {type(space).__name__}")
+            space = SearchSpace(space, name="columns") if _has_domain(space) else CategoricalSpace(space)
+        if space is not None and not isinstance(space, SearchSpace):
+            raise TypeError(f"space must be None, a SearchSpace or a dict of choice lists, got {type(space).__name__}")
         if isinstance(strategy, Strategy):
+            if space is None:
+                raise ValueError("a Strategy instance searches its own space: pass space=strategy.space too")
             if strategy.space != space:
                 raise ValueError(f"the strategy searches {strategy.space!r}, not {space!r}")
         elif isinstance(strategy, str):
@@ -84,24 +187,45 @@ class NASRankSampler(BaseSampler):
             raise TypeError(f"strategy must be a strategy name or a Strategy, got {type(strategy).__name__}")
         if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
             raise TypeError(f"independent_sampler must be an optuna sampler, got {type(independent_sampler).__name__}")
-        self.space = space
-        self._dists = space.to_optuna()
-        self._names = [d.name for d in space.decisions]
+        if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(torch_threads, int)
+                                          or torch_threads < 1):
+            raise ValueError(f"torch_threads must be an int >= 1 or None, got {torch_threads!r}")
+        self._fixed_space = space
+        self.space: SearchSpace | None = space
         self._strategy_spec = strategy
         self._strategy_kwargs = dict(strategy_kwargs or {})
         self._strategy: Strategy | None = strategy if isinstance(strategy, Strategy) else None
         self._seed = seed
-        self._independent = independent_sampler or RandomSampler(seed=seed)
+        self._torch_threads = torch_threads
+        self._independent = independent_sampler or TPESampler(seed=seed)
         self._ready_timeout_s = float(ready_timeout_s)
         self._trial_arch: dict[tuple[int, int], Arch] = {}   # (study id, trial number) -> proposed arch
         self._done: set[tuple[int, int]] = set()              # trials already told to the strategy
+        self._inferred_at: tuple[int, int] | None = None      # (study id, completed trials) of self.space
+        self._ran_out = False
         self._lock = threading.RLock()                         # study.optimize(n_jobs>1)
 
-    # ------------------------------------------------------------------ strategy
+    # ------------------------------------------------------------------ space and strategy
     @property
     def strategy(self) -> Strategy | None:
-        """The strategy (built at the first trial, when the study's direction is known)."""
+        """The strategy (built at the first trial that has a space, when the study's direction is known)."""
         return self._strategy
+
+    def _current_space(self, study: Study) -> SearchSpace | None:
+        if self._fixed_space is not None:
+            return self._fixed_space
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        key = (study._study_id, len(complete))
+        if self._inferred_at != key:
+            space = infer_space(complete)
+            self._inferred_at = key
+            if space != self.space:
+                self.space = space
+                self._strategy = None  # rebuilt on the new space, with every finished trial told
+                self._trial_arch.clear()
+                self._done.clear()
+                self._ran_out = False
+        return self.space
 
     def _get_strategy(self, study: Study) -> Strategy:
         if len(study.directions) != 1:
@@ -109,7 +233,11 @@ class NASRankSampler(BaseSampler):
                              f"{len(study.directions)} objectives")
         mode = "max" if study.direction == StudyDirection.MAXIMIZE else "min"
         if self._strategy is None:
+            from ray_nasrank.search import strategy_class
+
             kwargs = {"mode": mode, **self._strategy_kwargs}
+            if "torch_threads" not in kwargs and "torch_threads" in _init_params(strategy_class(self._strategy_spec)):
+                kwargs["torch_threads"] = self._torch_threads
             self._strategy = make_strategy(self._strategy_spec, self.space, seed=self._seed, **kwargs)
         if self._strategy.mode != mode:
             raise ValueError(f"the strategy has mode={self._strategy.mode!r} but the study is "
@@ -117,10 +245,10 @@ class NASRankSampler(BaseSampler):
         return self._strategy
 
     def _arch_from_params(self, params: Mapping[str, Any]) -> Arch | None:
-        if not all(n in params for n in self._names):
+        if self.space is None:
             return None
         try:
-            return self.space.validate({n: params[n] for n in self._names})
+            return self.space.from_config(params)
         except ValueError:
             return None
 
@@ -135,24 +263,40 @@ class NASRankSampler(BaseSampler):
                 continue
             self._done.add(key)
             arch = self._arch_from_params(t.params)
-            if arch is None or strategy.status(arch) in ("ok", "failed"):
+            if arch is None or strategy.status(arch) in ("ok", "failed", "pending"):
                 continue
             strategy.add_evaluated(arch, _value_of(t.state, t.values))
 
+    def _check_declarations(self, trial: FrozenTrial) -> None:
+        """A parameter the objective declared unlike the given space: name both distributions."""
+        if self._fixed_space is None:
+            return
+        ours = {d.name: optuna_distribution(d.domain) for d in self._fixed_space.decisions}
+        for name, dist in trial.distributions.items():
+            if name in ours and type(ours[name]) is not type(dist):
+                raise ValueError(f"parameter {name!r} is declared as {dist} in trial {trial.number} but the "
+                                 f"sampler's space has {ours[name]}; declare it alike in both (or pass no space)")
+
     # ------------------------------------------------------------------ BaseSampler
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return dict(self._dists)
+        with self._lock:
+            space = self._current_space(study)
+        if space is None:
+            return {}
+        return {d.name: optuna_distribution(d.domain) for d in space.decisions}
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
             return {}
         with self._lock:
+            if self.space is None:
+                return {}
             strategy = self._get_strategy(study)
             self._sync(study, strategy)
             fixed = self._arch_from_params(trial.system_attrs.get("fixed_params", {}))
             if fixed is not None:
-                # an enqueued architecture: Optuna uses the fixed values, the strategy learns the result
+                # an enqueued configuration: Optuna uses the fixed values, the strategy learns the result
                 self._trial_arch[self._key(study, trial.number)] = fixed
                 return {}
             deadline = time.monotonic() + self._ready_timeout_s
@@ -162,8 +306,10 @@ class NASRankSampler(BaseSampler):
                 time.sleep(0.02)
             archs = strategy.ask(1)
             if not archs:
-                warnings.warn("NASRankSampler: every architecture was tried; falling back to the "
-                              "independent sampler (repeats possible)", stacklevel=2)
+                if not self._ran_out:
+                    self._ran_out = True
+                    logger.info("NASRankSampler: every configuration of %r was tried; the independent sampler "
+                                "fills the next trials (repeats possible)", self.space)
                 return {}
             self._trial_arch[self._key(study, trial.number)] = archs[0]
             return self.space.to_flat_params(archs[0])
@@ -179,26 +325,29 @@ class NASRankSampler(BaseSampler):
                     values: Sequence[float] | None) -> None:
         self._independent.after_trial(study, trial, state, values)
         with self._lock:
+            self._check_declarations(trial)
             key = self._key(study, trial.number)
             proposed = self._trial_arch.pop(key, None)
-            if key in self._done:
+            if key in self._done or self.space is None:
                 return
             self._done.add(key)
             actual = self._arch_from_params(trial.params)
             if proposed is None and actual is None:
-                return  # the trial never touched the architecture
+                return  # the trial never touched the space (or left it)
             strategy = self._get_strategy(study)
             self._sync(study, strategy)  # enqueued trials skip sample_relative: sync here too
             value = _value_of(state, values)
-            if proposed is not None and actual is not None and actual != proposed:
-                # the user overrode the proposal: release it as failed rather than leave it pending
-                warnings.warn(f"trial {trial.number} evaluated {self.space.to_string(actual)!r} instead of the "
-                              f"proposed {self.space.to_string(proposed)!r}", stacklevel=2)
-                strategy.tell(proposed, None)
+            if proposed is not None and actual != proposed:
+                if actual is not None:
+                    # the user overrode the proposal: release it as failed rather than leave it pending
+                    warnings.warn(f"trial {trial.number} evaluated {self.space.to_string(actual)!r} instead of the "
+                                  f"proposed {self.space.to_string(proposed)!r}", stacklevel=2)
+                strategy.tell(proposed, None if actual is not None else value)
+                if actual is None:
+                    return
             arch = actual if actual is not None else proposed
             if strategy.status(arch) in ("ok", "failed"):
-                warnings.warn(f"trial {trial.number} repeats an architecture already told; ignored", stacklevel=2)
-                return
+                return  # a repeat (e.g. filled by the independent sampler after the space ran out)
             strategy.tell(arch, value)
 
     def reseed_rng(self) -> None:
@@ -224,7 +373,18 @@ class NASRankSampler(BaseSampler):
 
     def __repr__(self) -> str:
         name = self._strategy_spec if isinstance(self._strategy_spec, str) else type(self._strategy_spec).__name__
-        return f"NASRankSampler(space={self.space!r}, strategy={name!r})"
+        space = "inferred from the study" if self._fixed_space is None else repr(self._fixed_space)
+        return f"NASRankSampler(space={space}, strategy={name!r})"
 
 
-__all__ = ["NASRankSampler"]
+def _has_domain(spec: Mapping) -> bool:
+    return any(_has_domain(v) if isinstance(v, Mapping) else isinstance(v, Domain) for v in spec.values())
+
+
+def _init_params(cls: type) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(cls.__init__).parameters)
+
+
+__all__ = ["NASRankSampler", "infer_space", "domain_of"]

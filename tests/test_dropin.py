@@ -20,9 +20,8 @@ def load(name: str):
     sys.modules[spec.name] = mod  # as a script's __main__ is: OptunaSearch.save pickles its functions by name
     spec.loader.exec_module(mod)
     try:  # Tune ships the trainable to workers that cannot import tests/dropin: send both by value
-        from ray import cloudpickle
-
         import _data
+        from ray import cloudpickle
 
         cloudpickle.register_pickle_by_value(mod)
         cloudpickle.register_pickle_by_value(_data)

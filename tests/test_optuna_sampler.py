@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
-
 import pytest
 
 optuna = pytest.importorskip("optuna")
@@ -217,3 +216,26 @@ def test_a_finite_space_that_runs_out_says_so_once(caplog):
                        n_trials=7)
     assert caplog.text.count("every configuration") == 1
     assert len(study.sampler.strategy.history) == 4
+
+
+def test_infer_space_picks_the_parameter_that_decides_a_branch():
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from ray_nasrank.integrations.optuna import infer_space
+
+    d = {"n_layers": IntDistribution(1, 3), "n_units_l0": IntDistribution(4, 128), "n_units_l1": IntDistribution(4, 128),
+         "lr": FloatDistribution(1e-5, 1e-1, log=True)}
+
+    def trial(**params):
+        return optuna.trial.create_trial(params=params, distributions={k: d[k] for k in params}, value=0.0)
+
+    trials = [trial(n_layers=1, n_units_l0=57, lr=1e-3), trial(n_layers=2, n_units_l0=8, n_units_l1=9, lr=1e-2),
+              trial(n_layers=1, n_units_l0=100, lr=1e-4)]
+    for i, t in enumerate(trials):
+        t.number = i
+    space = infer_space(trials)
+    cond = {dd.name: dd.condition for dd in space.decisions}
+    assert cond["n_units_l1"].parent == "n_layers" and cond["n_units_l1"].values == (2,)
+    assert cond["n_layers"] is None and cond["lr"] is None
+    one = {"n_layers": 1, "n_units_l0": 57, "lr": 1e-3}
+    assert space.from_config({**one, "n_units_l1": 99}) == space.from_config(one)  # inactive units: one candidate

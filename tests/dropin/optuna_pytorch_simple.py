@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import optuna
 import torch
+from _data import digits
 from torch import nn
 
-from _data import digits
 from ray_nasrank.integrations.optuna import NASRankSampler
 
 EPOCHS = 3

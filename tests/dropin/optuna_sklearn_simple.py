@@ -7,8 +7,8 @@ import optuna
 import sklearn.ensemble
 import sklearn.model_selection
 import sklearn.svm
-
 from _data import digits
+
 from ray_nasrank.integrations.optuna import NASRankSampler
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from _data import digits
 from ray import tune
 from torch import nn
 
-from _data import digits
 from ray_nasrank.integrations.tune import NASRankSearcher
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import warnings
 
+from _data import digits
 from ray import tune
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from _data import digits
 from ray_nasrank.integrations.tune import NASRankSearcher
 
 

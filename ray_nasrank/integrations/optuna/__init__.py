@@ -13,6 +13,6 @@ Example::
                                 sampler=NASRankSampler(NB201Space(), strategy="nasrank", seed=0))
 """
 
-from ._sampler import NASRankSampler
+from ._sampler import NASRankSampler, domain_of, infer_space
 
-__all__ = ["NASRankSampler"]
+__all__ = ["NASRankSampler", "infer_space", "domain_of"]

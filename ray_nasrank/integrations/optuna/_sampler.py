@@ -44,7 +44,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from ray_nasrank.search import Strategy, make_strategy
+from ray_nasrank.search import Strategy, make_strategy, strategy_accepts
 from ray_nasrank.search._tpe import optuna_distribution
 from ray_nasrank.spaces import (
     Arch,
@@ -94,7 +94,7 @@ def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
     Parameters appear in order of first suggestion. One that is absent from some trials is
     conditional on the nearest earlier categorical or integer parameter present whenever it is
     (and in more trials: a sibling of its branch does not decide it) and whose values tell
-    exactly when it appears; a parameter no earlier one explains is left
+    exactly when it appears (the one needing the fewest values, then the one with fewest states); a parameter no earlier one explains is left
     out (the independent sampler handles it). Two trials declaring one parameter with different
     distributions raise ``ValueError`` naming the parameter and both distributions.
     """
@@ -121,7 +121,7 @@ def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
             decisions.append(Decision(_path(name), domain))
             kept.add(name)
             continue
-        cond = None
+        cond, best = None, (0, 0)
         for parent in reversed(names[:i]):
             pdom = domain_of(dists[parent][0])
             if parent not in kept or pdom.size == float("inf"):
@@ -134,8 +134,11 @@ def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
             # exact: whenever the parent holds one of these values the parameter is there
             if all(present[name][k] for k, t in enumerate(trials)
                    if present[parent][k] and t.params[parent] in values):
-                cond = Condition(parent, tuple(sorted(values, key=repr)))
-                break
+                # the simplest explanation wins: fewest deciding values, then the parent with fewest
+                # states (n_layers in [2, 3], not a width that happens to split the trials), then the nearest
+                rank = (len(values), pdom.size)
+                if cond is None or rank < best:
+                    cond, best = Condition(parent, tuple(sorted(values, key=repr))), rank
         if cond is not None:
             decisions.append(Decision(_path(name), domain, cond))
             kept.add(name)
@@ -233,10 +236,8 @@ class NASRankSampler(BaseSampler):
                              f"{len(study.directions)} objectives")
         mode = "max" if study.direction == StudyDirection.MAXIMIZE else "min"
         if self._strategy is None:
-            from ray_nasrank.search import strategy_class
-
             kwargs = {"mode": mode, **self._strategy_kwargs}
-            if "torch_threads" not in kwargs and "torch_threads" in _init_params(strategy_class(self._strategy_spec)):
+            if "torch_threads" not in kwargs and strategy_accepts(self._strategy_spec, "torch_threads"):
                 kwargs["torch_threads"] = self._torch_threads
             self._strategy = make_strategy(self._strategy_spec, self.space, seed=self._seed, **kwargs)
         if self._strategy.mode != mode:
@@ -379,12 +380,6 @@ class NASRankSampler(BaseSampler):
 
 def _has_domain(spec: Mapping) -> bool:
     return any(_has_domain(v) if isinstance(v, Mapping) else isinstance(v, Domain) for v in spec.values())
-
-
-def _init_params(cls: type) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(cls.__init__).parameters)
 
 
 __all__ = ["NASRankSampler", "infer_space", "domain_of"]

@@ -182,6 +182,9 @@ def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFra
     df["predicted"] = pred
     weak_cols = [c for c in weak.columns if c.startswith("weak_")]
     df = df.merge(weak[["arch", *weak_cols]], on="arch", how="left")
+    extra = intrinsic_columns(df["arch"].tolist())
+    df = df.assign(**extra)
+    weak_cols += list(extra)
     first = ["arch", "order", "round", "predicted", "predicted_prior", *weak_cols, METRIC, "test_acc"]
     return df[first + [c for c in df.columns if c not in first]]
 
@@ -196,11 +199,26 @@ def final_candidates(trials: pd.DataFrame, random_trials: pd.DataFrame | None) -
     return out
 
 
+def intrinsic_columns(arch_strings: Sequence[str]) -> dict[str, np.ndarray]:
+    """The intrinsic labels the ranker pretrains on (params, FLOPs, SynFlow for NB201) of the
+    trained cells, as ``weak_<name>`` columns: the report compares every weak label with the truth."""
+    from ray_nasrank.search import default_intrinsic, intrinsic_weak
+
+    names = tuple(default_intrinsic(SPACE))
+    if not names:
+        return {}
+    vals = intrinsic_weak(SPACE, [SPACE.from_string(a) for a in arch_strings], names)
+    return {f"weak_{n}": np.asarray(v, dtype=np.float64) for n, v in vals.items()}
+
+
 def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame) -> pd.DataFrame:
     """The random arm's table: like the results table, without ranker scores."""
     weak_cols = [c for c in weak.columns if c.startswith("weak_")]
     df = random_trials.sort_values("order").reset_index(drop=True).merge(weak[["arch", *weak_cols]], on="arch",
                                                                        how="left")
+    extra = intrinsic_columns(df["arch"].tolist())
+    df = df.assign(**extra)
+    weak_cols += list(extra)
     first = ["arch", "order", *weak_cols, METRIC, "test_acc"]
     return df[first + [c for c in df.columns if c not in first]]
 

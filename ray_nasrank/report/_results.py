@@ -73,3 +73,26 @@ def best_row(df: pd.DataFrame, metric: str, mode: str = "max") -> pd.Series:
         raise ValueError(f"no evaluated architecture has a finite {metric!r}: every training failed")
     signed = np.where(ok, values if mode == "max" else -values, -np.inf)
     return df.iloc[int(np.argmax(signed))]
+
+
+def weak_taus(df: pd.DataFrame, metric: str = "valid_acc") -> dict[str, float | None]:
+    """Kendall's tau (:func:`scipy.stats.kendalltau`, tau-b) of each ``weak_*`` column against
+    ``metric`` over the rows where both are finite; ``None`` with fewer than 3 such rows or a
+    constant column. 1: the weak label orders the trained cells as their true accuracy does;
+    0: no better than a random order; -1: reversed.
+
+    >>> weak_taus(pd.DataFrame({"weak_a": [1, 2, 3, 4], "weak_b": [4, 3, 2, 1], "valid_acc": [10, 20, 30, 40]}))
+    {'weak_a': 1.0, 'weak_b': -1.0}
+    """
+    from scipy.stats import kendalltau
+
+    out: dict[str, float | None] = {}
+    y = pd.to_numeric(df[metric], errors="coerce").to_numpy(dtype=np.float64)
+    for col in weak_columns(df):
+        w = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        ok = np.isfinite(w) & np.isfinite(y)
+        if ok.sum() < 3 or np.ptp(w[ok]) == 0 or np.ptp(y[ok]) == 0:
+            out[col] = None
+            continue
+        out[col] = round(float(kendalltau(w[ok], y[ok]).statistic), 3)
+    return out

@@ -137,3 +137,88 @@ def test_summarise_reports_failures():
     df.loc[2, "valid_acc"] = np.nan
     s = summarise(df)
     assert s["failed"] == 1 and s["evaluated"] == 5 and s["best_test_acc"] == s["best_valid_acc"] - 1
+
+
+def _pipeline_folder(tmp_path, n: int = 8):
+    """A folder shaped like a finished ``ray-nasrank search``: both arms, the retraining, best.json."""
+    df = _results(n)
+    df["round"] = np.repeat([0, 1], n // 2)
+    df["valid_acc"] = df["valid_acc"] + 0.123456789  # unrounded, as real accuracies are
+    df.to_parquet(tmp_path / "results.parquet", index=False)
+    rnd = _results(n, seed=1).drop(columns=["round", "predicted"])
+    rnd.to_parquet(tmp_path / "random.parquet", index=False)
+    best = best_row(df, "valid_acc")
+    rbest = best_row(rnd.assign(round=0, predicted=0.0), "valid_acc")
+    pd.DataFrame({"arm": ["nasrank", "random"], "arch": [best["arch"], rbest["arch"]],
+                  "search_valid_acc": [best["valid_acc"], rbest["valid_acc"]], "found_at_training": [1, 3],
+                  "valid_acc": [90.98765, 90.1234], "test_acc": [91.0666666, 90.19111]}).to_parquet(
+        tmp_path / "final.parquet", index=False)
+    (tmp_path / "best.json").write_text(json.dumps({
+        "metric": "valid_acc", "mode": "max", "arch": best["arch"], "valid_acc": 90.98765, "test_acc": 91.0666666,
+        "search_valid_acc": float(best["valid_acc"]), "random_baseline": {"test_acc": 90.19111},
+        "step_seconds": {"data": 1.234, "final": 300.5}}))
+    return df, rnd
+
+
+def _visible_text(page: str) -> str:
+    import re
+
+    page = re.sub(r"<img[^>]*>", "", page)
+    page = re.sub(r"<style>.*?</style>", "", page, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", page)
+
+
+def test_report_page_reads_as_a_person_would(tmp_path):
+    """The page of a pipeline run: rounded figures, one line per panel, the random arm side by
+    side, what a weak label's tau means, tables that wrap instead of widening the page."""
+    import re
+
+    df, rnd = _pipeline_folder(tmp_path)
+    rep = build_report(tmp_path)
+    page = rep.html.read_text()
+    text = _visible_text(page)
+    # figures are rounded: no number with more than 2 decimals anywhere a person reads
+    assert not re.findall(r"\d+\.\d{3,}", text), re.findall(r"\d+\.\d{3,}", text)[:5]
+    assert "91.07" in text and "90.19" in text  # both arms' retrained test accuracy
+    # every figure comes with one line saying what it shows
+    for heading in ("Best so far", "Predicted vs true rank", "Operations of the top architectures"):
+        block = page.split(f"<h2>{heading}</h2>")[1]
+        assert block.lstrip().startswith("<p class='what'>"), heading
+    assert page.count("<img") == 3
+    assert "Retrained at full fidelity: the search against random" in text
+    # what a weak label's tau of 0 implies, and each label's reading
+    assert "0 = unrelated (the label tells the ranker nothing here)" in text
+    assert "Weak labels against the truth" in text and "supernet" in text
+    # the page fits: tables are as wide as the page and arch strings wrap inside their cells
+    assert "table { border-collapse: collapse; font-size: 0.88em; width: 100%" in page
+    assert "overflow-wrap: anywhere" in page.split("code {")[1].split("}")[0]
+    assert f"<code>{df['arch'].iloc[0]}</code>" in page
+    assert "trial_id" not in text and "predicted_prior" not in text
+    assert rep.summary["weak_label_tau"]["weak_supernet"] is not None
+
+
+def test_report_plots_rounds_as_a_legend_and_the_real_top_set(tmp_path):
+    from ray_nasrank.report import plot_predicted_vs_true
+
+    df = _results(8)
+    df["round"] = np.repeat([0, 1], 4)
+    fig = plot_predicted_vs_true(df)
+    assert len(fig.axes) == 1  # no colour bar for a handful of rounds
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[:2] == ["round 1", "round 2"]
+    # "top k" is a real top set: with 8 evaluated it is the best 2, not all 8
+    fig = plot_op_distribution(df, top_k=10)
+    assert fig.axes[0].get_title() == "op per edge, top 2 of 8 by valid_acc"
+    assert fig.axes[0].images[0].get_array().sum() == 6 * 1.0
+
+
+def test_weak_taus_are_scipy_kendall_and_none_when_undefined():
+    from scipy.stats import kendalltau
+
+    from ray_nasrank.report import weak_taus
+
+    df = _results(10)
+    df["weak_const"] = 1.0
+    taus = weak_taus(df)
+    assert taus["weak_supernet"] == round(kendalltau(df["weak_supernet"], df["valid_acc"]).statistic, 3)
+    assert taus["weak_const"] is None

@@ -16,16 +16,21 @@ from ray_nasrank._io import atomic_write_text, check_writable_dir
 from ray_nasrank.metrics import kendall_tau
 from ray_nasrank.spaces import SearchSpace
 
-from ._html import render_html
-from ._results import best_row, check_results, weak_columns
+from ._html import frame_table, image, kv_table, render_html
+from ._results import best_row, check_results, weak_columns, weak_taus
 from .plots import plot_best_so_far, plot_op_distribution, plot_predicted_vs_true, save_figure
 
-__all__ = ["Report", "build_report", "summarise", "RESULTS_FILE", "BEST_FILE", "BASELINE_FILE"]
+__all__ = ["Report", "build_report", "summarise", "RESULTS_FILE", "BEST_FILE", "BASELINE_FILE", "RANDOM_FILE",
+           "FINAL_FILE"]
 
 RESULTS_FILE = "results.parquet"
 BEST_FILE = "best.json"
 #: optional random-search baseline: columns ``n`` and ``expected_best``
 BASELINE_FILE = "baseline.parquet"
+#: optional random arm of a pipeline run (a results table without ranker scores)
+RANDOM_FILE = "random.parquet"
+#: optional full-fidelity retraining of each arm's winner (columns arm, arch, ..., test_acc)
+FINAL_FILE = "final.parquet"
 
 
 @dataclass
@@ -64,6 +69,23 @@ def summarise(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max") ->
     return out
 
 
+def _tau_reading(tau: float | None) -> str:
+    if tau is None:
+        return "not enough distinct values to tell"
+    if abs(tau) < 0.1:
+        return "about 0: no better than a random order here; it gives the ranker no information on this data"
+    if tau < 0:
+        return "negative: it tends to order these cells the wrong way round"
+    if tau < 0.3:
+        return "weakly informative"
+    return "informative: it orders these cells much like their true accuracy"
+
+
+def _optional_table(folder: Path, name: str) -> pd.DataFrame | None:
+    path = folder / name
+    return pd.read_parquet(path) if path.is_file() else None
+
+
 def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.PathLike | None = None,
                  metric: str | None = None, mode: str | None = None,
                  baseline: Sequence[float] | np.ndarray | None = None, space: SearchSpace | None = None,
@@ -73,7 +95,9 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
 
     ``results`` is a DataFrame, a parquet path, or ``None`` for ``folder/results.parquet``.
     ``metric``/``mode`` default to what ``folder/best.json`` says, else ``valid_acc``/``max``.
-    ``baseline`` defaults to ``folder/baseline.parquet`` when that exists.
+    ``baseline`` defaults to ``folder/baseline.parquet`` when that exists. When the folder holds
+    the pipeline's ``random.parquet`` (the random arm) and ``final.parquet`` (both arms' winners
+    retrained at full fidelity), the page sets them side by side with the search.
 
     Example::
 
@@ -100,22 +124,97 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
         if not {"n", "expected_best"} <= set(b.columns):
             raise ValueError(f"{folder / BASELINE_FILE} needs columns 'n' and 'expected_best', has {list(b.columns)}")
         baseline = b.sort_values("n")["expected_best"].to_numpy(dtype=np.float64)
+    random_arm = _optional_table(folder, RANDOM_FILE)
+    final = _optional_table(folder, FINAL_FILE)
     out = check_writable_dir(folder / "report")
 
+    # every trained cell (both arms) for the weak-label taus and the op distribution
+    trained = df
+    compare = None
+    if random_arm is not None and metric in random_arm.columns:
+        compare = {"random arm (same recipe)": random_arm.sort_values("order")[metric].to_numpy(dtype=np.float64)}
+        extra = random_arm.assign(order=random_arm["order"] + int(df["order"].max()), round=-1,
+                                  predicted=np.nan)
+        trained = pd.concat([df, extra[[c for c in extra.columns if c in df.columns]]], ignore_index=True)
+    n_trained = int(len(trained))
     plots = {
-        "predicted_vs_true": ("Predicted vs true rank", plot_predicted_vs_true(df, metric, mode)),
-        "best_so_far": ("Best so far vs trainings", plot_best_so_far(df, metric, mode, baseline=baseline)),
+        "best_so_far": ("Best so far", "Best validation accuracy after n trainings from scratch (search fidelity)"
+                        + (", NASRank against the random arm" if compare else "") + "; grey dots: each training.",
+                        plot_best_so_far(df, metric, mode, baseline=baseline, compare=compare)),
+        "predicted_vs_true": ("Predicted vs true rank",
+                              "Each NASRank finalist's rank by the ranker's score when it was proposed against its "
+                              "rank by the trained accuracy; on the dashed line the ranker was right.",
+                              plot_predicted_vs_true(df, metric, mode)),
         "op_distribution": ("Operations of the top architectures",
-                            plot_op_distribution(df, metric, mode, top_k=top_k, space=space)),
+                            f"Left: how often each op sits on each edge among the best quarter of the {n_trained} "
+                            "trained cells; right: op shares of that top set against all trained cells.",
+                            plot_op_distribution(trained, metric, mode, top_k=top_k, space=space)),
     }
-    paths = {name: Path(save_figure(fig, out / f"{name}.png")) for name, (_, fig) in plots.items()}
+    paths = {name: Path(save_figure(fig, out / f"{name}.png")) for name, (_, _, fig) in plots.items()}
     summary = summarise(df, metric, mode)
+    taus = weak_taus(trained, metric)
+    summary["weak_label_tau"] = taus
     page = None
     if html:
+        sections = [("Summary", "", kv_table(_headline(summary, best_meta, metric)))]
+        if final is not None:
+            cols = {"arm": "arm", "arch": "architecture", "search_valid_acc": "search valid %",
+                    metric: "full-fidelity valid %", "test_acc": "full-fidelity test %",
+                    "found_at_training": "found at training"}
+            tab = final[[c for c in cols if c in final.columns]].rename(columns=cols)
+            sections.append(("Retrained at full fidelity: the search against random",
+                             "Each arm's best cell at the search fidelity, retrained on the full data; the test "
+                             "accuracy of this table is the run's result.", frame_table(tab)))
+        for name in ("best_so_far", "predicted_vs_true"):
+            sections.append((plots[name][0], plots[name][1], image(paths[name], plots[name][0])))
+        if taus:
+            rows = pd.DataFrame({"weak label": [c.removeprefix("weak_") for c in taus],
+                                 "Kendall tau": [taus[c] for c in taus],
+                                 "reading": [_tau_reading(taus[c]) for c in taus]})
+            sections.append(("Weak labels against the truth",
+                             f"Kendall's tau of each weak label against the validation accuracy of the {n_trained} "
+                             "trained cells: 1 = the same order, 0 = unrelated (the label tells the ranker nothing "
+                             "here), -1 = reversed.", frame_table(rows)))
+        sections.append((plots["op_distribution"][0], plots["op_distribution"][1],
+                         image(paths["op_distribution"], plots["op_distribution"][0])))
         sign = -1.0 if mode == "max" else 1.0
-        top = df.assign(_k=sign * df[metric].astype(float)).sort_values("_k", na_position="last").drop(columns="_k").head(top_k)
+        top = df.assign(_k=sign * df[metric].astype(float)).sort_values("_k", na_position="last").head(top_k)
+        keep = [c for c in ("arch", "round", "order", "predicted", metric, "test_acc") if c in top.columns]
+        top = top[keep].assign(**({"round": top["round"] + 1} if "round" in keep else {}))
+        top = top.rename(columns={"arch": "architecture", "order": "trained as #", "predicted": "ranker score",
+                                  metric: f"{metric} %" if metric.endswith("_acc") else metric,
+                                  "test_acc": "test_acc %"})
+        sections.append(("Top architectures of the search",
+                         f"The {len(top)} best NASRank finalists by {metric} at the search fidelity "
+                         "(order: when it was trained; predicted: the ranker's score).", frame_table(top)))
         arts = {k: str(v) for k, v in (artefacts or {}).items()}
         arts.setdefault("results table", str(folder / RESULTS_FILE))
-        page = atomic_write_text(out / "index.html", render_html(
-            title, summary, [(plots[n][0], paths[n]) for n in plots], top, arts))
+        sections.append(("Artefacts", "Files of this run.", kv_table(arts)))
+        page = atomic_write_text(out / "index.html", render_html(title, sections))
     return Report(folder=out, plots=paths, html=page, summary=summary)
+
+
+def _headline(summary: dict, best_meta: dict, metric: str) -> dict:
+    """The summary a person reads first: rounded, named in words."""
+    out: dict = {"best architecture": summary["best_arch"]}
+    if best_meta.get("test_acc") is not None:
+        out["its test accuracy (full fidelity, %)"] = best_meta["test_acc"]
+        out["its validation accuracy (full fidelity, %)"] = best_meta.get(metric)
+        out[f"its {metric} at the search fidelity"] = best_meta.get("search_valid_acc")
+    else:
+        out[f"its {metric}"] = summary[f"best_{metric}"]
+        if "best_test_acc" in summary:
+            out["its test_acc"] = summary["best_test_acc"]
+    rnd = best_meta.get("random_baseline")
+    if rnd:
+        out["random arm's best, retrained: test accuracy (%)"] = rnd.get("test_acc")
+    out["trained from scratch by the search"] = summary["evaluated"]
+    if summary["failed"]:
+        out["of which failed"] = summary["failed"]
+    out["rounds"] = summary["rounds"]
+    out["found at training"] = summary["found_at_training"]
+    out["ranker's Kendall tau, predicted vs true (1 = perfect, 0 = none)"] = summary["kendall_tau_predicted_vs_true"]
+    secs = best_meta.get("step_seconds")
+    if secs:
+        out["step times (s)"] = ", ".join(f"{k} {float(v):.0f}" for k, v in secs.items())
+    return out

@@ -19,7 +19,7 @@ scripts and notebooks), each saved as a PNG.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,13 +75,15 @@ def plot_predicted_vs_true(df: pd.DataFrame, metric: str = "valid_acc", mode: st
     tr = rankdata(-sign * true[ok], method="average")
     tau = kendall_tau(true[ok], pred[ok], mode=mode)
     rounds = df["round"].to_numpy()[ok]
-    sc = ax.scatter(pr, tr, c=rounds, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
+    # one marker colour per round with a legend entry: rounds are a few discrete values
+    for i, r in enumerate(np.unique(rounds)):
+        sel = rounds == r
+        ax.scatter(pr[sel], tr[sel], s=40, color=f"C{i % 10}", edgecolors="k", linewidths=0.4,
+                   label=f"round {int(r) + 1}")
     n = int(ok.sum())
     ax.plot([1, n], [1, n], color="grey", lw=0.8, ls="--", label="perfect ranking")
     ax.invert_xaxis()
     ax.invert_yaxis()
-    if len(np.unique(rounds)) > 1:
-        fig.colorbar(sc, ax=ax, label="round")
     ax.legend(loc="lower right")
     ax.set_title(f"predicted vs true rank of {n} trained archs (Kendall tau = {tau:.2f})")
     return fig
@@ -89,8 +91,11 @@ def plot_predicted_vs_true(df: pd.DataFrame, metric: str = "valid_acc", mode: st
 
 def plot_best_so_far(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max",
                      baseline: Sequence[float] | np.ndarray | None = None,
-                     baseline_label: str = "random search (expected)") -> Figure:
-    """Best ``metric`` after ``n`` trainings; ``baseline[n-1]`` is the baseline's best after ``n``."""
+                     baseline_label: str = "random search (expected)",
+                     compare: Mapping[str, Sequence[float]] | None = None) -> Figure:
+    """Best ``metric`` after ``n`` trainings; ``baseline[n-1]`` is the baseline's best after ``n``;
+    ``compare`` maps a label to another run's per-training values in order (e.g. the random
+    arm), drawn as its own best-so-far curve."""
     check_mode(mode)
     df = check_results(df, metric)
     values = df[metric].to_numpy(dtype=np.float64)
@@ -98,7 +103,7 @@ def plot_best_so_far(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "m
     n = np.arange(1, len(values) + 1)
     fig = _figure()
     ax = fig.add_subplot()
-    ax.step(n, curve, where="post", lw=2, label="this search")
+    ax.step(n, curve, where="post", lw=2, label="this search" if not compare else "NASRank search")
     ok = np.isfinite(values)
     ax.scatter(n[ok], values[ok], s=14, color="grey", alpha=0.6, label="each training", zorder=1)
     if baseline is not None:
@@ -107,6 +112,11 @@ def plot_best_so_far(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "m
             raise ValueError("baseline is empty")
         m = min(b.size, len(values))
         ax.plot(np.arange(1, m + 1), b[:m], ls="--", color="tab:red", lw=1.5, label=baseline_label)
+    for i, (label, vals) in enumerate((compare or {}).items()):
+        v = np.asarray(vals, dtype=np.float64).ravel()
+        if v.size:
+            ax.step(np.arange(1, v.size + 1), best_so_far(v, mode), where="post", lw=2, ls="-.",
+                    color=("tab:orange", "tab:green", "tab:purple")[i % 3], label=label)
     rounds = df["round"].to_numpy()
     for pos in np.flatnonzero(np.diff(rounds) != 0):
         ax.axvline(pos + 1.5, color="lightgrey", lw=0.8, zorder=0)
@@ -138,8 +148,12 @@ def _op_frequencies(space: SearchSpace, archs: Sequence) -> tuple[list[str], lis
 
 def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max", top_k: int = 10,
                          space: SearchSpace | None = None) -> Figure:
-    """Per-edge op frequency among the ``top_k`` archs by ``metric`` (heatmap), and overall op
-    shares of the top archs against all evaluated archs (bars)."""
+    """Per-edge op frequency among the top archs by ``metric`` (heatmap), and overall op shares of
+    the top archs against all evaluated archs (bars).
+
+    The top set is the best quarter of the evaluated archs (at least 1, at most ``top_k``), so
+    it never silently equals every arch: with 8 evaluated it is the top 2.
+    """
     check_mode(mode)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
@@ -157,7 +171,7 @@ def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str 
             raise ValueError(f"results row {i}: arch {s!r} is not in {space!r}: {e}") from None
     order = np.argsort(-(values if mode == "max" else -values)[ok], kind="stable")
     ok_idx = np.flatnonzero(ok)[order]
-    k = min(int(top_k), len(ok_idx))
+    k = min(int(top_k), max(1, len(ok_idx) // 4))
     top = [archs_all[i] for i in ok_idx[:k]]
     names, choices, freq_top = _op_frequencies(space, top)
     _, _, freq_all = _op_frequencies(space, archs_all)
@@ -173,7 +187,7 @@ def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str 
                 ax_h.text(j, i, f"{freq_top[i, j]:.0%}", ha="center", va="center", fontsize=7,
                           color="white" if freq_top[i, j] > 0.6 else "black")
     fig.colorbar(im, ax=ax_h, label="share of top archs")
-    ax_h.set_title(f"op per edge, top {k} by {metric}")
+    ax_h.set_title(f"op per edge, top {k} of {len(ok_idx)} by {metric}")
     share_top = np.nanmean(freq_top, axis=0) if k else np.zeros(len(choices))
     share_all = np.nanmean(freq_all, axis=0)
     x = np.arange(len(choices))

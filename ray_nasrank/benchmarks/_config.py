@@ -21,7 +21,7 @@ class TableConfig:
     Args:
         table: parquet or CSV file.
         space: ``nb201`` (``arch_col`` holds NB201 strings) or ``columns`` (``arch_cols`` are
-            categorical decisions).
+            categorical decisions, ``num_cols`` numeric ones: ``name`` or ``name:log``).
         target: the column to rank or optimise; ``mode`` says whether higher is better.
         weak: weak-label columns.
 
@@ -35,6 +35,8 @@ class TableConfig:
                         "categorical decisions", choices=SPACES)
     arch_col: str = option("arch", "column with NB201 strings (space nb201)")
     arch_cols: list[str] | None = option(None, "comma-separated categorical columns (space columns)")
+    num_cols: list[str] | None = option(None, "comma-separated numeric columns (space columns), ':log' marks a "
+                                        "log-scaled one, e.g. lr:log,wd:log,dropout")
     target: str | None = option(None, "column to rank or optimise", required=True)
     mode: str = option("max", "whether higher or lower target is better", choices=("max", "min"))
     weak: list[str] = option(default_factory=list,
@@ -48,8 +50,17 @@ class TableConfig:
             raise ConfigError(f"unknown `space` {self.space!r}; choose from {list(SPACES)}")
         if self.mode not in ("max", "min"):
             raise ConfigError(f"`mode` must be 'max' or 'min', got {self.mode!r}")
-        if self.space == "columns" and not self.arch_cols:
-            raise ConfigError("`space` columns needs `arch_cols` c1,c2,...")
+        if self.space == "columns" and not (self.arch_cols or self.num_cols):
+            raise ConfigError("`space` columns needs `arch_cols` c1,c2,... (and/or `num_cols` lr:log,...)")
+        if self.num_cols and self.space != "columns":
+            raise ConfigError("`num_cols` needs `space` columns")
+        if self.num_cols:
+            from ._table import parse_num_cols
+
+            try:
+                parse_num_cols(self.num_cols)
+            except ValueError as e:
+                raise ConfigError(f"`num_cols`: {e}") from None
         self.weak = list(self.weak)
 
     def load_table(self) -> "TabularBenchmark":
@@ -57,6 +68,7 @@ class TableConfig:
         from ._table import TabularBenchmark
 
         return TabularBenchmark.from_file(self.table, space=self.space, arch_col=self.arch_col,
-                                          arch_cols=self.arch_cols, target=self.target, mode=self.mode,
+                                          arch_cols=self.arch_cols, num_cols=self.num_cols, target=self.target,
+                                          mode=self.mode,
                                           weak=self.weak)
 

@@ -115,7 +115,8 @@ class RankingBenchConfig(TableConfig):
         """The ``ray-nasrank`` command line of this run."""
         parts = ["--table", str(self.table), "--space", self.space, "--target", self.target, "--mode", self.mode]
         if self.space == "columns":
-            parts += ["--arch-cols", ",".join(self.arch_cols)]
+            parts += ["--arch-cols", ",".join(self.arch_cols)] if self.arch_cols else []
+            parts += ["--num-cols", ",".join(self.num_cols)] if self.num_cols else []
         else:
             parts += ["--arch-col", self.arch_col]
         if self.weak:
@@ -249,7 +250,8 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
     features = weak_feats = None
     if "gbdt" in methods:
         store = feature_store(bench.space, pcfg.features)
-        features = store.flat[store.rows(bench.archs)]
+        rows = store.rows(bench.archs)  # first: encoding them is what fills store.flat
+        features = store.flat[rows]
         if weak:
             weak_feats = np.nan_to_num(normalise_weak(np.stack([weak[k] for k in weak], axis=1), "rank"), nan=0.0)
 
@@ -310,7 +312,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
 
     result = {
         "config": {
-            "table": str(cfg.table), "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols,
+            "table": str(cfg.table), "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols, "num_cols": cfg.num_cols,
             "target": cfg.target, "mode": bench.mode, "weak": list(weak), "intrinsic": list(cfg.intrinsic),
             "labels": cfg.labels,
             "seeds": cfg.seeds, "rows": n, "methods": methods, "threads": cfg.threads,
@@ -336,7 +338,7 @@ def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
     table = Path(cfg.table).resolve()
     st = table.stat()
     key = json.dumps({"table": str(table), "size": st.st_size, "mtime": st.st_mtime_ns, "rows": n_rows,
-                      "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols,
+                      "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols, "num_cols": cfg.num_cols,
                       "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic),
                       "predictor": dataclasses.asdict(pcfg)}, sort_keys=True)
     d = check_writable_dir(cfg.pretrain_cache)

@@ -88,19 +88,25 @@ class TabularBenchmark:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_frame(cls, df: pd.DataFrame, *, space: str | SearchSpace = "nb201", target: str,
-                   arch_col: str = "arch", arch_cols: Sequence[str] | None = None, mode: str = "max",
+                   arch_col: str = "arch", arch_cols: Sequence[str] | None = None,
+                   num_cols: Sequence[str] | None = None, mode: str = "max",
                    weak: Sequence[str] = (), keep: Sequence[str] = ()) -> "TabularBenchmark":
         """Build from a DataFrame.
 
         ``space="nb201"`` reads NB201 strings from ``arch_col``; ``space="columns"`` builds a
-        :class:`CategoricalSpace` from ``arch_cols``. ``weak`` names weak-label columns; ``keep``
-        names further columns to carry along (e.g. latencies).
+        space from ``arch_cols`` (categorical decisions) and ``num_cols`` (numeric ones, ``name``
+        or ``name:log``: an integer column is an integer decision, any other a float one, over
+        the column's range). Table values are the configurations as they are (a float matches
+        its row exactly); a missing or NaN value in a decision column is a ``ValueError`` naming
+        the row and the column. ``weak`` names weak-label columns; ``keep`` names further
+        columns to carry along (e.g. latencies).
         """
         needed = [target, *weak, *keep]
+        numeric = parse_num_cols(num_cols or [])
         if isinstance(space, str) and space == "columns":
-            if not arch_cols:
-                raise ValueError("space 'columns' needs arch_cols (the categorical columns)")
-            needed += list(arch_cols)
+            if not arch_cols and not numeric:
+                raise ValueError("space 'columns' needs arch_cols (categorical columns) or num_cols (numeric ones)")
+            needed += list(arch_cols or []) + [c for c, _ in numeric]
         else:
             needed.append(arch_col)
         missing = [c for c in needed if c not in df.columns]
@@ -121,8 +127,7 @@ class TabularBenchmark:
                 "drop or fill those rows first"
             )
         if isinstance(space, str) and space == "columns":
-            sp: SearchSpace = CategoricalSpace.from_columns({c: df[c].tolist() for c in arch_cols})  # type: ignore[union-attr]
-            archs = [tuple(r) for r in df[list(arch_cols)].itertuples(index=False, name=None)]  # type: ignore[arg-type]
+            sp, archs = _columns_space(df, list(arch_cols or []), numeric)
         else:
             sp = NB201Space() if space == "nb201" else space  # type: ignore[assignment]
             if isinstance(sp, str):
@@ -206,3 +211,63 @@ class TabularBenchmark:
         if self.extra is not None:
             df = pd.concat([df, self.extra], axis=1)
         return df
+
+
+def parse_num_cols(specs: Sequence[str]) -> list[tuple[str, bool]]:
+    """``["lr:log", "dropout"]`` -> ``[("lr", True), ("dropout", False)]``.
+
+    >>> parse_num_cols(["lr:log", "dropout"])
+    [('lr', True), ('dropout', False)]
+    """
+    out = []
+    for spec in specs:
+        name, sep, scale = str(spec).partition(":")
+        if not name or (sep and scale != "log"):
+            raise ValueError(f"numeric column {spec!r}: write 'name' or 'name:log'")
+        out.append((name, scale == "log"))
+    names = [n for n, _ in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"numeric column(s) {dup} given twice")
+    return out
+
+
+def _columns_space(df: pd.DataFrame, cat_cols: list[str], numeric: list[tuple[str, bool]]) -> tuple[SearchSpace, list]:
+    """The space of a table's decision columns and its rows as configurations."""
+    from ray_nasrank.spaces import Decision, Float, Integer
+
+    both = sorted(set(cat_cols) & {c for c, _ in numeric})
+    if both:
+        raise ValueError(f"column(s) {both} are given both as categorical and as numeric")
+    for col in [*cat_cols, *(c for c, _ in numeric)]:
+        missing = df[col].isna().to_numpy()
+        if missing.any():
+            raise ValueError(f"row {int(np.flatnonzero(missing)[0])} has no value in decision column {col!r} "
+                             f"({int(missing.sum())} row(s) in all); fill or drop them first")
+    if not numeric:
+        sp: SearchSpace = CategoricalSpace.from_columns({c: df[c].tolist() for c in cat_cols})
+        return sp, [tuple(r) for r in df[cat_cols].itertuples(index=False, name=None)]
+    decisions = [Decision((str(c),), tuple(sorted(set(df[c].tolist()), key=lambda v: (str(type(v)), v))))
+                 for c in cat_cols]
+    columns: list[list] = [df[c].tolist() for c in cat_cols]
+    for col, log in numeric:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"row {i} of numeric column {col!r} holds {df[col].iloc[i]!r}, not a number")
+        arr = values.to_numpy()
+        if not np.all(np.isfinite(arr)):
+            i = int(np.flatnonzero(~np.isfinite(arr))[0])
+            raise ValueError(f"row {i} of numeric column {col!r} holds {arr[i]!r}, not a finite number")
+        if log and arr.min() <= 0:
+            i = int(np.argmin(arr))
+            raise ValueError(f"numeric column {col!r} is marked ':log' but row {i} holds {arr[i]!r} (must be > 0)")
+        if pd.api.types.is_integer_dtype(values):
+            dom = Integer(int(arr.min()), int(arr.max()), log=log)
+            columns.append([int(v) for v in arr])
+        else:
+            dom = Float(float(arr.min()), float(arr.max()), log=log)
+            columns.append([float(v) for v in arr])  # the table's own floats: rows match exactly
+        decisions.append(Decision((str(col),), dom))
+    return SearchSpace(decisions, name="columns"), [tuple(r) for r in zip(*columns)]

@@ -75,6 +75,8 @@ class FeatureStore:
         self._cat.clear()
 
     def _concat(self, name: str, parts: list[np.ndarray]) -> np.ndarray:
+        if not parts:  # nothing encoded yet: an empty matrix of the right width
+            return np.zeros((0, self.flat_dim), dtype=np.float32) if name == "flat" else np.zeros((0,), np.float32)
         if name not in self._cat:
             self._cat[name] = np.concatenate(parts, axis=0)
         return self._cat[name]

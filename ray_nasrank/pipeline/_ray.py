@@ -128,14 +128,40 @@ class _TrialProgress(tune.Callback):
             self._bar.close()
 
 
-def _finalist_trainable(config: dict, splits: Any, train: dict) -> None:
-    """Train one finalist from scratch on the pipeline's splits; report every epoch, then test."""
+def share_splits(splits: Any) -> dict:
+    """The splits as numpy arrays in Ray's object store, as ``{"ref": ObjectRef}`` (Tune's
+    ``with_parameters`` passes the reference on): trial workers then map the arrays without a
+    copy, so a node holds the data once, not once per trial, and the driver can drop its own."""
+    parts = {n: (getattr(splits, n).x.cpu().numpy(), getattr(splits, n).y.cpu().numpy())
+             for n in ("train", "valid", "test")}
+    return {"ref": ray.put({"parts": parts, "num_classes": splits.num_classes, "name": splits.name})}
+
+
+def open_splits(shared: dict) -> Any:
+    """:class:`~ray_nasrank.data.DatasetSplits` over the arrays of :func:`share_splits` (no copy)."""
+    import warnings
+
+    import torch
+
+    from ray_nasrank.data import DatasetSplits, TensorSplit
+
+    blob = ray.get(shared["ref"])
+    with warnings.catch_warnings():
+        # the arrays live read-only in the object store; training never writes into its data
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        parts = {n: TensorSplit(torch.from_numpy(x), torch.from_numpy(y)) for n, (x, y) in blob["parts"].items()}
+    return DatasetSplits(parts["train"], parts["valid"], parts["test"], blob["num_classes"], blob["name"])
+
+
+def _finalist_trainable(config: dict, splits: dict, train: dict) -> None:
+    """Train one finalist from scratch on the pipeline's shared splits; report, then test."""
     import torch
 
     from ray_nasrank.training import TrainConfig, train_arch
 
     torch.set_num_threads(1)  # one CPU per trial: concurrent trials must not oversubscribe
     arch = SPACE.validate(config["arch"])
+    splits = open_splits(splits)
 
     def report(epoch: int, metrics: dict) -> None:
         if METRIC in metrics:
@@ -159,14 +185,15 @@ def finalist_train_config(cfg: PipelineConfig, final: bool = False) -> dict:
                        channels_last=cfg.device == "cpu").to_dict()
 
 
-def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: Any, train: dict, num_samples: int,
+def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict, num_samples: int,
            desc: str, search_alg: Any = None, param_space: dict | None = None):
-    """A fresh Tuner for ``out/name``, or the restored one when that folder holds an experiment."""
+    """A fresh Tuner for ``out/name``, or the restored one when that folder holds an experiment.
+    ``splits``: from :func:`share_splits`."""
     from ray.tune import RunConfig, TuneConfig, Tuner
 
     path = out.resolve() / name
     trainable = tune.with_resources(
-        tune.with_parameters(_finalist_trainable, splits=splits.to("cpu"), train=train),
+        tune.with_parameters(_finalist_trainable, splits=splits, train=train),
         {"cpu": 1, "gpu": 1 if cfg.device.startswith("cuda") else 0})
     if Tuner.can_restore(str(path)):
         return Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)

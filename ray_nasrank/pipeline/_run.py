@@ -138,20 +138,24 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
                 record("ranker", s["seconds"])
             else:
                 ranker = RankPredictor.load(p["ranker"])
+            shared = _ray.share_splits(splits)
+            # the full-fidelity data goes to the object store now; the driver keeps no copy
+            shared_final = _ray.share_splits(final_splits)
+            del final_splits
             with step("search (Tune, NASRank)", cfg.progress) as s:
-                trials = _ray.run_tune(cfg, out, splits, pool, weak, ranker)
+                trials = _ray.run_tune(cfg, out, shared, pool, weak, ranker)
             ran.append("tune")
             record("search", s["seconds"])
             random_trials = None
             if cfg.baseline == "random":
                 with step("random arm (Tune, same recipe)", cfg.progress) as s:
-                    random_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_random"], splits,
+                    random_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_random"], shared,
                                                   random_draws(cfg, list(weak["arch"])), False, "random arm")
                 ran.append("random")
                 record("random_arm", s["seconds"])
             winners = final_candidates(trials, random_trials)
             with step("retraining the winner(s) at full fidelity (Tune)", cfg.progress) as s:
-                final_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_final"], final_splits,
+                final_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_final"], shared_final,
                                              list(dict.fromkeys(winners.values())), True, "full-fidelity retraining")
             ran.append("final")
             record("final", s["seconds"])

@@ -143,11 +143,16 @@ class _InterruptAt:
     """Tune callback: SIGINT (graceful Ctrl-C) once the experiment holds ``k`` finished trials.
 
     ``k`` is read from a file at each completion, because Tune restores callbacks from the
-    pickle it made when the Tuner was built, so state kept on the object would be stale.
+    pickle it made when the Tuner was built, so state kept on the object would be stale. Before
+    the signal it creates the ``hold`` file, which keeps every trial that has not reported yet
+    from reporting (see :func:`_gated_table_trainable`): however long Tune takes to act on the
+    signal, at most the trials already done can finish in this segment, so where the
+    interruption lands does not depend on timing or load.
     """
 
-    def __init__(self, control: str) -> None:
+    def __init__(self, control: str, hold: str) -> None:
         self.control = control
+        self.hold = hold
 
     def __call__(self, trials: list) -> None:
         p = Path(self.control)
@@ -157,15 +162,28 @@ class _InterruptAt:
         done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
         if 0 < target <= done:
             p.write_text("0")  # fire once per segment
+            Path(self.hold).touch()
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def _make_callback(control: str):
+def _gated_table_trainable(config: dict, bench: Any, sleep_s: float, hold: str) -> None:
+    """The table trainable, waiting (up to 5 min) while the ``hold`` file exists."""
+    import time
+
+    from ray_nasrank.integrations.tune._trainables import _table_trainable
+
+    deadline = time.monotonic() + 300
+    while os.path.exists(hold) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _table_trainable(config, bench=bench, sleep_s=sleep_s)
+
+
+def _make_callback(control: str, hold: str):
     from ray import tune
 
     class InterruptCallback(tune.Callback):
         def __init__(self) -> None:
-            self.interrupt = _InterruptAt(control)
+            self.interrupt = _InterruptAt(control, hold)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.interrupt(trials)
@@ -185,17 +203,19 @@ def tune_interrupt(budget: int = 20, fractions: Sequence[float] = EVERY_10_PERCE
     """
     from ray import tune
 
-    from ray_nasrank.integrations.tune import NASRankSearcher, make_table_trainable
+    from ray_nasrank.integrations.tune import NASRankSearcher
 
     log = CaseLog("interrupt_tune")
     bench = reliability_bench(use_shared)
     metric = bench.target_name
     stops = checkpoints(budget, fractions)
-    trainable = make_table_trainable(bench, sleep_s=sleep_s)
     own_tmp = tempfile.TemporaryDirectory(prefix="rn_rel_tune_") if storage is None else None
     root = Path(storage or own_tmp.name)
     root.mkdir(parents=True, exist_ok=True)
     control = root / "interrupt_at.txt"
+    hold = root / "hold"
+    hold.unlink(missing_ok=True)
+    trainable = tune.with_parameters(_gated_table_trainable, bench=bench, sleep_s=float(sleep_s), hold=str(hold))
     segments: list[dict[str, tuple]] = []
     try:
         with log.case(f"tune {strategy}: budget {budget}, SIGINT at {stops}", timeout_s=120 + 45 * (len(stops) + 1)) as c:
@@ -207,7 +227,7 @@ def tune_interrupt(budget: int = 20, fractions: Sequence[float] = EVERY_10_PERCE
                 tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget,
                                             max_concurrent_trials=concurrency, reuse_actors=True),
                 run_config=tune.RunConfig(name="interrupted", storage_path=str(root), verbose=0,
-                                          callbacks=[_make_callback(str(control))]),
+                                          callbacks=[_make_callback(str(control), str(hold))]),
             )
             results = tuner.fit()
             path = str(root / "interrupted")
@@ -222,6 +242,7 @@ def tune_interrupt(budget: int = 20, fractions: Sequence[float] = EVERY_10_PERCE
                 # trials finishing together can overshoot a mark: aim at the next one ahead
                 ahead = [k for k in stops if k > ends[-1]]
                 control.write_text(str(ahead[0]) if ahead else "0")
+                hold.unlink(missing_ok=True)  # held trials go on after the restore
                 results = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True).fit()
                 restores += 1
             for k in stops:

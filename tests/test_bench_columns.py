@@ -87,3 +87,18 @@ def test_a_large_categorical_table_without_weak_labels_ranks(tmp_path):
     assert main(["bench", "ranking", "--table", str(path), "--space", "columns", "--arch-cols", cols, "--target", "acc",
                  "--labels", "20", "--seeds", "1", "--ensemble", "1", "--quiet", "--out", str(out)]) == 0
     assert "gbdt" in json.loads(out.read_text())["methods"]
+
+
+def test_bench_overhead_writes_construction_first_proposal_memory_and_per_trial_time(tmp_path, capsys):
+    out = tmp_path / "o.json"
+    assert main(["bench", "overhead", "--decisions", "30", "--options", "128", "--kinds", "categorical,mixed",
+                 "--strategies", "nasrank,rea", "--trials", "8", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["command"].startswith("ray-nasrank bench overhead --decisions 30 --options 128")
+    assert len(res["runs"]) == 4
+    for r in res["runs"]:
+        assert r["trials"] == 8 and r["searcher_s_per_trial"] > 0
+        # no enumeration: a 30 x 128 space builds and proposes without touching its 1e63 configs
+        assert r["peak_traced_mb"] < 300
+    assert "mixed 30x128" in capsys.readouterr().out
+    assert main(["bench", "overhead", "--kinds", "graph", "--out", str(out)]) == 2

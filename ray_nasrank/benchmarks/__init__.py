@@ -9,6 +9,7 @@ from ray_nasrank import metrics
 
 from ._config import TableConfig
 from ._fit_time import FitTimeBenchConfig, bench_fit_time
+from ._overhead import OverheadBenchConfig, bench_overhead
 from ._proxies import ProxiesBenchConfig, bench_proxies, format_proxies_summary
 from ._ranking import RankingBenchConfig, bench_ranking, markdown_table
 from ._ranking import format_summary as format_ranking_summary
@@ -18,4 +19,5 @@ from ._table import TabularBenchmark, find_shared_data, read_table
 __all__ = ["TabularBenchmark", "find_shared_data", "read_table", "metrics", "TableConfig",
            "RankingBenchConfig", "bench_ranking", "format_ranking_summary", "markdown_table",
            "SearchBenchConfig", "bench_search", "ProxiesBenchConfig", "bench_proxies",
-           "format_proxies_summary", "FitTimeBenchConfig", "bench_fit_time"]
+           "format_proxies_summary", "FitTimeBenchConfig", "bench_fit_time", "OverheadBenchConfig",
+           "bench_overhead"]

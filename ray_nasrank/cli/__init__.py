@@ -27,7 +27,7 @@ from ray_nasrank._config import CLI, field_default
 #: top-level commands and the modules that define them
 COMMANDS: tuple[str, ...] = ("search", "report")
 #: ``ray-nasrank bench <name>`` benchmarks
-BENCHMARKS: tuple[str, ...] = ("ranking", "supernet", "search", "reliability", "proxies", "fit-time")
+BENCHMARKS: tuple[str, ...] = ("ranking", "supernet", "search", "reliability", "proxies", "fit-time", "overhead")
 
 EXIT_BAD_INPUT = 2
 

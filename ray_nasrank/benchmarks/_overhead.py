@@ -40,7 +40,7 @@ class OverheadBenchConfig:
     >>> OverheadBenchConfig(out="o.json", kinds=["graph"])
     Traceback (most recent call last):
     ...
-    ray_nasrank._checks.ConfigError: unknown `kinds` ['graph']; choose from ['categorical', 'mixed']
+    ray_nasrank._checks.ConfigError: unknown kinds ['graph']; choose from ['categorical', 'mixed']
     """
 
     decisions: list[int] = option(default_factory=lambda: [5, 10, 30], help="numbers of decisions, comma-separated")

@@ -33,22 +33,50 @@ def _pair(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max") -> tuple[np.
         raise ValueError(f"y_true holds {int((~np.isfinite(t)).sum())} NaN/inf value(s)")
     if not np.all(np.isfinite(s)):
         raise ValueError(f"y_score holds {int((~np.isfinite(s)).sum())} NaN/inf value(s)")
-    if mode == "min":
+    if check_mode(mode) == "min":
         t, s = -t, -s
-    elif mode != "max":
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
     return t, s
 
 
 def kendall_tau(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max") -> float:
-    """Kendall's tau-b (scipy). Returns 0.0 when either side is constant."""
+    """Kendall's tau-b (scipy) between the true values and the scores.
+
+    Args:
+        y_true: the true values.
+        y_score: the predicted scores of the same items, in the same order.
+        mode: ``max`` when higher true values are better, ``min`` when lower are.
+
+    Returns:
+        Tau in ``[-1, 1]``; 0.0 when either side is constant.
+
+    Raises:
+        ValueError: different lengths, an empty set, NaN/inf values or an unknown ``mode``.
+
+    >>> kendall_tau([1, 2, 3], [10, 30, 20])
+    0.333...
+    """
     t, s = _pair(y_true, y_score, mode)
     tau = stats.kendalltau(t, s).statistic
     return 0.0 if math.isnan(tau) else float(tau)
 
 
 def spearman(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max") -> float:
-    """Spearman's rho (scipy). Returns 0.0 when either side is constant."""
+    """Spearman's rho (scipy) between the true values and the scores.
+
+    Args:
+        y_true: the true values.
+        y_score: the predicted scores of the same items, in the same order.
+        mode: ``max`` when higher true values are better, ``min`` when lower are.
+
+    Returns:
+        Rho in ``[-1, 1]``; 0.0 when either side is constant.
+
+    Raises:
+        ValueError: different lengths, an empty set, NaN/inf values or an unknown ``mode``.
+
+    >>> spearman([1, 2, 3], [10, 20, 30])
+    1.0
+    """
     t, s = _pair(y_true, y_score, mode)
     rho = stats.spearmanr(t, s).statistic
     return 0.0 if math.isnan(rho) else float(rho)
@@ -56,7 +84,17 @@ def spearman(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max") -> float:
 
 def acenas_relevance(y_true: ArrayLike, mode: str = "max", levels: float = 20.0,
                      quantile: float = 0.2) -> np.ndarray:
-    """AceNAS graded relevance in ``[0, levels]`` (see module docstring)."""
+    """AceNAS graded relevance in ``[0, levels]`` (see the module docstring).
+
+    Args:
+        y_true: the true values.
+        mode: ``max`` when higher is better, ``min`` when lower is.
+        levels: the relevance of the best item.
+        quantile: items at or below this quantile get relevance 0.
+
+    Returns:
+        One relevance per item (all 0 when the values are constant).
+    """
     t = np.asarray(y_true, dtype=np.float64).ravel()
     if mode == "min":
         t = -t
@@ -68,11 +106,31 @@ def acenas_relevance(y_true: ArrayLike, mode: str = "max", levels: float = 20.0,
 
 
 def ranking_order(y_score: np.ndarray) -> np.ndarray:
-    """Indices of items from best to worst score, stable for ties."""
+    """Indices of items from best to worst score, stable for ties.
+
+    Args:
+        y_score: one score per item, higher is better.
+
+    Returns:
+        The item indices, best first.
+
+    >>> ranking_order([0.2, 0.9, 0.2]).tolist()
+    [1, 0, 2]
+    """
     return np.argsort(-np.asarray(y_score, dtype=np.float64), kind="stable")
 
 
 def dcg_at_k(relevance: np.ndarray, order: np.ndarray, k: int) -> float:
+    """Discounted cumulative gain of the first ``k`` items of ``order``.
+
+    Args:
+        relevance: graded relevance of every item (see :func:`acenas_relevance`).
+        order: item indices, best-ranked first (see :func:`ranking_order`).
+        k: how many top items count.
+
+    Returns:
+        ``sum((2**rel - 1) / log2(rank + 1))`` over the top ``k``.
+    """
     top = relevance[order[:k]]
     gains = np.power(2.0, top) - 1.0
     discounts = np.log2(np.arange(2, top.size + 2))
@@ -81,7 +139,21 @@ def dcg_at_k(relevance: np.ndarray, order: np.ndarray, k: int) -> float:
 
 def ndcg_at_k(y_true: ArrayLike, y_score: ArrayLike, k: int, mode: str = "max",
               relevance: np.ndarray | None = None) -> float:
-    """NDCG@k with AceNAS relevance (or a relevance vector you pass)."""
+    """NDCG@k with AceNAS relevance (or a relevance vector you pass).
+
+    Args:
+        y_true: the true values.
+        y_score: the predicted scores of the same items, in the same order.
+        mode: ``max`` when higher true values are better, ``min`` when lower are.
+        k: how many top-scored items count.
+        relevance: graded relevance per item (default: :func:`acenas_relevance` of ``y_true``).
+
+    Returns:
+        DCG of the scores' top ``k`` over the ideal DCG, in ``[0, 1]`` (0.0 when no item is relevant).
+
+    Raises:
+        ValueError: ``k < 1``, or inputs as in :func:`kendall_tau`.
+    """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     t, s = _pair(y_true, y_score, mode)
@@ -93,7 +165,20 @@ def ndcg_at_k(y_true: ArrayLike, y_score: ArrayLike, k: int, mode: str = "max",
 
 
 def precision_at_k(y_true: ArrayLike, y_score: ArrayLike, k: int, mode: str = "max") -> float:
-    """Share of the predicted top-k that is in the true top-k (true ties at the cut count)."""
+    """Share of the predicted top-k that is in the true top-k (true ties at the cut count).
+
+    Args:
+        y_true: the true values.
+        y_score: the predicted scores of the same items, in the same order.
+        mode: ``max`` when higher true values are better, ``min`` when lower are.
+        k: size of the top (at most the number of items).
+
+    Returns:
+        A share in ``[0, 1]``.
+
+    Raises:
+        ValueError: different lengths, an empty set, NaN/inf values or an unknown ``mode``.
+    """
     t, s = _pair(y_true, y_score, mode)
     k = min(k, t.size)
     threshold = np.sort(t)[::-1][k - 1]
@@ -102,20 +187,46 @@ def precision_at_k(y_true: ArrayLike, y_score: ArrayLike, k: int, mode: str = "m
 
 
 def best_in_top_k(y_true: ArrayLike, y_score: ArrayLike, k: int, mode: str = "max") -> float:
-    """The best true value among the ``k`` top-scored items (in the caller's units)."""
+    """The best true value among the ``k`` top-scored items (in the caller's units).
+
+    Args:
+        y_true: the true values.
+        y_score: the predicted scores of the same items, in the same order.
+        mode: ``max`` when higher true values are better, ``min`` when lower are.
+        k: how many top-scored items are looked at.
+
+    Returns:
+        The largest (``max``) or smallest (``min``) true value among them.
+
+    Raises:
+        ValueError: different lengths, an empty set, NaN/inf values or an unknown ``mode``.
+
+    >>> best_in_top_k([90.0, 94.0, 92.0], [0.1, 0.2, 0.9], k=1)
+    92.0
+    """
     t, s = _pair(y_true, y_score, mode)
     best = float(np.max(t[ranking_order(s)[:k]]))
     return -best if mode == "min" else best
 
 
 def regret(y_true: ArrayLike, found: float, mode: str = "max") -> float:
-    """How far ``found`` is from the optimum of ``y_true`` (>= 0)."""
+    """How far ``found`` is from the optimum of ``y_true`` (>= 0).
+
+    Args:
+        y_true: the true values (NaN ignored).
+        found: the value a search reached.
+        mode: ``max`` when higher is better, ``min`` when lower is.
+
+    Returns:
+        ``max(y_true) - found`` (``found - min(y_true)`` for ``min``).
+
+    Raises:
+        ValueError: an unknown ``mode``.
+    """
     t = np.asarray(y_true, dtype=np.float64)
-    if mode == "max":
+    if check_mode(mode) == "max":
         return float(np.nanmax(t) - found)
-    if mode == "min":
-        return float(found - np.nanmin(t))
-    raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    return float(found - np.nanmin(t))
 
 
 def best_so_far(values: Sequence[float | None] | np.ndarray, mode: str = "max") -> np.ndarray:
@@ -146,7 +257,20 @@ def best_so_far(values: Sequence[float | None] | np.ndarray, mode: str = "max") 
 
 def ranking_report(y_true: ArrayLike, y_score: ArrayLike, mode: str = "max",
                    ks: Sequence[int] = (10, 50)) -> dict[str, float]:
-    """The standard set: Kendall tau, Spearman, NDCG@k and best-in-top-k for each k."""
+    """The standard set: Kendall tau, Spearman, NDCG@k and best-in-top-k for each k.
+
+    Args:
+        y_true: the true values.
+        y_score: the predicted scores of the same items, in the same order.
+        mode: ``max`` when higher true values are better, ``min`` when lower are.
+        ks: the cut-offs of NDCG and best-in-top-k.
+
+    Returns:
+        ``{"kendall_tau", "spearman", "ndcg@<k>", "best_in_top<k>"}`` -> value.
+
+    Raises:
+        ValueError: different lengths, an empty set, NaN/inf values or an unknown ``mode``.
+    """
     out = {"kendall_tau": kendall_tau(y_true, y_score, mode), "spearman": spearman(y_true, y_score, mode)}
     for k in ks:
         out[f"ndcg@{k}"] = ndcg_at_k(y_true, y_score, k, mode)

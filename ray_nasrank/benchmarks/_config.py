@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ray_nasrank._checks import ConfigError
+from ray_nasrank._checks import ConfigError, check_mode
 from ray_nasrank._config import option
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -17,6 +17,9 @@ SPACES = ("nb201", "columns")
 @dataclass
 class TableConfig:
     """Which table a benchmark reads, how its rows name architectures, and its target.
+
+    The fields of this and every benchmark config are :func:`~ray_nasrank._config.option` fields:
+    each one's help text is also its command-line flag's (``ray-nasrank bench <name> --help``).
 
     Args:
         table: parquet or CSV file.
@@ -48,8 +51,7 @@ class TableConfig:
                 raise ConfigError(f"`{key}` is required")
         if self.space not in SPACES:
             raise ConfigError(f"unknown `space` {self.space!r}; choose from {list(SPACES)}")
-        if self.mode not in ("max", "min"):
-            raise ConfigError(f"`mode` must be 'max' or 'min', got {self.mode!r}")
+        check_mode(self.mode)
         if self.space == "columns" and not (self.arch_cols or self.num_cols):
             raise ConfigError("`space` columns needs `arch_cols` c1,c2,... (and/or `num_cols` lr:log,...)")
         if self.num_cols and self.space != "columns":

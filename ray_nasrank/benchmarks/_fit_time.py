@@ -69,6 +69,9 @@ class FitTimeBenchConfig(TableConfig):
 def bench_fit_time(config: FitTimeBenchConfig) -> dict:
     """Time the refits of ``config`` and write the JSON to ``config.out`` (when set).
 
+    Args:
+        config: the run.
+
     Returns:
         :func:`ray_nasrank.predictor.timing.fit_time`'s dict plus the table settings.
     """

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ray_nasrank._checks import check_mode
 from ray_nasrank.spaces import Arch, CategoricalSpace, NB201Space, SearchSpace
 
 #: where the project's reference data lives when run from a checkout beside ../shared
@@ -19,7 +20,11 @@ DEFAULT_DATA_DIRS = ("../shared/data", "shared/data")
 def find_shared_data(name: str = "nb201/nb201_cifar10.parquet") -> Path | None:
     """Locate a file of the shared benchmark data: ``$NASRANK_DATA`` first, then ../shared/data.
 
-    Returns ``None`` when it is absent (tests skip on that).
+    Args:
+        name: the file's path below the data folder.
+
+    Returns:
+        Its path, or ``None`` when it is absent (tests skip on that).
     """
     roots = []
     if os.environ.get("NASRANK_DATA"):
@@ -34,7 +39,18 @@ def find_shared_data(name: str = "nb201/nb201_cifar10.parquet") -> Path | None:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a parquet or CSV file, with an error that names the file."""
+    """Read a parquet or CSV (or TSV) file, with an error that names the file.
+
+    Args:
+        path: a ``.parquet``/``.pq``, ``.csv``/``.txt`` or ``.tsv`` file.
+
+    Returns:
+        The table.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: an unsupported suffix.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"table {str(p)!r} does not exist")
@@ -51,6 +67,20 @@ class TabularBenchmark:
     """Architectures with a measured target: an oracle that counts its queries.
 
     Build it with :meth:`from_frame` or :meth:`from_file`:
+
+    Attributes:
+        space: the search space of the rows.
+        archs: one architecture per row.
+        targets: the measured target of each row.
+        mode: ``max`` when a higher target is better, ``min`` when lower is.
+        target_name: the target column's name.
+        weak: weak-label columns by name, aligned to ``archs``.
+        extra: further columns kept along (``keep=``).
+        queries: how many times :meth:`evaluate` was called since the last :meth:`reset`.
+
+    Raises:
+        ValueError: an unknown mode, archs and targets of different lengths, no rows, or an
+            architecture listed twice (the error names it and both rows).
 
     >>> import pandas as pd
     >>> df = pd.DataFrame({"k": [3, 5, 3, 5], "w": [8, 8, 16, 16], "acc": [0.5, 0.6, 0.7, 0.9]})
@@ -69,8 +99,7 @@ class TabularBenchmark:
     queries: int = 0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        check_mode(self.mode)
         self.targets = np.asarray(self.targets, dtype=np.float64)
         if len(self.archs) != len(self.targets):
             raise ValueError(f"{len(self.archs)} archs but {len(self.targets)} targets")
@@ -93,13 +122,29 @@ class TabularBenchmark:
                    weak: Sequence[str] = (), keep: Sequence[str] = ()) -> "TabularBenchmark":
         """Build from a DataFrame.
 
-        ``space="nb201"`` reads NB201 strings from ``arch_col``; ``space="columns"`` builds a
-        space from ``arch_cols`` (categorical decisions) and ``num_cols`` (numeric ones, ``name``
-        or ``name:log``: an integer column is an integer decision, any other a float one, over
-        the column's range). Table values are the configurations as they are (a float matches
-        its row exactly); a missing or NaN value in a decision column is a ``ValueError`` naming
-        the row and the column. ``weak`` names weak-label columns; ``keep`` names further
-        columns to carry along (e.g. latencies).
+        ``space="columns"`` builds a space from ``arch_cols`` (categorical decisions) and
+        ``num_cols`` (numeric ones, ``name`` or ``name:log``: an integer column is an integer
+        decision, any other a float one, over the column's range). Table values are the
+        configurations as they are (a float matches its row exactly).
+
+        Args:
+            df: one row per architecture.
+            space: ``"nb201"`` reads NB201 strings from ``arch_col``; ``"columns"`` builds a space
+                from ``arch_cols`` and ``num_cols``; or a :class:`SearchSpace`.
+            target: the column to rank or optimise.
+            arch_col: the column of NB201 strings.
+            arch_cols: the categorical decision columns (``space="columns"``).
+            num_cols: the numeric decision columns, ``name`` or ``name:log`` (``space="columns"``).
+            mode: ``max`` when a higher target is better, ``min`` when lower is.
+            weak: weak-label columns.
+            keep: further columns to carry along (e.g. latencies).
+
+        Returns:
+            The benchmark.
+
+        Raises:
+            ValueError: a missing column, a malformed or duplicate architecture, a missing or NaN
+                value in a decision column or the target (the error names the row and column).
         """
         needed = [target, *weak, *keep]
         numeric = parse_num_cols(num_cols or [])
@@ -147,12 +192,33 @@ class TabularBenchmark:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **kwargs: Any) -> "TabularBenchmark":
+        """Build from a parquet or CSV file (see :func:`read_table` and :meth:`from_frame`).
+
+        Args:
+            path: the table file.
+            **kwargs: the arguments of :meth:`from_frame`.
+
+        Returns:
+            The benchmark.
+        """
         return cls.from_frame(read_table(path), **kwargs)
 
     @classmethod
     def nb201(cls, path: str | os.PathLike | None = None, target: str = "test_acc",
               weak: Sequence[str] = ("supernet_oneshot_acc", "supernet_fewshot_acc")) -> "TabularBenchmark":
-        """The shared NB201 CIFAR-10 table (``$NASRANK_DATA`` or ../shared/data)."""
+        """The shared NB201 CIFAR-10 table (``$NASRANK_DATA`` or ../shared/data).
+
+        Args:
+            path: the table (default: found by :func:`find_shared_data`).
+            target: the target column.
+            weak: the weak-label columns.
+
+        Returns:
+            The benchmark.
+
+        Raises:
+            FileNotFoundError: the table is not there (the error says how to point to it).
+        """
         p = Path(path) if path else find_shared_data()
         if p is None:
             raise FileNotFoundError(

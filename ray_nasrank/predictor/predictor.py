@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ray_nasrank._checks import check_mode
 from ray_nasrank._config import known_fields
 from ray_nasrank.metrics import acenas_relevance
 from ray_nasrank.spaces import SearchSpace
@@ -296,8 +297,7 @@ class RankPredictor:
     # ------------------------------------------------------------------ fine-tuning
     def fit(self, archs: Sequence[Any], y: Sequence[float] | np.ndarray, mode: str = "max") -> "RankPredictor":
         """Fine-tune on true labels ``y`` of ``archs`` (``mode='min'``: lower is better)."""
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        check_mode(mode)
         if isinstance(archs, (str, dict)):
             raise TypeError("pass a list of architectures, not a single one")
         archs = list(archs)

@@ -46,7 +46,20 @@ STATE_VERSION = 1
 
 
 def as_value(value: Any) -> float | None:
-    """A told value as a finite float, or ``None`` for a failed trial (None, NaN, +-inf)."""
+    """A told value as a finite float, or ``None`` for a failed trial (None, NaN, +-inf).
+
+    Args:
+        value: what a trial reported.
+
+    Returns:
+        ``float(value)``, or ``None`` for a failure.
+
+    Raises:
+        TypeError: not a real number (a bool or a string is not one).
+
+    >>> as_value(91.5), as_value(float("nan")), as_value(None)
+    (91.5, None, None)
+    """
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
@@ -58,10 +71,18 @@ def as_value(value: Any) -> float | None:
 class Strategy(abc.ABC):
     """Ask/tell search over a :class:`~ray_nasrank.spaces.SearchSpace`.
 
-    ``candidates`` restricts proposals to a finite pool (e.g. the archs of a tabular benchmark);
-    by default the whole space is searched. ``mode`` says whether told values are maximised or
-    minimised. Subclasses implement :meth:`_propose` and may react to results in
-    :meth:`_observe`; all de-duplication, queueing and state handling happens here.
+    Subclasses implement :meth:`_propose` and may react to results in :meth:`_observe`; all
+    de-duplication, queueing and state handling happens here.
+
+    Args:
+        space: the search space.
+        seed: seed of every random choice (``None``: not reproducible).
+        mode: ``max`` when higher told values are better, ``min`` when lower are.
+        candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+
+    Raises:
+        TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`, or ``seed`` not an int.
+        ValueError: an unknown ``mode``, an empty ``candidates`` or one outside the space.
     """
 
     #: registry name (``make_strategy``)

@@ -81,6 +81,13 @@ def search_predictor_config(space: SearchSpace, **overrides: Any):
     should override the weak ones, which are least reliable exactly at the top. The trust blend
     of the ranking default (``trust="cv"``) is off here: the search's figures were measured
     without it, and its exploration reads the fine-tuned ensemble's spread.
+
+    Args:
+        space: the search space.
+        **overrides: ``PredictorConfig`` fields to change.
+
+    Returns:
+        The ``PredictorConfig``.
     """
     from ray_nasrank.predictor import PredictorConfig
     from ray_nasrank.spaces import NB201Space
@@ -92,8 +99,15 @@ def search_predictor_config(space: SearchSpace, **overrides: Any):
 
 
 def default_intrinsic(space: SearchSpace) -> tuple[str, ...]:
-    """The intrinsic pretraining labels NASRank adds by default: params, FLOPs and SynFlow for NB201
-    cells (computed by the package itself, :func:`~ray_nasrank.search.intrinsic_weak`), none elsewhere."""
+    """The intrinsic pretraining labels NASRank adds by default.
+
+    Args:
+        space: the search space.
+
+    Returns:
+        ``("params", "flops", "synflow")`` for NB201 cells (computed by the package itself,
+        :func:`~ray_nasrank.search.intrinsic_weak`), ``()`` elsewhere.
+    """
     from ray_nasrank.spaces import NB201Space
 
     return INTRINSIC if isinstance(space, NB201Space) else ()
@@ -102,26 +116,49 @@ def default_intrinsic(space: SearchSpace) -> tuple[str, ...]:
 class NASRankStrategy(Strategy):
     """Predictor-driven batches of the top predicted unseen candidates.
 
-    ``weak``: weak labels of the candidates (dict of arrays aligned to ``candidates``, one
-    array, or a callable ``archs -> dict``); ``predictor``: a ``PredictorConfig`` (a new predictor
-    is pretrained here) or a ``RankPredictor`` (cloned; if it is already pretrained, e.g. shared
-    by several seeds of a benchmark, pretraining is skipped). ``batch_size`` archs are planned
-    per round (``first_batch`` for the first, with ``first_explore`` of it explored: weak labels
-    are often least reliable at the very top), and the predictor is re-fitted once
-    ``refit_every`` (default ``batch_size``) new labels arrived. ``intrinsic_weak`` names
-    intrinsic labels added to ``weak`` as pretraining targets (default: ``("params", "flops",
-    "synflow")`` on NB201, none on other spaces; ``()`` switches them off; used even without
-    ``weak``, so an NB201 search with no weak labels still starts from a pretrained ranking);
-    ``prior_intrinsic`` lets them shape the op-distribution prior too; ``first_diverse`` takes
-    the first batch's exploited cells from distinct op-count vectors. Without a finite
-    ``candidates`` pool the whole space is ranked when it is finite with at most 2**20 archs.
-    Any other space (continuous, mixed, conditional or huge) is searched through candidates drawn
-    each round: ``n_candidates`` prior samples plus ``local_moves`` moves (categorical switches,
-    numeric steps in the transformed space) around each of the ``local_parents`` best configs;
-    the predictor ranks the whole configs, and weak labels, if any, are computed on a seeded
-    prior sample of ``pool_size`` (default 2,000) configs for pretraining. ``torch_threads``
-    bounds the torch threads of pretraining, refits and scoring (``None``: leave them as they
-    are; the Tune and Optuna drivers pass 1) and restores the previous count after.
+    Without a finite ``candidates`` pool the whole space is ranked when it is finite with at most
+    2**20 archs. Any other space (continuous, mixed, conditional or huge) is searched through
+    candidates drawn each round: ``n_candidates`` prior samples plus ``local_moves`` moves
+    (categorical switches, numeric steps in the transformed space) around each of the
+    ``local_parents`` best configs; the predictor ranks the whole configs.
+
+    Args:
+        space: the search space.
+        seed: seed of every random choice (``None``: not reproducible).
+        mode: ``max`` when higher told values are better, ``min`` when lower are.
+        candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        weak: weak labels of the candidates: a dict of arrays aligned to ``candidates``, one
+            array, or a callable ``archs -> dict``.
+        predictor: a ``PredictorConfig`` (a new predictor is pretrained here) or a
+            ``RankPredictor`` (cloned; if it is already pretrained, e.g. shared by several seeds of
+            a benchmark, pretraining is skipped); default :func:`search_predictor_config`.
+        batch_size: archs planned per round.
+        first_batch: archs of the first round (default ``batch_size``).
+        refit_every: new labels that trigger a refit (default ``batch_size``).
+        explore: share of each round explored instead of exploited.
+        first_explore: share of the first round explored (weak labels are often least reliable
+            at the very top).
+        local: share of exploited archs taken around the best configs.
+        local_parents: best configs the local moves start from (default 1 for a pool, 3 otherwise).
+        opdist_prior: let the op-distribution model shape exploration.
+        ucb_beta: weight of the ensemble's spread in the exploration score.
+        async_refit: refit in a background thread while proposals continue.
+        pool_size: prior samples the weak labels are computed on when there is no finite pool
+            (default 2,000).
+        intrinsic_weak: intrinsic labels added to ``weak`` as pretraining targets (default:
+            ``("params", "flops", "synflow")`` on NB201, none elsewhere; ``()`` switches them off;
+            used even without ``weak``).
+        prior_intrinsic: let the intrinsic labels shape the op-distribution prior too.
+        first_diverse: take the first round's exploited cells from distinct op-count vectors.
+        n_candidates: prior samples drawn per round (no finite pool).
+        local_moves: moves around each parent per round (no finite pool).
+        torch_threads: torch threads of pretraining, refits and scoring (``None``: as they are;
+            the Tune and Optuna drivers pass 1); the previous count is restored after.
+
+    Raises:
+        ValueError: a count below 1, a share outside [0, 1], weak labels not aligned to the pool,
+            or a predictor built for another space.
+        TypeError: a ``predictor`` that is neither a config nor a ``RankPredictor``.
     """
 
     name = "nasrank"

@@ -34,6 +34,14 @@ class OpDistModel:
     ``noise_std`` the spread of single cells around their vector's mean, both in units of the
     observed scores' standard deviation.
 
+    Args:
+        space: the search space.
+        pool: the cells to draw from (``None``: sample cells of a vector).
+        weak: a prior score per pool cell.
+        prior_weight: weight of the weak labels in a vector's prior mean.
+        prior_std: the prior's spread.
+        noise_std: the spread of single cells around their vector's mean.
+
     >>> from ray_nasrank.spaces import NB201Space
     >>> space = NB201Space()
     >>> m = OpDistModel(space, pool=list(space.enumerate()))
@@ -159,6 +167,17 @@ class OpDistStrategy(Strategy):
     the candidates when given) and an unseen cell with exactly those counts. In a space too large
     to list its count vectors (or a conditional one), cells come from a prior sample of
     ``pool_size`` configurations.
+
+    Args:
+        space: the search space.
+        seed: seed of every random choice (``None``: not reproducible).
+        mode: ``max`` when higher told values are better, ``min`` when lower are.
+        candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        weak: weak labels of the candidates (see :class:`NASRankStrategy`), the vectors' prior.
+        prior_weight: weight of the weak labels in a vector's prior mean.
+        prior_std: the prior's spread.
+        noise_std: the spread of single cells around their vector's mean.
+        pool_size: prior samples standing in for a space too large to list its count vectors.
 
     >>> from ray_nasrank.spaces import NB201Space
     >>> s = OpDistStrategy(NB201Space(), seed=0)

@@ -14,6 +14,12 @@ class RandomStrategy(Strategy):
     and skips archs isomorphic to one already seen, so a seeded run is reproducible and a
     resumed run continues the same walk.
 
+    Args:
+        space: the search space.
+        seed: seed of every random choice (``None``: not reproducible).
+        mode: ``max`` when higher told values are better, ``min`` when lower are.
+        candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+
     >>> from ray_nasrank.spaces import NB201Space
     >>> s = RandomStrategy(NB201Space(), seed=1)
     >>> a, b = s.ask(2)

@@ -19,6 +19,18 @@ class REAStrategy(Strategy):
     ``mutation_tries`` times, mutating further from the child, before a random unseen arch is
     used instead.
 
+    Args:
+        space: the search space.
+        seed: seed of every random choice (``None``: not reproducible).
+        mode: ``max`` when higher told values are better, ``min`` when lower are.
+        candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        population: how many recent results the tournament draws from.
+        sample_size: tournament size (at most ``population``).
+        mutation_tries: mutations tried before falling back to a random unseen arch.
+
+    Raises:
+        ValueError: a count below 1, or ``sample_size`` above ``population``.
+
     >>> from ray_nasrank.spaces import NB201Space
     >>> s = REAStrategy(NB201Space(), seed=0, population=4, sample_size=2)
     >>> for _ in range(6):

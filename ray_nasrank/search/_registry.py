@@ -22,6 +22,12 @@ STRATEGIES: dict[str, str] = {
 def strategy_class(name: str) -> type[Strategy]:
     """The strategy class registered as ``name``.
 
+    Args:
+        name: a key of :data:`STRATEGIES`.
+
+    Returns:
+        The class.
+
     Raises:
         ValueError: an unknown name (the error lists the known ones).
     """
@@ -51,6 +57,18 @@ def strategy_accepts(name: str, param: str) -> bool:
 
 def make_strategy(name: str, space: SearchSpace, seed: int | None = None, **kwargs: Any) -> Strategy:
     """Build the strategy registered as ``name`` (random, rea, opdist, nasrank, optuna-tpe).
+
+    Args:
+        name: a key of :data:`STRATEGIES`.
+        space: the search space.
+        seed: seed of the strategy's random choices.
+        **kwargs: the strategy's own arguments (``mode``, ``candidates``, ``weak``, ...).
+
+    Returns:
+        The strategy.
+
+    Raises:
+        ValueError: an unknown name.
 
     >>> from ray_nasrank.spaces import NB201Space
     >>> make_strategy("random", NB201Space(), seed=0).name

@@ -19,6 +19,18 @@ class TPEStrategy(Strategy):
     ``max_retries`` such suggestions a random unseen arch is used instead. Every real result,
     including external and warm-start ones, becomes a trial of the study.
 
+    Args:
+        space: the search space.
+        seed: seed of every random choice (``None``: not reproducible).
+        mode: ``max`` when higher told values are better, ``min`` when lower are.
+        candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        n_startup_trials: random trials before TPE models the results.
+        max_retries: repeated suggestions answered inside the study before a random unseen arch.
+        sampler_kwargs: more ``optuna.samplers.TPESampler`` arguments.
+
+    Raises:
+        ImportError: Optuna is not installed.
+
     >>> from ray_nasrank.spaces import NB201Space
     >>> s = TPEStrategy(NB201Space(), seed=0)
     >>> [a] = s.ask()

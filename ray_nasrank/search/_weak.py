@@ -125,6 +125,18 @@ def intrinsic_weak(space: Any, archs: Sequence[Arch], names: Sequence[str] = INT
     ``synflow`` they override :data:`~ray_nasrank.proxies.SHARED_SYNFLOW_NET`. Values are cached
     per process.
 
+    Args:
+        space: an :class:`~ray_nasrank.spaces.NB201Space`.
+        archs: the cells to label.
+        names: a subset of :data:`INTRINSIC`.
+        **proxy_kwargs: the network's ``channels``, ``cells_per_stage``, ``input_shape``, ``num_classes``.
+
+    Returns:
+        One float array per name, aligned to ``archs``.
+
+    Raises:
+        ValueError: an unknown name, or a space other than NB201.
+
     Examples:
         >>> from ray_nasrank.spaces import NB201Space
         >>> space = NB201Space()
@@ -159,6 +171,15 @@ def pretraining_labels(space: Any, pool: Sequence[Arch], weak: WeakSpec,
     """The weak-label columns a predictor is pretrained on: ``weak`` plus the ``intrinsic`` ones.
 
     A name given in both is taken from ``weak`` (the caller's values win).
+
+    Args:
+        space: the search space.
+        pool: the candidates the columns are aligned to.
+        weak: the caller's weak labels (see :class:`~ray_nasrank.search.NASRankStrategy`).
+        intrinsic: names of intrinsic labels (see :func:`intrinsic_weak`); empty for none.
+
+    Returns:
+        The columns, or ``None`` when there are none.
     """
     cols = resolve_weak(weak, pool)
     if intrinsic:

@@ -172,6 +172,9 @@ def _time_one(kind: str, d: int, o: int, name: str, cfg: OverheadBenchConfig) ->
 def bench_overhead(config: OverheadBenchConfig) -> dict:
     """Time every (kind, decisions, options, strategy) of ``config``; write the JSON to ``config.out``.
 
+    Args:
+        config: the run.
+
     Returns:
         ``{"config", "command", "runs": [one dict per combination]}``.
     """

@@ -77,6 +77,13 @@ def test_unwritable_out_dir_fails_before_any_work(tmp_path, capsys):
     assert rc == 2 and "File exists" in capsys.readouterr().err
 
 
+def test_bad_user_data_is_one_clear_error_before_any_work(tmp_path, capsys):
+    np.savez(tmp_path / "one.npz", x=np.zeros((10, 6, 6)), y=np.zeros(10))
+    rc = main(["search", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "one.npz"), "--no-progress"])
+    assert rc == 2 and "one class only" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "data.json").exists() and not (tmp_path / "run" / "supernet.pt").exists()
+
+
 # ---------------------------------------------------------------------------------------- end to end
 class _Terminal(io.StringIO):
     """A captured stderr that says it is a terminal, so progress bars are drawn into it."""

@@ -15,13 +15,16 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "search", help="run the whole search: supernet, weak labels, ranker, Tune finalists, report",
         description=(
-            "Train a weight-sharing supernet, label a pool of candidate cells with it (a shared Ray "
-            "actor), pretrain the learning-to-rank predictor on those weak labels, then let a Ray Tune "
-            "search train the predictor's top candidates from scratch, fine-tuning it between rounds. "
-            "Ends with the best architecture, its valid/test accuracy and a report under --out. "
-            "Re-running with the same --out resumes. Size defaults are DEMO SCALE (a few minutes on "
-            "2 CPU cores); scale up with --pool-size 0 --channels 16 --cells-per-stage 5 "
-            "--train-size 0 --supernet-epochs 50 --finalist-epochs 50 --budget 100 --device auto."),
+            "Train a weight-sharing supernet inside a Ray actor, label a pool of candidate cells with it, "
+            "pretrain the learning-to-rank predictor on those weak labels, then let a Ray Tune search "
+            "train the predictor's top candidates from scratch at low fidelity (--image-size, "
+            "--train-size, --finalist-epochs), fine-tuning it between rounds; with --baseline random the "
+            "same number of random cells is trained under the same recipe. Each arm's best is retrained "
+            "at full fidelity (--final-*) and tested. Ends with the best architecture, its test "
+            "accuracy, the random arm's, every step's time and a report under --out. Re-running with "
+            "the same --out resumes. Defaults fit 2 CPU cores; scale up with --pool-size 0 --channels 16 "
+            "--cells-per-stage 5 --image-size 0 --train-size 0 --supernet-epochs 50 --finalist-epochs 50 "
+            "--budget 100 --device auto."),
     )
     p.add_argument("--out", required=True, help="output folder (created; an existing one is resumed)")
     add_options(p, PipelineConfig)

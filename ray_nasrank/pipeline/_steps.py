@@ -73,8 +73,15 @@ def load_data_step(cfg: PipelineConfig, out: Path, device: str = "cpu"):
     from ray_nasrank.data_sources import describe, make_splits, read_source
 
     raw = read_source(cfg.data_source, resize=cfg.final_image_size or None)
-    search = make_splits(raw, seed=cfg.seed, device=device, **cfg.split_limits())
-    final = make_splits(raw, seed=cfg.seed, device=device, **cfg.split_limits(final=True))
+
+    def limits(final: bool) -> dict:
+        lim = cfg.split_limits(final=final)
+        if lim["image_size"] is not None and lim["image_size"] >= min(raw.shape[1:]):
+            lim["image_size"] = None  # a fidelity never upsamples (8x8 digits stay 8x8)
+        return lim
+
+    search = make_splits(raw, seed=cfg.seed, device=device, **limits(False))
+    final = make_splits(raw, seed=cfg.seed, device=device, **limits(True))
     info = describe(raw, {"search": search, "final": final}, cfg.seed)
     path = out / ARTEFACTS["data"]
     if path.is_file():

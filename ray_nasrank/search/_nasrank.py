@@ -51,7 +51,7 @@ from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy
 from ._opdist import OpDistModel
-from ._weak import INTRINSIC, WeakSpec, pretraining_labels, resolve_weak, weak_score
+from ._weak import INTRINSIC, WeakSpec, model_weak, pretraining_labels, resolve_weak, weak_score
 
 
 @contextlib.contextmanager
@@ -154,6 +154,14 @@ class NASRankStrategy(Strategy):
         local_moves: moves around each parent per round (no finite pool).
         torch_threads: torch threads of pretraining, refits and scoring (``None``: as they are;
             the Tune and Optuna drivers pass 1); the previous count is restored after.
+        model_fn: your model family, ``config -> nn.Module``: the ``model_proxies`` zero-cost
+            proxies (default params, FLOPs, SynFlow) of every candidate's model join ``weak``
+            (:func:`~ray_nasrank.search.model_weak`).
+        input_shape: one model input's shape without the batch dimension (for ``model_fn``).
+        model_inputs: a real batch instead (a tensor or an ``(x, y)`` pair).
+        model_proxies: the proxies of ``model_fn`` to compute.
+        supernet: a callable ``configs -> dict of arrays`` adding a trained supernet's labels, e.g.
+            :class:`~ray_nasrank.supernet.SupernetWeakLabels`.
 
     Raises:
         ValueError: a count below 1, a share outside [0, 1], weak labels not aligned to the pool,
@@ -172,7 +180,9 @@ class NASRankStrategy(Strategy):
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int | None = None,
                  intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = True,
                  first_diverse: bool = True, n_candidates: int = 1000, local_moves: int = 64,
-                 torch_threads: int | None = None) -> None:
+                 torch_threads: int | None = None, model_fn: Any = None, input_shape: Sequence[int] | None = None,
+                 model_inputs: Any = None, model_proxies: Sequence[str] | None = None,
+                 supernet: Any = None) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
 
@@ -191,6 +201,9 @@ class NASRankStrategy(Strategy):
         self.local_moves = check_int("local_moves", local_moves, low=1)
         self.torch_threads = None if torch_threads is None else check_int("torch_threads", torch_threads, low=1)
         self.intrinsic_weak = default_intrinsic(space) if intrinsic_weak is None else tuple(intrinsic_weak)
+        # the user's model family and supernet join ``weak`` (one callable over the pool's configs)
+        weak = model_weak(space, weak, model_fn=model_fn, input_shape=input_shape, inputs=model_inputs,
+                          proxies=model_proxies, supernet=supernet)
         # a finite pool (the candidates, or a space small enough to list) is ranked as a whole; any
         # other space is searched through prior samples plus local moves around the best configs
         self._sampled = self._candidates is None and not (space.finite and space.size <= _ENUMERABLE)

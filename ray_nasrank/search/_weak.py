@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
-from ray_nasrank.spaces import EDGES, OPS, Arch, NB201Space
+from ray_nasrank.spaces import EDGES, OPS, Arch, NB201Space, SearchSpace
 
 #: what ``weak=`` accepts: nothing, one array or several named arrays aligned to the pool, or a
 #: callable computing either from the pool's archs
@@ -164,6 +164,64 @@ def intrinsic_weak(space: Any, archs: Sequence[Arch], names: Sequence[str] = INT
     if "synflow" in names:
         out["synflow"] = _synflow(space, archs, proxy_kwargs)
     return {n: out[n] for n in names}
+
+
+def model_weak(space: SearchSpace, weak: WeakSpec = None, *, model_fn: Callable[[dict], Any] | None = None,
+               input_shape: Sequence[int] | None = None, inputs: Any = None,
+               proxies: Sequence[str] | str | None = None, supernet: Any = None,
+               config_of: Callable[[Arch], dict] | None = None) -> WeakSpec:
+    """``weak`` joined by the weak labels of the user's own model family, as one ``weak=`` value.
+
+    ``model_fn(config) -> nn.Module`` with ``input_shape`` (or ``inputs``) adds the zero-cost
+    ``proxies`` (default params, FLOPs, SynFlow) of every candidate's model, computed by
+    :class:`~ray_nasrank.proxies.ModelProxies` (a model that fails gets NaN for that candidate,
+    recorded in ``.failures`` of the callable's ``proxies`` attribute); ``supernet`` adds a
+    trained supernet's labels: a callable ``configs -> dict of arrays`` (or one array, named
+    ``supernet``), e.g. :class:`~ray_nasrank.supernet.SupernetWeakLabels`. Candidates reach both
+    as configs, ``config_of(arch)`` (default ``space.to_config``). A label of ``weak`` keeps
+    its value over a model label of the same name. With neither, ``weak`` is returned as it is.
+
+    >>> import torch
+    >>> from ray_nasrank.spaces import CategoricalSpace
+    >>> space = CategoricalSpace({"width": [8, 32]})
+    >>> fn = model_weak(space, model_fn=lambda c: torch.nn.Linear(4, c["width"]), input_shape=(4,))
+    >>> fn([(8,), (32,)])["params"].tolist()
+    [4e-05, 0.00016]
+    """
+    if model_fn is None and supernet is None:
+        if input_shape is not None or inputs is not None or proxies is not None:
+            raise ValueError("input_shape, inputs and proxies describe the inputs of model_fn; pass model_fn too")
+        return weak
+    if supernet is not None and not callable(supernet):
+        raise TypeError(f"supernet must be a callable configs -> dict of arrays (e.g. SupernetWeakLabels, "
+                        f"which evaluates a trained ChoiceSupernet on your data), got {type(supernet).__name__}")
+    model = None
+    if model_fn is not None:
+        from ray_nasrank.proxies import MODEL_PROXIES, ModelProxies
+
+        model = ModelProxies(model_fn, input_shape=input_shape, inputs=inputs,
+                             names=MODEL_PROXIES if proxies is None else proxies)
+    return _ModelWeak(space, weak, model, supernet, config_of or space.to_config)
+
+
+class _ModelWeak:
+    """The callable :func:`model_weak` returns (pool archs -> dict of arrays)."""
+
+    def __init__(self, space: SearchSpace, weak: WeakSpec, proxies: Any, supernet: Any,
+                 config_of: Callable[[Arch], dict]) -> None:
+        self.space, self.weak, self.proxies, self.supernet, self.config_of = space, weak, proxies, supernet, config_of
+
+    def __call__(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+        archs = list(archs)
+        configs = [self.config_of(a) for a in archs]
+        out: dict[str, np.ndarray] = {}
+        if self.proxies is not None:
+            out.update(self.proxies(configs))
+        if self.supernet is not None:
+            labels = self.supernet(configs)
+            out.update(labels if isinstance(labels, Mapping) else {"supernet": labels})
+        own = resolve_weak(self.weak, archs)
+        return {**out, **(own or {})}
 
 
 def pretraining_labels(space: Any, pool: Sequence[Arch], weak: WeakSpec,

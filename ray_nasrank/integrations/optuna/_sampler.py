@@ -161,6 +161,10 @@ class NASRankSampler(BaseSampler):
         seed: seed of a named strategy and of the default independent sampler.
         ready_timeout_s: how long ``sample_relative`` waits for a strategy that is refitting.
         torch_threads: torch threads for the predictor's refits (default 1, restored after).
+        model_fn, input_shape, model_inputs, model_proxies, supernet: weak labels of your own model
+            family (``model_fn(config) -> nn.Module`` with ``config = space.to_config(arch)``,
+            scored with zero-cost proxies; ``supernet`` a callable ``configs -> dict of arrays``),
+            passed to the ``nasrank`` strategy (see :func:`ray_nasrank.search.model_weak`).
 
     Finished trials this sampler did not propose (``study.add_trial``, enqueued points, other
     workers of a shared storage) are told to the strategy as warm-start results before the next
@@ -171,7 +175,9 @@ class NASRankSampler(BaseSampler):
     def __init__(self, space: SearchSpace | Mapping[str, Any] | None = None, strategy: str | Strategy = "nasrank",
                  strategy_kwargs: Mapping[str, Any] | None = None,
                  independent_sampler: BaseSampler | None = None, seed: int | None = None,
-                 ready_timeout_s: float = 600.0, torch_threads: int | None = 1) -> None:
+                 ready_timeout_s: float = 600.0, torch_threads: int | None = 1, model_fn: Any = None,
+                 input_shape: Sequence[int] | None = None, model_inputs: Any = None,
+                 model_proxies: Sequence[str] | None = None, supernet: Any = None) -> None:
         if isinstance(space, Mapping):
             space = SearchSpace(space, name="columns") if _has_domain(space) else CategoricalSpace(space)
         if space is not None and not isinstance(space, SearchSpace):
@@ -193,10 +199,18 @@ class NASRankSampler(BaseSampler):
         if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(torch_threads, int)
                                           or torch_threads < 1):
             raise ValueError(f"torch_threads must be an int >= 1 or None, got {torch_threads!r}")
+        model = {k: v for k, v in (("model_fn", model_fn), ("input_shape", input_shape), ("model_inputs", model_inputs),
+                                   ("model_proxies", model_proxies), ("supernet", supernet)) if v is not None}
+        if model:
+            if strategy != "nasrank":
+                raise ValueError(f"model_fn= and supernet= feed the 'nasrank' strategy's weak labels, not {strategy!r}")
+            clash = sorted(set(model) & set(strategy_kwargs or {}))
+            if clash:
+                raise ValueError(f"{clash} given both as arguments and in strategy_kwargs; give them once")
         self._fixed_space = space
         self.space: SearchSpace | None = space
         self._strategy_spec = strategy
-        self._strategy_kwargs = dict(strategy_kwargs or {})
+        self._strategy_kwargs = {**dict(strategy_kwargs or {}), **model}
         self._strategy: Strategy | None = strategy if isinstance(strategy, Strategy) else None
         self._seed = seed
         self._torch_threads = torch_threads

@@ -79,6 +79,13 @@ class NASRankSearcher(Searcher):
         torch_threads: torch threads for the predictor's pretraining, refits and scoring in the
             driver (default 1, so refits never take the cores trials need; ``None`` leaves the
             count alone); the previous count is restored after each.
+        model_fn, input_shape, model_inputs, model_proxies, supernet: weak labels of your own model
+            family, computed by the searcher (:func:`ray_nasrank.search.model_weak`):
+            ``model_fn(config) -> nn.Module`` receives each candidate's trial config (the
+            ``param_space`` constants included) and is scored with the zero-cost
+            ``model_proxies`` (default params, FLOPs, SynFlow) on a batch of ``input_shape``
+            (or ``model_inputs``); ``supernet`` is a callable ``configs -> dict of arrays``
+            (e.g. :class:`~ray_nasrank.supernet.SupernetWeakLabels`). Added to ``weak_source``.
 
     Each config it returns is the ``param_space`` constants merged with
     ``space.to_config(arch)``; for the NB201 space the NB201 string is added as ``"arch"``.
@@ -97,6 +104,11 @@ class NASRankSearcher(Searcher):
         evaluated_rewards: Sequence[Any] | None = None,
         seed: int | None = None,
         torch_threads: int | None = 1,
+        model_fn: Any = None,
+        input_shape: Sequence[int] | None = None,
+        model_inputs: Any = None,
+        model_proxies: Sequence[str] | None = None,
+        supernet: Any = None,
     ) -> None:
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -121,6 +133,16 @@ class NASRankSearcher(Searcher):
                     f"evaluated_rewards has {len(evaluated_rewards)} values for {len(points)} "
                     "points_to_evaluate; they must have the same length"
                 )
+        self._model_weak = {k: v for k, v in (("model_fn", model_fn), ("input_shape", input_shape),
+                                                  ("inputs", model_inputs), ("proxies", model_proxies),
+                                                  ("supernet", supernet)) if v is not None}
+        if self._model_weak:
+            if model_fn is None and supernet is None:
+                raise ValueError("input_shape, model_inputs and model_proxies describe the inputs of model_fn; "
+                                 "pass model_fn too")
+            if not isinstance(strategy, str) or not strategy_accepts(strategy, "weak"):
+                raise ValueError(f"model_fn= and supernet= feed a named strategy that takes weak labels "
+                                 f"(e.g. 'nasrank'), not {strategy!r}")
         super().__init__(metric=metric, mode=mode)
         self._strategy_spec: str | Strategy = strategy
         self._strategy_kwargs = dict(strategy_kwargs or {})
@@ -236,6 +258,11 @@ class NASRankSearcher(Searcher):
                 if "weak" in kwargs:
                     raise ValueError("give weak labels either as weak_source or in strategy_kwargs['weak'], not both")
                 kwargs["weak"] = resolve_weak_source(self._weak_source, self._space, self._weak_fallback)
+            if self._model_weak:
+                from ray_nasrank.search import model_weak
+
+                kwargs["weak"] = model_weak(self._space, kwargs.get("weak"), config_of=self._config_for,
+                                            **self._model_weak)
             kwargs.setdefault("mode", self._mode)
             if "async_refit" not in kwargs and strategy_accepts(self._strategy_spec, "async_refit"):
                 # refits run in a thread; suggest answers None meanwhile instead of blocking Tune

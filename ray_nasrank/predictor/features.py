@@ -19,15 +19,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from ray_nasrank import encodings
-from ray_nasrank.spaces import NB201Space, SearchSpace
+from ray_nasrank.spaces import SearchSpace
 
 
 class FeatureStore:
     """Flat features (and NB201 graph tensors when ``graph``) for every architecture seen so far."""
 
     def __init__(self, space: SearchSpace, kinds: str, graph: bool = False) -> None:
-        if graph and not isinstance(space, NB201Space):
-            raise ValueError(f"graph encoders need the NB201 cell space, not {space!r}; use encoder='mlp'")
+        if graph and not callable(getattr(space, "graph", None)):
+            raise ValueError(f"graph encoders need a space whose archs are graphs (a graph(arch) method, as "
+                             f"the NB201 cell space has), not {space!r}; use encoder='mlp'")
         encodings.dim(space, kinds)  # validates the kinds early, with the encodings' own message
         self.space = space
         self.kinds = kinds

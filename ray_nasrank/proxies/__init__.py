@@ -20,6 +20,7 @@ from ._compute import (
     resolve_names,
 )
 from ._measures import PROXIES, Proxy, ProxyContext
+from ._nb201 import NB201_INTRINSIC, nb201_intrinsic
 from ._model import MODEL_PROXIES, ModelProxies, ModelProxyError, ProxyFailure, canonical_config
 from ._shared import SHARED_SYNFLOW_NET, shared_synflow
 
@@ -40,4 +41,6 @@ __all__ = [
     "ProxyFailure",
     "MODEL_PROXIES",
     "canonical_config",
+    "nb201_intrinsic",
+    "NB201_INTRINSIC",
 ]

@@ -51,7 +51,7 @@ from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy
 from ._opdist import OpDistModel
-from ._weak import INTRINSIC, WeakSpec, model_weak, pretraining_labels, resolve_weak, weak_score
+from ._weak import WeakSpec, model_weak, pretraining_labels, resolve_weak, weak_score
 
 
 @contextlib.contextmanager
@@ -76,8 +76,8 @@ def limit_torch_threads(n: int | None):
 def search_predictor_config(space: SearchSpace, **overrides: Any):
     """The predictor settings NASRank uses by default (measured on NB201, docs/benchmarks/search.md).
 
-    Path encoding added for NB201 cells (it ranked the top of the table far better after 10-30
-    labels), and no weak-label regulariser during fine-tuning: once true labels exist they
+    The space's ``ranker_features`` (NB201 adds the path encoding: it ranked the top of the table
+    far better after 10-30 labels), and no weak-label regulariser during fine-tuning: once true labels exist they
     should override the weak ones, which are least reliable exactly at the top. The trust blend
     of the ranking default (``trust="cv"``) is off here: the search's figures were measured
     without it, and its exploration reads the fine-tuned ensemble's spread.
@@ -90,10 +90,8 @@ def search_predictor_config(space: SearchSpace, **overrides: Any):
         The ``PredictorConfig``.
     """
     from ray_nasrank.predictor import PredictorConfig
-    from ray_nasrank.spaces import NB201Space
 
-    base = {"features": "onehot+opdist+path" if isinstance(space, NB201Space) else "onehot+opdist",
-            "weak_reg": 0.0, "trust": "off"}
+    base = {"features": space.ranker_features, "weak_reg": 0.0, "trust": "off"}
     base.update(overrides)
     return PredictorConfig(**base)
 
@@ -105,12 +103,11 @@ def default_intrinsic(space: SearchSpace) -> tuple[str, ...]:
         space: the search space.
 
     Returns:
-        ``("params", "flops", "synflow")`` for NB201 cells (computed by the package itself,
-        :func:`~ray_nasrank.search.intrinsic_weak`), ``()`` elsewhere.
+        The space's own ``intrinsic_names``: ``("params", "flops", "synflow")`` for NB201 cells
+        (computed by the package itself, :func:`~ray_nasrank.search.intrinsic_weak`), ``()`` for
+        spaces without them.
     """
-    from ray_nasrank.spaces import NB201Space
-
-    return INTRINSIC if isinstance(space, NB201Space) else ()
+    return tuple(space.intrinsic_names)
 
 
 class NASRankStrategy(Strategy):

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
-from ray_nasrank.spaces import EDGES, OPS, Arch, NB201Space, SearchSpace
+from ray_nasrank.spaces import Arch, SearchSpace
 
 #: what ``weak=`` accepts: nothing, one array or several named arrays aligned to the pool, or a
 #: callable computing either from the pool's archs
@@ -61,69 +61,25 @@ def weak_score(cols: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
     return np.mean(zs, axis=0)
 
 
-#: intrinsic labels :func:`intrinsic_weak` computes: the full-size network's params and FLOPs,
-#: and SynFlow at initialisation (:func:`ray_nasrank.proxies.shared_synflow`)
+#: the intrinsic labels NB201 offers (the default of :func:`intrinsic_weak`): the full-size
+#: network's params and FLOPs, and SynFlow at initialisation
 INTRINSIC = ("params", "flops", "synflow")
-_COST_LABELS = ("params", "flops")
-_PER_OP_CACHE: dict[tuple, dict[str, np.ndarray]] = {}
-_SYNFLOW_CACHE: dict[tuple, dict[Any, float]] = {}
 
 
-def _per_op_costs(space: Any, names: tuple[str, ...], proxy_kwargs: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Per-edge cost of each op (in ``space.ops`` order) for every name in ``names``.
-
-    Every NB201 edge has the same channels and resolution, so a cell's params/FLOPs are a fixed
-    base plus one term per edge that depends on that edge's op alone. Writing the base as a sixth
-    of it per edge, a cell's value is ``sum over edges of value(cell of 6 x op) / 6``: five networks
-    give every cell's exact value (checked against the direct computation in the tests).
-    """
-    key = (names, tuple(sorted(proxy_kwargs.items())))
-    cached = _PER_OP_CACHE.get(key)
-    if cached is None:
-        from ray_nasrank.proxies import compute_proxies_many
-
-        n_edges = len(EDGES)
-        df = compute_proxies_many([(op,) * n_edges for op in OPS], names,
-                                  **{"progress": False, **proxy_kwargs})
-        cached = {n: df[n].to_numpy(dtype=np.float64) / n_edges for n in names}
-        _PER_OP_CACHE[key] = cached
-    return cached
-
-
-def _synflow(space: NB201Space, archs: list[Arch], proxy_kwargs: dict[str, Any]) -> np.ndarray:
-    """Shared-supernet SynFlow per arch, computed once per isomorphism class (and cached per
-    process: a benchmark builds one strategy per seed on the same pool); NaN where the output
-    does not depend on any weight."""
-    from ray_nasrank.proxies import SHARED_SYNFLOW_NET, shared_synflow
-
-    kwargs = {**SHARED_SYNFLOW_NET, **{k: v for k, v in proxy_kwargs.items() if k != "batch_size"}}
-    kwargs["input_shape"] = tuple(kwargs["input_shape"])
-    cache = _SYNFLOW_CACHE.setdefault(tuple(sorted(kwargs.items())), {})
-    keys = [space.iso_key(a) for a in archs]
-    todo: dict[Any, Arch] = {}
-    for k, a in zip(keys, archs):
-        if k not in cache:
-            todo.setdefault(k, a)
-    if todo:
-        values = shared_synflow(list(todo.values()), **kwargs)
-        cache.update(zip(todo, values.tolist()))
-    out = np.array([cache[k] for k in keys], dtype=np.float64)
-    return np.where(np.isfinite(out), out, np.nan)
-
-
-def intrinsic_weak(space: Any, archs: Sequence[Arch], names: Sequence[str] = INTRINSIC,
+def intrinsic_weak(space: SearchSpace, archs: Sequence[Arch], names: Sequence[str] = INTRINSIC,
                    **proxy_kwargs: Any) -> dict[str, np.ndarray]:
-    """Intrinsic weak-label columns of NB201 cells: no training, no data.
+    """Intrinsic weak-label columns: labels a space computes by itself, no training, no data
+    (its ``intrinsic_weak`` hook; the names it offers are ``space.intrinsic_names``).
 
-    ``params`` and ``flops`` (millions) are the full-size network's cost, which AceNAS pretrains
-    on next to the supernet accuracy; only five networks are built whatever the number of archs.
-    ``synflow`` is SynFlow at initialisation of each cell as a path of one small weight-sharing
-    supernet (:func:`ray_nasrank.proxies.shared_synflow`, about 4 ms per isomorphism class; NaN
-    for cells whose output does not depend on their input). Unlike params and FLOPs it tells
-    apart cells with the same ops wired differently, e.g. where a skip connection goes.
-    ``proxy_kwargs`` (channels, cells_per_stage, input_shape, num_classes) set the network; for
-    ``synflow`` they override :data:`~ray_nasrank.proxies.SHARED_SYNFLOW_NET`. Values are cached
-    per process.
+    On NB201 (:func:`ray_nasrank.proxies.nb201_intrinsic`): ``params`` and ``flops`` (millions)
+    are the full-size network's cost, which AceNAS pretrains on next to the supernet accuracy;
+    only five networks are built whatever the number of archs. ``synflow`` is SynFlow at
+    initialisation of each cell as a path of one small weight-sharing supernet (about 4 ms per
+    isomorphism class; NaN for cells whose output does not depend on their input). Unlike params
+    and FLOPs it tells apart cells with the same ops wired differently, e.g. where a skip
+    connection goes. ``proxy_kwargs`` (channels, cells_per_stage, input_shape, num_classes) set
+    the network; values are cached per process. A space without intrinsic labels (your own
+    model family) gets its weak labels from ``model_fn=`` instead (:func:`model_weak`).
 
     Args:
         space: an :class:`~ray_nasrank.spaces.NB201Space`.
@@ -145,25 +101,18 @@ def intrinsic_weak(space: Any, archs: Sequence[Arch], names: Sequence[str] = INT
         >>> sorted(w), bool(w["params"][0] > w["params"][1]), bool(np.isnan(w["synflow"][1]))
         (['flops', 'params', 'synflow'], True, True)
     """
-    if not isinstance(space, NB201Space):
-        raise ValueError(f"intrinsic weak labels {INTRINSIC} are computed for NB201 cells only, not {space!r}")
-    if isinstance(names, str):
-        names = (names,)
-    names = tuple(names)
-    unknown = [n for n in names if n not in INTRINSIC]
+    offered = tuple(space.intrinsic_names)
+    if not offered:
+        raise ValueError(f"{space!r} computes no intrinsic weak labels (NB201 cells do: {INTRINSIC}); "
+                         "give your model family as model_fn= for zero-cost labels of any space")
+    names = (names,) if isinstance(names, str) else tuple(names)
+    unknown = [n for n in names if n not in offered]
     if unknown or not names:
-        raise ValueError(f"intrinsic weak labels must be a non-empty subset of {INTRINSIC}, got {names!r}")
-    archs = [space.validate(a) for a in archs]
-    out: dict[str, np.ndarray] = {}
-    cost_names = tuple(n for n in names if n in _COST_LABELS)
-    if cost_names:
-        costs = _per_op_costs(space, cost_names, proxy_kwargs)
-        op_id = {op: i for i, op in enumerate(OPS)}
-        ids = np.array([[op_id[o] for o in a] for a in archs], dtype=np.int64).reshape(len(archs), len(EDGES))
-        out.update({n: costs[n][ids].sum(axis=1) for n in cost_names})
-    if "synflow" in names:
-        out["synflow"] = _synflow(space, archs, proxy_kwargs)
-    return {n: out[n] for n in names}
+        raise ValueError(f"intrinsic weak labels of {space!r} must be a non-empty subset of {offered}, got {names!r}")
+    out = space.intrinsic_weak([space.validate(a) for a in archs], names, **proxy_kwargs)
+    if out is None:
+        raise ValueError(f"{space!r} names intrinsic labels {offered} but its intrinsic_weak hook computed none")
+    return {n: np.asarray(out[n], dtype=np.float64) for n in names}
 
 
 def model_weak(space: SearchSpace, weak: WeakSpec = None, *, model_fn: Callable[[dict], Any] | None = None,

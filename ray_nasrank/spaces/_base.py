@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -529,9 +529,24 @@ class SearchSpace:
 
         return {"onehot": _encodings.onehot, "opdist": _encodings.opdist, "opcounts": _encodings.opcounts}.get(kind)
 
-    def intrinsic_weak(self, archs: Sequence[Arch], names: Sequence[str]) -> dict[str, np.ndarray] | None:
-        """Weak labels the space computes by itself (``None``: it has none)."""
+    #: the weak labels :meth:`intrinsic_weak` computes (NASRank pretrains on them by default)
+    intrinsic_names: tuple[str, ...] = ()
+    #: the encoding kinds the ranker uses by default (``"+"``-joined, see :mod:`ray_nasrank.encodings`)
+    ranker_features: str = "onehot+opdist"
+
+    def intrinsic_weak(self, archs: Sequence[Arch], names: Sequence[str], **options: Any) -> dict[str, np.ndarray] | None:
+        """Weak labels the space computes by itself, for ``names`` among :attr:`intrinsic_names`
+        (``None``: it has none). ``options`` tune the computation (e.g. a network's size)."""
         return None
+
+    def model_fn(self, **options: Any) -> Callable[[dict], Any] | None:
+        """The space's own model family ``config -> nn.Module`` (for zero-cost proxies of its
+        archs), or ``None`` when the user brings the model (``model_fn=`` of the strategies)."""
+        return None
+
+    def config_extras(self, arch: Arch) -> dict:
+        """Entries a trial config carries besides :meth:`to_config` (default: none)."""
+        return {}
 
     # ------------------------------------------------------------------ misc
     def __len__(self) -> int:

@@ -199,6 +199,27 @@ class NB201Space(SearchSpace):
         return super().from_config(config)
 
     encoding_kinds = ("onehot", "opdist", "opcounts", "path", "adjacency")
+    ranker_features = "onehot+opdist+path"
+    intrinsic_names = ("params", "flops", "synflow")
+
+    def intrinsic_weak(self, archs: Sequence[Arch], names: Sequence[str], **options: Any) -> dict[str, np.ndarray]:
+        """Params and FLOPs of the full-size network (exact, from five networks) and SynFlow of
+        each cell in one small shared supernet: :func:`ray_nasrank.proxies.nb201_intrinsic`."""
+        from ray_nasrank.proxies import nb201_intrinsic
+
+        return nb201_intrinsic(self, archs, names, **options)
+
+    def model_fn(self, channels: int = 16, cells_per_stage: int = 5, in_channels: int = 3,
+                 num_classes: int = 10, **_: Any) -> Any:
+        """``config -> NB201Network`` of that cell (the network NB201's tables were trained on by default)."""
+        import functools
+
+        return functools.partial(_nb201_network, self, dict(channels=channels, cells_per_stage=cells_per_stage,
+                                                            in_channels=in_channels, num_classes=num_classes))
+
+    def config_extras(self, arch: Arch) -> dict:
+        """The canonical NB201 string as ``"arch"`` (what NB201 tables and trainables key on)."""
+        return {"arch": self.to_string(arch)}
 
     def _encoder(self, kind: str):
         return {"path": path_encoding, "adjacency": adjacency_encoding}.get(kind) or super()._encoder(kind)
@@ -211,6 +232,12 @@ class NB201Space(SearchSpace):
 
     def __hash__(self) -> int:
         return hash(("nb201", self.key))
+
+
+def _nb201_network(space: NB201Space, net: dict, config: Any) -> Any:
+    from ray_nasrank.nn import NB201Network
+
+    return NB201Network(space.validate(config), **net)
 
 
 # ---------------------------------------------------------------------------- NB201 encodings

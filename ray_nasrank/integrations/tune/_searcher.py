@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 from ray.tune.search import Searcher
 
 from ray_nasrank.search import Strategy, make_strategy, strategy_accepts
-from ray_nasrank.spaces import Arch, NB201Space, SearchSpace, space_from_tune
+from ray_nasrank.spaces import Arch, SearchSpace, space_from_tune
 
 from ._weak import finite_or_none, resolve_weak_source
 
@@ -88,7 +88,8 @@ class NASRankSearcher(Searcher):
             (e.g. :class:`~ray_nasrank.supernet.SupernetWeakLabels`). Added to ``weak_source``.
 
     Each config it returns is the ``param_space`` constants merged with
-    ``space.to_config(arch)``; for the NB201 space the NB201 string is added as ``"arch"``.
+    ``space.to_config(arch)`` and the space's ``config_extras(arch)`` (for the NB201 space the
+    NB201 string as ``"arch"``).
     """
 
     def __init__(
@@ -360,10 +361,7 @@ class NASRankSearcher(Searcher):
 
     def _config_for(self, arch: Arch) -> dict:
         assert self._space is not None
-        cfg = _deep_merge(self._constants, self._space.to_config(arch))
-        if isinstance(self._space, NB201Space):
-            cfg["arch"] = self._space.to_string(arch)
-        return cfg
+        return {**_deep_merge(self._constants, self._space.to_config(arch)), **self._space.config_extras(arch)}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ray_nasrank.spaces import Arch, NB201Space, SearchSpace
+from ray_nasrank.spaces import Arch, SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -59,32 +59,50 @@ def _as_label_dict(value: Any, n: int, default_name: str) -> dict[str, np.ndarra
 OPCOUNT_PROXIES = frozenset({"params", "flops"})
 
 
-def proxy_weak_fn(space: SearchSpace, names: Sequence[str] = (DEFAULT_PROXY,), **proxy_kwargs: Any) -> WeakFn:
-    """Zero-cost proxies of :mod:`ray_nasrank.proxies` as a weak-label callable (NB201 only).
+def proxy_weak_fn(space: SearchSpace, names: Sequence[str] = (DEFAULT_PROXY,), model_fn: Any = None,
+                  input_shape: Sequence[int] | None = None, **proxy_kwargs: Any) -> WeakFn:
+    """Zero-cost proxies of :mod:`ray_nasrank.proxies` as a weak-label callable (columns ``zc_<name>``).
 
-    ``proxy_kwargs`` go to ``compute_proxies_many`` (channels, cells_per_stage, input_shape...).
-    ``params``/``flops`` come from :func:`ray_nasrank.search.intrinsic_weak` (five networks for
-    the whole space, since each edge adds a fixed cost), in the same units as the proxies.
+    The models are ``model_fn(space.to_config(arch))`` scored on a batch of ``input_shape``
+    (:class:`~ray_nasrank.proxies.ModelProxies`); without ``model_fn`` the space's own model
+    family (``space.model_fn(**proxy_kwargs)``, NB201's network; ``input_shape`` defaults to
+    ``(3, 32, 32)`` there). Names the space computes itself (``space.intrinsic_names``: NB201's
+    params and FLOPs from five networks, since each edge adds a fixed cost) come from its
+    ``intrinsic_weak`` hook, in the same units as the proxies.
     """
-    if not isinstance(space, NB201Space):
-        raise ValueError(
-            f"zero-cost proxies need the NB201 space, got {space!r}; pass weak_fallback= a callable "
-            "archs -> dict of arrays for other spaces"
-        )
     names = tuple(names)
-    intrinsic_only = set(names) <= OPCOUNT_PROXIES
+    own_model = model_fn is None
+    if own_model:
+        input_shape = tuple(input_shape or proxy_kwargs.get("input_shape", (3, 32, 32)))
+        net = {k: v for k, v in proxy_kwargs.items() if k not in ("input_shape", "batch_size", "seed")}
+        model_fn = space.model_fn(in_channels=input_shape[0], **net)
+        if model_fn is None:
+            raise ValueError(f"zero-cost proxies need a model: {space!r} has no model family of its own; pass "
+                             "model_fn= (config -> nn.Module) and input_shape=, or weak_fallback= a callable "
+                             "archs -> dict of arrays")
+    elif input_shape is None:
+        raise ValueError("proxies of model_fn need input_shape= (one input without the batch dimension)")
+    intrinsic = tuple(n for n in names if own_model and n in OPCOUNT_PROXIES and n in space.intrinsic_names)
+    rest = tuple(n for n in names if n not in intrinsic)
+    model_proxies = None
+    if rest:
+        from ray_nasrank.proxies import ModelProxies
+
+        # the batch compute_proxies draws by default (64 seeded normal images), so values match it
+        batch = {"batch_size": 64, **{k: proxy_kwargs[k] for k in ("batch_size", "seed") if k in proxy_kwargs}}
+        model_proxies = ModelProxies(model_fn, input_shape=tuple(input_shape), names=rest, **batch)
 
     def weak(archs: Sequence[Arch]) -> dict[str, np.ndarray]:
         archs = [space.validate(a) for a in archs]
-        if intrinsic_only:
+        values: dict[str, np.ndarray] = {}
+        if intrinsic:
             from ray_nasrank.search import intrinsic_weak
 
-            values = intrinsic_weak(space, archs, names, **proxy_kwargs)
-            return {f"zc_{n}": values[n] for n in names}
-        from ray_nasrank.proxies import compute_proxies_many
-
-        df = compute_proxies_many(archs, names, **{"progress": False, **proxy_kwargs})
-        return {f"zc_{n}": df[n].to_numpy(dtype=np.float64) for n in names}
+            values.update(intrinsic_weak(space, archs, intrinsic,
+                                         **{k: v for k, v in proxy_kwargs.items() if k != "batch_size"}))
+        if model_proxies is not None:
+            values.update(model_proxies([space.to_config(a) for a in archs]))
+        return {f"zc_{n}": values[model_proxies.names[rest.index(n)] if n in rest else n] for n in names}
 
     weak.__name__ = f"proxies_{'_'.join(names)}"
     return weak
@@ -161,7 +179,7 @@ def resolve_weak_source(source: Any, space: SearchSpace, fallback: WeakFn | None
     if source is None or isinstance(source, Mapping):
         return source
     if is_actor_handle(source):
-        if fallback is None and isinstance(space, NB201Space):
+        if fallback is None and space.model_fn() is not None:
             fallback = proxy_weak_fn(space)
         return ActorWeakFn(source, fallback)
     if callable(source):

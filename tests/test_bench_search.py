@@ -154,3 +154,21 @@ def test_nb201_nasrank_reaches_the_optimum_within_the_target_median(nb201_search
 def test_nb201_best_after_20_target(nb201_search):
     # issue 5: mean best after 20 queries >= 94.20 (measured 94.26 with SynFlow pretraining)
     assert nb201_search["nasrank"]["best_at"]["20"] >= 94.20
+
+
+def test_bench_search_with_model_weak_labels(table, tmp_path):
+    path, df = table
+    models = tmp_path / "toy_models.py"
+    models.write_text("from torch import nn\n\n"
+                      "def build(c):\n"
+                      "    act = {'relu': nn.ReLU(), 'gelu': nn.GELU(), 'tanh': nn.Tanh()}[c['act']]\n"
+                      "    return nn.Sequential(nn.Conv2d(1, int(c['w']), int(c['k']), padding=int(c['k']) // 2), act,\n"
+                      "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(int(c['w']), 10))\n")
+    out = tmp_path / "m.json"
+    rc = main(_args(path, out, "--budget", "10", "--seeds", "2", "--strategies", "nasrank,random",
+                    "--model", f"{models}:build", "--input-shape", "1,8,8", "--intrinsic", "params,naswot",
+                    "--strategy-args", json.dumps({"nasrank": TINY_NASRANK})))
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["config"]["nasrank_pretrained_on"] == ["proxy", "params", "naswot"]
+    assert res["config"]["model"] == f"{models}:build" and res["config"]["input_shape"] == [1, 8, 8]

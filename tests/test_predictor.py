@@ -158,7 +158,7 @@ def test_input_validation(data, pretrained):
         RankPredictor(SPACE, epochs=3)
     with pytest.raises(ValueError, match="unknown encoding"):
         RankPredictor(SPACE, features="onehot+fancy")
-    with pytest.raises(ValueError, match="graph encoders need the NB201"):
+    with pytest.raises(ValueError, match="graph encoders need a space whose archs are graphs"):
         RankPredictor(CategoricalSpace({"a": [1, 2]}), encoder="gcn")
     with pytest.raises(TypeError, match="SearchSpace"):
         RankPredictor("nb201")  # type: ignore[arg-type]

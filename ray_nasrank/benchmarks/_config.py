@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from ray_nasrank._checks import ConfigError, check_mode
 from ray_nasrank._config import option
@@ -12,6 +16,31 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._table import TabularBenchmark
 
 SPACES = ("nb201", "columns")
+log = logging.getLogger(__name__)
+
+
+def load_callable(spec: str) -> Callable[..., Any]:
+    """The callable ``MODULE:FUNCTION`` names: an importable module (``pkg.models:build``) or a
+    Python file (``models.py:build``); errors name what is missing."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise ConfigError(f"`model` {spec!r}: no file {module_name}")
+            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(mod_spec)
+            mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            module = importlib.import_module(module_name)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- any import error, reported with the spec
+        raise ConfigError(f"`model` {spec!r}: cannot import {module_name}: {type(e).__name__}: {e}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(f"`model` {spec!r}: {module_name} has no callable {attr!r}")
+    return fn
 
 
 @dataclass
@@ -44,6 +73,16 @@ class TableConfig:
     mode: str = option("max", "whether higher or lower target is better", choices=("max", "min"))
     weak: list[str] = option(default_factory=list,
                              help="comma-separated weak-label columns (e.g. supernet_oneshot_acc,flops)")
+    intrinsic: list[str] = option(default_factory=list, metavar="NAMES",
+                                  help="weak labels the package computes and adds to --weak: with --model any "
+                                       "zero-cost proxies of the model (default params,flops,synflow); without it "
+                                       "NB201's own params,flops,synflow")
+    model: str | None = option(None, metavar="MODULE:FUNCTION",
+                               help="a callable (module path or .py file, then ':' and its name) taking the "
+                                    "config dict of a table row (arch and numeric columns by name) and returning "
+                                    "an nn.Module; its zero-cost proxies (--intrinsic) become weak labels")
+    input_shape: list[int] | None = option(None, metavar="C,H,W",
+                                           help="shape of one --model input without the batch dimension")
 
     def __post_init__(self) -> None:
         for key in ("table", "target"):
@@ -64,6 +103,71 @@ class TableConfig:
             except ValueError as e:
                 raise ConfigError(f"`num_cols`: {e}") from None
         self.weak = list(self.weak)
+        self.intrinsic = list(self.intrinsic)
+        if self.model is not None:
+            if not isinstance(self.model, str) or self.model.count(":") != 1 or not all(self.model.split(":")):
+                raise ConfigError(f"`model` must be MODULE:FUNCTION (e.g. my_models:build_cnn), got {self.model!r}")
+            if not self.input_shape or any(not isinstance(v, int) or isinstance(v, bool) or v < 1
+                                           for v in self.input_shape):
+                raise ConfigError("`model` needs `input_shape` C,H,W (positive integers: one model input without "
+                                  f"the batch dimension), got {self.input_shape!r}")
+            from ray_nasrank.proxies import resolve_names
+
+            try:
+                resolve_names(self.intrinsic or ["params"])
+            except ValueError as e:
+                raise ConfigError(f"`intrinsic`: {e}") from None
+        elif self.input_shape is not None:
+            raise ConfigError("`input_shape` describes the input of `model`; give `model` too")
+        elif self.intrinsic:
+            from ray_nasrank.search import INTRINSIC
+
+            bad = [x for x in self.intrinsic if x not in INTRINSIC]
+            if bad:
+                raise ConfigError(f"unknown `intrinsic` label(s) {bad}; choose from {list(INTRINSIC)}, or give "
+                                  "`model` for zero-cost proxies of your own model family")
+            if self.space != "nb201":
+                raise ConfigError("`intrinsic` without `model` needs `space` nb201 (the labels are computed for "
+                                  "NB201 cells); give `model` MODULE:FUNCTION to score another table's rows")
+        clash = [x for x in self.intrinsic if x in self.weak]
+        if clash:
+            raise ConfigError(f"{clash} given both in `weak` and `intrinsic`; keep one")
+
+    def intrinsic_labels(self, bench: "TabularBenchmark") -> dict:
+        """The weak labels of ``intrinsic``/``model`` for every row of ``bench`` (name -> array):
+        the model's zero-cost proxies (NaN for a row whose model fails, logged) or NB201's own."""
+        import time
+
+        import numpy as np
+
+        t0 = time.perf_counter()
+        if self.model is not None:
+            from ray_nasrank.proxies import MODEL_PROXIES, ModelProxies
+
+            space = bench.space
+            proxies = ModelProxies(load_callable(self.model), input_shape=tuple(self.input_shape),
+                                   names=self.intrinsic or MODEL_PROXIES)
+            out = proxies([{**space.to_config(a), **space.config_extras(a)} for a in bench.archs])
+            if proxies.failures:
+                log.warning(f"{len(proxies.failures)} proxy value(s) of --model {self.model} failed (NaN), "
+                            f"e.g. {proxies.failures[0]}")
+        elif self.intrinsic:
+            from ray_nasrank.search import intrinsic_weak
+
+            out = intrinsic_weak(bench.space, bench.archs, tuple(self.intrinsic))
+        else:
+            return {}
+        log.info(f"computed weak labels {list(out)} of {len(bench.archs)} rows in {time.perf_counter() - t0:.1f}s")
+        return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+    def table_flags(self) -> list[str]:
+        """The command-line flags of the weak labels this config computes (for recorded commands)."""
+        parts = []
+        if self.intrinsic:
+            parts += ["--intrinsic", ",".join(self.intrinsic)]
+        if self.model is not None:
+            parts += ["--model", self.model, "--input-shape", ",".join(map(str, self.input_shape))]
+        return parts
 
     def load_table(self) -> "TabularBenchmark":
         """The table as a :class:`~ray_nasrank.benchmarks.TabularBenchmark`."""

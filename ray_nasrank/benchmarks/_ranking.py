@@ -64,9 +64,6 @@ class RankingBenchConfig(TableConfig):
     threads: int = option(1, "torch CPU threads")
     predictor_args: dict = option(default_factory=dict, metavar="JSON",
                                   help="more PredictorConfig fields as a JSON object, e.g. '{\"weak_reg\": 1.0}'")
-    intrinsic: list[str] = option(default_factory=list, metavar="NAMES",
-                                  help="intrinsic weak labels the package computes for NB201 cells and adds to "
-                                       "--weak: a comma-separated subset of params,flops,synflow")
     pretrain_cache: str | None = option(None, metavar="DIR",
                                         help="keep the weak-label-pretrained predictor in DIR and reuse it across "
                                              "runs of the same table, weak columns and predictor settings (it does "
@@ -74,7 +71,7 @@ class RankingBenchConfig(TableConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.methods, self.intrinsic = list(self.methods), list(self.intrinsic)
+        self.methods = list(self.methods)
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"unknown method(s) {unknown} in `methods`; choose from {list(METHODS)}")
@@ -88,17 +85,6 @@ class RankingBenchConfig(TableConfig):
         check_int("ensemble", self.ensemble, low=1)
         if not isinstance(self.predictor_args, dict):
             raise ConfigError("`predictor_args` must be a JSON object of PredictorConfig fields")
-        if self.intrinsic:
-            from ray_nasrank.search import INTRINSIC
-
-            bad = [x for x in self.intrinsic if x not in INTRINSIC]
-            if bad:
-                raise ConfigError(f"unknown `intrinsic` label(s) {bad}; choose from {list(INTRINSIC)}")
-            if self.space != "nb201":
-                raise ConfigError("`intrinsic` needs `space` nb201 (the labels are computed for NB201 cells)")
-            clash = [x for x in self.intrinsic if x in self.weak]
-            if clash:
-                raise ConfigError(f"{clash} given both in `weak` and `intrinsic`; keep one")
 
     def predictor_config(self):
         """The :class:`~ray_nasrank.predictor.PredictorConfig` of the nasrank methods."""
@@ -121,8 +107,7 @@ class RankingBenchConfig(TableConfig):
             parts += ["--arch-col", self.arch_col]
         if self.weak:
             parts += ["--weak", ",".join(self.weak)]
-        if self.intrinsic:
-            parts += ["--intrinsic", ",".join(self.intrinsic)]
+        parts += self.table_flags()
         parts += ["--labels", str(self.labels), "--seeds", str(self.seeds), "--out", str(self.out)]
         if list(self.methods) != list(METHODS):
             parts += ["--methods", ",".join(self.methods)]
@@ -197,7 +182,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
     if cfg.labels >= n:
         raise ConfigError(f"`labels` {cfg.labels} must be smaller than the table's {n} rows")
     methods = [m for m in METHODS if m in cfg.methods]
-    if not bench.weak and not cfg.intrinsic:
+    if not bench.weak and not cfg.intrinsic and cfg.model is None:
         dropped = [m for m in methods if m in ("weak", "weak_single")]
         methods = [m for m in methods if m not in ("weak", "weak_single")]
         if "nasrank" in methods:
@@ -224,14 +209,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
             log.warning(f"bench ranking: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing")
             col = np.where(bad, np.nan, col)
         weak[name] = col
-    if cfg.intrinsic:
-        from ray_nasrank.search import intrinsic_weak
-
-        t0 = time.perf_counter()
-        for name, col in intrinsic_weak(bench.space, bench.archs, tuple(cfg.intrinsic)).items():
-            weak[name] = col
-        log.info(f"bench ranking: computed intrinsic weak labels {list(cfg.intrinsic)} of {n} rows in "
-                 f"{time.perf_counter() - t0:.1f}s")
+    weak.update(cfg.intrinsic_labels(bench))
     timings: dict[str, float] = {m: 0.0 for m in methods}
 
     pretrained = None
@@ -314,6 +292,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
         "config": {
             "table": str(cfg.table), "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols, "num_cols": cfg.num_cols,
             "target": cfg.target, "mode": bench.mode, "weak": list(weak), "intrinsic": list(cfg.intrinsic),
+            "model": cfg.model, "input_shape": cfg.input_shape,
             "labels": cfg.labels,
             "seeds": cfg.seeds, "rows": n, "methods": methods, "threads": cfg.threads,
             "predictor": dataclasses.asdict(pcfg),
@@ -339,7 +318,8 @@ def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
     st = table.stat()
     key = json.dumps({"table": str(table), "size": st.st_size, "mtime": st.st_mtime_ns, "rows": n_rows,
                       "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols, "num_cols": cfg.num_cols,
-                      "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic),
+                      "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic), "model": cfg.model,
+                      "input_shape": cfg.input_shape,
                       "predictor": dataclasses.asdict(pcfg)}, sort_keys=True)
     d = check_writable_dir(cfg.pretrain_cache)
     return d / f"pretrained_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"

@@ -116,6 +116,8 @@ def bench_search(config: SearchBenchConfig) -> dict:
     torch.set_num_threads(1)
     bench = cfg.load_table()
     weak = {name: bench.weak[name] for name in cfg.weak}
+    # --intrinsic / --model: labels the package computes for every row join the table's weak columns
+    weak.update(cfg.intrinsic_labels(bench))
     started = time.time()
 
     def say(msg: str) -> None:
@@ -183,7 +185,8 @@ def bench_search(config: SearchBenchConfig) -> dict:
     result = {
         "config": {
             "table": str(cfg.table), "space": cfg.space, "target": cfg.target, "mode": cfg.mode,
-            "weak": list(cfg.weak), "budget": cfg.budget, "seeds": cfg.seeds, "first_seed": cfg.seed,
+            "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic), "model": cfg.model,
+            "input_shape": cfg.input_shape, "budget": cfg.budget, "seeds": cfg.seeds, "first_seed": cfg.seed,
             "strategies": list(cfg.strategies), "batch": cfg.batch, "strategy_args": cfg.strategy_args,
             "checkpoints": [c for c in DEFAULT_CHECKPOINTS if c <= cfg.budget], "archs": len(bench.archs),
             "via": cfg.via, "nasrank_pretrained_on": pretrained_on,

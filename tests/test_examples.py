@@ -20,13 +20,19 @@ def load(name: str):
 
 
 def test_every_example_is_tested():
-    tested = {"tune_existing_script", "optuna_ask_tell", "optuna_search_tune", "own_space_and_trainable"}
+    tested = {"tune_existing_script", "optuna_ask_tell", "optuna_search_tune", "own_space_and_trainable", "cnn_family"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
 def test_optuna_ask_tell():
     out = load("optuna_ask_tell").main(budget=4, batch=2, pool_size=50)
     assert out["trials"] == 4 and ARCH.match(out["arch"]) and 0 <= out["valid_acc"] <= 100
+    assert out["valid_acc"] > 20  # trained for real: well above the 10 % of chance
+
+
+def test_cnn_family_with_model_weak_labels():
+    out = load("cnn_family").main(budget=4, batch=2)
+    assert out["trials"] == 4 and out["pretrained_on"] == ["params", "synflow"]
     assert out["valid_acc"] > 20  # trained for real: well above the 10 % of chance
 
 

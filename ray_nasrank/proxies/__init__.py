@@ -20,8 +20,8 @@ from ._compute import (
     resolve_names,
 )
 from ._measures import PROXIES, Proxy, ProxyContext
-from ._nb201 import NB201_INTRINSIC, nb201_intrinsic
 from ._model import MODEL_PROXIES, ModelProxies, ModelProxyError, ProxyFailure, canonical_config
+from ._nb201 import NB201_INTRINSIC, nb201_intrinsic
 from ._shared import SHARED_SYNFLOW_NET, shared_synflow
 
 __all__ = [

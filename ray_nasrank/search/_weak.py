@@ -82,16 +82,18 @@ def intrinsic_weak(space: SearchSpace, archs: Sequence[Arch], names: Sequence[st
     model family) gets its weak labels from ``model_fn=`` instead (:func:`model_weak`).
 
     Args:
-        space: an :class:`~ray_nasrank.spaces.NB201Space`.
-        archs: the cells to label.
-        names: a subset of :data:`INTRINSIC`.
-        **proxy_kwargs: the network's ``channels``, ``cells_per_stage``, ``input_shape``, ``num_classes``.
+        space: a space with intrinsic labels (``space.intrinsic_names``), e.g. an
+            :class:`~ray_nasrank.spaces.NB201Space`.
+        archs: the archs to label.
+        names: a subset of ``space.intrinsic_names`` (default :data:`INTRINSIC`, NB201's).
+        **proxy_kwargs: options of the space's hook (NB201: the network's ``channels``,
+            ``cells_per_stage``, ``input_shape``, ``num_classes``).
 
     Returns:
         One float array per name, aligned to ``archs``.
 
     Raises:
-        ValueError: an unknown name, or a space other than NB201.
+        ValueError: an unknown name, or a space that computes no intrinsic labels.
 
     Examples:
         >>> from ray_nasrank.spaces import NB201Space
@@ -129,6 +131,25 @@ def model_weak(space: SearchSpace, weak: WeakSpec = None, *, model_fn: Callable[
     ``supernet``), e.g. :class:`~ray_nasrank.supernet.SupernetWeakLabels`. Candidates reach both
     as configs, ``config_of(arch)`` (default ``space.to_config``). A label of ``weak`` keeps
     its value over a model label of the same name. With neither, ``weak`` is returned as it is.
+
+    Args:
+        space: the space of the candidates.
+        weak: the caller's own weak labels (any form the strategies take).
+        model_fn: ``config -> nn.Module``, the model family.
+        input_shape: one model input's shape without the batch dimension.
+        inputs: a real batch instead (a tensor or an ``(x, y)`` pair).
+        proxies: the zero-cost proxies of ``model_fn`` (default params, FLOPs, SynFlow).
+        supernet: a callable ``configs -> dict of arrays`` (or one array).
+        config_of: ``arch -> config`` handed to ``model_fn`` and ``supernet``.
+
+    Returns:
+        ``weak`` itself when neither ``model_fn`` nor ``supernet`` is given, else a callable
+        ``archs -> dict of arrays`` (its ``proxies`` attribute holds the
+        :class:`~ray_nasrank.proxies.ModelProxies` and their failures).
+
+    Raises:
+        ValueError: ``input_shape``/``inputs``/``proxies`` without ``model_fn``.
+        TypeError: a ``supernet`` that is not callable.
 
     >>> import torch
     >>> from ray_nasrank.spaces import CategoricalSpace

@@ -42,7 +42,7 @@ def test_nb201_generic_path_equals_compute_proxies():
 
 def test_nb201_generic_path_equals_intrinsic_labels(monkeypatch):
     from ray_nasrank.nn import NB201Supernet
-    from ray_nasrank.search import _weak
+    from ray_nasrank.proxies import _nb201
     from ray_nasrank.search._weak import intrinsic_weak
 
     configs = [SPACE.to_config(a) for a in ARCHS]
@@ -64,7 +64,7 @@ def test_nb201_generic_path_equals_intrinsic_labels(monkeypatch):
     # and that supernet is the one the intrinsic label builds by default (seed 0); its in-process
     # cache keeps one value per isomorphism class, so a cell isomorphic to one scored by an earlier
     # test would read that cell's value: start from an empty cache
-    monkeypatch.setattr(_weak, "_SYNFLOW_CACHE", {})
+    monkeypatch.setattr(_nb201, "_SYNFLOW_CACHE", {})
     np.testing.assert_allclose(intrinsic_weak(SPACE, ARCHS, names=("synflow",))["synflow"][:-1], got[:-1],
                                rtol=1e-12)
 

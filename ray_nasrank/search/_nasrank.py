@@ -351,14 +351,17 @@ class NASRankStrategy(Strategy):
         with limit_torch_threads(self.torch_threads):
             return self._plan_sampled(k) if self._sampled else self._plan_pool(k)
 
+    def _n_exploit(self, k: int) -> int:
+        """Slots of a round of ``k`` that go to the best predicted (none before any ranking)."""
+        share = self.first_explore if self._rounds == 0 else self.explore
+        return k - int(round(share * k)) if self._model is not None else 0
+
     def _plan_sampled(self, k: int) -> list[Arch]:
         """A round without a finite pool: the best predicted of fresh prior samples and of local
         moves around the best configs measured so far (a ``local`` share of the exploited slots
         from the moves alone); ``explore`` of the round are prior samples."""
         taken: set[Hashable] = set()
-        share = self.first_explore if self._rounds == 0 else self.explore
-        n_explore = int(round(share * k)) if self._model is not None else k
-        n_exploit = k - n_explore
+        n_exploit = self._n_exploit(k)
         plan: list[Arch] = []
         if n_exploit:
             archs, y = self._labels()
@@ -408,9 +411,7 @@ class NASRankStrategy(Strategy):
         if not mask.any():
             return []
         taken: set[Hashable] = set()
-        share = self.first_explore if self._rounds == 0 else self.explore
-        n_explore = int(round(share * k)) if self._model is not None else k
-        n_exploit = k - n_explore
+        n_exploit = self._n_exploit(k)
         plan: list[Arch] = []
         if n_exploit:
             score = self._model.score(self._pool)

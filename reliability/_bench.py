@@ -25,6 +25,7 @@ log = logging.getLogger("ray_nasrank.reliability")
 SCENARIOS: dict[str, bool] = {
     "fuzz": False,
     "interrupt_asktell": False,
+    "interrupt_asktell_mixed": False,
     "faults_trials_asktell": False,
     "faults_output": False,
     "faults_atomic": False,
@@ -61,6 +62,9 @@ def _plan(quick: bool, seed: int, cluster: Any, tmp: str) -> dict[str, Callable[
         "fuzz": lambda: rel.fuzz_all(1100),
         "interrupt_asktell": lambda: [rel.asktell_interrupt(("random", "rea"), budget=30 if q else 200,
                                                              batch=4 if q else 8, seed=seed, use_shared=not q)],
+        "interrupt_asktell_mixed": lambda: [rel.asktell_interrupt(("random", "rea", "optuna-tpe"),
+                                                                   budget=30 if q else 100, batch=4, seed=seed,
+                                                                   mixed=True)],
         "faults_trials_asktell": lambda: [rel.asktell_trial_faults(budget=120 if q else 1000, seed=seed)],
         "faults_output": lambda: [rel.unwritable_output()],
         "faults_atomic": lambda: [rel.atomic_write_kill(kills=2 if q else 6, seed=seed, control=True)],

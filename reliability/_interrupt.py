@@ -70,8 +70,33 @@ def checkpoints(budget: int, fractions: Sequence[float] = EVERY_10_PERCENT) -> l
 
 
 # ====================================================================== ask/tell
+def mixed_space():
+    """A mixed, conditional space for the ask/tell scenarios: choices, a log-integer, a
+    log-uniform float, a stepped float, a normal, and two decisions that exist for one optimizer."""
+    from ray_nasrank.spaces import Condition, Decision, Float, Integer, Normal, SearchSpace
+
+    return SearchSpace([
+        Decision(("op",), ["conv3", "conv5", "skip", "pool"]),
+        Decision(("width",), Integer(8, 256, log=True)),
+        Decision(("opt",), ["sgd", "adam"]),
+        Decision(("momentum",), Float(0.0, 0.99, step=0.01), Condition("opt", ("sgd",))),
+        Decision(("beta",), Integer(1, 4), Condition("opt", ("adam",))),
+        Decision(("lr",), Float(1e-5, 1e-1, log=True)),
+        Decision(("noise",), Normal(0.0, 1.0, step=0.5)),
+    ], name="mixed")
+
+
+def mixed_value(arch: Sequence[Any]) -> float:
+    """A deterministic objective over :func:`mixed_space` configurations."""
+    op, width, opt, momentum, beta, lr, noise = arch
+    v = {"conv3": 1.0, "conv5": 0.8, "skip": 0.3, "pool": 0.1}[op] + 0.1 * math.log2(width)
+    v += 0.5 * momentum if opt == "sgd" else 0.1 * beta
+    return v - (math.log10(lr) + 2.5) ** 2 - 0.1 * noise ** 2
+
+
 def _asktell_run(name: str, space: Any, bench: Any, budget: int, batch: int, seed: int,
-                 stops: Sequence[int], workdir: Path, log_prefix: str) -> tuple[list, list, int]:
+                 stops: Sequence[int], workdir: Path, log_prefix: str,
+                 evaluate: Any = None) -> tuple[list, list, int]:
     """Run ``budget`` trials, saving/dropping/loading the strategy at each of ``stops``.
 
     At every stop the current batch is only half told, so the saved state holds pending archs.
@@ -84,7 +109,8 @@ def _asktell_run(name: str, space: Any, bench: Any, budget: int, batch: int, see
     stops = list(stops)
     snapshots: list[list] = []
     reloads = 0
-    evaluate = (lambda a: bench.lookup(a)) if bench is not None else synthetic_value
+    if evaluate is None:
+        evaluate = (lambda a: bench.lookup(a)) if bench is not None else synthetic_value
     while len(strategy.history) < budget:
         # re-run archs that were pending when the state was saved (their results were lost)
         todo = list(strategy.pending)
@@ -109,16 +135,19 @@ def _asktell_run(name: str, space: Any, bench: Any, budget: int, batch: int, see
 
 def asktell_interrupt(strategies: Sequence[str] = ("random", "rea"), budget: int = 50, batch: int = 4,
                       seed: int = 0, use_shared: bool = False,
-                      fractions: Sequence[float] = EVERY_10_PERCENT) -> ScenarioResult:
-    """Ask/tell loops interrupted (state saved, dropped, loaded) at every 10 % of ``budget``."""
-    log = CaseLog("interrupt_asktell")
-    bench = reliability_bench(use_shared)
-    space = bench.space
+                      fractions: Sequence[float] = EVERY_10_PERCENT, mixed: bool = False) -> ScenarioResult:
+    """Ask/tell loops interrupted (state saved, dropped, loaded) at every 10 % of ``budget``;
+    with ``mixed`` on :func:`mixed_space` (numeric and conditional decisions) instead of NB201."""
+    log = CaseLog("interrupt_asktell_mixed" if mixed else "interrupt_asktell")
+    bench = None if mixed else reliability_bench(use_shared)
+    space = mixed_space() if mixed else bench.space
+    evaluate = mixed_value if mixed else None
     stops = checkpoints(budget, fractions)
     with tempfile.TemporaryDirectory(prefix="rn_rel_asktell_") as tmp:
         for name in strategies:
             with log.case(f"{name}: budget {budget}, interrupted at {stops}", timeout_s=300) as c:
-                hist, snaps, reloads = _asktell_run(name, space, bench, budget, batch, seed, stops, Path(tmp), name)
+                hist, snaps, reloads = _asktell_run(name, space, bench, budget, batch, seed, stops, Path(tmp), name,
+                                                    evaluate)
                 c.check(reloads == len(stops), f"{reloads} reloads for {len(stops)} stops")
                 c.check(len(hist) == budget, f"{len(hist)} trials told for a budget of {budget}")
                 keys = [space.iso_key(h["arch"]) for h in hist]
@@ -129,12 +158,13 @@ def asktell_interrupt(strategies: Sequence[str] = ("random", "rea"), budget: int
                         c.check(final.get(h["arch"]) == h["value"],
                                 f"result of {space.to_string(h['arch'])} lost or changed after a resume")
                 c.check(all(h["status"] == "ok" for h in hist), "a trial ended failed")
-                ref, _, _ = _asktell_run(name, space, bench, budget, batch, seed, [], Path(tmp), name + "_ref")
+                ref, _, _ = _asktell_run(name, space, bench, budget, batch, seed, [], Path(tmp), name + "_ref", evaluate)
                 # with the same seed, the resumed run asks what an uninterrupted run asks
                 c.check(sorted(map(space.to_string, (h["arch"] for h in ref))) ==
                         sorted(map(space.to_string, final)), "resumed run asked other archs than an uninterrupted run")
     log.details.update({"strategies": list(strategies), "budget": budget, "batch": batch,
-                        "interruptions_per_run": len(stops), "table": "nb201" if use_shared else "synthetic-nb201"})
+                        "interruptions_per_run": len(stops),
+                        "table": "mixed" if mixed else "nb201" if use_shared else "synthetic-nb201"})
     return log.result()
 
 

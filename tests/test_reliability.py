@@ -36,6 +36,12 @@ def test_tune_interrupted_by_sigint_and_restored_keeps_budget_and_results(ray_se
     assert r.details["restores"] >= 2
 
 
+def test_asktell_interrupt_on_a_mixed_conditional_space():
+    r = asktell_interrupt(strategies=("random", "rea", "optuna-tpe"), budget=30, batch=4, mixed=True)
+    _ok(r)
+    assert r.cases == 3 and r.details["table"] == "mixed"
+
+
 @pytest.mark.slow
 def test_asktell_interrupt_full(nb201_path):
     _ok(asktell_interrupt(strategies=("random", "rea"), budget=200, batch=8, use_shared=True))

@@ -46,6 +46,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Tune's own console tables repeat what the search's progress bars show; with its classic
+    # output engine, verbose=0 is really silent
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     cfg = config_from_args(args)
     import torch
 

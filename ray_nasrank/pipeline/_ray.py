@@ -7,6 +7,7 @@ Imported only when the pipeline runs (it imports Ray at the top).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ def ensure_ray(cfg: PipelineConfig) -> bool:
     if ray.is_initialized():
         return False
     ray.init(address=cfg.address or "local", include_dashboard=False, log_to_driver=False,
-             ignore_reinit_error=True)
+             ignore_reinit_error=True, logging_level=logging.WARNING)
     return True
 
 

@@ -16,6 +16,7 @@ choice(['relu', 'gelu'])
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 from dataclasses import dataclass
@@ -75,39 +76,43 @@ def _fmt(x: float) -> str:
     return repr(int(x)) if isinstance(x, (int, np.integer)) else repr(float(x))
 
 
-class Domain:
+class Domain(abc.ABC):
     """Base of the four domains; ``size`` is ``math.inf`` for a continuous one."""
 
     numeric: bool = True
 
     @property
+    @abc.abstractmethod
     def size(self) -> int | float:
-        raise NotImplementedError
+        """How many values the domain holds (``math.inf`` when continuous)."""
 
+    @abc.abstractmethod
     def sample(self, rng: np.random.Generator) -> Any:
-        raise NotImplementedError
+        """One value drawn from the domain's prior."""
 
+    @abc.abstractmethod
     def check(self, value: Any) -> Any:
         """``value`` in canonical form (int/float/choice), or ``ValueError`` saying why not."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def default(self) -> Any:
         """A fixed valid value (used when a move activates a decision and no rng draw is wanted)."""
-        raise NotImplementedError
 
     def to_unit(self, value: Any) -> float:
         """The value in ``[0, 1]``, linear in the natural transform (numeric domains)."""
-        raise NotImplementedError
+        raise TypeError(f"{self} has no numeric transform: it is categorical")
 
     def from_unit(self, u: float) -> Any:
-        raise NotImplementedError
+        """Inverse of :meth:`to_unit` (numeric domains)."""
+        raise TypeError(f"{self} has no numeric transform: it is categorical")
 
     def value_at(self, i: int) -> Any:
         """The ``i``-th value of a finite domain, in increasing order."""
-        raise NotImplementedError
+        raise TypeError(f"{self} is continuous: its values cannot be indexed")
 
     def index(self, value: Any) -> int:
-        raise NotImplementedError
+        """Inverse of :meth:`value_at` (finite domains)."""
+        raise TypeError(f"{self} is continuous: its values cannot be indexed")
 
     def move(self, value: Any, rng: np.random.Generator, scale: float = 0.15) -> Any:
         """A nearby different value: a Gaussian step of ``scale`` in the unit transform, kept in
@@ -126,11 +131,13 @@ class Domain:
     def check_snapped(self, value: Any) -> Any:
         return self.check(value)
 
+    @abc.abstractmethod
     def to_optuna(self) -> Any:
-        raise NotImplementedError
+        """The matching ``optuna.distributions`` object (imports Optuna)."""
 
+    @abc.abstractmethod
     def to_tune(self) -> Any:
-        raise NotImplementedError
+        """The matching Tune domain (imports Ray)."""
 
 
 @dataclass(frozen=True)

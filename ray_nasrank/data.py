@@ -65,7 +65,18 @@ _DIGITS_TEST_SEED = 12345
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` (or ``None``) -> CUDA when available else CPU; anything else as given (checked)."""
+    """The torch device a run uses.
+
+    Args:
+        device: ``"auto"`` or ``None`` for CUDA when available else CPU; anything else
+            ``torch.device`` accepts (``"cpu"``, ``"cuda:0"``, a ``torch.device``).
+
+    Returns:
+        The resolved ``torch.device``.
+
+    Raises:
+        ValueError: ``device`` is not a valid device, or names CUDA when CUDA is not available.
+    """
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -81,7 +92,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 class TensorSplit:
     """One split held as two tensors on one device.
 
-    ``x``: float ``[N, C, H, W]``; ``y``: long ``[N]`` of class indices.
+    Args:
+        x: float images ``[N, C, H, W]``.
+        y: long class indices ``[N]``.
+
+    Raises:
+        TypeError: ``x`` or ``y`` is not a tensor, ``x`` is not floating point or ``y`` not ``torch.long``.
+        ValueError: ``x`` is not 4-D or ``y`` is not ``[N]`` with the same ``N``.
     """
 
     x: torch.Tensor
@@ -143,7 +160,15 @@ class TensorSplit:
 
 @dataclass
 class DatasetSplits:
-    """Train / valid / test splits of one dataset plus its shape facts."""
+    """Train / valid / test splits of one dataset plus its shape facts.
+
+    Args:
+        train: the training split.
+        valid: the validation split (carved from the training data).
+        test: the test split.
+        num_classes: number of classes (labels are ``0 .. num_classes - 1``).
+        name: the dataset's name (for logs and result files).
+    """
 
     train: TensorSplit
     valid: TensorSplit
@@ -304,6 +329,27 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, valid_fractio
     ``image_size`` resamples images to ``image_size x image_size`` (e.g. 14 for cheap CPU runs).
     ``device="auto"`` uses the GPU when there is one.
 
+    Args:
+        name: ``"fashion-mnist"`` or ``"digits"`` (case and ``_``/``-`` do not matter).
+        root: folder holding Fashion-MNIST's four IDX ``.gz`` files (default: the Debian
+            package's folder or ``$NASRANK_FASHION_MNIST``); only for ``"fashion-mnist"``.
+        valid_fraction: share of the training set held out for validation, in ``(0, 1)``.
+        seed: seeds the validation carve-out and the order of every split.
+        device: where the tensors live (see :func:`resolve_device`).
+        limit_train: keep only the first N training examples (``None``: all).
+        limit_valid: keep only the first N validation examples.
+        limit_test: keep only N test examples (a seeded subset).
+        image_size: resample images to ``image_size x image_size`` (``None``: as stored).
+
+    Returns:
+        The :class:`DatasetSplits`, normalised with the training split's statistics.
+
+    Raises:
+        TypeError: ``name`` is not a string, or a limit is not an integer.
+        ValueError: unknown dataset, ``valid_fraction`` or a limit out of range, ``root`` given for
+            another dataset than Fashion-MNIST, or an invalid ``device``.
+        FileNotFoundError: the Fashion-MNIST files are not installed (nothing is downloaded).
+
     >>> load_dataset("digits", limit_train=100).train.x.shape[0]
     100
     """
@@ -377,6 +423,28 @@ def from_torch_dataset(train_ds: Any, test_ds: Any | None = None, valid_fraction
     The dataset is read once into memory. Without ``test_ds`` a seeded ``test_fraction`` of
     ``train_ds`` becomes the test split; validation is then carved from the rest. ``normalize``
     standardises each channel with the training split's statistics.
+
+    Args:
+        train_ds: map-style dataset (``len`` and ``ds[i]``) of ``(image, label)`` pairs; images
+            are ``[C, H, W]`` or ``[H, W]`` tensors or arrays of one shape, labels non-negative ints.
+        test_ds: an own test set of the same form (``None``: hold out ``test_fraction`` of ``train_ds``).
+        valid_fraction: share of the training data held out for validation, in ``(0, 1)``.
+        seed: seeds the held-out splits and the order of every split.
+        device: where the tensors live (see :func:`resolve_device`).
+        num_classes: number of classes (``None``: largest label + 1).
+        test_fraction: share of ``train_ds`` held out for testing when ``test_ds`` is ``None``.
+        normalize: standardise each channel with the training split's statistics.
+        name: the dataset's name in :class:`DatasetSplits`.
+
+    Returns:
+        The :class:`DatasetSplits`.
+
+    Raises:
+        TypeError: a dataset is not map-style, an item is not an ``(image, int label)`` pair or an
+            image is neither a tensor nor an array.
+        ValueError: an empty dataset, images of different shapes, a fraction out of range or leaving
+            too few training examples, ``num_classes`` smaller than the labels present, or an
+            invalid ``device``.
 
     >>> from torch.utils.data import TensorDataset
     >>> ds = TensorDataset(torch.randn(50, 1, 4, 4), torch.arange(50) % 3)

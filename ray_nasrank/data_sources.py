@@ -61,12 +61,28 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 
 
 class DataSourceError(ValueError):
-    """A data source that cannot be used as it is (the message names the file, key or row)."""
+    """A data source that cannot be used as it is (the message names the file, key or row).
+
+    Args:
+        message: what is wrong and where (file, key or row).
+    """
 
 
 @dataclass
 class RawData:
-    """A source read into arrays: ``x`` float32 ``[N, C, H, W]``, ``y`` int64 ``[N]``."""
+    """A source read into arrays: ``x`` float32 ``[N, C, H, W]``, ``y`` int64 ``[N]``.
+
+    Args:
+        train_x: training images, float32 ``[N, C, H, W]``.
+        train_y: training labels, int64 ``[N]``.
+        test_x: test images of the same shape.
+        test_y: test labels.
+        classes: class names; label ``i`` is ``classes[i]``.
+        source: the source as given (dataset name, folder, file or ``MODULE:FUNCTION``).
+        kind: ``"builtin"``, ``"image-folder"``, ``"npz"`` or ``"function"``.
+        test_from: how the test split came about (``"own test set"`` or the held-out share).
+        notes: anything else worth reporting about the read (JSON-ready).
+    """
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -325,7 +341,20 @@ def read_source(source: str, resize: int | None = None) -> RawData:
     """Read a built-in dataset name, a folder, an ``.npz`` file or ``MODULE:FUNCTION``.
 
     ``resize``: resample folder images to ``resize x resize`` while reading (needed when the
-    images differ in size). Raises :class:`DataSourceError` naming what is wrong.
+    images differ in size).
+
+    Args:
+        source: a built-in dataset name (``"fashion-mnist"``, ``"digits"``), a folder with one
+            sub-folder of images per class, an ``.npz`` file, or ``MODULE:FUNCTION`` returning arrays.
+        resize: resample folder images to ``resize x resize`` (``None``: keep their size).
+
+    Returns:
+        The :class:`RawData` read.
+
+    Raises:
+        DataSourceError: the source is empty, missing or malformed (the message names the file,
+            key or row).
+        FileNotFoundError: ``"fashion-mnist"`` is named but not installed.
     """
     if not isinstance(source, str) or not source.strip():
         raise DataSourceError(f"a data source is a dataset name, a folder, an .npz file or MODULE:FUNCTION, "
@@ -357,6 +386,23 @@ def make_splits(raw: RawData, seed: int = 0, device: str | torch.device = "cpu",
 
     The same ``seed`` gives the same splits; limits keep the first images of a split (a random
     subset) and ``image_size`` resamples (a lower fidelity of the same splits).
+
+    Args:
+        raw: the data read by :func:`read_source`.
+        seed: seeds the validation carve-out and the order of every split.
+        device: where the tensors live (see :func:`ray_nasrank.data.resolve_device`).
+        valid_fraction: share of the training data held out for validation, in ``(0, 1)``.
+        limit_train: keep only the first N training examples (``None``: all).
+        limit_valid: keep only the first N validation examples.
+        limit_test: keep only N test examples (a seeded subset).
+        image_size: resample images to ``image_size x image_size`` (``None``: as read).
+
+    Returns:
+        The :class:`~ray_nasrank.data.DatasetSplits`, normalised with the training statistics.
+
+    Raises:
+        ValueError: ``valid_fraction`` or a limit out of range, or an invalid ``device``.
+        TypeError: a limit is not an integer.
     """
     from ray_nasrank._checks import check_int, check_number
     from ray_nasrank.data import resolve_device
@@ -372,7 +418,17 @@ def make_splits(raw: RawData, seed: int = 0, device: str | torch.device = "cpu",
 
 
 def describe(raw: RawData, splits: dict[str, DatasetSplits], seed: int) -> dict:
-    """What was read and how it was split (JSON-ready; ``data.json`` of a search)."""
+    """What was read and how it was split (JSON-ready; ``data.json`` of a search).
+
+    Args:
+        raw: the data read by :func:`read_source`.
+        splits: the splits made of it, by name (e.g. one per fidelity).
+        seed: the seed the splits were made with.
+
+    Returns:
+        A dict with the source, kind, classes, image shape, image counts, how the test split came
+        about, the seed, the data's fingerprint and each split's sizes and image shape.
+    """
     return {
         "source": raw.source, "kind": raw.kind, "classes": raw.classes, "num_classes": raw.num_classes,
         "image_shape": list(raw.shape), "images": {"train": int(len(raw.train_y)), "test": int(len(raw.test_y))},

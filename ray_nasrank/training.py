@@ -61,6 +61,36 @@ class TrainConfig:
     running averages still lag the weights; this removes that noise from short runs).
     ``channels_last``: keep weights and batches in the NHWC memory format (about 1.4x faster
     for NB201 cells on one CPU thread; same results up to floating-point rounding).
+
+    Args:
+        epochs: training epochs (>= 1).
+        batch_size: training mini-batch size.
+        lr: peak learning rate, in ``(0, 10]``.
+        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
+        momentum: SGD momentum, in ``[0, 0.999]``.
+        nesterov: Nesterov momentum for SGD.
+        weight_decay: L2 weight decay, in ``[0, 1]``.
+        schedule: ``"cosine"`` or ``"constant"``.
+        warmup_epochs: epochs of linear warm-up (fewer than ``epochs``).
+        augment: augmentations applied, any of ``"flip"`` and ``"crop"``.
+        crop_padding: zero padding before the random crop.
+        label_smoothing: cross-entropy label smoothing, in ``[0, 0.99]``.
+        grad_clip: maximum global gradient norm (``None``: no clipping).
+        channels: stem channels of an NB201 network (:func:`train_arch`).
+        cells_per_stage: cells per stage of an NB201 network.
+        seed: seeds the initial weights, the batch order and the augmentations.
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``, ...
+        eval_batch_size: batch size when evaluating.
+        eval_every: validate every that many epochs (``0``: after the last only).
+        bn_recalibrate: training batches whose exact statistics replace BatchNorm's running ones
+            before each validation (``0``: off).
+        channels_last: use the NHWC memory format.
+
+    Raises:
+        ValueError: a field out of range, an unknown optimizer, schedule or augmentation, a
+            non-integer seed, or ``warmup_epochs >= epochs``.
+        TypeError: ``augment`` is not a tuple of names, ``device`` not a string or device, or an
+            integer field of another type.
     """
 
     epochs: int = 4
@@ -141,6 +171,15 @@ def augment_batch(x: torch.Tensor, augment: tuple[str, ...], padding: int,
     """Random flip / pad-crop of a batch, per example, on the batch's device.
 
     Random numbers come from ``generator`` (CPU) so results do not depend on the device.
+
+    Args:
+        x: images ``[B, C, H, W]``.
+        augment: augmentations to apply, any of ``"flip"`` and ``"crop"`` (empty: none).
+        padding: zero padding before the random crop back to ``H x W``.
+        generator: CPU ``torch.Generator`` the random numbers come from.
+
+    Returns:
+        The augmented batch (``x`` itself when ``augment`` is empty).
     """
     if not augment:
         return x
@@ -218,7 +257,19 @@ def _recalibrate(model: nn.Module, split: TensorSplit, cfg: "TrainConfig") -> No
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: TensorSplit, batch_size: int = 1024) -> tuple[float, float]:
-    """``(accuracy %, mean cross-entropy)`` of ``model`` in eval mode on a whole split."""
+    """``(accuracy %, mean cross-entropy)`` of ``model`` in eval mode on a whole split.
+
+    Args:
+        model: a classifier returning logits; its train/eval mode is restored afterwards.
+        split: the split to score.
+        batch_size: evaluation batch size.
+
+    Returns:
+        ``(accuracy in percent, mean cross-entropy)``.
+
+    Raises:
+        ValueError: ``split`` is empty.
+    """
     if len(split) == 0:
         raise ValueError("cannot evaluate on an empty split")
     was_training = model.training
@@ -266,7 +317,23 @@ def _channels_last(splits: DatasetSplits) -> DatasetSplits:
 
 def train_model(model: nn.Module, splits: DatasetSplits, cfg: TrainConfig,
                 report: ReportHook | None = None) -> dict:
-    """Train any classifier ``model`` on ``splits`` with ``cfg``; see :func:`train_arch`."""
+    """Train any classifier ``model`` on ``splits`` with ``cfg``; see :func:`train_arch`.
+
+    Args:
+        model: a classifier returning logits (moved to ``cfg.device``).
+        splits: train / valid / test splits; the test split is scored once, at the end.
+        cfg: the training recipe.
+        report: ``report(epoch, metrics)`` called after every epoch; returning ``True`` stops training.
+
+    Returns:
+        ``valid_acc``, ``test_acc``, ``test_loss``, ``train_loss``, ``epochs`` (done), ``seconds``,
+        ``params`` and the per-epoch ``history``.
+
+    Raises:
+        TypeError: ``splits``, ``cfg`` or ``report`` of the wrong type.
+        ValueError: an empty train or valid split.
+        FloatingPointError: the training loss became NaN or infinite (lower ``cfg.lr``).
+    """
     if not isinstance(splits, DatasetSplits):
         raise TypeError(f"splits must be a DatasetSplits (see ray_nasrank.data), got {type(splits).__name__}")
     if not isinstance(cfg, TrainConfig):
@@ -351,6 +418,20 @@ def train_arch(arch: Any, splits: DatasetSplits, cfg: TrainConfig | None = None,
     Returns ``valid_acc`` (last epoch), ``test_acc``, ``test_loss``, ``train_loss``, ``epochs``
     (done), ``seconds``, ``params`` and the per-epoch ``history``. The test split is touched once,
     at the end.
+
+    Args:
+        arch: an NB201 cell (string or op tuple, see :func:`ray_nasrank.spaces.parse_arch`).
+        splits: train / valid / test splits.
+        cfg: the training recipe (``None``: ``TrainConfig()``).
+        report: ``report(epoch, metrics)`` called after every epoch; returning ``True`` stops training.
+
+    Returns:
+        The result dict of :func:`train_model` plus ``arch`` (the cell as a string).
+
+    Raises:
+        TypeError: ``splits`` or ``cfg`` of the wrong type.
+        ValueError: ``arch`` is not a valid NB201 cell, or see :func:`train_model`.
+        FloatingPointError: training diverged.
     """
     from ray_nasrank.nn import NB201Network
 

@@ -12,7 +12,8 @@ import pytest
 from ray_nasrank._config import CLI
 
 #: subpackages whose every public (``__all__``) function and class documents its arguments
-DOCUMENTED = ("ray_nasrank.metrics", "ray_nasrank.benchmarks", "ray_nasrank.search")
+DOCUMENTED = ("ray_nasrank.metrics", "ray_nasrank.benchmarks", "ray_nasrank.search", "ray_nasrank.data",
+              "ray_nasrank.data_sources", "ray_nasrank.training")
 
 
 def _public(package: str):

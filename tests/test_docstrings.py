@@ -13,7 +13,7 @@ from ray_nasrank._config import CLI
 
 #: subpackages whose every public (``__all__``) function and class documents its arguments
 DOCUMENTED = ("ray_nasrank.metrics", "ray_nasrank.benchmarks", "ray_nasrank.search", "ray_nasrank.data",
-              "ray_nasrank.data_sources", "ray_nasrank.training")
+              "ray_nasrank.data_sources", "ray_nasrank.training", "ray_nasrank.report", "ray_nasrank.pipeline")
 
 
 def _public(package: str):
@@ -38,6 +38,13 @@ def _options_only(obj) -> bool:
     return dataclasses.is_dataclass(obj) and all(CLI in f.metadata for f in dataclasses.fields(obj))
 
 
+def _undocumented_fields(obj, doc: str) -> list[str]:
+    """Fields of a config dataclass that are not command-line options and that its doc never names."""
+    if not dataclasses.is_dataclass(obj):
+        return []
+    return [f.name for f in dataclasses.fields(obj) if CLI not in f.metadata and f"{f.name}:" not in doc]
+
+
 @pytest.mark.parametrize("qualname, obj", [item for pkg in DOCUMENTED for item in _public(pkg)],
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_public_api_documents_its_arguments(qualname, obj):
@@ -45,5 +52,6 @@ def test_public_api_documents_its_arguments(qualname, obj):
     assert doc, f"{qualname} has no docstring"
     if _takes_arguments(obj) and not _options_only(obj):
         assert "Args:" in doc or "Attributes:" in doc, f"{qualname}: no Args: section"
+        assert not _undocumented_fields(obj, doc), f"{qualname}: Args: misses {_undocumented_fields(obj, doc)}"
     if inspect.isfunction(obj) and inspect.signature(obj).return_annotation not in (None, "None", inspect._empty):
         assert "Returns:" in doc or "Yields:" in doc, f"{qualname}: no Returns: section"

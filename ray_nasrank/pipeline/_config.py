@@ -46,7 +46,11 @@ _FINAL = "full-fidelity retraining of the winners (0 = no limit / native size)"
 
 
 class ConfigMismatchError(ValueError):
-    """Resuming an output directory with a different experiment configuration."""
+    """Resuming an output directory with a different experiment configuration.
+
+    Args:
+        message: every key whose value differs, with both values.
+    """
 
 
 @dataclass
@@ -56,6 +60,23 @@ class PipelineConfig:
     ``*_size`` limits are numbers of images kept from a split (``0``: the whole split).
     ``rounds``: the budget is spent in this many rounds; the ranker is fine-tuned on the
     finalists' true accuracies between rounds.
+
+    The fields that are command-line options (``ray-nasrank search --help``) are documented by
+    their help text; the others:
+
+    Args:
+        supernet_lr: learning rate of the supernet training.
+        weak_batch: batch size when the supernet scores the candidate pool.
+        weak_calib_batches: training batches that recalibrate BatchNorm before each weak label.
+        weak_eval_batches: validation batches each weak label is measured on.
+        finalist_lr: learning rate of the finalists trained from scratch.
+        ranker_fit_epochs: epochs of each fine-tuning of the ranker on true accuracies.
+        progress: show progress bars (``None``: when the output is a terminal).
+
+    Raises:
+        ValueError: an unknown dataset, baseline or space, both ``dataset`` and ``data`` given, a
+            value out of range (the message names the key), ``rounds > budget``, a pool too small
+            for the budget, or a malformed ``device``, ``address`` or ``progress``.
     """
 
     dataset: str = option("fashion-mnist", "fashion-mnist (Debian package dataset-fashion-mnist) or digits "
@@ -187,7 +208,18 @@ class PipelineConfig:
 
 
 def load_config(path: str | os.PathLike) -> PipelineConfig:
-    """Read a ``config.json`` written by the pipeline."""
+    """Read a ``config.json`` written by the pipeline.
+
+    Args:
+        path: the ``config.json`` file.
+
+    Returns:
+        The :class:`PipelineConfig` it holds.
+
+    Raises:
+        ValueError: the file is not valid JSON, has unknown keys, or holds invalid values.
+        FileNotFoundError: no such file.
+    """
     p = Path(path)
     try:
         with open(p) as f:

@@ -35,7 +35,15 @@ __all__ = ["SearchResult", "run_search"]
 
 @dataclass
 class SearchResult:
-    """What a finished search found and where its artefacts are."""
+    """What a finished search found and where its artefacts are.
+
+    Args:
+        out: the output folder.
+        best: the content of ``best.json`` (winner, its accuracies, timings, random arm).
+        results: one row per finalist trained at the search fidelity (``results.parquet``).
+        report_html: the report page (``None`` when not written).
+        ran: the steps that ran in this call (skipped steps had their artefact already).
+    """
 
     out: Path
     best: dict
@@ -81,6 +89,19 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
     ``results.parquet``, ``random.parquet``, ``final.parquet``, ``best.json`` and ``report/``.
     Tune steps resume with ``Tuner.restore``; every step's time goes to ``steps.json`` and
     ``best.json``.
+
+    Args:
+        cfg: the experiment configuration.
+        out: the output folder (created; an existing one is resumed).
+        report_html: also write ``report/index.html``.
+
+    Returns:
+        The :class:`SearchResult`.
+
+    Raises:
+        TypeError: ``cfg`` is not a :class:`PipelineConfig`.
+        ConfigMismatchError: ``out`` holds a run with another configuration (the message names
+            every differing key).
 
     Example::
 

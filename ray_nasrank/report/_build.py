@@ -35,7 +35,14 @@ FINAL_FILE = "final.parquet"
 
 @dataclass
 class Report:
-    """Where a report's files are, plus its headline numbers."""
+    """Where a report's files are, plus its headline numbers.
+
+    Args:
+        folder: the ``report/`` folder.
+        plots: path of each PNG, by plot name (``best_so_far``, ``predicted_vs_true``, ...).
+        html: path of ``index.html`` (``None`` when no page was written).
+        summary: the headline numbers (see :func:`summarise`).
+    """
 
     folder: Path
     plots: dict[str, Path]
@@ -44,7 +51,22 @@ class Report:
 
 
 def summarise(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max") -> dict:
-    """Headline numbers of a results table: best arch, its metrics, counts, ranker agreement."""
+    """Headline numbers of a results table: best arch, its metrics, counts, ranker agreement.
+
+    Args:
+        df: a results table (see :func:`check_results`).
+        metric: the column trainings are scored by.
+        mode: ``"max"`` or ``"min"``: which direction of ``metric`` is better.
+
+    Returns:
+        ``best_arch``, ``best_<metric>``, ``evaluated``, ``failed``, ``rounds``, ``found_at_training``,
+        ``best_test_acc`` (when the table has it), and Kendall's tau of the predicted scores and of
+        each ``weak_*`` column against ``metric`` (``None`` with fewer than 2 finite rows).
+
+    Raises:
+        ValueError: an unknown ``mode``, a malformed table, or no finite ``metric``.
+        TypeError: ``df`` is not a DataFrame.
+    """
     check_mode(mode)
     df = check_results(df, metric)
     best = best_row(df, metric, mode)
@@ -98,6 +120,28 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
     ``baseline`` defaults to ``folder/baseline.parquet`` when that exists. When the folder holds
     the pipeline's ``random.parquet`` (the random arm) and ``final.parquet`` (both arms' winners
     retrained at full fidelity), the page sets them side by side with the search.
+
+    Args:
+        folder: the search's output folder; the report goes to ``folder/report/``.
+        results: the results table, a parquet path, or ``None`` for ``folder/results.parquet``.
+        metric: the column trainings are scored by (default: ``best.json``'s, else ``valid_acc``).
+        mode: ``"max"`` or ``"min"`` (default: ``best.json``'s, else ``"max"``).
+        baseline: expected best of random search after ``n`` trainings, ``n = 1, 2, ...``
+            (default: ``folder/baseline.parquet`` when it exists).
+        space: the space the ``arch`` strings belong to (default: NB201).
+        top_k: at most this many archs make the top set of the op-distribution plot and the table.
+        html: also write ``index.html``.
+        title: the page's title.
+        artefacts: extra files to list on the page, name -> path.
+
+    Returns:
+        The :class:`Report` (folder, plot paths, page path, headline numbers).
+
+    Raises:
+        FileNotFoundError: ``results`` is ``None`` and ``folder`` has no ``results.parquet``.
+        ValueError: a malformed results or baseline table, an unknown ``mode``, a bad ``top_k``,
+            or an ``arch`` not in ``space``.
+        TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`.
 
     Example::
 

@@ -39,7 +39,18 @@ WEAK_PREFIX = "weak_"
 def check_results(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Validate a results table and return it sorted by ``order`` (a copy).
 
-    Raises ``ValueError`` naming a missing column, a duplicated ``order`` or a non-numeric metric.
+    Args:
+        df: one row per training with the ``REQUIRED_COLUMNS`` (``arch``, ``order``, ``round``,
+            ``predicted``) and ``metric``.
+        metric: the column trainings are scored by.
+
+    Returns:
+        A copy of ``df`` sorted by ``order``, with a fresh index.
+
+    Raises:
+        TypeError: ``df`` is not a DataFrame.
+        ValueError: ``metric`` is not a column name, a required column is missing, the table is
+            empty, ``order``/``round``/``predicted``/``metric`` is not numeric, or ``order`` repeats.
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"results must be a pandas DataFrame, got {type(df).__name__}")
@@ -60,12 +71,31 @@ def check_results(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def weak_columns(df: pd.DataFrame) -> list[str]:
-    """The ``weak_*`` columns of a results table."""
+    """The ``weak_*`` columns of a results table.
+
+    Args:
+        df: a results table.
+
+    Returns:
+        The names of its columns that start with ``weak_``, in table order.
+    """
     return [c for c in df.columns if isinstance(c, str) and c.startswith(WEAK_PREFIX)]
 
 
 def best_row(df: pd.DataFrame, metric: str, mode: str = "max") -> pd.Series:
-    """The row with the best finite ``metric`` (first one on ties); ``ValueError`` if none is finite."""
+    """The row with the best finite ``metric`` (first one on ties).
+
+    Args:
+        df: a results table.
+        metric: the column to rank by.
+        mode: ``"max"`` or ``"min"``: which direction is better.
+
+    Returns:
+        That row.
+
+    Raises:
+        ValueError: no row has a finite ``metric``, or an unknown ``mode``.
+    """
     check_mode(mode)
     values = pd.to_numeric(df[metric], errors="coerce").to_numpy(dtype=np.float64)
     ok = np.isfinite(values)
@@ -80,6 +110,13 @@ def weak_taus(df: pd.DataFrame, metric: str = "valid_acc") -> dict[str, float | 
     ``metric`` over the rows where both are finite; ``None`` with fewer than 3 such rows or a
     constant column. 1: the weak label orders the trained cells as their true accuracy does;
     0: no better than a random order; -1: reversed.
+
+    Args:
+        df: a results table.
+        metric: the true metric the weak labels are compared with.
+
+    Returns:
+        Tau rounded to 3 decimals (or ``None``) by ``weak_*`` column.
 
     >>> weak_taus(pd.DataFrame({"weak_a": [1, 2, 3, 4], "weak_b": [4, 3, 2, 1], "valid_acc": [10, 20, 30, 40]}))
     {'weak_a': 1.0, 'weak_b': -1.0}

@@ -20,7 +20,20 @@ __all__ = ["expected_random_best"]
 
 
 def expected_random_best(values, n_max: int, mode: str = "max") -> np.ndarray:
-    """``E[best of n uniform draws without replacement]`` for ``n = 1..n_max`` (array of length ``n_max``)."""
+    """``E[best of n uniform draws without replacement]`` for ``n = 1..n_max``.
+
+    Args:
+        values: the metric of every architecture random search draws from.
+        n_max: the largest number of draws (at most ``len(values)``).
+        mode: ``"max"`` or ``"min"``: which direction is better.
+
+    Returns:
+        Array of length ``n_max``: the expected best after ``1, 2, ..., n_max`` draws.
+
+    Raises:
+        ValueError: ``values`` is empty or holds NaN/inf, ``n_max`` is not a positive integer or
+            exceeds ``len(values)``, or an unknown ``mode``.
+    """
     check_mode(mode)
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:

@@ -43,7 +43,15 @@ def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> str:
-    """Write ``fig`` as PNG atomically (a reader never sees half a file)."""
+    """Write ``fig`` as PNG atomically (a reader never sees half a file).
+
+    Args:
+        fig: the matplotlib figure.
+        path: where the PNG goes.
+
+    Returns:
+        ``path`` as a string.
+    """
     import io
 
     from ray_nasrank._io import atomic_write_bytes
@@ -55,7 +63,19 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> str:
 
 
 def plot_predicted_vs_true(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max") -> Figure:
-    """Scatter of predicted rank (x) against true rank (y), 1 = best, coloured by round."""
+    """Scatter of predicted rank (x) against true rank (y), 1 = best, coloured by round.
+
+    Args:
+        df: a results table (see :func:`check_results`).
+        metric: the true metric.
+        mode: ``"max"`` or ``"min"``: which direction is better.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: a malformed table or an unknown ``mode``.
+    """
     check_mode(mode)
     df = check_results(df, metric)
     pred = df["predicted"].to_numpy(dtype=np.float64)
@@ -95,7 +115,22 @@ def plot_best_so_far(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "m
                      compare: Mapping[str, Sequence[float]] | None = None) -> Figure:
     """Best ``metric`` after ``n`` trainings; ``baseline[n-1]`` is the baseline's best after ``n``;
     ``compare`` maps a label to another run's per-training values in order (e.g. the random
-    arm), drawn as its own best-so-far curve."""
+    arm), drawn as its own best-so-far curve.
+
+    Args:
+        df: a results table (see :func:`check_results`).
+        metric: the metric whose best is drawn.
+        mode: ``"max"`` or ``"min"``: which direction is better.
+        baseline: expected best of the baseline after ``1, 2, ...`` trainings (``None``: not drawn).
+        baseline_label: the baseline's legend entry.
+        compare: other runs' per-training values in order, by legend label.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: a malformed table, an unknown ``mode`` or an empty ``baseline``.
+    """
     check_mode(mode)
     df = check_results(df, metric)
     values = df[metric].to_numpy(dtype=np.float64)
@@ -153,6 +188,21 @@ def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str 
 
     The top set is the best quarter of the evaluated archs (at least 1, at most ``top_k``), so
     it never silently equals every arch: with 8 evaluated it is the top 2.
+
+    Args:
+        df: a results table (see :func:`check_results`).
+        metric: the metric the top set is chosen by.
+        mode: ``"max"`` or ``"min"``: which direction is better.
+        top_k: the most archs in the top set.
+        space: the space the ``arch`` strings belong to (default: NB201).
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: ``top_k`` is not a positive integer, a malformed table, an unknown ``mode``,
+            or an ``arch`` that is not in ``space`` (the message names the row).
+        TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`.
     """
     check_mode(mode)
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:

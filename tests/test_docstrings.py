@@ -13,7 +13,8 @@ from ray_nasrank._config import CLI
 
 #: subpackages whose every public (``__all__``) function and class documents its arguments
 DOCUMENTED = ("ray_nasrank.metrics", "ray_nasrank.benchmarks", "ray_nasrank.search", "ray_nasrank.data",
-              "ray_nasrank.data_sources", "ray_nasrank.training", "ray_nasrank.report", "ray_nasrank.pipeline")
+              "ray_nasrank.data_sources", "ray_nasrank.training", "ray_nasrank.report", "ray_nasrank.pipeline",
+              "ray_nasrank.integrations.tune", "ray_nasrank.integrations.optuna", "ray_nasrank.integrations.ray")
 
 
 def _public(package: str):

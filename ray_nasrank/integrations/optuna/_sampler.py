@@ -70,7 +70,18 @@ def _value_of(state: TrialState, values: Sequence[float] | None) -> float | None
 
 
 def domain_of(dist: BaseDistribution) -> Domain:
-    """The ray_nasrank domain of an Optuna distribution."""
+    """The ray_nasrank domain of an Optuna distribution.
+
+    Args:
+        dist: a categorical, int or float Optuna distribution.
+
+    Returns:
+        The matching :class:`~ray_nasrank.spaces.Categorical`, :class:`~ray_nasrank.spaces.Integer`
+        or :class:`~ray_nasrank.spaces.Float` (same bounds, step and log scale).
+
+    Raises:
+        TypeError: any other distribution.
+    """
     if isinstance(dist, CategoricalDistribution):
         return Categorical(tuple(dist.choices))
     if isinstance(dist, IntDistribution):
@@ -97,6 +108,17 @@ def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
     exactly when it appears (the one needing the fewest values, then the one with fewest states); a parameter no earlier one explains is left
     out (the independent sampler handles it). Two trials declaring one parameter with different
     distributions raise ``ValueError`` naming the parameter and both distributions.
+
+    Args:
+        trials: completed trials of one study.
+
+    Returns:
+        The inferred :class:`~ray_nasrank.spaces.SearchSpace` (one decision per kept parameter,
+        path split at ``/``), or ``None`` without trials or when no parameter is kept.
+
+    Raises:
+        ValueError: a parameter declared with two distributions, or a name with an empty part
+            between ``/``.
     """
     trials = sorted(trials, key=lambda t: t.number)
     if not trials:

@@ -27,6 +27,16 @@ class RayModelProxies:
     store). Results go into ``proxies``' own cache and :attr:`~ModelProxies.failures`, so the
     values equal an in-process call's and later calls are free. Pools of at most ``min_parallel``
     new configs are scored in-process (a task costs more than a few small models).
+
+    Args:
+        proxies: the in-process scorer whose cache and failures are filled.
+        chunk_size: configs per Ray task.
+        num_cpus: CPUs per Ray task.
+        min_parallel: pools of at most this many uncached configs are scored in-process.
+
+    Raises:
+        TypeError: ``proxies`` is not a :class:`~ray_nasrank.proxies.ModelProxies`.
+        ValueError: ``chunk_size`` is not a positive integer.
     """
 
     def __init__(self, proxies: ModelProxies, chunk_size: int = 32, num_cpus: float = 1,

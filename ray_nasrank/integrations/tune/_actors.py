@@ -297,6 +297,18 @@ def check_actor_resources(num_cpus: float, num_gpus: float = 0.0, trial_cpus: fl
     Tune only compares a trial's request with the cluster's *total* resources, so an actor that
     holds the CPUs a trial needs makes a run wait forever without any message. ``existing``:
     the actor already runs (its resources are already taken from the available ones).
+
+    Args:
+        num_cpus: CPUs the actor takes.
+        num_gpus: GPUs the actor takes.
+        trial_cpus: CPUs one trial needs.
+        trial_gpus: GPUs one trial needs.
+        existing: the actor already runs.
+
+    Raises:
+        ValueError: a negative resource amount.
+        RuntimeError: what is left after the actor is less than one trial's request (waits up
+            to 10 s for the cluster to report its resources first).
     """
     if num_cpus < 0 or num_gpus < 0 or trial_cpus < 0 or trial_gpus < 0:
         raise ValueError("resource amounts must be >= 0")
@@ -338,6 +350,25 @@ def get_or_create_supernet_actor(name: str = DEFAULT_NAME, namespace: str = DEFA
     ``actor_kwargs`` go to the actor (``labels=``, ``weights=``, ``train=True``...). Resources
     are checked first (see :func:`check_actor_resources`). ``node_id`` pins the actor to a node;
     ``lifetime="detached"`` keeps it alive after the driver exits.
+
+    Args:
+        name: the actor's name.
+        namespace: the actor's Ray namespace.
+        num_cpus: CPUs the actor takes (keep it fractional so trials can run).
+        num_gpus: GPUs the actor takes.
+        trial_cpus: CPUs one trial needs (for the resource check).
+        trial_gpus: GPUs one trial needs (for the resource check).
+        node_id: pin the actor to this node (``None``: anywhere).
+        lifetime: Ray actor lifetime (``"detached"`` or ``None``).
+        check_resources: run :func:`check_actor_resources` first.
+        **actor_kwargs: passed to the actor's constructor.
+
+    Returns:
+        The actor's handle.
+
+    Raises:
+        ValueError: ``name`` is empty or not a string, or a negative resource amount.
+        RuntimeError: the actor would leave less than one trial's resources.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"actor name must be a non-empty string, got {name!r}")
@@ -366,6 +397,21 @@ def supernet_actors_per_node(name: str = DEFAULT_NAME, namespace: str = DEFAULT_
 
     Pass ``weights=ray.put(state_dict)`` to load one set of weights everywhere through the
     object store. Resources are checked for the whole set at once.
+
+    Args:
+        name: the actors' name prefix.
+        namespace: the actors' Ray namespace.
+        num_cpus: CPUs each actor takes.
+        num_gpus: GPUs each actor takes.
+        trial_cpus: CPUs one trial needs (for the resource check).
+        trial_gpus: GPUs one trial needs (for the resource check).
+        **actor_kwargs: passed to each actor's constructor.
+
+    Returns:
+        ``{node_id: actor handle}`` for every alive node.
+
+    Raises:
+        RuntimeError: no alive Ray node, or the actors would leave less than one trial's resources.
     """
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     if not nodes:

@@ -49,6 +49,17 @@ def make_table_trainable(bench: Any, sleep_s: float = 0.0) -> Callable[[dict], N
     "finished_at": float}`` once (wall-clock times show how trials overlapped). ``sleep_s`` adds
     a simulated training time per trial. The table goes through Ray's object store with
     ``tune.with_parameters``, not inside every trial's pickled closure.
+
+    Args:
+        bench: the table to look architectures up in.
+        sleep_s: simulated training seconds per trial (>= 0).
+
+    Returns:
+        A Tune function trainable taking the trial's config.
+
+    Raises:
+        TypeError: ``bench`` is not a :class:`~ray_nasrank.benchmarks.TabularBenchmark`.
+        ValueError: ``sleep_s`` is negative.
     """
     from ray_nasrank.benchmarks import TabularBenchmark
 
@@ -73,6 +84,16 @@ def nb201_trainable(config: dict) -> None:
     level or in a ``config["train"]`` dict (top-level keys win). Per-epoch
     metrics of ``ray_nasrank.training.train_arch`` are reported as they come, then the final
     result (``valid_acc``, ``test_acc``, ``params``, ``seconds``) with ``done=True``.
+
+    Args:
+        config: the trial's config: the cell, ``dataset``, ``data_seed``, ``limit_train``,
+            ``valid_fraction``, ``TrainConfig`` fields and an optional ``train`` dict of them.
+
+    Raises:
+        ValueError: an invalid cell, an unknown config key (the message lists the
+            ``TrainConfig`` fields), ``config["train"]`` not a dict, or an invalid training or
+            data setting.
+        FloatingPointError: training diverged.
     """
     from ray_nasrank.data import load_dataset
     from ray_nasrank.training import TrainConfig, train_arch

@@ -14,7 +14,8 @@ from ray_nasrank._config import CLI
 #: subpackages whose every public (``__all__``) function and class documents its arguments
 DOCUMENTED = ("ray_nasrank.metrics", "ray_nasrank.benchmarks", "ray_nasrank.search", "ray_nasrank.data",
               "ray_nasrank.data_sources", "ray_nasrank.training", "ray_nasrank.report", "ray_nasrank.pipeline",
-              "ray_nasrank.integrations.tune", "ray_nasrank.integrations.optuna", "ray_nasrank.integrations.ray")
+              "ray_nasrank.integrations.tune", "ray_nasrank.integrations.optuna", "ray_nasrank.integrations.ray",
+              "ray_nasrank.spaces")
 
 
 def _public(package: str):
@@ -26,6 +27,8 @@ def _public(package: str):
 
 
 def _takes_arguments(obj) -> bool:
+    if inspect.isclass(obj) and obj.__init__ is object.__init__:
+        return False  # an abstract base without a constructor of its own
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
         params = inspect.signature(target).parameters

@@ -36,7 +36,17 @@ __all__ = [
 
 
 def get_space(name: str) -> SearchSpace:
-    """A space by its CLI name (``nb201``)."""
+    """A space by its CLI name (``nb201``).
+
+    Args:
+        name: the space's CLI name.
+
+    Returns:
+        A fresh instance of that space.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if name == "nb201":
         return NB201Space()
     raise ValueError(f"unknown space {name!r}; built-in spaces: ['nb201'] (tables use 'columns')")

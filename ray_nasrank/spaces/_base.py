@@ -30,6 +30,16 @@ class Decision:
     ``condition`` makes the decision active only for some values of an earlier decision
     (else it holds :data:`INACTIVE`).
 
+    Args:
+        path: the decision's keys in a nested config (a string is a one-key path).
+        domain: a domain, or a sequence of choices (read as a :class:`Categorical`).
+        condition: when the decision is active (``None``: always).
+
+    Raises:
+        ValueError: an empty path, a path part that is empty, not a string or contains ``/``,
+            or a ``domain`` that is neither a domain nor valid choices.
+        TypeError: ``condition`` is not a :class:`Condition`.
+
     >>> Decision(("opt", "lr"), Float(1e-4, 0.1, log=True))
     Decision('opt/lr', loguniform(0.0001, 0.1))
     """
@@ -98,6 +108,16 @@ class SearchSpace:
     Build one from a list of :class:`Decision` or from a nested dict whose leaves are lists of
     choices or domains. Subclasses (:class:`~ray_nasrank.spaces.NB201Space`) may specialise the
     string form, the isomorphism key, the encodings and the intrinsic weak labels.
+
+    Args:
+        spec: a sequence of :class:`Decision`, or a nested dict whose leaves are lists of choices
+            or domains (each leaf's key path becomes the decision's path).
+        name: the space's short name (default: the class's ``name``).
+
+    Raises:
+        TypeError: a sequence item is not a :class:`Decision`.
+        ValueError: no decision, duplicate decision names, an invalid leaf, or a condition whose
+            parent is not an earlier categorical or integer decision or names values outside its domain.
 
     >>> space = SearchSpace({"net": {"act": ["relu", "gelu"], "depth": Integer(1, 4)},
     ...                      "lr": Float(1e-4, 0.1, log=True)})

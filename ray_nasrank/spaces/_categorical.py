@@ -12,6 +12,13 @@ from ._nb201 import EDGE_KEYS, OPS, NB201Space
 class CategoricalSpace(SearchSpace):
     """A product of categorical decisions at arbitrary nested paths.
 
+    Args:
+        spec: as for :class:`SearchSpace`; every decision must be categorical.
+
+    Raises:
+        ValueError: a numeric decision (use :class:`SearchSpace`), or as for :class:`SearchSpace`.
+        TypeError: as for :class:`SearchSpace`.
+
     >>> space = CategoricalSpace({"block": {"kernel": [3, 5], "width": [16, 32, 64]}})
     >>> space.size
     6
@@ -56,6 +63,17 @@ def space_from_tune(param_space: Mapping[str, Any]) -> tuple[SearchSpace, dict]:
     ``('__fn_ph', ...)`` placeholders Tune puts in its place, ``grid_search``, domains inside
     lists) raises one ``ValueError`` naming every offending key and the fix: left unfilled, Tune
     would sample it outside the search.
+
+    Args:
+        param_space: a Tune ``param_space`` (nested dicts of Tune domains and constants).
+
+    Returns:
+        ``(space, constants)``: the search space over the Tune domains, and the nested dict of
+        every other entry (passed to trials as is).
+
+    Raises:
+        ValueError: ``param_space`` is not a dict, has no Tune domain, or holds entries a
+            searcher cannot fill (the message names each key and the fix).
 
     >>> from ray import tune
     >>> space, constants = space_from_tune({"lr": tune.loguniform(1e-4, 1e-1), "act": tune.choice(["relu", "gelu"]), "epochs": 3})

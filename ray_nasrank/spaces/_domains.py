@@ -142,7 +142,14 @@ class Domain(abc.ABC):
 
 @dataclass(frozen=True)
 class Categorical(Domain):
-    """Unordered choices (any hashable or repr-able values)."""
+    """Unordered choices (any hashable or repr-able values).
+
+    Args:
+        choices: the values, at least one, no duplicates.
+
+    Raises:
+        ValueError: no choice, or duplicate choices.
+    """
 
     choices: tuple
 
@@ -197,7 +204,18 @@ class Categorical(Domain):
 @dataclass(frozen=True)
 class Integer(Domain):
     """Integers ``low <= v <= high`` (both inclusive, as Optuna's ``suggest_int``) on the grid
-    ``low + k * step``; ``log`` samples and moves on the log scale."""
+    ``low + k * step``; ``log`` samples and moves on the log scale.
+
+    Args:
+        low: the smallest value.
+        high: the largest value (rounded down onto the grid).
+        step: the grid step (>= 1).
+        log: sample and move on the log scale (needs ``low >= 1``).
+
+    Raises:
+        ValueError: a bound or step that is not an integer, ``step < 1``, ``high < low``, or
+            ``log`` with ``low < 1``.
+    """
 
     low: int
     high: int
@@ -283,7 +301,18 @@ class Integer(Domain):
 @dataclass(frozen=True)
 class Float(Domain):
     """Reals ``low <= v <= high``; ``step`` puts them on the grid ``low + k * step``; ``log``
-    samples and moves on the log scale."""
+    samples and moves on the log scale.
+
+    Args:
+        low: the smallest value.
+        high: the largest value.
+        step: the grid step (``None``: continuous).
+        log: sample and move on the log scale (needs ``low > 0``).
+
+    Raises:
+        ValueError: a bound that is not a finite number, ``high < low``, ``log`` with ``low <= 0``,
+            or a step that is not > 0.
+    """
 
     low: float
     high: float
@@ -384,7 +413,16 @@ class Float(Domain):
 @dataclass(frozen=True)
 class Normal(Domain):
     """Reals drawn from ``N(mean, sd)`` (Tune's ``randn``); ``step`` rounds to multiples of it.
-    The unit transform is the normal CDF, so features stay in ``[0, 1]``."""
+    The unit transform is the normal CDF, so features stay in ``[0, 1]``.
+
+    Args:
+        mean: the mean.
+        sd: the standard deviation (> 0).
+        step: round values to multiples of this (``None``: continuous).
+
+    Raises:
+        ValueError: ``mean`` or ``sd`` not a finite number, ``sd <= 0``, or a step that is not > 0.
+    """
 
     mean: float = 0.0
     sd: float = 1.0
@@ -452,7 +490,15 @@ class Normal(Domain):
 @dataclass(frozen=True)
 class Condition:
     """A decision is active only while the decision named ``parent`` holds one of ``values``
-    (and the parent itself is active)."""
+    (and the parent itself is active).
+
+    Args:
+        parent: the name (``/``-joined path) of an earlier decision.
+        values: the parent's values that activate the decision (a single value is one value).
+
+    Raises:
+        ValueError: ``parent`` is empty or not a string, or no value is given.
+    """
 
     parent: str
     values: tuple

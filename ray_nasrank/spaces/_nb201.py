@@ -32,6 +32,16 @@ _PART = re.compile(r"^([A-Za-z0-9_]+)~(\d+)$")
 def parse_arch(text: str) -> Arch:
     """Parse the canonical NB201 string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
 
+    Args:
+        text: the NB201 string.
+
+    Returns:
+        The 6-tuple of op names in :data:`EDGES` order.
+
+    Raises:
+        ValueError: ``text`` is not a string, is malformed (the message names the node group),
+            or names an unknown op.
+
     >>> parse_arch("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")[:2]
     ('nor_conv_3x3', 'nor_conv_3x3')
     """
@@ -69,7 +79,17 @@ def parse_arch(text: str) -> Arch:
 
 
 def arch_to_str(arch: Arch) -> str:
-    """Emit the canonical NB201 string of a 6-tuple of ops."""
+    """Emit the canonical NB201 string of a 6-tuple of ops.
+
+    Args:
+        arch: six op names in :data:`EDGES` order.
+
+    Returns:
+        The ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` string.
+
+    Raises:
+        ValueError: not six ops, or an unknown op.
+    """
     arch = tuple(arch)
     _check_ops(arch)
     groups = []
@@ -121,6 +141,9 @@ class NB201Space(SearchSpace):
 
     An ``Arch`` is a 6-tuple of op names, one per edge in :data:`EDGES` order. In a Tune config
     the cell is a dict of named edges under ``key``: ``{"cell": {"e1_0": op, ..., "e3_2": op}}``.
+
+    Args:
+        key: the config key the cell's edges sit under.
 
     >>> space = NB201Space()
     >>> space.size

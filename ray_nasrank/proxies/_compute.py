@@ -18,7 +18,18 @@ DEFAULT_PROXIES: tuple[str, ...] = ("params", "flops", "synflow", "snip", "grad_
 
 
 def resolve_names(names: Iterable[str] | str) -> tuple[str, ...]:
-    """Validate proxy names (aliases allowed) and return canonical ones, order kept, no repeats."""
+    """Validate proxy names (aliases allowed) and return canonical ones, order kept, no repeats.
+
+    Args:
+        names: one name or several.
+
+    Returns:
+        The canonical names.
+
+    Raises:
+        TypeError: a name is not a string.
+        ValueError: an unknown name (the message lists the known ones), or no name.
+    """
     if isinstance(names, str):
         names = [names]
     out: list[str] = []
@@ -41,6 +52,19 @@ def random_batch(batch_size: int, input_shape: Sequence[int], num_classes: int, 
     """A standard-normal image batch with uniform random labels, fixed by ``seed``.
 
     Stands in for real data where none is at hand (e.g. CIFAR-10 for NB201 tables).
+
+    Args:
+        batch_size: number of examples (>= 2: NASWOT and jacov need pairs).
+        input_shape: ``(C, H, W)`` of one example.
+        num_classes: labels are drawn from ``0 .. num_classes - 1``.
+        seed: fixes the batch.
+        device: where the tensors go.
+
+    Returns:
+        ``(x, y)``: float images ``[batch_size, *input_shape]`` and long labels ``[batch_size]``.
+
+    Raises:
+        ValueError: ``batch_size`` is not an integer >= 2.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
         raise ValueError(f"batch_size must be an integer >= 2 (NASWOT/jacov need pairs), got {batch_size!r}")
@@ -106,6 +130,27 @@ def compute_proxies(arch: Any, names: Iterable[str] | str = DEFAULT_PROXIES,
     pair; without it a seeded random-normal batch of ``batch_size`` with random labels is used.
     Pass a dict as ``timings`` to receive the seconds each proxy took.
 
+    Args:
+        arch: an NB201 arch (string, 6-tuple or config) or any ``nn.Module``.
+        names: the proxies to compute (aliases allowed).
+        batch: an ``(x, y)`` pair of tensors (``None``: a seeded random batch).
+        channels: stem channels of the NB201 network built from ``arch``.
+        cells_per_stage: cells per stage of that network.
+        input_shape: ``(C, H, W)`` of one example.
+        num_classes: number of classes (>= 2).
+        seed: seeds the initial weights, the random batch and any randomness of the proxies.
+        batch_size: size of the random batch.
+        device: where the network and batch live.
+        timings: filled with the seconds each proxy took, by name.
+
+    Returns:
+        The value of each proxy, by canonical name, in the order asked.
+
+    Raises:
+        TypeError: a name is not a string, or ``batch`` is not a pair of tensors.
+        ValueError: an unknown proxy, a malformed ``input_shape`` or ``batch``, ``num_classes < 2``,
+            ``batch_size < 2``, an invalid NB201 ``arch`` or an invalid ``device``.
+
     >>> s = compute_proxies("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|",
     ...                     names=("params", "synflow"), channels=4, cells_per_stage=1,
     ...                     input_shape=(1, 8, 8), batch_size=8)
@@ -143,6 +188,20 @@ def compute_proxies_many(archs: Sequence[Any], names: Iterable[str] | str = DEFA
 
     ``kwargs`` go to :func:`compute_proxies` (the same ``seed`` and batch for every arch, so the
     scores are comparable). ``with_timings`` adds ``seconds_<proxy>`` columns.
+
+    Args:
+        archs: NB201 archs (strings, 6-tuples or configs).
+        names: the proxies to compute (aliases allowed).
+        progress: show a progress bar.
+        with_timings: add a ``seconds_<proxy>`` column per proxy.
+        **kwargs: passed to :func:`compute_proxies`.
+
+    Returns:
+        A pandas DataFrame with one row per arch, in order.
+
+    Raises:
+        ValueError: no architecture, an invalid arch, or as for :func:`compute_proxies`.
+        TypeError: as for :func:`compute_proxies`.
     """
     import pandas as pd
     from tqdm.auto import tqdm

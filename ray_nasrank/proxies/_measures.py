@@ -106,6 +106,12 @@ class ProxyContext:
 
     Every measure works on its own deep copy of the initial network, so the order in which
     proxies are computed never changes their values.
+
+    Args:
+        net: the initialised network (never modified: measures work on copies).
+        x: the input batch ``[N, C, H, W]``.
+        y: the batch's labels (``None`` for proxies that need none).
+        loss_fn: the loss of gradient-based proxies (default: cross-entropy).
     """
 
     def __init__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
@@ -263,7 +269,14 @@ def jacov(ctx: ProxyContext) -> float:
 
 @dataclass(frozen=True)
 class Proxy:
-    """A named measure; ``data_dependent`` proxies read the batch's images (and labels)."""
+    """A named measure; ``data_dependent`` proxies read the batch's images (and labels).
+
+    Args:
+        name: the proxy's canonical name.
+        fn: computes the value from a :class:`ProxyContext`.
+        data_dependent: the value depends on the batch's images (and labels).
+        description: one line saying what it measures.
+    """
 
     name: str
     fn: Callable[[ProxyContext], float]

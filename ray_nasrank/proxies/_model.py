@@ -30,13 +30,23 @@ MODEL_PROXIES: tuple[str, ...] = ("params", "flops", "synflow")
 
 
 class ModelProxyError(ValueError):
-    """A config's model could not be built or run; the message names the config."""
+    """A config's model could not be built or run; the message names the config.
+
+    Args:
+        message: the config and what went wrong.
+    """
 
 
 @dataclass(frozen=True)
 class ProxyFailure:
     """One proxy of one config that gave no value (``name`` is ``"model"`` when the model itself
-    could not be built or run, then every proxy of that config is NaN)."""
+    could not be built or run, then every proxy of that config is NaN).
+
+    Args:
+        config: the config whose proxy failed.
+        name: the proxy's name, or ``"model"``.
+        error: what went wrong (the exception, or the non-finite value).
+    """
 
     config: dict
     name: str
@@ -49,7 +59,14 @@ class ProxyFailure:
 def canonical_config(config: Any) -> Hashable:
     """A hashable key equal for configs that describe the same candidate: nested mappings in key
     order, numpy scalars as Python numbers, tuples and lists alike, and values a space marks
-    inactive left out."""
+    inactive left out.
+
+    Args:
+        config: a (nested) config.
+
+    Returns:
+        The hashable key (unhashable leaves are keyed by their ``repr``).
+    """
     inactive = _inactive_sentinel()
     if isinstance(config, Mapping):
         return ("{}", tuple(sorted((str(k), canonical_config(v)) for k, v in config.items()

@@ -57,7 +57,21 @@ def nb201_intrinsic(space: Any, archs: Sequence[Any], names: Sequence[str] = NB2
     """Intrinsic weak-label columns of NB201 cells (see the module docstring); NaN SynFlow for
     cells whose output does not depend on their input. ``proxy_kwargs`` (channels,
     cells_per_stage, input_shape, num_classes) set the network; for ``synflow`` they override
-    :data:`~ray_nasrank.proxies.SHARED_SYNFLOW_NET`."""
+    :data:`~ray_nasrank.proxies.SHARED_SYNFLOW_NET`.
+
+    Args:
+        space: the NB201 space the archs belong to.
+        archs: the archs (anything ``space.validate`` accepts).
+        names: any of ``"params"``, ``"flops"`` and ``"synflow"``.
+        **proxy_kwargs: ``channels``, ``cells_per_stage``, ``input_shape``, ``num_classes``.
+
+    Returns:
+        One float array per name, aligned to ``archs``.
+
+    Raises:
+        ValueError: an arch that is not a valid NB201 cell.
+        KeyError: a name other than ``params``, ``flops`` and ``synflow``.
+    """
     from ray_nasrank.spaces import EDGES, OPS
 
     names = (names,) if isinstance(names, str) else tuple(names)

@@ -51,6 +51,24 @@ def shared_synflow(archs: Sequence[Any], channels: int = SHARED_SYNFLOW_NET["cha
     float array aligned to ``archs``; ``-inf`` where the output does not depend on any weight
     (a cell whose output is disconnected from its input).
 
+    Args:
+        archs: NB201 archs (strings, 6-tuples or configs).
+        channels: stem channels of the supernet built when ``supernet`` is ``None``.
+        cells_per_stage: cells per stage of that supernet.
+        input_shape: ``(C, H, W)`` of the all-ones input.
+        num_classes: number of classes of that supernet.
+        seed: seeds that supernet's weights.
+        supernet: an ``NB201Supernet`` to score paths of (copied; ``None``: build one).
+        device: where the computation runs.
+        progress: show a progress bar.
+
+    Returns:
+        Float array of one SynFlow score per arch.
+
+    Raises:
+        TypeError: ``supernet`` is not an ``NB201Supernet``.
+        ValueError: an invalid arch or ``device``.
+
     >>> v = shared_synflow([("nor_conv_3x3",) * 6, ("skip_connect",) * 6, ("none",) * 6])
     >>> bool(v[0] > v[1]), float(v[2])
     (True, -inf)

@@ -15,7 +15,7 @@ from ray_nasrank._config import CLI
 DOCUMENTED = ("ray_nasrank.metrics", "ray_nasrank.benchmarks", "ray_nasrank.search", "ray_nasrank.data",
               "ray_nasrank.data_sources", "ray_nasrank.training", "ray_nasrank.report", "ray_nasrank.pipeline",
               "ray_nasrank.integrations.tune", "ray_nasrank.integrations.optuna", "ray_nasrank.integrations.ray",
-              "ray_nasrank.spaces", "ray_nasrank.proxies")
+              "ray_nasrank.spaces", "ray_nasrank.proxies", "ray_nasrank.nn")
 
 
 def _public(package: str):
@@ -27,8 +27,9 @@ def _public(package: str):
 
 
 def _takes_arguments(obj) -> bool:
-    if inspect.isclass(obj) and obj.__init__ is object.__init__:
-        return False  # an abstract base without a constructor of its own
+    if inspect.isclass(obj) and not any("__init__" in vars(c) for c in obj.__mro__
+                                        if c.__module__.startswith("ray_nasrank")):
+        return False  # no constructor of its own (an abstract base, a module without settings)
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
         params = inspect.signature(target).parameters

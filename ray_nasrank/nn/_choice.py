@@ -53,6 +53,13 @@ class ValueChoice:
     Not a module (it holds no weights), so one object may be shared by many layers: that ties
     their decision. ``value`` outside an active subnet is an error that names the label.
 
+    Args:
+        label: the decision's name (a config key; non-empty, without ``/``).
+        candidates: the values, at least one, no duplicates.
+
+    Raises:
+        ValueError: an invalid label, no candidate, or duplicate candidates.
+
     >>> k = ValueChoice("kernel", [3, 5])
     >>> k.activate(5); k.value
     5
@@ -102,6 +109,14 @@ _UNSET = _Unset()
 class WidthChoice(ValueChoice):
     """A channel or feature count chosen among positive integers (kept in the given order).
 
+    Args:
+        label: the decision's name.
+        candidates: the widths, positive integers.
+
+    Raises:
+        ValueError: an invalid label, no candidate, duplicates, or a width that is not a
+            positive integer.
+
     >>> WidthChoice("w1", [16, 32]).max
     32
     """
@@ -130,6 +145,14 @@ class OpChoice(nn.Module):
 
     ``candidates``: a mapping ``name -> module`` (names are strings) or a sequence of modules
     (values ``0, 1, ...``). Every candidate keeps its own weights.
+
+    Args:
+        candidates: ``name -> module`` or a sequence of modules.
+        label: the decision's name.
+
+    Raises:
+        ValueError: an invalid label, no candidate, or a name that is not a non-empty string.
+        TypeError: a candidate is not an ``nn.Module``.
 
     >>> op = OpChoice({"conv3": nn.Conv2d(4, 4, 3, padding=1), "skip": nn.Identity()}, label="op1")
     >>> op.choice.candidates
@@ -167,6 +190,14 @@ class DepthChoice(nn.Module):
     """The first ``d`` blocks of ``blocks``, run in sequence; ``d`` is chosen among ``depths``
     (default ``1 .. len(blocks)``; ``0`` runs none of them, an identity).
 
+    Args:
+        blocks: the blocks, in the order they run.
+        label: the decision's name.
+        depths: the depths to choose among (``None``: ``1 .. len(blocks)``).
+
+    Raises:
+        ValueError: no block, a depth outside ``0 .. len(blocks)``, or an invalid label.
+
     >>> d = DepthChoice([nn.Linear(4, 4) for _ in range(3)], label="depth")
     >>> d.choice.candidates
     (1, 2, 3)
@@ -194,13 +225,38 @@ class DepthChoice(nn.Module):
 
 
 def skip_choice(block: nn.Module, label: str) -> DepthChoice:
-    """``block`` or nothing (an identity): a depth choice over one block with values 0 and 1."""
+    """``block`` or nothing (an identity): a depth choice over one block with values 0 and 1.
+
+    Args:
+        block: the optional block.
+        label: the decision's name.
+
+    Returns:
+        The :class:`DepthChoice`.
+
+    Raises:
+        ValueError: an invalid label.
+    """
     return DepthChoice([block], label=label, depths=(0, 1))
 
 
 class SlimConv2d(nn.Conv2d):
     """A Conv2d whose ``in_channels``/``out_channels`` may be :class:`WidthChoice` values: it
     holds the widest kernel and convolves with the prefix slice ``weight[:out, :in]``.
+
+    Args:
+        in_channels: input channels, an int or a :class:`WidthChoice`.
+        out_channels: output channels, an int or a :class:`WidthChoice`.
+        kernel_size: as for ``nn.Conv2d``.
+        stride: as for ``nn.Conv2d``.
+        padding: as for ``nn.Conv2d``.
+        dilation: as for ``nn.Conv2d``.
+        groups: as for ``nn.Conv2d`` (must be 1 with a width choice).
+        bias: as for ``nn.Conv2d``.
+        padding_mode: as for ``nn.Conv2d``.
+
+    Raises:
+        ValueError: ``groups != 1`` with a width choice.
 
     >>> w = WidthChoice("c", [4, 8])
     >>> conv = SlimConv2d(3, w, 3, padding=1); w.activate(4)
@@ -235,7 +291,13 @@ class SlimConv2d(nn.Conv2d):
 
 class SlimLinear(nn.Linear):
     """A Linear whose ``in_features``/``out_features`` may be :class:`WidthChoice` values (prefix
-    slice ``weight[:out, :in]`` of the widest layer)."""
+    slice ``weight[:out, :in]`` of the widest layer).
+
+    Args:
+        in_features: an int or a :class:`WidthChoice`.
+        out_features: an int or a :class:`WidthChoice`.
+        bias: as for ``nn.Linear``.
+    """
 
     def __init__(self, in_features: Width, out_features: Width, bias: bool = True) -> None:
         super().__init__(_max(in_features), _max(out_features), bias=bias)
@@ -288,7 +350,15 @@ class _SlimBatchNorm:
 
 
 class SlimBatchNorm1d(_SlimBatchNorm, nn.BatchNorm1d):
-    """BatchNorm1d whose ``num_features`` may be a :class:`WidthChoice` (prefix slice)."""
+    """BatchNorm1d whose ``num_features`` may be a :class:`WidthChoice` (prefix slice).
+
+    Args:
+        num_features: an int or a :class:`WidthChoice`.
+        eps: as for ``nn.BatchNorm1d``.
+        momentum: as for ``nn.BatchNorm1d``.
+        affine: as for ``nn.BatchNorm1d``.
+        track_running_stats: as for ``nn.BatchNorm1d``.
+    """
 
     plain = nn.BatchNorm1d
 
@@ -300,7 +370,15 @@ class SlimBatchNorm1d(_SlimBatchNorm, nn.BatchNorm1d):
 
 
 class SlimBatchNorm2d(_SlimBatchNorm, nn.BatchNorm2d):
-    """BatchNorm2d whose ``num_features`` may be a :class:`WidthChoice` (prefix slice)."""
+    """BatchNorm2d whose ``num_features`` may be a :class:`WidthChoice` (prefix slice).
+
+    Args:
+        num_features: an int or a :class:`WidthChoice`.
+        eps: as for ``nn.BatchNorm2d``.
+        momentum: as for ``nn.BatchNorm2d``.
+        affine: as for ``nn.BatchNorm2d``.
+        track_running_stats: as for ``nn.BatchNorm2d``.
+    """
 
     plain = nn.BatchNorm2d
 
@@ -329,7 +407,14 @@ SLIM_LAYERS = (SlimConv2d, SlimLinear, SlimBatchNorm1d, SlimBatchNorm2d)
 
 def iter_choices(model: nn.Module) -> Iterator[ValueChoice]:
     """Every choice object of ``model`` in module order (a shared object once; a label may
-    appear on several objects, which then form one decision)."""
+    appear on several objects, which then form one decision).
+
+    Args:
+        model: any module.
+
+    Yields:
+        Each :class:`ValueChoice` (width choices included) held by a module of ``model``.
+    """
     seen: set[int] = set()
     for m in model.modules():
         for v in vars(m).values():
@@ -340,7 +425,14 @@ def iter_choices(model: nn.Module) -> Iterator[ValueChoice]:
 
 def reset_weights(model: nn.Module) -> nn.Module:
     """Re-initialise every layer of ``model`` the way its constructor does (``reset_parameters``),
-    e.g. to train an extracted subnet from scratch at its own fan-in."""
+    e.g. to train an extracted subnet from scratch at its own fan-in.
+
+    Args:
+        model: the module to re-initialise in place.
+
+    Returns:
+        ``model`` itself.
+    """
     for m in model.modules():
         if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
             m.reset_parameters()

@@ -54,7 +54,16 @@ class Zero(nn.Module):
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv2d (no bias) -> BatchNorm2d, NB201's ``nor_conv_kxk``."""
+    """ReLU -> Conv2d (no bias) -> BatchNorm2d, NB201's ``nor_conv_kxk``.
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        kernel_size: the convolution's kernel size.
+        stride: the convolution's stride.
+        padding: the convolution's padding.
+        affine: the BatchNorm learns a scale and shift.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  affine: bool = True) -> None:
@@ -82,7 +91,13 @@ OPS_FACTORY: dict[str, Callable[[int, bool], nn.Module]] = {
 
 class ResidualBlock(nn.Module):
     """NB201's residual reduction block: two ReLU-Conv-BN 3x3 (the first with stride 2) plus a
-    shortcut of 2x2 average pooling and a 1x1 conv."""
+    shortcut of 2x2 average pooling and a 1x1 conv.
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        affine: the BatchNorm layers learn a scale and shift.
+    """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
         super().__init__()
@@ -100,7 +115,17 @@ class ResidualBlock(nn.Module):
 
 
 def arch_to_indices(arch) -> tuple[int, ...]:
-    """An arch (6-tuple, NB201 string or config) as 6 op indices into :data:`OPS`."""
+    """An arch (6-tuple, NB201 string or config) as 6 op indices into :data:`OPS`.
+
+    Args:
+        arch: the cell.
+
+    Returns:
+        Six indices into ``OPS``, in ``EDGES`` order.
+
+    Raises:
+        ValueError: an invalid cell.
+    """
     return tuple(OP_INDEX[op] for op in _SPACE.validate(arch))
 
 
@@ -118,7 +143,16 @@ def _sum_edges(node_inputs: list[torch.Tensor], edge_out: Callable[[int, torch.T
 
 
 class NB201Cell(nn.Module):
-    """One cell with a fixed op per edge (``edges[k]`` is the op of ``EDGES[k]``)."""
+    """One cell with a fixed op per edge (``edges[k]`` is the op of ``EDGES[k]``).
+
+    Args:
+        arch: six op names in ``EDGES`` order.
+        channels: channels of every edge (in and out).
+        affine: BatchNorm layers learn a scale and shift.
+
+    Raises:
+        KeyError: an unknown op name.
+    """
 
     def __init__(self, arch: Sequence[str], channels: int, affine: bool = True) -> None:
         super().__init__()
@@ -176,6 +210,17 @@ class _Skeleton(nn.Module):
 class NB201Network(_Skeleton):
     """A stand-alone NB201 network for one cell (the same cell in every position).
 
+    Args:
+        arch: the cell (6-tuple, NB201 string or config).
+        channels: channels of the first stage (doubled at each of the two reductions).
+        cells_per_stage: cells in each of the three stages.
+        in_channels: channels of the input images.
+        num_classes: outputs of the classifier.
+        affine: BatchNorm layers learn a scale and shift.
+
+    Raises:
+        ValueError: an invalid cell, or a size that is not a positive integer.
+
     >>> import torch
     >>> net = NB201Network(("nor_conv_3x3",) * 6, channels=4, cells_per_stage=1, in_channels=1)
     >>> net(torch.randn(3, 1, 28, 28)).shape
@@ -202,7 +247,12 @@ class NB201Network(_Skeleton):
 
 
 class SuperCell(nn.Module):
-    """A cell holding all 5 ops on every edge: ``edges[k][op]``."""
+    """A cell holding all 5 ops on every edge: ``edges[k][op]``.
+
+    Args:
+        channels: channels of every edge (in and out).
+        affine: BatchNorm layers learn a scale and shift.
+    """
 
     def __init__(self, channels: int, affine: bool = True) -> None:
         super().__init__()
@@ -220,6 +270,16 @@ class NB201Supernet(_Skeleton):
 
     ``sn(x, arch)`` is a single-path forward; every cell position uses ``arch``. The weights of
     the stem, reduction blocks and head are shared by all paths.
+
+    Args:
+        channels: channels of the first stage (doubled at each of the two reductions).
+        cells_per_stage: cells in each of the three stages.
+        in_channels: channels of the input images.
+        num_classes: outputs of the classifier.
+        affine: BatchNorm layers learn a scale and shift.
+
+    Raises:
+        ValueError: a size that is not a positive integer.
 
     >>> import torch
     >>> sn = NB201Supernet(channels=4, cells_per_stage=1, in_channels=1).eval()
@@ -271,5 +331,12 @@ class NB201Supernet(_Skeleton):
 
 
 def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters of a module (for a stand-alone network: its size)."""
+    """Number of trainable parameters of a module (for a stand-alone network: its size).
+
+    Args:
+        module: any module.
+
+    Returns:
+        The number of elements of its parameters that require gradients.
+    """
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

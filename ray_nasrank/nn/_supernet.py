@@ -28,6 +28,15 @@ class ChoiceSupernet(nn.Module):
     The forward pass of ``sn(x, config)`` is the model's own forward with every choice set, so
     the training code of :mod:`ray_nasrank.supernet` (``model(x, arch)``) trains it as it is.
 
+    Args:
+        model: a module holding choice modules or :class:`ValueChoice` attributes.
+        example_input: a batch run once through the widest subnet, which materialises lazy
+            layers (``nn.LazyLinear`` and the like) before the weights are shared.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: the model holds no choice, or one label with two different candidate lists.
+
     Example:
         >>> import torch
         >>> from torch import nn

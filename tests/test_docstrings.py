@@ -15,7 +15,8 @@ from ray_nasrank._config import CLI
 DOCUMENTED = ("ray_nasrank.metrics", "ray_nasrank.benchmarks", "ray_nasrank.search", "ray_nasrank.data",
               "ray_nasrank.data_sources", "ray_nasrank.training", "ray_nasrank.report", "ray_nasrank.pipeline",
               "ray_nasrank.integrations.tune", "ray_nasrank.integrations.optuna", "ray_nasrank.integrations.ray",
-              "ray_nasrank.spaces", "ray_nasrank.proxies", "ray_nasrank.nn")
+              "ray_nasrank.spaces", "ray_nasrank.proxies", "ray_nasrank.nn",
+              "ray_nasrank.supernet")
 
 
 def _public(package: str):

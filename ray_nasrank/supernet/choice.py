@@ -45,6 +45,16 @@ class FewShotChoiceSupernet(nn.Module):
 
     Splitting after some one-shot epochs (copies start from the trained weights) is the
     few-shot recipe; :attr:`space` is ``base``'s, so samplers and evaluation work unchanged.
+
+    Args:
+        base: the supernet copied into every group.
+        label: the choice whose value decides the group.
+        groups: a partition of that choice's values (``None``: one value per group).
+
+    Raises:
+        TypeError: ``base`` is not a :class:`~ray_nasrank.nn.ChoiceSupernet`.
+        ValueError: an unknown label, or groups that do not cover its values exactly once or
+            hold an empty group.
     """
 
     def __init__(self, base: ChoiceSupernet, label: str, groups: Sequence[Sequence[Any]] | None = None) -> None:
@@ -85,7 +95,21 @@ def evaluate_configs(model: ChoiceSupernet | FewShotChoiceSupernet, configs: Seq
     """Accuracy (%) and mean cross-entropy of each config's subnet, one at a time, after its BN
     statistics are recomputed on the ``calib`` batches (``recalibrate=False`` keeps the shared
     running statistics, which measures how much recalibration matters). The supernet's BN
-    buffers are overwritten; it is left in eval mode."""
+    buffers are overwritten; it is left in eval mode.
+
+    Args:
+        model: the (few-shot) choice supernet.
+        configs: the configs (dicts or arch tuples of ``model.space``).
+        calib: image batches the BN statistics are recomputed on.
+        evaluation: ``(x, y)`` batches to score on.
+        recalibrate: recompute BN statistics per subnet.
+
+    Returns:
+        ``(accuracies in percent, mean cross-entropies)``, aligned to ``configs``.
+
+    Raises:
+        ValueError: no calibration batch (with ``recalibrate``) or no evaluation batch.
+    """
     if recalibrate and not len(calib):
         raise ValueError("BN recalibration needs at least one calibration batch, got none")
     if not len(evaluation):
@@ -114,6 +138,16 @@ class SupernetWeakLabels:
     :func:`evaluate_configs` (per-subnet BN recalibration) and cached per canonical config.
 
     Its call form is the ``weak=`` / ``supernet=`` form the strategies take.
+
+    Args:
+        supernet: the trained (few-shot) choice supernet.
+        calib: image batches the BN statistics are recomputed on.
+        evaluation: ``(x, y)`` batches to score on.
+        with_loss: also return ``supernet_loss``.
+        recalibrate: recompute BN statistics per subnet.
+
+    Raises:
+        TypeError: ``supernet`` is not a ``ChoiceSupernet`` or ``FewShotChoiceSupernet``.
     """
 
     def __init__(self, supernet: ChoiceSupernet | FewShotChoiceSupernet, calib: Sequence[torch.Tensor],

@@ -47,7 +47,20 @@ _NONE, _SKIP, _POOL = OP_INDEX["none"], OP_INDEX["skip_connect"], OP_INDEX["avg_
 def evaluate_subnet(supernet: NB201Supernet, arch, calib: Sequence[torch.Tensor],
                     evaluation: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
     """Accuracy (%) and mean cross-entropy of one subnet after BN recalibration (the slow, simple
-    reference for :class:`BatchedEvaluator`). The supernet's BN buffers are overwritten."""
+    reference for :class:`BatchedEvaluator`). The supernet's BN buffers are overwritten.
+
+    Args:
+        supernet: the NB201 supernet.
+        arch: the cell (6-tuple, NB201 string or config).
+        calib: image batches the BN statistics are recomputed on.
+        evaluation: ``(x, y)`` batches to score on.
+
+    Returns:
+        ``(accuracy in percent, mean cross-entropy)``.
+
+    Raises:
+        ValueError: an invalid cell, or no calibration batch.
+    """
     arch = _SPACE.validate(arch)
     recalibrate_bn(supernet, calib, lambda x: supernet(x, arch))
     correct, loss, n = 0, 0.0, 0
@@ -83,6 +96,20 @@ class BatchedEvaluator:
     both are meant for CUDA but run anywhere.
 
     Results match :func:`evaluate_subnet` arch by arch (up to float rounding).
+
+    Args:
+        supernet: the NB201 supernet.
+        calib: calibration image batches.
+        evaluation: ``(x, y)`` batches to score on.
+        chunk: archs evaluated together (``None``: ``max_rows // batch size``).
+        max_rows: stacked images per forward when ``chunk`` is ``None``.
+        amp: bfloat16 convolutions.
+        channels_last: NHWC memory layout.
+
+    Raises:
+        TypeError: ``supernet`` is not an ``NB201Supernet``.
+        ValueError: no calibration or evaluation batch, batches of different sizes, or a
+            ``chunk`` that is not a positive integer.
     """
 
     def __init__(self, supernet: NB201Supernet, calib: Sequence[torch.Tensor],
@@ -284,7 +311,18 @@ class BatchedEvaluator:
 
 def iso_representatives(archs: Sequence) -> tuple[list, np.ndarray]:
     """One arch per isomorphism class (the first seen) and, for each input arch, the position of
-    its representative."""
+    its representative.
+
+    Args:
+        archs: NB201 cells.
+
+    Returns:
+        ``(representatives, members)``: the representatives in order of first appearance, and
+        for each input arch the index of its representative.
+
+    Raises:
+        ValueError: an invalid cell.
+    """
     first: dict = {}
     reps: list = []
     members = np.empty(len(archs), dtype=np.int64)

@@ -32,7 +32,19 @@ _SPACE = NB201Space()
 
 def parse_split(edge: int | str, groups: Sequence[Sequence[str]] | None = None) -> tuple[int, list[list[str]]]:
     """Check a split: ``edge`` as an index 0-5 or a key like ``"e3_0"``; ``groups`` a partition of
-    the 5 ops (default: one op per group)."""
+    the 5 ops (default: one op per group).
+
+    Args:
+        edge: an edge index 0-5 or key such as ``"e3_0"``.
+        groups: a partition of the 5 NB201 ops (``None``: one op per group).
+
+    Returns:
+        ``(edge index, groups as lists)``.
+
+    Raises:
+        ValueError: an unknown edge or op, an empty group, or groups that do not cover every op
+            exactly once.
+    """
     if isinstance(edge, str):
         if edge not in EDGE_KEYS:
             raise ValueError(f"unknown edge {edge!r}; edges: {list(EDGE_KEYS)}")
@@ -55,6 +67,15 @@ class FewShotSupernet(nn.Module):
     """K sub-supernets, each a copy of ``base`` serving the cells whose op on ``edge`` is in its group.
 
     ``sn(x, arch)`` and ``sn.extract(arch)`` route to the sub-supernet of ``arch``.
+
+    Args:
+        base: the supernet copied into every group (e.g. after some one-shot epochs).
+        edge: the edge whose op decides the group (see :func:`parse_split`).
+        groups: a partition of the 5 ops (``None``: one op per group).
+
+    Raises:
+        TypeError: ``base`` is not an ``NB201Supernet``.
+        ValueError: an invalid split (see :func:`parse_split`).
     """
 
     def __init__(self, base: NB201Supernet, edge: int | str = 0,

@@ -38,7 +38,17 @@ Model = Callable[[torch.Tensor, tuple], torch.Tensor]
 
 
 def cosine_ramp(t: float, start: float, warmup: float, peak: float) -> float:
-    """0 before ``start``, ``peak`` after ``start + warmup``, a half cosine in between."""
+    """0 before ``start``, ``peak`` after ``start + warmup``, a half cosine in between.
+
+    Args:
+        t: the time (epochs, fractional).
+        start: when the ramp starts.
+        warmup: how long it takes to reach ``peak`` (``<= 0``: at once).
+        peak: the value after the ramp.
+
+    Returns:
+        The value at ``t``.
+    """
     if t < start:
         return 0.0
     if warmup <= 0 or t >= start + warmup:
@@ -52,6 +62,20 @@ class LandmarkRegularizer:
     ``landmarks``: ``(arch, stand-alone accuracy)`` pairs (at least two distinct accuracies);
     archs of ``space`` (default NB201; a :class:`~ray_nasrank.nn.ChoiceSupernet`'s ``space`` for a
     user supernet).
+
+    Args:
+        landmarks: ``(arch, stand-alone accuracy)`` pairs.
+        coef: the hinge's weight after the warm-up.
+        start: epoch the hinge starts at.
+        warmup: epochs of the cosine ramp up to ``coef``.
+        pairs_per_step: landmark pairs per training step.
+        rng: a generator or seed for the pair draws.
+        space: the space of the landmark archs (``None``: NB201).
+
+    Raises:
+        ValueError: fewer than 2 landmarks, a non-finite accuracy, all accuracies equal, a
+            negative or non-finite ``coef``/``start``/``warmup``, ``pairs_per_step < 1``, or an
+            invalid arch.
     """
 
     def __init__(self, landmarks: Sequence[tuple[object, float]], coef: float = 10.0, start: float = 0.0,
@@ -103,6 +127,9 @@ class ParamCountTeacher:
 
     Counts come from the supernet's own modules: the shared skeleton plus, for every cell
     position and edge, the parameters of the chosen op.
+
+    Args:
+        supernet: the NB201 supernet whose network shape is counted.
     """
 
     def __init__(self, supernet: NB201Supernet) -> None:
@@ -123,6 +150,14 @@ class ProxyTeacher:
     model of a config (e.g. ``ChoiceSupernet.model_fn(reset=True)``: the subnet freshly
     initialised); archs of ``space`` go through ``space.to_config``. Values are cached by the
     proxies; an arch whose proxy fails is an error naming it (a teacher must order every pair).
+
+    Args:
+        proxies: a :class:`~ray_nasrank.proxies.ModelProxies`.
+        name: the proxy that scores archs (one of ``proxies.names``).
+        space: the space of the archs the teacher is asked about.
+
+    Raises:
+        ValueError: ``name`` is not among the proxies' names.
     """
 
     def __init__(self, proxies, name: str, space: SearchSpace) -> None:
@@ -146,6 +181,18 @@ class RankDistiller:
     ``sampler`` (default: the RD-NAS group-distance sampler with ``mu=6.7`` on NB201; for another
     space pass a :class:`~ray_nasrank.supernet.DistancePairSampler`). Both subnets of the pair
     also get their cross-entropy, as in RD-NAS where the pair replaces the single path of the step.
+
+    Args:
+        teacher: ``arch -> score``, higher is better.
+        weight: the ranking loss's weight after the ramp.
+        ramp: epochs of the linear ramp up to ``weight`` (``<= 0``: at once).
+        margin: the margin of the ranking loss.
+        sampler: draws the pairs (``None``: :class:`GroupDistancePairSampler` on NB201).
+        rng: seed of the default sampler.
+
+    Raises:
+        TypeError: ``teacher`` is not callable.
+        ValueError: a negative or non-finite ``weight``, ``ramp`` or ``margin``.
     """
 
     def __init__(self, teacher: Callable[[tuple], float], weight: float = 2.0, ramp: float = 1.0,

@@ -29,7 +29,20 @@ _SPACE = NB201Space()
 
 
 def group_distance(a, b, cross: float = 2.0, within: float = 0.5) -> float:
-    """RD-NAS group distance between two NB201 cells (see module docstring)."""
+    """RD-NAS group distance between two NB201 cells (see module docstring).
+
+    Args:
+        a: one cell (6-tuple, NB201 string or config).
+        b: the other cell.
+        cross: distance of an edge whose two ops are in different groups (parametric or not).
+        within: distance of an edge whose two different ops are in the same group.
+
+    Returns:
+        The sum over edges.
+
+    Raises:
+        ValueError: an invalid cell.
+    """
     a, b = _SPACE.validate(a), _SPACE.validate(b)
     d = 0.0
     for x, y in zip(a, b):
@@ -44,6 +57,14 @@ class UniformSampler:
 
     ``space``: the supernet's space (default NB201: every edge's op); ``archs`` restricts
     sampling to a given list (e.g. the cells of one few-shot sub-supernet).
+
+    Args:
+        rng: a generator or seed for the draws (``None``: fresh entropy).
+        archs: draw only among these archs (``None``: the whole space).
+        space: the supernet's space (``None``: NB201).
+
+    Raises:
+        ValueError: an empty or invalid ``archs`` list.
     """
 
     def __init__(self, rng: np.random.Generator | int | None = None, archs: Sequence | None = None,
@@ -67,6 +88,15 @@ class DistancePairSampler:
     """Pairs of archs of any space that differ in more than ``min_differences`` decisions
     (rejection sampling over uniform draws): RD-NAS's idea that distillation learns from pairs
     far enough apart, where no op grouping is known.
+
+    Args:
+        space: the space to draw archs from.
+        min_differences: pairs differ in more than this many decisions (``0 .. decisions - 1``).
+        rng: a generator or seed for the draws (``None``: fresh entropy).
+        max_tries: draws per :meth:`sample` before it gives up with ``RuntimeError``.
+
+    Raises:
+        ValueError: ``min_differences`` out of range.
 
     >>> from ray_nasrank.spaces import CategoricalSpace
     >>> space = CategoricalSpace({"a": [1, 2, 3], "b": ["x", "y"], "c": [0, 1]})
@@ -98,6 +128,16 @@ class GroupDistancePairSampler:
     """Pairs of cells whose RD-NAS group distance exceeds ``mu`` (rejection sampling).
 
     ``max_tries`` bounds the rejection loop; a ``mu`` no pair can exceed raises ``ValueError``.
+
+    Args:
+        mu: pairs have a group distance above this.
+        cross: see :func:`group_distance`.
+        within: see :func:`group_distance`.
+        rng: a generator or seed for the draws (``None``: fresh entropy).
+        max_tries: draws per :meth:`sample` before it gives up with ``RuntimeError``.
+
+    Raises:
+        ValueError: a negative distance, or a ``mu`` no pair can exceed.
     """
 
     def __init__(self, mu: float = 6.7, cross: float = 2.0, within: float = 0.5,

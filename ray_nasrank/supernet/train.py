@@ -38,7 +38,21 @@ __all__ = ["SupernetTrainConfig", "train_supernet"]
 
 @dataclass
 class SupernetTrainConfig:
-    """Supernet optimisation settings (epochs are passes over the training split)."""
+    """Supernet optimisation settings (epochs are passes over the training split).
+
+    Args:
+        epochs: passes over the training split (>= 0).
+        batch_size: training batch size (>= 2, for BatchNorm).
+        lr: peak SGD learning rate of the cosine schedule.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        grad_clip: maximum global gradient norm.
+        seed: seeds the batch order and the sampled paths.
+        amp: bfloat16 autocast (meant for CUDA).
+
+    Raises:
+        ValueError: a field of the wrong type or out of range.
+    """
 
     epochs: int = 10
     batch_size: int = 128
@@ -72,8 +86,28 @@ def train_supernet(model: nn.Module, train, config: SupernetTrainConfig, *, star
 
     ``start_epoch``/``total_epochs`` place these epochs inside a longer cosine schedule (and
     drive the regularizers' schedules). ``landmark_data`` (a ``TensorSplit``, e.g. held-out
-    validation images) feeds the landmark hinge, as in the paper; default: the training batch. Returns ``{"epoch_loss": [...], "seconds": float,
-    "steps": int}``; ``on_epoch(epoch, history)`` is called after every epoch.
+    validation images) feeds the landmark hinge, as in the paper; default: the training batch.
+    ``on_epoch(epoch, history)`` is called after every epoch.
+
+    Args:
+        model: a supernet called as ``model(x, arch)``.
+        train: the training ``TensorSplit``.
+        config: the optimisation settings.
+        start_epoch: epochs already done in the longer schedule.
+        total_epochs: the longer schedule's length (``None``: ``start_epoch + config.epochs``).
+        landmark: a landmark hinge added to the loss.
+        distill: a ranking distiller whose pair replaces the single path of each step.
+        sampler: draws each step's path (``None``: uniform over NB201).
+        landmark_data: the ``TensorSplit`` the landmark hinge is computed on.
+        on_epoch: ``on_epoch(epoch, history)`` after every epoch.
+
+    Returns:
+        ``{"epoch_loss": [...], "seconds": float, "steps": int}``.
+
+    Raises:
+        ValueError: ``total_epochs`` shorter than ``start_epoch + config.epochs``, or a training
+            split or ``landmark_data`` smaller than one batch.
+        FloatingPointError: the loss became NaN or infinite (lower the lr).
     """
     total = start_epoch + config.epochs if total_epochs is None else total_epochs
     if total < start_epoch + config.epochs:

@@ -50,6 +50,18 @@ def lambdarank_loss(scores: torch.Tensor, relevance: torch.Tensor, sigma: float 
     (NDCG@k truncation) discounts beyond rank ``k`` are zero, so pairs that both sit below the cut
     carry no gradient. Pairs of equal relevance never contribute. The sum is divided by the
     number of items.
+
+    Args:
+        scores: predicted scores ``[n]`` (higher is better).
+        relevance: graded relevance ``[n]`` (higher is better).
+        sigma: steepness of the pairwise logistic loss.
+        k: NDCG@k truncation (``None``: the whole list).
+
+    Returns:
+        The scalar loss (zero, still differentiable, when no pair is ordered).
+
+    Raises:
+        ValueError: ``scores`` and ``relevance`` are not 1-D of one length, or ``k < 1``.
     """
     _check(scores, relevance)
     rel = relevance.to(scores.dtype)
@@ -76,7 +88,19 @@ def lambdarank_loss(scores: torch.Tensor, relevance: torch.Tensor, sigma: float 
 
 
 def ranknet_loss(scores: torch.Tensor, targets: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    """RankNet: mean logistic loss over all ordered pairs ``targets_i > targets_j``."""
+    """RankNet: mean logistic loss over all ordered pairs ``targets_i > targets_j``.
+
+    Args:
+        scores: predicted scores ``[n]`` (higher is better).
+        targets: true values ``[n]`` (higher is better).
+        sigma: steepness of the logistic loss.
+
+    Returns:
+        The scalar loss (zero, still differentiable, when no pair is ordered).
+
+    Raises:
+        ValueError: ``scores`` and ``targets`` are not 1-D of one length.
+    """
     _check(scores, targets)
     mask = _pair_mask(targets)
     if not bool(mask.any()):
@@ -86,7 +110,19 @@ def ranknet_loss(scores: torch.Tensor, targets: torch.Tensor, sigma: float = 1.0
 
 
 def margin_loss(scores: torch.Tensor, targets: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
-    """Margin ranking: mean ``relu(margin - (s_i - s_j))`` over ordered pairs (zero once separated)."""
+    """Margin ranking: mean ``relu(margin - (s_i - s_j))`` over ordered pairs (zero once separated).
+
+    Args:
+        scores: predicted scores ``[n]`` (higher is better).
+        targets: true values ``[n]`` (higher is better).
+        margin: the score gap an ordered pair must keep.
+
+    Returns:
+        The scalar loss (zero, still differentiable, when no pair is ordered).
+
+    Raises:
+        ValueError: ``scores`` and ``targets`` are not 1-D of one length.
+    """
     _check(scores, targets)
     mask = _pair_mask(targets)
     if not bool(mask.any()):
@@ -96,7 +132,18 @@ def margin_loss(scores: torch.Tensor, targets: torch.Tensor, margin: float = 0.1
 
 
 def listmle_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """ListMLE: negative Plackett-Luce log-likelihood of the true order, per item."""
+    """ListMLE: negative Plackett-Luce log-likelihood of the true order, per item.
+
+    Args:
+        scores: predicted scores ``[n]`` (higher is better).
+        targets: true values ``[n]`` (higher is better).
+
+    Returns:
+        The scalar loss.
+
+    Raises:
+        ValueError: ``scores`` and ``targets`` are not 1-D of one length.
+    """
     _check(scores, targets)
     order = torch.argsort(targets, descending=True, stable=True)
     s = scores[order]
@@ -106,14 +153,37 @@ def listmle_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def listnet_loss(scores: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """ListNet (top-1): cross-entropy between ``softmax(targets / T)`` and ``softmax(scores)``."""
+    """ListNet (top-1): cross-entropy between ``softmax(targets / T)`` and ``softmax(scores)``.
+
+    Args:
+        scores: predicted scores ``[n]`` (higher is better).
+        targets: true values ``[n]`` (higher is better).
+        temperature: ``T``, the softness of the target distribution.
+
+    Returns:
+        The scalar loss.
+
+    Raises:
+        ValueError: ``scores`` and ``targets`` are not 1-D of one length.
+    """
     _check(scores, targets)
     p_true = torch.softmax(targets.to(scores.dtype) / temperature, dim=0)
     return -(p_true * torch.log_softmax(scores, dim=0)).sum()
 
 
 def mse_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Plain regression: mean squared error (pass standardised targets)."""
+    """Plain regression: mean squared error (pass standardised targets).
+
+    Args:
+        scores: predicted scores ``[n]`` (higher is better).
+        targets: true values ``[n]``.
+
+    Returns:
+        The scalar loss.
+
+    Raises:
+        ValueError: ``scores`` and ``targets`` are not 1-D of one length.
+    """
     _check(scores, targets)
     return F.mse_loss(scores, targets.to(scores.dtype))
 
@@ -129,7 +199,17 @@ LOSSES: dict[str, LossFn] = {
 
 
 def get_loss(name: str) -> LossFn:
-    """The loss function called ``name`` (one of :data:`LOSSES`)."""
+    """The loss function called ``name`` (one of :data:`LOSSES`).
+
+    Args:
+        name: ``lambdarank``, ``ranknet``, ``listmle``, ``listnet``, ``margin`` or ``mse``.
+
+    Returns:
+        The loss function ``(scores, targets, ...) -> scalar tensor``.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     try:
         return LOSSES[name]
     except KeyError:

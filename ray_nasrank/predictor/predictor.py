@@ -40,7 +40,51 @@ from .weak import WeakInput, as_weak_matrix, combined_target, normalise_weak
 
 @dataclass
 class PredictorConfig:
-    """Settings of :class:`RankPredictor` (defaults: the NB201 recipe of docs/benchmarks/ranking.md)."""
+    """Settings of :class:`RankPredictor` (defaults: the NB201 recipe of docs/benchmarks/ranking.md).
+
+    Args:
+        encoder: ``mlp`` over the flat encoding, or ``gcn`` over the NB201 cell DAG (plus the flat encoding).
+        features: encodings (``ray_nasrank.encodings`` kinds joined by ``+``).
+        hidden: hidden width of the network.
+        layers: hidden layers of the network.
+        dropout: dropout rate.
+        loss: fine-tuning loss: ``lambdarank``, ``ranknet``, ``listmle``, ``listnet``, ``margin`` or ``mse``.
+        sigma: LambdaRank/RankNet logistic steepness.
+        ndcg_k: NDCG@k truncation of LambdaRank (``None``: the whole list).
+        margin: margin of the margin ranking loss.
+        aux_loss: a second loss added to ``loss`` with weight ``aux_weight`` (``None``: none).
+        aux_weight: weight of ``aux_loss``.
+        ensemble: number of differently seeded members.
+        seed: seeds every member, so results are deterministic.
+        device: the torch device of the networks.
+        weak_target: ``multitask`` (one head per weak label plus the main head on their mean) or
+            ``mean`` (main head only).
+        weak_transform: per-column normalisation of the weak labels: ``rank`` (normal scores) or ``zscore``.
+        pretrain_epochs: pretraining epochs on the weak labels.
+        pretrain_lr: pretraining learning rate.
+        pretrain_batch: pretraining batch size.
+        pretrain_weight_decay: pretraining weight decay.
+        fit_epochs: most fine-tuning epochs on the true labels.
+        fit_lr: fine-tuning learning rate.
+        fit_weight_decay: fine-tuning weight decay.
+        fit_batch: labelled items per fine-tuning step (full batch when there are fewer).
+        patience: stop fine-tuning when the loss has not improved for this many epochs.
+        iso_augment: give every labelled architecture's isomorphs (same ``space.iso_key``) its label too.
+        iso_per_label: at most this many isomorphs per labelled class.
+        weak_reg: weight of the weak-label regression kept during fine-tuning (0: off).
+        weak_reg_batch: pretraining architectures per step of that regulariser.
+        trust: ``cv`` (rank by the blend of the fine-tuned network, the weak labels and stacked trees
+            that ranks the labels best out of fold) or ``off`` (the fine-tuned network alone).
+        trust_folds: folds of that cross-validation.
+        trust_step: grid step of the blend weights, in ``(0, 1]``.
+        trust_sharpness: how sharply the blend average favours the best-validated blends.
+        trust_shortlist: the blend's top share re-ranked by the fine-tuned network alone, in ``[0, 1)``.
+        trust_tree: offer gradient-boosted trees on encoding + weak labels as a third ranker of the blend.
+
+    Raises:
+        ValueError: an unknown encoder, loss, weak target, weak transform or trust mode, or a
+            number out of range (the message names the field).
+    """
 
     #: ``mlp`` over the flat encoding, or ``gcn`` over the NB201 cell DAG (plus the flat encoding)
     encoder: str = "mlp"
@@ -175,6 +219,15 @@ class RankPredictor:
     labels with ``config.loss`` (always starting from the pretrained weights, or from a fresh
     initialisation without pretraining); ``score`` / ``score_std`` / ``top_k`` rank candidates.
     Everything is deterministic under ``config.seed``.
+
+    Args:
+        space: the space of the architectures to rank.
+        config: the settings (``None``: ``PredictorConfig()``).
+        **overrides: :class:`PredictorConfig` fields replacing those of ``config``.
+
+    Raises:
+        TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`.
+        ValueError: an unknown override, an invalid setting, or ``features`` the space cannot encode.
     """
 
     def __init__(self, space: SearchSpace, config: PredictorConfig | None = None, **overrides: Any) -> None:

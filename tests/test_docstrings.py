@@ -16,7 +16,7 @@ DOCUMENTED = ("ray_nasrank.metrics", "ray_nasrank.benchmarks", "ray_nasrank.sear
               "ray_nasrank.data_sources", "ray_nasrank.training", "ray_nasrank.report", "ray_nasrank.pipeline",
               "ray_nasrank.integrations.tune", "ray_nasrank.integrations.optuna", "ray_nasrank.integrations.ray",
               "ray_nasrank.spaces", "ray_nasrank.proxies", "ray_nasrank.nn",
-              "ray_nasrank.supernet", "ray_nasrank.predictor")
+              "ray_nasrank.supernet", "ray_nasrank.predictor", "ray_nasrank.encodings")
 
 
 def _public(package: str):

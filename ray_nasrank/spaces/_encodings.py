@@ -37,7 +37,20 @@ def as_arch_list(space: "SearchSpace", archs) -> list:
 
 
 def encode(space: "SearchSpace", archs, kind: str = "onehot") -> np.ndarray:
-    """Encode ``archs`` as a float32 matrix of shape ``(len(archs), dim(kind))``."""
+    """Encode ``archs`` as a float32 matrix of shape ``(len(archs), dim(kind))``.
+
+    Args:
+        space: the space the architectures belong to.
+        archs: one architecture (tuple, string or config) or a sequence of them.
+        kind: an encoding of ``KINDS`` or several joined by ``+`` (e.g. ``onehot+opdist``).
+
+    Returns:
+        The float32 matrix, one row per architecture, the kinds' columns side by side.
+
+    Raises:
+        ValueError: an unknown kind, a kind the space does not offer (``path``, ``adjacency``:
+            NB201 only), or an invalid architecture.
+    """
     archs = as_arch_list(space, archs)
     parts = kind.split("+") if isinstance(kind, str) else [kind]
     fns = []
@@ -55,11 +68,32 @@ def encode(space: "SearchSpace", archs, kind: str = "onehot") -> np.ndarray:
 
 
 def dim(space: "SearchSpace", kind: str = "onehot") -> int:
-    """Number of columns :func:`encode` produces (independent of the configuration)."""
+    """Number of columns :func:`encode` produces (independent of the configuration).
+
+    Args:
+        space: the space the architectures belong to.
+        kind: as for :func:`encode`.
+
+    Returns:
+        The number of columns.
+
+    Raises:
+        ValueError: as for :func:`encode`.
+    """
     return encode(space, [space.sample(np.random.default_rng(0))], kind).shape[1]
 
 
 def onehot(space: "SearchSpace", archs: Sequence["Arch"]) -> np.ndarray:
+    """One-hot block per categorical decision, one ``[0, 1]`` column per numeric decision (its
+    natural transform), and an inactive flag per conditional decision.
+
+    Args:
+        space: the space the architectures belong to.
+        archs: validated architectures.
+
+    Returns:
+        The matrix, one row per architecture.
+    """
     blocks = []
     conditional = [p >= 0 for p in space._parents()]
     if not space.numeric and not any(conditional):
@@ -104,6 +138,15 @@ def choice_groups(space: "SearchSpace") -> list[tuple[tuple, list[int]]]:
 
 
 def opcounts(space: "SearchSpace", archs: Sequence["Arch"]) -> np.ndarray:
+    """How often each choice is taken among the active categorical decisions that share a choice set.
+
+    Args:
+        space: the space the architectures belong to.
+        archs: validated architectures.
+
+    Returns:
+        The float32 count matrix, one block of columns per choice set (see :func:`choice_groups`).
+    """
     blocks = [np.zeros((len(archs), 0), dtype=np.float32)]
     for choices, members in choice_groups(space):
         pos = {c: j for j, c in enumerate(choices)}
@@ -117,6 +160,16 @@ def opcounts(space: "SearchSpace", archs: Sequence["Arch"]) -> np.ndarray:
 
 
 def opdist(space: "SearchSpace", archs: Sequence["Arch"]) -> np.ndarray:
+    """The operation distribution: :func:`opcounts` divided by the number of decisions of each
+    choice set (for NB201: the share of each of the 5 ops over the 6 edges).
+
+    Args:
+        space: the space the architectures belong to.
+        archs: validated architectures.
+
+    Returns:
+        The float32 matrix, one row per architecture.
+    """
     blocks = [np.zeros((len(archs), 0), dtype=np.float32)]
     counts = opcounts(space, archs)
     col = 0
@@ -127,7 +180,14 @@ def opdist(space: "SearchSpace", archs: Sequence["Arch"]) -> np.ndarray:
 
 
 def count_opcount_vectors(space: "SearchSpace") -> int:
-    """How many distinct op-count vectors the space has, without listing them."""
+    """How many distinct op-count vectors the space has, without listing them.
+
+    Args:
+        space: the space the architectures belong to.
+
+    Returns:
+        The number of distinct :func:`opcounts` rows the space can produce.
+    """
     from math import comb, prod
 
     return prod(comb(len(m) + len(c) - 1, len(c) - 1) for c, m in choice_groups(space))
@@ -138,6 +198,16 @@ def opcount_vectors(space: "SearchSpace", limit: int = 100_000) -> list[tuple[in
 
     Raises ``ValueError`` when there are more than ``limit`` (their number grows fast with the
     decisions and choices: 30 decisions of 128 options have about 10**40).
+
+    Args:
+        space: the space the architectures belong to.
+        limit: the most vectors to list.
+
+    Returns:
+        The vectors as integer tuples, sorted.
+
+    Raises:
+        ValueError: the space has more than ``limit`` of them.
     """
     import itertools
 
@@ -162,6 +232,18 @@ def sample_with_opcounts(space: "SearchSpace", counts: Sequence[int], rng=None) 
     numeric decisions are drawn from their prior).
 
     Places the required multiset of choices on each group's decisions in random order.
+
+    Args:
+        space: the space the architectures belong to.
+        counts: one op-count vector (as :func:`opcounts` lays them out).
+        rng: a generator or seed.
+
+    Returns:
+        The architecture.
+
+    Raises:
+        ValueError: ``counts`` has the wrong length, or a group's counts do not add up to its
+            number of decisions.
     """
     rng = np.random.default_rng(rng)
     counts = list(counts)

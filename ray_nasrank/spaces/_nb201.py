@@ -284,7 +284,18 @@ def _require_nb201(space: SearchSpace, kind: str) -> None:
 
 
 def path_encoding(space: SearchSpace, archs: Sequence[Arch]) -> np.ndarray:
-    """Counts of input-to-output paths per sequence of non-``none`` ops (84 columns)."""
+    """Counts of input-to-output paths per sequence of non-``none`` ops (84 columns).
+
+    Args:
+        space: an NB201 space.
+        archs: validated NB201 cells.
+
+    Returns:
+        The float32 count matrix ``(len(archs), 84)``.
+
+    Raises:
+        ValueError: ``space`` is not an NB201 space.
+    """
     _require_nb201(space, "path")
     index = _path_index()
     out = np.zeros((len(archs), len(index)), dtype=np.float32)
@@ -301,6 +312,16 @@ def graph_tensors(space: SearchSpace, archs: Sequence[Arch] | Arch) -> tuple[np.
 
     Node labels: the 5 ops, then ``input`` and ``output``. Nodes of ``none`` edges keep their
     label but lose their connections.
+
+    Args:
+        space: an NB201 space.
+        archs: one cell or a sequence of cells.
+
+    Returns:
+        ``(adjacency, node labels)``.
+
+    Raises:
+        ValueError: ``space`` is not an NB201 space, or an invalid cell.
     """
     from ._encodings import as_arch_list
 
@@ -325,6 +346,17 @@ def graph_tensors(space: SearchSpace, archs: Sequence[Arch] | Arch) -> tuple[np.
 
 
 def adjacency_encoding(space: SearchSpace, archs: Sequence[Arch]) -> np.ndarray:
-    """Flattened adjacency matrix followed by one-hot node labels."""
+    """Flattened adjacency matrix followed by one-hot node labels.
+
+    Args:
+        space: an NB201 space.
+        archs: validated NB201 cells.
+
+    Returns:
+        The matrix, one row per cell (see :func:`graph_tensors`).
+
+    Raises:
+        ValueError: ``space`` is not an NB201 space.
+    """
     adj, feats = graph_tensors(space, archs)
     return np.concatenate([adj.reshape(len(archs), -1), feats.reshape(len(archs), -1)], axis=1)

@@ -208,5 +208,35 @@ def log_to(stream: TextIO, verbose: bool = True) -> Iterator[None]:
         logger.setLevel(level)
 
 
+
+def register_bench(subparsers, name: str, help: str, cls: type, module: str, run: str, fmt: str) -> None:
+    """Add a ``bench NAME`` command that only parses, calls and prints.
+
+    Args:
+        subparsers: the ``bench`` subparsers.
+        name: the command's name.
+        help: one line for ``--help``.
+        cls: the benchmark's config dataclass; its option fields become the flags.
+        module: the module holding the benchmark (imported when the command runs); its
+            docstring's second paragraph is the command's description.
+        run: the name of the function taking the config and returning the result.
+        fmt: the name of the function turning the result into the printed summary.
+    """
+
+    def _run(args: argparse.Namespace) -> int:
+        mod = importlib.import_module(module)
+        cfg = options_from_args(cls, args)
+        with log_to(sys.stderr):
+            result = getattr(mod, run)(cfg)
+        print(getattr(mod, fmt)(result))
+        return 0
+
+    doc = importlib.import_module(module).__doc__ or ""
+    paragraphs = doc.split("\n\n")
+    description = (paragraphs[1] if len(paragraphs) > 1 else paragraphs[0]).replace("\n", " ")
+    p = subparsers.add_parser(name, help=help, description=description + " Writes one JSON file (--out).")
+    add_options(p, cls)
+    p.set_defaults(func=_run)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

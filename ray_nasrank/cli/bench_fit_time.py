@@ -8,31 +8,13 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 from ray_nasrank.benchmarks._fit_time import FitTimeBenchConfig
-from ray_nasrank.cli import add_options, log_to, options_from_args
+from ray_nasrank.cli import register_bench
 
-__all__ = ["register", "run"]
+__all__ = ["register"]
 
 
 def register(subparsers) -> None:
-    from ray_nasrank.benchmarks import _fit_time
-
-    p = subparsers.add_parser(
-        "fit-time", help="seconds per ranker refit on a whole table (pretrain once, refit and score N times)",
-        description=_fit_time.__doc__.split("\n\n")[1].replace("\n", " ") + " Writes one JSON file (--out).",
-    )
-    add_options(p, FitTimeBenchConfig)
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ray_nasrank.benchmarks._fit_time import bench_fit_time, format_fit_time
-
-    cfg = options_from_args(FitTimeBenchConfig, args)
-    with log_to(sys.stderr):
-        result = bench_fit_time(cfg)
-    print(format_fit_time(result))
-    return 0
+    """Add ``bench fit-time`` to the ``bench`` subparsers."""
+    register_bench(subparsers, "fit-time", "seconds per ranker refit on a whole table (pretrain once, refit and score N times)", FitTimeBenchConfig,
+                   "ray_nasrank.benchmarks._fit_time", "bench_fit_time", "format_fit_time")

@@ -7,31 +7,13 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 from ray_nasrank.benchmarks._overhead import OverheadBenchConfig
-from ray_nasrank.cli import add_options, log_to, options_from_args
+from ray_nasrank.cli import register_bench
 
-__all__ = ["register", "run"]
+__all__ = ["register"]
 
 
 def register(subparsers) -> None:
-    from ray_nasrank.benchmarks import _overhead
-
-    p = subparsers.add_parser(
-        "overhead", help="searcher construction, first proposal, memory and seconds per trial on large/mixed spaces",
-        description=_overhead.__doc__.split("\n\n")[1].replace("\n", " ") + " Writes one JSON file (--out).",
-    )
-    add_options(p, OverheadBenchConfig)
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ray_nasrank.benchmarks._overhead import bench_overhead, format_overhead
-
-    cfg = options_from_args(OverheadBenchConfig, args)
-    with log_to(sys.stderr):
-        result = bench_overhead(cfg)
-    print(format_overhead(result))
-    return 0
+    """Add ``bench overhead`` to the ``bench`` subparsers."""
+    register_bench(subparsers, "overhead", "searcher construction, first proposal, memory and seconds per trial on large/mixed spaces", OverheadBenchConfig,
+                   "ray_nasrank.benchmarks._overhead", "bench_overhead", "format_overhead")

@@ -36,6 +36,7 @@ from ._interrupt import (
                       tune_interrupt,
 )
 from ._load import searcher_load
+from ._mixed import finite_conditional_space, fuzz_mixed_configs, interrupt_mixed, suggest_config
 
 __all__ = [
     "SCENARIOS",
@@ -66,6 +67,10 @@ __all__ = [
     "tune_trial_faults",
     "unwritable_output",
     "searcher_load",
+    "finite_conditional_space",
+    "fuzz_mixed_configs",
+    "interrupt_mixed",
+    "suggest_config",
     "cli_search_interrupt",
     "finished_trials",
 ]

@@ -24,8 +24,10 @@ log = logging.getLogger("ray_nasrank.reliability")
 #: scenario -> whether it needs Ray; the order is the run order
 SCENARIOS: dict[str, bool] = {
     "fuzz": False,
+    "fuzz_mixed": False,
     "interrupt_asktell": False,
     "interrupt_asktell_mixed": False,
+    "interrupt_mixed": False,
     "faults_trials_asktell": False,
     "faults_output": False,
     "faults_atomic": False,
@@ -65,6 +67,10 @@ def _plan(quick: bool, seed: int, cluster: Any, tmp: str) -> dict[str, Callable[
         "interrupt_asktell_mixed": lambda: [rel.asktell_interrupt(("random", "rea", "optuna-tpe"),
                                                                    budget=30 if q else 100, batch=4, seed=seed,
                                                                    mixed=True)],
+        "fuzz_mixed": lambda: [rel.fuzz_mixed_configs(200 if q else 600)],
+        "interrupt_mixed": lambda: [rel.interrupt_mixed(("random", "rea", "optuna-tpe") if q else
+                                                        ("random", "rea", "optuna-tpe", "nasrank"),
+                                                        budget=20 if q else 40, seed=seed)],
         "faults_trials_asktell": lambda: [rel.asktell_trial_faults(budget=120 if q else 1000, seed=seed)],
         "faults_output": lambda: [rel.unwritable_output()],
         "faults_atomic": lambda: [rel.atomic_write_kill(kills=2 if q else 6, seed=seed, control=True)],

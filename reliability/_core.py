@@ -104,26 +104,51 @@ class CaseLog:
         return self._result
 
 
+def load_factor() -> float:
+    """How many times slower than idle this machine runs now: the 1-minute load average per
+    CPU, at least 1 (1 where the load average is unknown)."""
+    import os
+
+    try:
+        return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    except (AttributeError, OSError):
+        return 1.0
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str = "case") -> Iterator[None]:
     """Raise :class:`CaseTimeout` in the main thread if the block runs past ``seconds``.
 
-    Uses ``SIGALRM`` (Unix, main thread); elsewhere it only measures and raises afterwards, so
-    a hang is still reported (late) instead of silently passing.
+    ``seconds`` is what the block may take on an idle machine: it is stretched by
+    :func:`load_factor` at entry, so a loaded machine is not mistaken for a hang. Uses
+    ``SIGALRM`` (Unix, main thread); elsewhere it only measures and raises afterwards, so a hang
+    is still reported (late) instead of silently passing. An alarm that lands inside a C
+    extension (Ray's ``CoreWorker.wait`` turns it into a ``SystemError``) is still reported as
+    the :class:`CaseTimeout` it is.
     """
     if not seconds:
         yield
         return
+    seconds = round(seconds * load_factor(), 1)
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     t0 = time.perf_counter()
     if usable:
+        fired = []
+
         def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
+            fired.append(True)
             raise CaseTimeout(f"{what!r} ran past {seconds} s")
 
         old = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
             yield
+        except CaseTimeout:
+            raise
+        except Exception as e:
+            if fired:
+                raise CaseTimeout(f"{what!r} ran past {seconds} s (surfaced as {type(e).__name__})") from e
+            raise
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)

@@ -239,3 +239,57 @@ def test_infer_space_picks_the_parameter_that_decides_a_branch():
     assert cond["n_layers"] is None and cond["lr"] is None
     one = {"n_layers": 1, "n_units_l0": 57, "lr": 1e-3}
     assert space.from_config({**one, "n_units_l1": 99}) == space.from_config(one)  # inactive units: one candidate
+
+
+def test_a_fresh_sampler_never_reproposes_trials_still_running_from_before_a_restart():
+    from reliability import finite_conditional_space, suggest_config
+
+    space = finite_conditional_space()
+    study = optuna.create_study(direction="maximize", sampler=NASRankSampler(space, strategy="random", seed=0))
+    running = [study.ask() for _ in range(3)]
+    archs = [space.from_config(suggest_config(t, space)) for t in running]
+    # the driver restarts: same seed, same study, the three trials still running on their workers
+    study = optuna.load_study(study_name=study.study_name, storage=study._storage,
+                              sampler=NASRankSampler(space, strategy="random", seed=0))
+    t = study.ask()
+    new = space.from_config(suggest_config(t, space))
+    assert new not in archs and study.sampler.strategy.pending == {*archs, new}
+    for r, a in zip(running, archs):
+        study.tell(r.number, 1.0)
+    study.tell(t, 2.0)
+    s = study.sampler.strategy
+    assert not s.pending and sorted(h["value"] for h in s.history) == [1.0, 1.0, 1.0, 2.0]
+
+
+def test_normal_values_stay_inside_the_declared_distribution_and_on_their_step():
+    from ray_nasrank.integrations.optuna._sampler import _inside_declared
+    from ray_nasrank.spaces import Decision, Normal, SearchSpace
+
+    space = SearchSpace([Decision(("k",), ["a", "b"]), Decision(("z",), Normal(0.0, 1.0, step=0.5))])
+    assert _inside_declared(space, ("a", -6.0)) == ("a", -4.0)
+    assert _inside_declared(space, ("a", 9.5)) == ("a", 4.0)
+    assert _inside_declared(space, ("b", 1.5)) == ("b", 1.5)
+    study = optuna.create_study(direction="maximize", sampler=NASRankSampler(space, strategy="rea", seed=0))
+    study.optimize(lambda t: -abs(t.suggest_float("z", -4.0, 4.0) - 3.5) + (t.suggest_categorical("k", ["a", "b"]) == "b"),
+                   n_trials=25)  # 34 configurations inside +-4 sd
+    assert all(abs(t.params["z"]) <= 4 and t.params["z"] % 0.5 == 0 for t in study.trials)
+    told = {h["arch"] for h in study.sampler.strategy.history if h["status"] == "ok"}
+    assert told == {space.from_config(t.params) for t in study.trials}
+
+
+def test_an_enqueued_point_outside_the_space_is_named_and_never_credited_to_a_proposal():
+    from ray_nasrank.spaces import Integer, SearchSpace
+
+    space = SearchSpace({"a": Integer(1, 3), "b": ["x", "y"]})
+
+    def objective(t):
+        return t.suggest_int("a", 1, 3) + len(t.suggest_categorical("b", ["x", "y"]))
+
+    study = optuna.create_study(direction="maximize", sampler=NASRankSampler(space, strategy="random", seed=0))
+    study.enqueue_trial({"a": 7, "b": "x"})  # Optuna warns and evaluates it as given
+    with pytest.warns(UserWarning, match=r"trial 0 is not a configuration of the sampler's space.*'a'"):
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].params["a"] == 7
+    assert study.sampler.strategy is None or study.sampler.strategy.history == []
+    study.optimize(objective, n_trials=2)
+    assert len(study.sampler.strategy.history) == 2

@@ -54,3 +54,18 @@ def test_tune_interrupted_at_every_10_percent(ray_session, tmp_path):
     r = tune_interrupt(budget=20, fractions=EVERY_10_PERCENT, concurrency=2, storage=str(tmp_path))
     _ok(r)
     assert r.details["restores"] >= 5
+
+
+def test_tune_searcher_and_optuna_sampler_restored_at_every_10_percent_on_mixed_and_conditional_spaces():
+    from reliability import interrupt_mixed
+
+    r = interrupt_mixed(("random", "rea"), budget=10, concurrency=3)
+    _ok(r)
+    assert r.cases == 12 and r.details["restores_per_run"] == 9
+
+
+@pytest.mark.slow
+def test_interrupt_mixed_full():
+    from reliability import interrupt_mixed
+
+    _ok(interrupt_mixed(("random", "rea", "optuna-tpe", "nasrank"), budget=40))

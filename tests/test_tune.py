@@ -136,3 +136,32 @@ def test_nasrank_through_tune_beats_random_on_the_table(ray_session, nb201_bench
     assert max(values) > _expected_random_best(y, budget)
     assert np.mean(values) > np.mean(y) + 1.0
     assert out["overhead_s_per_trial"] < 2.0 and out["wall_s"] > 0
+
+
+def test_a_finite_space_runs_out_cleanly_and_metric_only_on_the_searcher_behaves_as_in_tune(
+        ray_session, tmp_path, caplog):
+    """Six configs, twenty samples: six trials, one info line, no warning per trial. The metric is
+    only on the searcher (as with any Tune searcher, TuneConfig never learns it): one warning up
+    front, and get_best_result() needs the metric exactly as with Ray's own searchers."""
+    import logging
+
+    def _trainable(config):
+        tune.report({"acc": config["k"] * 10 + config["w"]})
+
+    space = {"k": tune.choice([1, 3, 5]), "w": tune.choice([8, 16])}
+    searcher = NASRankSearcher(strategy="random", metric="acc", mode="max", seed=0)
+    logger = logging.getLogger("ray.tune.search.nasrank")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("INFO", logger=logger.name):
+            results = _tuner(_trainable, space, searcher, tmp_path, num_samples=20).fit()
+    finally:
+        logger.removeHandler(caplog.handler)
+    ours = [r for r in caplog.records if r.name == logger.name]
+    assert [r.levelname for r in ours] == ["WARNING", "INFO"], [r.getMessage() for r in ours]
+    assert "every configuration of the space was tried (6 trials)" in ours[1].getMessage()
+    assert len(results) == 6 and not results.errors
+    assert len({(r.config["k"], r.config["w"]) for r in results}) == 6
+    with pytest.raises(ValueError, match="TuneConfig"):
+        results.get_best_result()  # Ray's own message, the same for every searcher
+    assert results.get_best_result("acc", "max").config == {"k": 5, "w": 16}

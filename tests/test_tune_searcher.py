@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import warnings
 
@@ -236,11 +238,37 @@ def test_sample_from_and_grid_search_are_one_error_naming_every_key():
         own.set_search_properties("acc", "max", {"net": {"l1": ("__fn_ph", "88716175")}, "epochs": 3})
 
 
+@contextlib.contextmanager
+def searcher_log(caplog, level="INFO"):
+    """The searcher's log records: it logs under Tune's ``ray`` logger, which does not propagate."""
+    logger = logging.getLogger("ray.tune.search.nasrank")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(level, logger=logger.name):
+            yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
 def test_metric_only_on_the_searcher_says_how_to_get_the_best_result(caplog):
     s = _searcher()
-    with caplog.at_level("WARNING"):
+    with searcher_log(caplog, "WARNING"):
         _setup(s)
     assert "get_best_result() will need metric='acc'" in caplog.text
+    assert caplog.text.count("NASRankSearcher") == 1
+
+
+def test_a_finite_space_that_runs_out_ends_the_search_with_one_info_line(caplog):
+    s = _searcher()
+    s.set_search_properties("acc", "max", SMALL, num_samples=20)  # metric from TuneConfig: no warning
+    with searcher_log(caplog):
+        for i in range(6):
+            cfg = _suggest(s, f"t{i}")
+            s.on_trial_complete(f"t{i}", {"acc": _value(cfg)})
+        assert [s.suggest(f"t{i}") for i in range(6, 20)] == [Searcher.FINISHED] * 14
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert caplog.records[0].name.startswith("ray.tune.")  # shown by Ray's handler, like Tune's own lines
+    assert "every configuration of the space was tried (6 trials)" in caplog.text
 
 
 def test_refits_run_with_one_torch_thread_by_default():

@@ -185,6 +185,23 @@ class Strategy(abc.ABC):
         self._queue.append(arch)
         return True
 
+    def claim(self, arch: Any) -> bool:
+        """Mark ``arch`` pending without proposing it: someone else is evaluating it now (another
+        worker of a shared study, or a trial in flight when the driver restarted). It is never
+        proposed, and its result arrives through :meth:`tell` like any pending arch.
+
+        Returns False (and changes nothing) if an isomorphic arch was already asked, told or
+        queued.
+        """
+        arch = self.space.validate(arch)
+        key = self.space.iso_key(arch)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._pending[arch] = self._asked
+        self._asked += 1
+        return True
+
     def status(self, arch: Any) -> str | None:
         """``"queued"``, ``"pending"``, ``"ok"``, ``"failed"`` or ``None`` (never seen)."""
         arch = self.space.validate(arch)

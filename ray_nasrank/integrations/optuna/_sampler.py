@@ -240,6 +240,7 @@ class NASRankSampler(BaseSampler):
         self._ready_timeout_s = float(ready_timeout_s)
         self._trial_arch: dict[tuple[int, int], Arch] = {}   # (study id, trial number) -> proposed arch
         self._done: set[tuple[int, int]] = set()              # trials already told to the strategy
+        self._claimed: dict[tuple[int, int], Arch] = {}       # running trials of others, pending
         self._inferred_at: tuple[int, int] | None = None      # (study id, completed trials) of self.space
         self._ran_out = False
         self._lock = threading.RLock()                         # study.optimize(n_jobs>1)
@@ -263,6 +264,7 @@ class NASRankSampler(BaseSampler):
                 self._strategy = None  # rebuilt on the new space, with every finished trial told
                 self._trial_arch.clear()
                 self._done.clear()
+                self._claimed.clear()
                 self._ran_out = False
         return self.space
 
@@ -293,13 +295,23 @@ class NASRankSampler(BaseSampler):
         return (study._study_id, number)
 
     def _sync(self, study: Study, strategy: Strategy) -> None:
-        """Tell the strategy about finished trials it did not propose (warm starts, other workers)."""
-        for t in study.get_trials(deepcopy=False, states=_FINISHED):
+        """Tell the strategy about trials it did not propose (warm starts, other workers, trials
+        in flight when the driver restarted): finished ones as results, running ones with every
+        parameter of the space as pending, so they are never proposed again."""
+        for t in study.get_trials(deepcopy=False, states=(*_FINISHED, TrialState.RUNNING)):
             key = self._key(study, t.number)
             if key in self._done or key in self._trial_arch:
                 continue
-            self._done.add(key)
             arch = self._arch_from_params(t.params)
+            if t.state == TrialState.RUNNING:
+                if arch is not None and key not in self._claimed and strategy.claim(arch):
+                    self._claimed[key] = arch
+                continue
+            self._done.add(key)
+            claimed = self._claimed.pop(key, None)
+            if claimed is not None and strategy.status(claimed) == "pending":
+                strategy.tell(claimed, _value_of(t.state, t.values))
+                continue
             if arch is None or strategy.status(arch) in ("ok", "failed", "pending"):
                 continue
             strategy.add_evaluated(arch, _value_of(t.state, t.values))
@@ -331,25 +343,49 @@ class NASRankSampler(BaseSampler):
                 return {}
             strategy = self._get_strategy(study)
             self._sync(study, strategy)
-            fixed = self._arch_from_params(trial.system_attrs.get("fixed_params", {}))
+            fixed_params = trial.system_attrs.get("fixed_params", {})
+            fixed = self._arch_from_params(fixed_params)
             if fixed is not None:
                 # an enqueued configuration: Optuna uses the fixed values, the strategy learns the result
                 self._trial_arch[self._key(study, trial.number)] = fixed
+                return {}
+            if any(d.name in fixed_params for d in self.space.decisions):
+                # enqueued values that are no configuration of the space: Optuna evaluates them as given,
+                # so proposing something would only attribute their result to the proposal
                 return {}
             deadline = time.monotonic() + self._ready_timeout_s
             while not strategy.ready:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"strategy not ready after {self._ready_timeout_s} s")
                 time.sleep(0.02)
-            archs = strategy.ask(1)
-            if not archs:
+            arch = self._ask_expressible(strategy)
+            if arch is None:
                 if not self._ran_out:
                     self._ran_out = True
                     logger.info("NASRankSampler: every configuration of %r was tried; the independent sampler "
                                 "fills the next trials (repeats possible)", self.space)
                 return {}
-            self._trial_arch[self._key(study, trial.number)] = archs[0]
-            return self.space.to_flat_params(archs[0])
+            self._trial_arch[self._key(study, trial.number)] = arch
+            return self.space.to_flat_params(arch)
+
+    def _ask_expressible(self, strategy: Strategy) -> Arch | None:
+        """The strategy's next proposal, within the distributions this sampler declares to Optuna.
+
+        A normal domain is unbounded but declared as ``mean +- 4 sd``; Optuna would hand a value
+        outside it to the independent sampler (off the domain's step). Such a proposal is
+        recorded as failed and its nearest value inside is proposed instead.
+        """
+        for _ in range(100):
+            archs = strategy.ask(1)
+            if not archs:
+                return None
+            fitted = _inside_declared(self.space, archs[0])
+            if fitted == archs[0]:
+                return fitted
+            strategy.tell(archs[0], None)  # not expressible in the study
+            if strategy.claim(fitted):
+                return fitted
+        return None
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -365,12 +401,20 @@ class NASRankSampler(BaseSampler):
             self._check_declarations(trial)
             key = self._key(study, trial.number)
             proposed = self._trial_arch.pop(key, None)
+            self._claimed.pop(key, None)  # told below like any pending arch
             if key in self._done or self.space is None:
                 return
             self._done.add(key)
             actual = self._arch_from_params(trial.params)
             if proposed is None and actual is None:
-                return  # the trial never touched the space (or left it)
+                names = [d.name for d in self.space.decisions if d.name in trial.params]
+                if names:  # it left the space (e.g. an enqueued value outside a domain): say so once
+                    try:
+                        self.space.from_config(trial.params)
+                    except ValueError as e:
+                        warnings.warn(f"trial {trial.number} is not a configuration of the sampler's space ({e}); "
+                                      "the strategy does not learn from it", stacklevel=2)
+                return
             strategy = self._get_strategy(study)
             self._sync(study, strategy)  # enqueued trials skip sample_relative: sync here too
             value = _value_of(state, values)
@@ -403,6 +447,7 @@ class NASRankSampler(BaseSampler):
     def __setstate__(self, state: dict) -> None:
         strategy_state = state.pop("_strategy", None)
         self.__dict__.update(state)
+        self.__dict__.setdefault("_claimed", {})  # pickled before running trials were claimed
         self._strategy = None if strategy_state is None else Strategy.from_state_dict(strategy_state)
         if self._strategy_spec is None:
             self._strategy_spec = self._strategy
@@ -412,6 +457,26 @@ class NASRankSampler(BaseSampler):
         name = self._strategy_spec if isinstance(self._strategy_spec, str) else type(self._strategy_spec).__name__
         space = "inferred from the study" if self._fixed_space is None else repr(self._fixed_space)
         return f"NASRankSampler(space={space}, strategy={name!r})"
+
+
+def _inside_declared(space: SearchSpace, arch: Arch) -> Arch:
+    """``arch`` with each normal value moved inside its declared ``mean +- 4 sd`` (on its step)."""
+    from ray_nasrank.spaces import Normal
+
+    out = list(arch)
+    for i, d in enumerate(space.decisions):
+        dom, v = d.domain, out[i]
+        if not isinstance(dom, Normal) or not isinstance(v, (int, float)):
+            continue
+        lo, hi = dom.mean - 4 * dom.sd, dom.mean + 4 * dom.sd
+        if lo <= v <= hi:
+            continue
+        v = min(max(v, lo), hi)
+        if dom.step is not None:
+            v = round(v / dom.step) * dom.step
+            v = v - dom.step if v > hi else v + dom.step if v < lo else v
+        out[i] = float(v)
+    return space.validate(tuple(out))
 
 
 def _has_domain(spec: Mapping) -> bool:

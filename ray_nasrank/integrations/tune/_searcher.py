@@ -36,7 +36,9 @@ from ray_nasrank.spaces import Arch, SearchSpace, space_from_tune
 
 from ._weak import finite_or_none, resolve_weak_source
 
-logger = logging.getLogger(__name__)
+# under Tune's logger, so the searcher's lines show and go quiet exactly like Tune's own (Ray gives
+# the "ray" logger a handler at INFO; a logger outside it would drop INFO lines unseen)
+logger = logging.getLogger("ray.tune.search.nasrank")
 
 _STATE_VERSION = 1
 
@@ -344,7 +346,8 @@ class NASRankSearcher(Searcher):
                 if self._live:
                     return None  # live trials may still fail; nothing new to propose now
                 self._finished = True
-                logger.info("NASRankSearcher: the strategy has no unseen architecture left")
+                logger.info("NASRankSearcher: every configuration of the space was tried (%d trials); the "
+                            "search ends here", self._suggested)
                 return Searcher.FINISHED
         arch = self._queue.pop(0)
         self._live[trial_id] = arch

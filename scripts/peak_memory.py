@@ -45,14 +45,30 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def tree_pss(root: int) -> int:
-    """Sum of PSS (bytes) over ``root`` and all its descendants (Linux ``/proc``)."""
-    kids, todo, total = _children(), [root], 0
+def _name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            parts = f.read().split(b"\0")
+    except OSError:
+        return "?"
+    words = [p.decode(errors="replace") for p in parts if p]
+    # Ray names its workers in argv[0] ("ray::_finalist_trainable"); else the program and first argument
+    return " ".join(words[:1] if words and words[0].startswith("ray::") else words[:2])[:80]
+
+
+def tree_processes(root: int) -> list[tuple[int, str, int]]:
+    """``(pid, name, PSS bytes)`` of ``root`` and all its descendants (Linux ``/proc``)."""
+    kids, todo, out = _children(), [root], []
     while todo:
         pid = todo.pop()
-        total += _pss(pid)
+        out.append((pid, _name(pid), _pss(pid)))
         todo.extend(kids.get(pid, []))
-    return total
+    return out
+
+
+def tree_pss(root: int) -> int:
+    """Sum of PSS (bytes) over ``root`` and all its descendants (Linux ``/proc``)."""
+    return sum(p for _, _, p in tree_processes(root))
 
 
 def _alive(pid: int) -> bool:
@@ -78,13 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         root = child.pid
     else:
         ap.error("give --pid or a command after --")
-    peak = 0
+    peak, at_peak = 0, []
     while _alive(root) and (child is None or child.poll() is None):
-        peak = max(peak, tree_pss(root))
+        procs = tree_processes(root)
+        total = sum(p for _, _, p in procs)
+        if total > peak:
+            peak, at_peak = total, procs
         time.sleep(args.every)
     rc = child.wait() if child is not None else None
+    # what held the memory at the peak, largest first (processes under 20 MB summed as "others")
+    big = sorted((p for p in at_peak if p[2] >= 20e6), key=lambda p: -p[2])
+    breakdown = [{"pid": pid, "process": name, "pss_mb": round(pss / 1e6)} for pid, name, pss in big]
+    small = [p for p in at_peak if p[2] < 20e6]
+    breakdown.append({"process": f"{len(small)} others", "pss_mb": round(sum(p[2] for p in small) / 1e6)})
     print(json.dumps({"peak_tree_pss_gb": round(peak / 1e9, 3), "wall_s": round(time.perf_counter() - t0, 1),
-                      "returncode": rc, "command": cmd or f"pid {args.pid}"}))
+                      "returncode": rc, "command": cmd or f"pid {args.pid}", "at_peak": breakdown}, indent=1))
     return 0 if rc in (None, 0) else int(rc)
 
 

@@ -8,6 +8,9 @@ training image, ``final_epochs``), the usual practice of multi-fidelity NAS. Wit
 under the identical recipe, and its best is retrained the same way, so the report shows what
 the search adds over picking at random.
 
+``space`` may name your own model family instead of NB201 (``MODULE:FUNCTION``, see
+:mod:`ray_nasrank.pipeline._family`); ``channels`` and ``cells_per_stage`` then do not apply.
+
 Networks: one NB201 cell per stage with 8 channels (C=8). Weak labels come from a supernet
 trained at the search fidelity inside a Ray actor; the ranker is pretrained on them plus the
 cells' params, FLOPs and SynFlow. To scale up, raise ``pool_size`` (``0`` = one cell per
@@ -85,7 +88,10 @@ class PipelineConfig:
                                     "per class, optionally under train/ and test/), an .npz file with x and y "
                                     "arrays (optionally x_test, y_test, classes), or MODULE:FUNCTION returning "
                                     "torch datasets (train[, test])", metavar="PATH|MODULE:FUNCTION")
-    space: str = option("nb201", "search space", choices=SPACES)
+    space: str = option("nb201", "search space: nb201 (the NAS-Bench-201 cell), or your own model family as "
+                                 "MODULE:FUNCTION or path/to/file.py:FUNCTION returning a ChoiceSupernet or a "
+                                 "pair (param_space, model_fn) (see docs/howto/own_model_family.md)",
+                        metavar="nb201|MODULE:FUNCTION")
     budget: int = option(8, "finalists trained from scratch")
     rounds: int = option(2, "rounds the budget is spent in; the ranker is fine-tuned between rounds")
     baseline: str = option("random", "random: also train --budget random pool cells under the same recipe and "
@@ -141,8 +147,11 @@ class PipelineConfig:
                              "or pass data= (your own image folder, .npz or MODULE:FUNCTION)")
         if self.baseline not in BASELINES:
             raise ValueError(f"unknown baseline {self.baseline!r}; choose from {list(BASELINES)}")
-        if self.space not in SPACES:
-            raise ValueError(f"unknown space {self.space!r}; the pipeline searches {list(SPACES)}")
+        from ._family import is_family_spec
+
+        if self.space not in SPACES and not is_family_spec(self.space):
+            raise ValueError(f"unknown space {self.space!r}; give {list(SPACES)} or your own model family as "
+                             "MODULE:FUNCTION (or path/to/file.py:FUNCTION)")
         for name, lo in (("budget", 1), ("rounds", 1), ("concurrency", 1), ("seed", 0), ("train_size", 0),
                          ("valid_size", 0), ("test_size", 0), ("channels", 1), ("cells_per_stage", 1),
                          ("batch_size", 1), ("supernet_epochs", 1), ("finalist_epochs", 1),
@@ -158,6 +167,9 @@ class PipelineConfig:
         if self.baseline == "random" and self.pool_size and self.pool_size < 2 * self.budget:
             raise ValueError(f"pool_size={self.pool_size} is smaller than 2 x budget={self.budget}; the random "
                              "baseline draws its cells from the pool too (or pass baseline='none')")
+        if self.pool_size == 0 and self.space not in SPACES:
+            raise ValueError(f"pool_size=0 (every candidate) is for nb201; a model family's pool is sampled from "
+                             f"its space: give pool_size >= budget for space {self.space!r}")
         if self.pool_size and self.pool_size < self.budget:
             raise ValueError(f"pool_size={self.pool_size} is smaller than budget={self.budget}; "
                              "the search trains distinct cells of the pool (0: the whole space)")

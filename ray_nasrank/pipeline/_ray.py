@@ -22,9 +22,12 @@ from ray_nasrank.progress import progress
 from ray_nasrank.spaces import Arch, NB201Space
 
 from ._config import PipelineConfig
+from ._family import ModelFamily
 from ._steps import ARTEFACTS, METRIC, MODE, save_supernet, supernet_config
 
 SPACE = NB201Space()
+#: the config key of a model family's grid trials (random arm, retraining): the arch string
+GRID_KEY = "nasrank_arch"
 #: CPUs the supernet actor takes: a fraction, so it never starves a trial of a whole CPU
 ACTOR_CPUS = 0.5
 
@@ -42,15 +45,55 @@ def ensure_ray(cfg: PipelineConfig) -> bool:
     return True
 
 
+def weak_labels(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], sn_path: Path,
+                family: ModelFamily | None = None) -> tuple[dict[str, np.ndarray], float | None]:
+    """The pool's weak labels (``{name: array}``) and the seconds the supernet trained (``None``
+    when ``sn_path`` already held it, or when there is no supernet).
+
+    NB201: the supernet's accuracy of each cell. A model family: its
+    :class:`~ray_nasrank.nn.ChoiceSupernet`'s accuracy of each config (when it is one), plus the
+    zero-cost proxies of every candidate's model (params, FLOPs, SynFlow) scored in Ray tasks.
+    A candidate whose model cannot be built or run on the data's input shape is an error naming
+    it, before any training.
+    """
+    if family is not None:
+        ship_by_value(family)
+    # the proxies build every candidate's model: a broken one fails here, before the supernet trains
+    labels = {} if family is None else _family_proxies(cfg, family, splits, pool)
+    seconds = None
+    if family is None or family.supernet is not None:
+        sn, seconds = supernet_and_weak_labels(cfg, out, splits, pool, sn_path, family)
+        labels = {"supernet": sn, **labels}
+    return labels, seconds
+
+
+def _family_proxies(cfg: PipelineConfig, family: ModelFamily, splits: Any, pool: Sequence[Arch]) -> dict:
+    from ray_nasrank.integrations.ray import RayModelProxies
+    from ray_nasrank.proxies import ModelProxies
+
+    from ._family import SpaceError
+
+    shape = tuple(int(s) for s in splits.train.x.shape[1:])
+    proxies = ModelProxies(family.model_fn, input_shape=shape, seed=cfg.seed)
+    values = RayModelProxies(proxies, num_cpus=1)([family.config(a) for a in pool])
+    broken = [f for f in proxies.failures if f.name == "model"]
+    if broken:
+        raise SpaceError(f"--space {family.spec!r}: {len(broken)} of {len(pool)} candidate models cannot be built "
+                         f"or run on inputs of shape {shape}; first: {broken[0].error}")
+    return values
+
+
 def supernet_and_weak_labels(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch],
-                             sn_path: Path, chunk: int = 25, poll_s: float = 0.5) -> tuple[np.ndarray, float | None]:
+                             sn_path: Path, family: ModelFamily | None = None, chunk: int = 25,
+                             poll_s: float = 0.5) -> tuple[np.ndarray, float | None]:
     """Weak labels of the pool from one :class:`SupernetActor`; returns them and the seconds the
     supernet trained (``None`` when ``sn_path`` already held it).
 
+    The supernet is NB201's, or the model family's :class:`~ray_nasrank.nn.ChoiceSupernet`.
     Without ``sn_path`` the actor trains the supernet itself on ``splits`` (shipped once through
     the object store), the driver only polls its epoch count for the progress bar, then saves the
     weights the actor hands back. With ``sn_path`` the actor loads those weights. The sweep is asked
-    in chunks so progress shows; the actor is killed afterwards, freeing its CPU share.
+    in chunks so progress shows; the actor is killed afterwards, freeing its CPU share and memory.
     """
     from ray_nasrank.integrations.tune import get_or_create_supernet_actor
     from ray_nasrank.supernet.train import SupernetTrainConfig
@@ -58,9 +101,12 @@ def supernet_and_weak_labels(cfg: PipelineConfig, out: Path, splits: Any, pool: 
     from ._steps import load_supernet_weights
 
     name = "ray-nasrank-pipeline-" + hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12]
-    sn_cfg = supernet_config(cfg, splits)
-    common = dict(name=name, num_cpus=ACTOR_CPUS, trial_cpus=1.0, dataset=ray.put(splits.to("cpu")),
-                  supernet_config={k: v for k, v in sn_cfg.items() if k not in ("in_channels", "num_classes")},
+    if family is None:
+        sn_cfg = supernet_config(cfg, splits)
+        shape = {"supernet_config": {k: v for k, v in sn_cfg.items() if k not in ("in_channels", "num_classes")}}
+    else:
+        sn_cfg, shape = {"space": family.spec}, {"supernet": family.supernet}
+    common = dict(name=name, num_cpus=ACTOR_CPUS, trial_cpus=1.0, dataset=ray.put(splits.to("cpu")), **shape,
                   seed=cfg.seed,
                   eval_config={"batch_size": cfg.weak_batch, "calib_batches": cfg.weak_calib_batches,
                                "eval_batches": cfg.weak_eval_batches})
@@ -154,23 +200,49 @@ def open_splits(shared: dict) -> Any:
     return DatasetSplits(parts["train"], parts["valid"], parts["test"], blob["num_classes"], blob["name"])
 
 
-def _finalist_trainable(config: dict, splits: dict, train: dict) -> None:
-    """Train one finalist from scratch on the pipeline's shared splits; report, then test."""
+def ship_by_value(family: ModelFamily) -> None:
+    """Let Ray pickle the user's module *by value*: its functions and classes (the model family,
+    the supernet's modules) then reach workers that cannot import it (a file given as
+    ``path/to/file.py:FUNCTION``, or a module only on the driver's path)."""
+    import sys
+
+    from ray import cloudpickle
+
+    mod = sys.modules.get(family.module or "")
+    if mod is not None and not family.module.startswith("ray_nasrank"):
+        cloudpickle.register_pickle_by_value(mod)
+
+
+def _finalist_trainable(config: dict, splits: dict, train: dict, family: ModelFamily | None = None) -> None:
+    """Train one finalist from scratch on the pipeline's shared splits; report, then test.
+
+    NB201: the cell ``config["arch"]``. A model family: ``family.model_fn`` of the trial config
+    (the family's constants plus the decisions, or the arch string of a grid trial), trained with
+    the recipe fields the config sets (:data:`~ray_nasrank.pipeline._family.RECIPE_KEYS`)."""
     import torch
 
-    from ray_nasrank.training import TrainConfig, train_arch
+    from ray_nasrank.training import TrainConfig, train_arch, train_model
 
     torch.set_num_threads(1)  # one CPU per trial: concurrent trials must not oversubscribe
-    arch = SPACE.validate(config["arch"])
     splits = open_splits(splits)
 
     def report(epoch: int, metrics: dict) -> None:
         if METRIC in metrics:
             tune.report({METRIC: float(metrics[METRIC]), "epoch": int(epoch), "done": False})
 
-    res = train_arch(arch, splits, TrainConfig.from_dict(train), report=report)
+    if family is None:
+        recipe = TrainConfig.from_dict(train)
+        res = train_arch(SPACE.validate(config["arch"]), splits, recipe, report=report)
+    else:
+        conf = family.config(family.space.from_string(config[GRID_KEY])) if GRID_KEY in config \
+            else {**family.constants, **config}
+        recipe = family.train_config(train, conf)
+        torch.manual_seed(recipe.seed)  # the same initial weights in both arms and the retraining
+        net = family.check_input(conf, splits.train.x[:2].float(), "this trial's inputs")
+        res = train_model(net, splits, recipe, report=report)
     tune.report({METRIC: float(res[METRIC]), "test_acc": float(res["test_acc"]), "params": int(res["params"]),
-                 "train_seconds": float(res["seconds"]), "epoch": int(res["epochs"]), "done": True})
+                 "train_seconds": float(res["seconds"]), "epoch": int(res["epochs"]), "lr": float(recipe.lr),
+                 "done": True})
 
 
 def finalist_train_config(cfg: PipelineConfig, final: bool = False) -> dict:
@@ -187,14 +259,18 @@ def finalist_train_config(cfg: PipelineConfig, final: bool = False) -> dict:
 
 
 def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict, num_samples: int,
-           desc: str, search_alg: Any = None, param_space: dict | None = None):
+           desc: str, search_alg: Any = None, param_space: dict | None = None, family: ModelFamily | None = None):
     """A fresh Tuner for ``out/name``, or the restored one when that folder holds an experiment.
     ``splits``: from :func:`share_splits`."""
     from ray.tune import RunConfig, TuneConfig, Tuner
 
     path = out.resolve() / name
+    extra = {}
+    if family is not None:
+        ship_by_value(family)
+        extra["family"] = family.without_supernet()
     trainable = tune.with_resources(
-        tune.with_parameters(_finalist_trainable, splits=splits, train=train),
+        tune.with_parameters(_finalist_trainable, splits=splits, train=train, **extra),
         {"cpu": 1, "gpu": 1 if cfg.device.startswith("cuda") else 0})
     if Tuner.can_restore(str(path)):
         return Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
@@ -207,7 +283,7 @@ def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict,
 
 
 def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], weak: pd.DataFrame,
-             ranker: Any) -> pd.DataFrame:
+             ranker: Any, family: ModelFamily | None = None) -> pd.DataFrame:
     """Run (or resume) the NASRank search; one row per finished trial (arch, order, metrics).
 
     A fresh experiment uses :class:`NASRankSearcher` with the ``nasrank`` strategy: the
@@ -219,8 +295,9 @@ def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], 
 
     round_size = max(cfg.round_sizes())
     weak_cols = {c: weak[c].to_numpy(dtype=np.float64) for c in weak.columns if c.startswith("weak_")}
+    space = SPACE if family is None else family.space
     searcher = NASRankSearcher(
-        space=SPACE, metric=METRIC, mode=MODE, strategy="nasrank", seed=cfg.seed,
+        space=space, metric=METRIC, mode=MODE, strategy="nasrank", seed=cfg.seed,
         strategy_kwargs={"candidates": list(pool), "weak": weak_cols, "predictor": ranker,
                          "batch_size": round_size, "first_batch": round_size,
                          # refit whenever a round is planned with new labels (concurrent trials
@@ -230,20 +307,30 @@ def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], 
                          # instead of blocking Tune's control loop
                          "async_refit": True})
     tuner = _tuner(cfg, out, ARTEFACTS["tune"], splits, finalist_train_config(cfg), cfg.budget,
-                   "NASRank finalists", search_alg=searcher)
-    return _trial_rows(tuner.fit(), cfg.budget, out / ARTEFACTS["tune"])
+                   "NASRank finalists", search_alg=searcher, family=family)
+    return _trial_rows(tuner.fit(), cfg.budget, out / ARTEFACTS["tune"], family)
 
 
 def run_grid(cfg: PipelineConfig, out: Path, name: str, splits: Any, archs: Sequence[str], final: bool,
-             desc: str) -> pd.DataFrame:
-    """Train the given cells (a Tune grid, in this order) under the search recipe, or at full
-    fidelity with ``final=True``; resumed like :func:`run_tune`."""
+             desc: str, family: ModelFamily | None = None) -> pd.DataFrame:
+    """Train the given cells or configs (arch strings; a Tune grid, in this order) under the
+    search recipe, or at full fidelity with ``final=True``; resumed like :func:`run_tune`."""
+    key = "arch" if family is None else GRID_KEY
     tuner = _tuner(cfg, out, name, splits, finalist_train_config(cfg, final=final), 1, desc,
-                   param_space={"arch": tune.grid_search(list(archs))})
-    return _trial_rows(tuner.fit(), len(archs), out / name)
+                   param_space={key: tune.grid_search(list(archs))}, family=family)
+    return _trial_rows(tuner.fit(), len(archs), out / name, family)
 
 
-def _trial_rows(grid: Any, expected: int, path: Path) -> pd.DataFrame:
+def _arch_string(config: dict, family: ModelFamily | None) -> str | None:
+    """The arch string of a trial's config (``None``: not a trial of this experiment)."""
+    if family is None:
+        return None if config.get("arch") is None else SPACE.to_string(SPACE.validate(config["arch"]))
+    if GRID_KEY in config:
+        return family.space.to_string(family.space.from_string(config[GRID_KEY]))
+    return family.space.to_string(family.arch_of(config)) if config else None
+
+
+def _trial_rows(grid: Any, expected: int, path: Path, family: ModelFamily | None = None) -> pd.DataFrame:
     # a trial is finished when it errored or sent its final report; after a Ctrl-C Tune marks the
     # trials it stopped TERMINATED in the returned grid (its saved state keeps them resumable)
     finished = sum(1 for r in grid if r.error is not None or (r.metrics or {}).get("done") is True)
@@ -254,13 +341,13 @@ def _trial_rows(grid: Any, expected: int, path: Path) -> pd.DataFrame:
                                 "re-run the same command to resume")
     rows = []
     for r in grid:
-        cfg_arch = (r.config or {}).get("arch")
-        if cfg_arch is None:
+        arch = _arch_string(r.config or {}, family)
+        if arch is None:
             continue
         m = r.metrics or {}
         trial_id = str(m.get("trial_id") or Path(r.path).name)
         rows.append({
-            "arch": SPACE.to_string(SPACE.validate(cfg_arch)), "trial_id": trial_id,
+            "arch": arch, "trial_id": trial_id,
             "suggested": _trial_number(trial_id, Path(r.path).name),
             METRIC: float(m[METRIC]) if (r.error is None and m.get("done") and METRIC in m) else np.nan,
             "test_acc": float(m["test_acc"]) if (r.error is None and "test_acc" in m) else np.nan,

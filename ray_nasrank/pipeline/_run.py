@@ -22,10 +22,12 @@ from ._steps import (
     candidate_pool,
     final_candidates,
     load_data_step,
+    load_family_step,
     prepare_out_dir,
     pretrain_ranker,
     random_draws,
     read_json,
+    report_space,
     weak_frame,
     write_best,
 )
@@ -133,7 +135,9 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
         device = str(resolve_device(cfg.device))
         with step("data", cfg.progress) as s:
             splits, final_splits = load_data_step(cfg, out, device)
-            pool = candidate_pool(cfg)
+            family = load_family_step(cfg, splits, final_splits)
+            space = SPACE if family is None else family.space
+            pool = candidate_pool(cfg, space)
         record("data", s["seconds"])
         from . import _ray
 
@@ -143,18 +147,21 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
         ray_address = ray.get_runtime_context().gcs_address
         try:
             if not p["weak_labels"].is_file():
-                with step("supernet and weak labels (supernet actor)", cfg.progress) as s:
-                    labels, sn_seconds = _ray.supernet_and_weak_labels(cfg, out, splits, pool, p["supernet"])
-                    atomic_write_parquet(p["weak_labels"], weak_frame(pool, labels))
+                what = ("weak labels (zero-cost proxies of the models, Ray tasks)"
+                        if family is not None and family.supernet is None else
+                        "supernet and weak labels (supernet actor" + (", zero-cost proxies)" if family else ")"))
+                with step(what, cfg.progress) as s:
+                    labels, sn_seconds = _ray.weak_labels(cfg, out, splits, pool, p["supernet"], family)
+                    atomic_write_parquet(p["weak_labels"], weak_frame(pool, labels, space))
                 ran += (["supernet"] if sn_seconds is not None else []) + ["weak_labels"]
                 record("supernet", sn_seconds)
                 record("weak_labels", s["seconds"] - (sn_seconds or 0.0))
             weak = pd.read_parquet(p["weak_labels"])
-            pool = [SPACE.from_string(a) for a in weak["arch"]]
+            pool = [space.from_string(a) for a in weak["arch"]]
             if not p["ranker"].is_file():
                 with step("ranker pretraining", cfg.progress) as s:
                     torch.manual_seed(cfg.seed)
-                    ranker = pretrain_ranker(cfg, weak, p["ranker"])
+                    ranker = pretrain_ranker(cfg, weak, p["ranker"], space)
                 ran.append("ranker")
                 record("ranker", s["seconds"])
             else:
@@ -164,29 +171,31 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
             shared_final = _ray.share_splits(final_splits)
             del final_splits
             with step("search (Tune, NASRank)", cfg.progress) as s:
-                trials = _ray.run_tune(cfg, out, shared, pool, weak, ranker)
+                trials = _ray.run_tune(cfg, out, shared, pool, weak, ranker, family)
             ran.append("tune")
             record("search", s["seconds"])
             random_trials = None
             if cfg.baseline == "random":
                 with step("random arm (Tune, same recipe)", cfg.progress) as s:
                     random_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_random"], shared,
-                                                  random_draws(cfg, list(weak["arch"])), False, "random arm")
+                                                  random_draws(cfg, list(weak["arch"])), False, "random arm",
+                                                  family)
                 ran.append("random")
                 record("random_arm", s["seconds"])
             winners = final_candidates(trials, random_trials)
             with step("retraining the winner(s) at full fidelity (Tune)", cfg.progress) as s:
                 final_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_final"], shared_final,
-                                             list(dict.fromkeys(winners.values())), True, "full-fidelity retraining")
+                                             list(dict.fromkeys(winners.values())), True, "full-fidelity retraining",
+                                             family)
             ran.append("final")
             record("final", s["seconds"])
         finally:
             if started_ray:
                 ray.shutdown()
-        results = assemble_results(cfg, trials, weak, ranker)
+        results = assemble_results(cfg, trials, weak, ranker, space)
         atomic_write_parquet(p["results"], results)
         if random_trials is not None:
-            atomic_write_parquet(p["random"], assemble_random(random_trials, weak))
+            atomic_write_parquet(p["random"], assemble_random(random_trials, weak, space))
         final = assemble_final(winners, trials, random_trials, final_trials)
         atomic_write_parquet(p["final"], final)
         best = write_best(out, results, final, cfg, seconds)
@@ -197,7 +206,7 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
         from ray_nasrank.report import build_report
 
         with step("report", cfg.progress) as s:
-            rep = build_report(out, results=results, space=SPACE, html=report_html,
+            rep = build_report(out, results=results, space=report_space(cfg, out), html=report_html,
                                artefacts=best.get("artefacts"))
         ran.append("report")
         record("report", s["seconds"])

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ray_nasrank._io import atomic_write_bytes, atomic_write_json, check_writable_dir
-from ray_nasrank.spaces import Arch, NB201Space
+from ray_nasrank.spaces import Arch, NB201Space, SearchSpace
 
 from ._config import ConfigMismatchError, PipelineConfig, load_config
 
@@ -95,9 +95,49 @@ def load_data_step(cfg: PipelineConfig, out: Path, device: str = "cpu"):
     return search, final
 
 
-def candidate_pool(cfg: PipelineConfig) -> list[Arch]:
-    """``pool_size`` cells of distinct isomorphism classes, drawn with the seed (0: one per class)."""
+def load_family_step(cfg: PipelineConfig, splits, final_splits):
+    """The model family ``cfg.space`` names (``None`` for NB201), checked on one candidate: its
+    model must run on inputs of both fidelities (an error names the config and the shape)."""
+    if cfg.space == "nb201":
+        return None
+    from ._family import load_family
+
+    family = load_family(cfg.space, splits.in_channels, splits.num_classes)
+    config = family.config(family.space.sample(cfg.seed))
+    for fidelity, sp in (("search", splits), ("full", final_splits)):
+        family.check_input(config, sp.train.x[:2].float().cpu(), f"the {fidelity}-fidelity inputs")
+    return family
+
+
+def report_space(cfg: PipelineConfig, out: Path) -> SearchSpace:
+    """The space the ``arch`` strings of ``out``'s tables belong to (a model family is loaded
+    again, with the channels and classes ``data.json`` recorded)."""
+    if cfg.space == "nb201":
+        return SPACE
+    from ._family import load_family
+
+    info = read_json(out / ARTEFACTS["data"])
+    return load_family(cfg.space, int(info["image_shape"][0]), int(info["num_classes"])).space
+
+
+def candidate_pool(cfg: PipelineConfig, space: SearchSpace | None = None) -> list[Arch]:
+    """NB201: ``pool_size`` cells of distinct isomorphism classes, drawn with the seed (0: one per
+    class). Another ``space`` (a model family): ``pool_size`` distinct configs drawn from its prior
+    with the seed, or all of them when the space holds no more (never enumerating a larger space)."""
     from ray_nasrank.supernet import iso_representatives
+
+    if space is not None and not isinstance(space, NB201Space):
+        if space.finite and space.size <= cfg.pool_size:
+            pool = list(space.enumerate())
+        else:
+            pool = space.sample_many(cfg.pool_size, rng=cfg.seed, unique=True)
+        need = cfg.budget * (2 if cfg.baseline == "random" else 1)
+        if len(pool) < need:
+            raise ValueError(f"the space of {cfg.space!r} holds {len(pool)} configs, fewer than the "
+                             f"{need} the search trains (budget={cfg.budget}"
+                             f"{', twice with the random arm' if cfg.baseline == 'random' else ''}); "
+                             "lower the budget or pass baseline='none'")
+        return pool
 
     reps, _ = iso_representatives(list(SPACE.enumerate()))
     if cfg.pool_size == 0 or cfg.pool_size >= len(reps):
@@ -142,19 +182,21 @@ def ranker_config(cfg: PipelineConfig):
                            fit_epochs=cfg.ranker_fit_epochs)
 
 
-def pretrain_ranker(cfg: PipelineConfig, weak: pd.DataFrame, path: Path):
+def pretrain_ranker(cfg: PipelineConfig, weak: pd.DataFrame, path: Path, space: SearchSpace = SPACE):
     """Pretrain the learning-to-rank predictor on the pool's weak labels and save it.
 
-    The targets are the supernet's weak labels plus the cells' params, FLOPs and SynFlow (the
-    intrinsic labels NASRank pretrains on by default, :func:`ray_nasrank.search.intrinsic_weak`).
+    The targets are the ``weak_*`` columns: on NB201 the supernet's weak labels plus the cells'
+    params, FLOPs and SynFlow (the intrinsic labels NASRank pretrains on by default,
+    :func:`ray_nasrank.search.intrinsic_weak`); for a model family its supernet's label (if any)
+    and its models' zero-cost proxies, already in ``weak``.
     """
     from ray_nasrank.predictor import RankPredictor
     from ray_nasrank.search import default_intrinsic, pretraining_labels
 
-    archs = [SPACE.from_string(a) for a in weak["arch"]]
+    archs = [space.from_string(a) for a in weak["arch"]]
     cols = {c: weak[c].to_numpy(dtype=np.float64) for c in weak.columns if c.startswith("weak_")}
-    cols = pretraining_labels(SPACE, archs, cols, default_intrinsic(SPACE))
-    pred = RankPredictor(SPACE, ranker_config(cfg)).pretrain(archs, cols)
+    cols = pretraining_labels(space, archs, cols, default_intrinsic(space))
+    pred = RankPredictor(space, ranker_config(cfg)).pretrain(archs, cols)
     pred.save(path)
     return pred
 
@@ -165,7 +207,8 @@ def round_of(orders: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
     return np.searchsorted(bounds, np.asarray(orders) - 1, side="right")
 
 
-def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFrame, ranker) -> pd.DataFrame:
+def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFrame, ranker,
+                     space: SearchSpace = SPACE) -> pd.DataFrame:
     """The results table (see :mod:`ray_nasrank.report`) from the finished trials.
 
     ``predicted`` is the ranker's score *before* the arch's round: the ranker pretrained on weak
@@ -175,7 +218,7 @@ def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFra
     """
     df = trials.sort_values("order").reset_index(drop=True).copy()
     df["round"] = round_of(df["order"].to_numpy(), cfg)
-    archs = [SPACE.from_string(a) for a in df["arch"]]
+    archs = [space.from_string(a) for a in df["arch"]]
     df["predicted_prior"] = ranker.score(archs)
     pred = df["predicted_prior"].to_numpy(dtype=np.float64).copy()
     y = df[METRIC].to_numpy(dtype=np.float64)
@@ -189,7 +232,7 @@ def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFra
     df["predicted"] = pred
     weak_cols = [c for c in weak.columns if c.startswith("weak_")]
     df = df.merge(weak[["arch", *weak_cols]], on="arch", how="left")
-    extra = intrinsic_columns(df["arch"].tolist())
+    extra = intrinsic_columns(df["arch"].tolist(), space)
     df = df.assign(**extra)
     weak_cols += list(extra)
     first = ["arch", "order", "round", "predicted", "predicted_prior", *weak_cols, METRIC, "test_acc"]
@@ -206,24 +249,25 @@ def final_candidates(trials: pd.DataFrame, random_trials: pd.DataFrame | None) -
     return out
 
 
-def intrinsic_columns(arch_strings: Sequence[str]) -> dict[str, np.ndarray]:
+def intrinsic_columns(arch_strings: Sequence[str], space: SearchSpace = SPACE) -> dict[str, np.ndarray]:
     """The intrinsic labels the ranker pretrains on (params, FLOPs, SynFlow for NB201) of the
-    trained cells, as ``weak_<name>`` columns: the report compares every weak label with the truth."""
+    trained cells, as ``weak_<name>`` columns: the report compares every weak label with the truth.
+    A model family has none (its proxies are in the weak-label table already)."""
     from ray_nasrank.search import default_intrinsic, intrinsic_weak
 
-    names = tuple(default_intrinsic(SPACE))
+    names = tuple(default_intrinsic(space))
     if not names:
         return {}
-    vals = intrinsic_weak(SPACE, [SPACE.from_string(a) for a in arch_strings], names)
+    vals = intrinsic_weak(space, [space.from_string(a) for a in arch_strings], names)
     return {f"weak_{n}": np.asarray(v, dtype=np.float64) for n, v in vals.items()}
 
 
-def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame) -> pd.DataFrame:
+def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame, space: SearchSpace = SPACE) -> pd.DataFrame:
     """The random arm's table: like the results table, without ranker scores."""
     weak_cols = [c for c in weak.columns if c.startswith("weak_")]
     df = random_trials.sort_values("order").reset_index(drop=True).merge(weak[["arch", *weak_cols]], on="arch",
                                                                        how="left")
-    extra = intrinsic_columns(df["arch"].tolist())
+    extra = intrinsic_columns(df["arch"].tolist(), space)
     df = df.assign(**extra)
     weak_cols += list(extra)
     first = ["arch", "order", *weak_cols, METRIC, "test_acc"]
@@ -282,9 +326,9 @@ def read_json(path: Path) -> dict:
         return json.load(f)
 
 
-def weak_frame(pool: Sequence[Arch], acc: np.ndarray, loss: np.ndarray | None = None) -> pd.DataFrame:
-    df = pd.DataFrame({"arch": [SPACE.to_string(a) for a in pool], "iso": [str(SPACE.iso_key(a)) for a in pool],
-                       "weak_supernet": np.asarray(acc, dtype=np.float64)})
-    if loss is not None:
-        df["weak_supernet_loss_neg"] = -np.asarray(loss, dtype=np.float64)
+def weak_frame(pool: Sequence[Arch], labels: Mapping[str, np.ndarray], space: SearchSpace = SPACE) -> pd.DataFrame:
+    """The weak-label table: ``arch`` (string form), ``iso`` and one ``weak_<name>`` column per label."""
+    df = pd.DataFrame({"arch": [space.to_string(a) for a in pool], "iso": [str(space.iso_key(a)) for a in pool]})
+    for name, values in labels.items():
+        df[f"weak_{name}"] = np.asarray(values, dtype=np.float64)
     return df

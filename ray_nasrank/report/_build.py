@@ -14,11 +14,11 @@ import pandas as pd
 from ray_nasrank._checks import check_mode
 from ray_nasrank._io import atomic_write_text, check_writable_dir
 from ray_nasrank.metrics import kendall_tau
-from ray_nasrank.spaces import SearchSpace
+from ray_nasrank.spaces import NB201Space, SearchSpace
 
 from ._html import frame_table, image, kv_table, render_html
 from ._results import best_row, check_results, weak_columns, weak_taus
-from .plots import plot_best_so_far, plot_op_distribution, plot_predicted_vs_true, save_figure
+from .plots import plot_best_so_far, plot_decisions, plot_op_distribution, plot_predicted_vs_true, save_figure
 
 __all__ = ["Report", "build_report", "summarise", "RESULTS_FILE", "BEST_FILE", "BASELINE_FILE", "RANDOM_FILE",
            "FINAL_FILE"]
@@ -128,8 +128,9 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
         mode: ``"max"`` or ``"min"`` (default: ``best.json``'s, else ``"max"``).
         baseline: expected best of random search after ``n`` trainings, ``n = 1, 2, ...``
             (default: ``folder/baseline.parquet`` when it exists).
-        space: the space the ``arch`` strings belong to (default: NB201).
-        top_k: at most this many archs make the top set of the op-distribution plot and the table.
+        space: the space the ``arch`` strings belong to (default: NB201, whose report shows the op
+            per edge of the top cells; any other space gets one panel per decision instead).
+        top_k: at most this many archs make the top set of the op or decision plot and the table.
         html: also write ``index.html``.
         title: the page's title.
         artefacts: extra files to list on the page, name -> path.
@@ -189,11 +190,20 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
                               "Each NASRank finalist's rank by the ranker's score when it was proposed against its "
                               "rank by the trained accuracy; on the dashed line the ranker was right.",
                               plot_predicted_vs_true(df, metric, mode)),
-        "op_distribution": ("Operations of the top architectures",
-                            f"Left: how often each op sits on each edge among the best quarter of the {n_trained} "
-                            "trained cells; right: op shares of that top set against all trained cells.",
-                            plot_op_distribution(trained, metric, mode, top_k=top_k, space=space)),
     }
+    if space is None or isinstance(space, NB201Space):
+        plots["op_distribution"] = (
+            "Operations of the top architectures",
+            f"Left: how often each op sits on each edge among the best quarter of the {n_trained} trained cells; "
+            "right: op shares of that top set against all trained cells.",
+            plot_op_distribution(trained, metric, mode, top_k=top_k, space=space))
+    else:
+        plots["decisions"] = (
+            "Decisions of the top architectures",
+            f"One panel per decision of the space: bars, each value's share among the best quarter of the "
+            f"{n_trained} trained architectures against all of them; dots, a numeric value against the accuracy.",
+            plot_decisions(trained, space, metric, mode, top_k=top_k))
+    panel = "op_distribution" if "op_distribution" in plots else "decisions"
     paths = {name: Path(save_figure(fig, out / f"{name}.png")) for name, (_, _, fig) in plots.items()}
     summary = summarise(df, metric, mode)
     taus = weak_taus(trained, metric)
@@ -219,8 +229,7 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
                              f"Kendall's tau of each weak label against the validation accuracy of the {n_trained} "
                              "trained cells: 1 = the same order, 0 = unrelated (the label tells the ranker nothing "
                              "here), -1 = reversed.", frame_table(rows)))
-        sections.append((plots["op_distribution"][0], plots["op_distribution"][1],
-                         image(paths["op_distribution"], plots["op_distribution"][0])))
+        sections.append((plots[panel][0], plots[panel][1], image(paths[panel], plots[panel][0])))
         sign = -1.0 if mode == "max" else 1.0
         top = df.assign(_k=sign * df[metric].astype(float)).sort_values("_k", na_position="last").head(top_k)
         keep = [c for c in ("arch", "round", "order", "predicted", metric, "test_acc") if c in top.columns]

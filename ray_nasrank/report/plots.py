@@ -5,8 +5,9 @@ scripts and notebooks), each saved as a PNG.
   with Kendall's tau (how far to trust the ranker on this run);
 - :func:`plot_best_so_far`: best true metric after ``n`` trainings, against a random-search
   baseline when one is known;
-- :func:`plot_op_distribution`: how often each op sits on each edge among the top archs,
-  compared with all evaluated archs.
+- :func:`plot_op_distribution` (NB201): how often each op sits on each edge among the top archs,
+  compared with all evaluated archs; :func:`plot_decisions` (any other space): the values of each
+  decision among the top archs against all evaluated archs.
 
 >>> import pandas as pd
 >>> df = pd.DataFrame({"arch": ["x"] * 3, "order": [1, 2, 3], "round": [0, 0, 1],
@@ -33,7 +34,7 @@ from ray_nasrank.spaces import NB201Space, SearchSpace
 
 from ._results import check_results
 
-__all__ = ["plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution", "save_figure"]
+__all__ = ["plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution", "plot_decisions", "save_figure"]
 
 
 def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
@@ -181,6 +182,95 @@ def _op_frequencies(space: SearchSpace, archs: Sequence) -> tuple[list[str], lis
     return names, choices, freq
 
 
+def _top_set(df: pd.DataFrame, metric: str, mode: str, top_k: int, space: SearchSpace | None):
+    """``(space, archs, values, ok_idx, k)``: every row's arch, its metric, the rows with a finite
+    metric best first, and the size of the top set: the best quarter (at least 1, at most
+    ``top_k``), so it never silently equals every arch."""
+    check_mode(mode)
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    df = check_results(df, metric)
+    space = NB201Space() if space is None else space
+    if not isinstance(space, SearchSpace):
+        raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
+    values = df[metric].to_numpy(dtype=np.float64)
+    ok = np.isfinite(values)
+    archs_all = []
+    for i, s in enumerate(df["arch"].tolist()):
+        try:
+            archs_all.append(space.from_string(s))
+        except ValueError as e:
+            raise ValueError(f"results row {i}: arch {s!r} is not in {space!r}: {e}") from None
+    order = np.argsort(-(values if mode == "max" else -values)[ok], kind="stable")
+    ok_idx = np.flatnonzero(ok)[order]
+    return space, archs_all, values, ok_idx, min(int(top_k), max(1, len(ok_idx) // 4))
+
+
+def plot_decisions(df: pd.DataFrame, space: SearchSpace, metric: str = "valid_acc", mode: str = "max",
+                   top_k: int = 10) -> Figure:
+    """One panel per decision of ``space`` (any space, e.g. your own model family): for a
+    categorical decision the share of each value among the top archs against all evaluated
+    archs (bars); for a numeric one each arch's value against its ``metric``, the top ones marked.
+
+    The top set is the best quarter of the evaluated archs (at least 1, at most ``top_k``).
+
+    Args:
+        df: a results table (see :func:`check_results`).
+        space: the space the ``arch`` strings belong to.
+        metric: the metric the top set is chosen by.
+        mode: ``"max"`` or ``"min"``: which direction is better.
+        top_k: the most archs in the top set.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: ``top_k`` is not a positive integer, a malformed table, an unknown ``mode``,
+            or an ``arch`` that is not in ``space`` (the message names the row).
+        TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`.
+    """
+    from ray_nasrank.spaces import INACTIVE
+
+    space, archs_all, values, ok_idx, k = _top_set(df, metric, mode, top_k, space)
+    top = set(int(i) for i in ok_idx[:k])
+    n = space.num_decisions
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig = _figure(3.2 * cols, 2.8 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for j, d in enumerate(space.decisions):
+        ax = axes[j]
+        col = [a[j] for a in archs_all]
+        if d.categorical:
+            labels = [str(c) for c in d.choices]
+            share = {}
+            for name, idx in (("top", sorted(top)), ("all", range(len(col)))):
+                vals = [str(col[i]) for i in idx if col[i] is not INACTIVE]
+                share[name] = np.array([vals.count(c) / max(1, len(vals)) for c in labels])
+            x = np.arange(len(labels))
+            ax.bar(x - 0.2, share["top"], width=0.4, label=f"top {k}")
+            ax.bar(x + 0.2, share["all"], width=0.4, label=f"all {len(col)}", color="lightgrey")
+            ax.set_xticks(x, labels, rotation=30, ha="right")
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("share of archs")
+        else:
+            pts = [(i, float(col[i])) for i in range(len(col)) if col[i] is not INACTIVE and np.isfinite(values[i])]
+            xs = np.array([v for _, v in pts])
+            ys = np.array([values[i] for i, _ in pts])
+            mark = np.array([i in top for i, _ in pts], dtype=bool)
+            ax.scatter(xs[~mark], ys[~mark], s=14, color="grey", label="others")
+            ax.scatter(xs[mark], ys[mark], s=22, label=f"top {k}")
+            if getattr(d.domain, "log", False):
+                ax.set_xscale("log")
+            ax.set_ylabel(metric)
+        ax.set_title(d.name)
+        if j == 0:
+            ax.legend(fontsize=7)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig
+
+
 def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max", top_k: int = 10,
                          space: SearchSpace | None = None) -> Figure:
     """Per-edge op frequency among the top archs by ``metric`` (heatmap), and overall op shares of
@@ -204,24 +294,7 @@ def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str 
             or an ``arch`` that is not in ``space`` (the message names the row).
         TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`.
     """
-    check_mode(mode)
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-    df = check_results(df, metric)
-    space = NB201Space() if space is None else space
-    if not isinstance(space, SearchSpace):
-        raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
-    values = df[metric].to_numpy(dtype=np.float64)
-    ok = np.isfinite(values)
-    archs_all = []
-    for i, s in enumerate(df["arch"].tolist()):
-        try:
-            archs_all.append(space.from_string(s))
-        except ValueError as e:
-            raise ValueError(f"results row {i}: arch {s!r} is not in {space!r}: {e}") from None
-    order = np.argsort(-(values if mode == "max" else -values)[ok], kind="stable")
-    ok_idx = np.flatnonzero(ok)[order]
-    k = min(int(top_k), max(1, len(ok_idx) // 4))
+    space, archs_all, values, ok_idx, k = _top_set(df, metric, mode, top_k, space)
     top = [archs_all[i] for i in ok_idx[:k]]
     names, choices, freq_top = _op_frequencies(space, top)
     _, _, freq_all = _op_frequencies(space, archs_all)

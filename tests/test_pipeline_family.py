@@ -199,3 +199,21 @@ def test_a_model_fn_raising_for_a_candidate_names_it(ray_session, tmp_path):
     with pytest.raises(SpaceError, match=r"raised for config \{.*'width': 32.*width 32 is not supported"):
         run_search(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "weak_labels.parquet").exists()
+
+
+def test_the_howto_page_families_load_and_build():
+    """The two families of docs/howto/own_model_family.md, as written, give a working family."""
+    import re
+
+    import torch
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "howto" / "own_model_family.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "def family(" in b]
+    assert len(blocks) == 2
+    for code in blocks:
+        ns: dict = {}
+        exec(compile(code, "own_model_family.md", "exec"), ns)  # noqa: S102 -- the page's own snippet
+        fam = family_from(ns["family"](in_channels=1, num_classes=10), "doc:family")
+        config = fam.config(fam.space.sample(0))
+        net = fam.check_input(config, torch.zeros(2, 1, 14, 14), "the doc's inputs")
+        assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)

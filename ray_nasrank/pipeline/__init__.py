@@ -6,6 +6,10 @@ between rounds -> ``results.parquet``, ``best.json`` and a report. Every step wr
 artefact into the output folder and is skipped when the artefact exists, so re-running on the
 same folder resumes (the Tune step through ``Tuner.restore``).
 
+``PipelineConfig(space="MODULE:FUNCTION")`` searches the user's own model family instead of NB201
+(:func:`load_family` reads what that function returns: a ``ChoiceSupernet`` or a
+``(param_space, model_fn)`` pair).
+
 Example::
 
     from ray_nasrank.pipeline import PipelineConfig, run_search
@@ -15,8 +19,9 @@ Example::
 """
 
 from ._config import RUNTIME_KEYS, ConfigMismatchError, PipelineConfig, load_config
+from ._family import RECIPE_KEYS, ModelFamily, SpaceError, family_from, load_family
 from ._run import SearchResult, run_search
 from ._steps import ARTEFACTS
 
 __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config", "SearchResult", "run_search",
-           "ARTEFACTS"]
+           "ARTEFACTS", "ModelFamily", "SpaceError", "RECIPE_KEYS", "load_family", "family_from"]

@@ -88,6 +88,11 @@ def family(in_channels: int = 1, num_classes: int = 10) -> ChoiceSupernet:
         SlimLinear(w2, num_classes)))
 
 
+def space():
+    """The family's decisions (one categorical decision per choice label)."""
+    return family().space
+
+
 def build_model(config: dict, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     """The freshly initialised stand-alone model of ``config`` (weights drawn from the global RNG)."""
     return family(in_channels, num_classes).extract(config, reset=True)

@@ -20,7 +20,8 @@ def load(name: str):
 
 
 def test_every_example_is_tested():
-    tested = {"tune_existing_script", "optuna_ask_tell", "optuna_search_tune", "own_space_and_trainable", "cnn_family"}
+    tested = {"tune_existing_script", "optuna_ask_tell", "optuna_search_tune", "own_space_and_trainable", "cnn_family",
+              "mixed_cnn"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -34,6 +35,12 @@ def test_cnn_family_with_model_weak_labels():
     out = load("cnn_family").main(budget=4, batch=2)
     assert out["trials"] == 4 and out["pretrained_on"] == ["params", "synflow"]
     assert out["valid_acc"] > 20  # trained for real: well above the 10 % of chance
+
+
+def test_mixed_cnn_define_by_run_search():
+    out = load("mixed_cnn").main(budget=3, pool_size=100)
+    assert out["trials"] == 3 and 1 <= out["config"]["depth"] <= 3 and 0.003 <= out["config"]["lr"] <= 1.0
+    assert out["valid_acc"] > 20
 
 
 @pytest.mark.ray

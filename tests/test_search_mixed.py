@@ -109,3 +109,48 @@ def test_refits_use_the_bounded_thread_count_and_restore_it():
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="torch_threads must be >= 1"):
         NASRankStrategy(MIXED, torch_threads=0)
+
+
+def test_tpe_on_a_pool_of_numeric_configs_evaluates_the_nearest_row_not_a_random_one(monkeypatch):
+    """A table of configs with floats almost never holds TPE's suggestion: the closest unseen row
+    is evaluated (and recorded in the study with its own values), not a random fill-in."""
+    from optuna.trial import TrialState
+
+    pool = MIXED.sample_many(80, 1, unique=True)
+    s = make_strategy("optuna-tpe", MIXED, seed=0, candidates=pool, n_startup_trials=5)
+    monkeypatch.setattr(s, "_random_unseen", lambda *a, **k: pytest.fail("random fill-in used"))
+    asked = []
+    for _ in range(20):
+        [a] = s.ask()
+        assert a in pool and a not in asked
+        asked.append(a)
+        s.tell(a, _value(a))
+    done = [t for t in s.study.trials if t.state == TrialState.COMPLETE]
+    assert [MIXED.validate(MIXED.from_config(t.params)) for t in done] == asked
+    # the snapped row is the unseen one nearest to the suggestion
+    x = MIXED.sample(5)
+    near = s._nearest_unseen(x, set())
+    feats = MIXED.features(pool)
+    d = ((feats - MIXED.features([x])[0]) ** 2).sum(axis=1)
+    unseen = [i for i, a in enumerate(pool) if a not in asked]
+    assert near == pool[min(unseen, key=lambda i: d[i])]
+
+
+def test_nasrank_on_a_pool_of_numeric_configs_exploits_around_the_nearest_rows_of_the_best():
+    """A table of runs holds no config one exact step from the best one: its neighbourhood is
+    the ``local_nearest`` unseen pool configs nearest to it."""
+    import numpy as np
+
+    from ray_nasrank.search import nearest_first
+
+    pool = MIXED.sample_many(60, 2, unique=True)
+    s = NASRankStrategy(MIXED, seed=0, candidates=pool, predictor=TINY, batch_size=2, explore=0.0, first_explore=0.0,
+                        local=1.0, local_nearest=4)
+    for a in pool[:8]:
+        s.tell(a, _value(a))
+    best = max(pool[:8], key=_value)
+    near = [pool[int(i)] for i in nearest_first(MIXED, MIXED.features(pool), best) if pool[int(i)] not in pool[:8]][:4]
+    mask = s._neighbourhood_mask(s._unseen_mask())
+    assert [pool[int(i)] for i in np.flatnonzero(mask)] == [a for a in pool if a in near]
+    asked = s.ask(2)
+    assert set(asked) <= set(near)

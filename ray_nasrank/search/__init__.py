@@ -13,7 +13,7 @@ Strategies: ``random`` (:class:`RandomStrategy`), ``rea`` (regularized evolution
 the top predicted unseen candidates) and ``optuna-tpe`` (Optuna's TPE through ask/tell).
 """
 
-from ._base import Strategy, as_value
+from ._base import Strategy, as_value, nearest_first
 from ._nasrank import NASRankStrategy, default_intrinsic, search_predictor_config
 from ._opdist import OpDistModel, OpDistStrategy
 from ._random import RandomStrategy
@@ -22,4 +22,4 @@ from ._registry import STRATEGIES, make_strategy, strategy_accepts, strategy_cla
 from ._tpe import TPEStrategy
 from ._weak import INTRINSIC, intrinsic_weak, model_weak, pretraining_labels
 
-__all__ = ["Strategy", "RandomStrategy", "REAStrategy", "OpDistStrategy", "OpDistModel", "TPEStrategy", "NASRankStrategy", "search_predictor_config", "default_intrinsic", "intrinsic_weak", "model_weak", "pretraining_labels", "INTRINSIC", "make_strategy", "strategy_class", "strategy_accepts", "STRATEGIES", "as_value"]
+__all__ = ["Strategy", "RandomStrategy", "REAStrategy", "OpDistStrategy", "OpDistModel", "TPEStrategy", "NASRankStrategy", "search_predictor_config", "default_intrinsic", "intrinsic_weak", "model_weak", "pretraining_labels", "INTRINSIC", "make_strategy", "strategy_class", "strategy_accepts", "STRATEGIES", "as_value", "nearest_first"]

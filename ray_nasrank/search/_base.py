@@ -45,6 +45,17 @@ _ENUMERABLE = 1 << 20
 STATE_VERSION = 1
 
 
+def nearest_first(space: SearchSpace, pool_features: np.ndarray, arch: Arch) -> np.ndarray:
+    """Pool indices ordered by their distance to ``arch``, nearest first (ties in pool order).
+
+    The distance is Euclidean over ``space.features``: one-hot categoricals and numeric values
+    in ``[0, 1]`` of their transform, so a pool of configs with floats (a table of runs) has
+    neighbours even though it almost never holds a config one exact step away.
+    """
+    dist = np.square(pool_features - space.features([arch])[0]).sum(axis=1)
+    return np.argsort(dist, kind="stable")
+
+
 def as_value(value: Any) -> float | None:
     """A told value as a finite float, or ``None`` for a failed trial (None, NaN, +-inf).
 

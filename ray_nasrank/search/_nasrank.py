@@ -49,7 +49,7 @@ import numpy as np
 from ray_nasrank._checks import check_int, check_number
 from ray_nasrank.spaces import Arch, SearchSpace
 
-from ._base import _ENUMERABLE, Strategy
+from ._base import _ENUMERABLE, Strategy, nearest_first
 from ._opdist import OpDistModel
 from ._weak import WeakSpec, model_weak, pretraining_labels, resolve_weak, weak_score
 
@@ -137,6 +137,9 @@ class NASRankStrategy(Strategy):
             at the very top).
         local: share of exploited archs taken around the best configs.
         local_parents: best configs the local moves start from (default 1 for a pool, 3 otherwise).
+        local_nearest: in a pool of a space with numeric decisions (a table of runs holds no
+            config one exact step away), the unseen pool configs nearest to each parent
+            (:func:`~ray_nasrank.search.nearest_first`) that form its neighbourhood.
         opdist_prior: let the op-distribution model shape exploration.
         ucb_beta: weight of the ensemble's spread in the exploration score.
         async_refit: refit in a background thread while proposals continue.
@@ -167,13 +170,13 @@ class NASRankStrategy(Strategy):
     """
 
     name = "nasrank"
-    _TRANSIENT = ("_thread", "_lock", "_refit_error", "_space_list")
+    _TRANSIENT = ("_thread", "_lock", "_refit_error", "_space_list", "_pool_features")
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
                  batch_size: int = 3, first_batch: int | None = None, refit_every: int | None = None,
                  explore: float = 0.2, first_explore: float = 0.5, local: float = 1.0,
-                 local_parents: int | None = None, opdist_prior: bool = True,
+                 local_parents: int | None = None, local_nearest: int = 8, opdist_prior: bool = True,
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int | None = None,
                  intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = True,
                  first_diverse: bool = True, n_candidates: int = 1000, local_moves: int = 64,
@@ -189,6 +192,7 @@ class NASRankStrategy(Strategy):
         self.explore = check_number("explore", explore, 0.0, 1.0)
         self.first_explore = check_number("first_explore", first_explore, 0.0, 1.0)
         self.local = check_number("local", local, 0.0, 1.0)
+        self.local_nearest = check_int("local_nearest", local_nearest, low=1)
         self.opdist_prior = bool(opdist_prior)
         self.ucb_beta = float(ucb_beta)
         self.async_refit = bool(async_refit)
@@ -255,6 +259,7 @@ class NASRankStrategy(Strategy):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._refit_error: BaseException | None = None
+        self._pool_features: np.ndarray | None = None  # a cache for the nearest-config neighbourhood
 
     @property
     def ready(self) -> bool:
@@ -417,7 +422,7 @@ class NASRankStrategy(Strategy):
             score = self._model.score(self._pool)
             n_local = int(round(self.local * n_exploit)) if self._history else 0
             if n_local:
-                local = self._neighbourhood_mask() & mask
+                local = self._neighbourhood_mask(mask)
                 plan += self._top(score, local, n_local, taken)
             diverse = self.first_diverse and self._rounds == 0
             plan += self._top(score, mask, n_exploit - len(plan), taken, diverse)
@@ -462,15 +467,23 @@ class NASRankStrategy(Strategy):
         _, ids = np.unique(counts, axis=0, return_inverse=True)
         return ids.reshape(-1)
 
-    def _neighbourhood_mask(self) -> np.ndarray:
+    def _neighbourhood_mask(self, unseen: np.ndarray) -> np.ndarray:
+        """The unseen pool configs around the best ones measured: their one-edit neighbours, or
+        in a space with numeric decisions their ``local_nearest`` nearest pool configs."""
         archs, y = self._labels()
         mask = np.zeros(len(self._pool), dtype=bool)
         for i in np.argsort(-y)[: self.local_parents]:
+            if self.space.numeric:
+                if self._pool_features is None:
+                    self._pool_features = self.space.features(self._pool)
+                order = nearest_first(self.space, self._pool_features, archs[int(i)])
+                mask[order[unseen[order]][: self.local_nearest]] = True
+                continue
             for nb in self.space.neighbours(archs[int(i)]):
                 j = self._pool_index.get(nb)
                 if j is not None:
                     mask[j] = True
-        return mask
+        return mask & unseen
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

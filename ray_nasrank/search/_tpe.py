@@ -7,7 +7,7 @@ from typing import Any, Hashable, Sequence
 from ray_nasrank._checks import check_int
 from ray_nasrank.spaces import INACTIVE, Arch, Categorical, Domain, Float, Integer, Normal, SearchSpace
 
-from ._base import Strategy
+from ._base import Strategy, nearest_first
 
 
 class TPEStrategy(Strategy):
@@ -18,6 +18,11 @@ class TPEStrategy(Strategy):
     real evaluation: with the value of the isomorphic arch already evaluated, else as FAIL. After
     ``max_retries`` such suggestions a random unseen arch is used instead. Every real result,
     including external and warm-start ones, becomes a trial of the study.
+
+    A pool of a space with numeric decisions (e.g. a table of configs with their learning rates)
+    almost never holds a suggested float exactly, so there a suggestion outside the pool becomes
+    the nearest unseen pool config instead (distance over the ranker features: one-hot
+    categoricals, numeric values in [0, 1] of their transform); the study records that config.
 
     Args:
         space: the search space.
@@ -40,6 +45,7 @@ class TPEStrategy(Strategy):
     """
 
     name = "optuna-tpe"
+    _TRANSIENT = ("_space_list", "_pool_features")
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, n_startup_trials: int = 10,
@@ -61,6 +67,7 @@ class TPEStrategy(Strategy):
         self._trial_of: dict[Arch, int] = {}          # asked arch -> trial number
         self._value_of_key: dict[Hashable, float] = {}  # iso key -> a real evaluated value
         self._pool_set = None if self._candidates is None else set(self._candidates)
+        self._restore_transient()
 
     def _propose(self, n: int) -> list[Arch]:
         from optuna.trial import TrialState
@@ -72,6 +79,14 @@ class TPEStrategy(Strategy):
             trial, arch = self._ask_trial()
             key = self.space.iso_key(arch)
             outside = self._pool_set is not None and arch not in self._pool_set
+            if outside and self.space.numeric:
+                near = self._nearest_unseen(arch, taken)
+                if near is not None:
+                    # the suggestion is not a row: tell it as failed and evaluate the closest row
+                    self.study.tell(trial, state=TrialState.FAIL)
+                    self.study.enqueue_trial(self.space.to_flat_params(near))
+                    trial, arch = self._ask_trial()
+                    key, outside = self.space.iso_key(arch), False
             if key in self._seen or key in taken or outside:
                 # answer the repeat inside the study so TPE does not suggest it forever
                 known = self._value_of_key.get(key)
@@ -92,6 +107,21 @@ class TPEStrategy(Strategy):
                 self._trial_of[arch] = trial.number
                 out.append(arch)
         return out
+
+    def _restore_transient(self) -> None:
+        self._pool_features = None  # the pool's features, for nearest-config snapping (numeric spaces)
+
+    def _nearest_unseen(self, arch: Arch, taken: set[Hashable]) -> Arch | None:
+        """The unseen pool config closest to ``arch`` in feature space (``None``: none left)."""
+        pool = self._candidates
+        if self._pool_features is None:
+            self._pool_features = self.space.features(pool)
+        for i in nearest_first(self.space, self._pool_features, arch):
+            a = pool[int(i)]
+            key = self.space.iso_key(a)
+            if key not in self._seen and key not in taken:
+                return a
+        return None
 
     def _ask_trial(self):
         """A new trial of the study and the configuration it suggests (snapped to the space's grid)."""

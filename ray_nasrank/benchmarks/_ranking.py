@@ -11,7 +11,8 @@ direction: higher is better for ``mode="max"``, lower for ``min``), ``weak_singl
 column alone; per metric the best column, an oracle choice made with the true targets of all
 rows), ``mse`` (the pretrained predictor fine-tuned with MSE instead of a ranking loss, with
 no trust blend), ``gbdt`` (scikit-learn gradient-boosted trees on the encoding plus the weak
-labels), ``random``. ``nasrank``'s per-seed rows also hold the trust blend its fit chose.
+labels), ``random``. ``nasrank``'s per-seed rows also hold the trust blend its fit chose (and,
+with several weak labels, each one's weight in the prior).
 """
 
 from __future__ import annotations
@@ -245,14 +246,15 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
 
     def nasrank_scores(archs, labels, seed: int) -> np.ndarray:
         q = fit_clone(pretrained, archs, labels, seed=seed if pretrained is None else 0)
-        trust["weights"] = q.trust_weights
+        trust["weights"], trust["columns"] = q.trust_weights, q.trust_columns
         return q.score(bench.archs)
 
     def fit_clone(base: RankPredictor | None, archs, labels, **over) -> RankPredictor:
         if base is None:
             return RankPredictor(bench.space, dataclasses.replace(pcfg, **over)).fit(archs, labels, mode=bench.mode)
         p = base.clone()
-        p.config = dataclasses.replace(p.config, **over)
+        # the bench's own settings: a cached predictor shares only the pretraining ones (see _cache_path)
+        p.config = dataclasses.replace(pcfg, **over)
         return p.fit(archs, labels, mode=bench.mode)
 
     per_seed: dict[str, list[dict]] = {m: [] for m in methods}
@@ -285,6 +287,8 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
             per_seed[m].append({"seed": seed, **{k: float(rep[k]) for k in METRICS}})
             if m == "nasrank" and trust.get("weights") is not None:
                 per_seed[m][-1]["trust"] = trust["weights"]
+                if trust.get("columns") is not None:
+                    per_seed[m][-1]["trust_columns"] = trust["columns"]
             line.append(f"{m} {rep['ndcg@50']:.3f}/{rep['kendall_tau']:.3f}")
         log.info(f"seed {seed}: ndcg@50/tau " + ", ".join(line))
 
@@ -307,9 +311,13 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
     return result
 
 
+#: the PredictorConfig fields pretraining depends on (fine-tuning and trust settings are not among them)
+PRETRAIN_FIELDS = ("encoder", "features", "hidden", "layers", "dropout", "ensemble", "seed", "weak_target",
+                   "weak_transform", "pretrain_epochs", "pretrain_lr", "pretrain_batch", "pretrain_weight_decay")
+
+
 def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
-    """Cache file named by a hash of everything the pretraining depends on."""
-    import dataclasses
+    """Cache file named by a hash of everything the pretraining depends on (not the fine-tuning settings)."""
     import hashlib
 
     from ray_nasrank._io import check_writable_dir
@@ -320,7 +328,7 @@ def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
                       "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols, "num_cols": cfg.num_cols,
                       "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic), "model": cfg.model,
                       "input_shape": cfg.input_shape,
-                      "predictor": dataclasses.asdict(pcfg)}, sort_keys=True)
+                      "predictor": {k: getattr(pcfg, k) for k in PRETRAIN_FIELDS}}, sort_keys=True)
     d = check_writable_dir(cfg.pretrain_cache)
     return d / f"pretrained_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
 

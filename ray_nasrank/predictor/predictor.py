@@ -34,7 +34,7 @@ from ray_nasrank.spaces import SearchSpace
 from .features import FeatureStore, feature_store
 from .losses import LOSSES, MIN_ITEMS, get_loss
 from .models import RankNet, build_net
-from .trust import COMPONENTS, choose_weights, fit_tree, fold_ids
+from .trust import COMPONENTS, choose_weights, fit_tree, fold_ids, grid_step, shrink
 from .weak import WeakInput, as_weak_matrix, combined_target, normalise_weak
 
 
@@ -80,6 +80,8 @@ class PredictorConfig:
         trust_sharpness: how sharply the blend average favours the best-validated blends.
         trust_shortlist: the blend's top share re-ranked by the fine-tuned network alone, in ``[0, 1)``.
         trust_tree: offer gradient-boosted trees on encoding + weak labels as a third ranker of the blend.
+        trust_prior_labels: how many labels' worth of belief the default blends get (equal weak
+            columns; a quarter fine-tuned network, three quarters prior) before the cross-validation moves them.
 
     Raises:
         ValueError: an unknown encoder, loss, weak target, weak transform or trust mode, or a
@@ -140,7 +142,7 @@ class PredictorConfig:
     #: stacked trees that ranks the labels best out of fold; ``off``: the fine-tuned network alone
     trust: str = "cv"
     #: folds of that cross-validation (fewer when there are fewer labels than 2 per fold)
-    trust_folds: int = 5
+    trust_folds: int = 3
     #: grid step of the blend weights
     trust_step: float = 0.1
     #: how sharply the blend average favours the best-validated blends (``inf``: the best alone)
@@ -152,6 +154,10 @@ class PredictorConfig:
     trust_shortlist: float = 0.03
     #: offer gradient-boosted trees on encoding + weak labels as a third ranker of the blend
     trust_tree: bool = True
+    #: the labels' worth of belief in the default blends (the weak columns' equal average as the
+    #: prior; a quarter fine-tuned network, three quarters prior) that the validated blends are shrunk toward:
+    #: with 10 labels and 5 the chosen weights count for 2/3, with 100 for 95 %
+    trust_prior_labels: float = 5.0
 
     def __post_init__(self) -> None:
         if self.encoder not in ("mlp", "gcn"):
@@ -186,6 +192,8 @@ class PredictorConfig:
             raise ValueError(f"trust_step must be in (0, 1], got {self.trust_step}")
         if not self.trust_sharpness > 0:
             raise ValueError(f"trust_sharpness must be > 0, got {self.trust_sharpness}")
+        if not self.trust_prior_labels >= 0:
+            raise ValueError(f"trust_prior_labels must be >= 0, got {self.trust_prior_labels}")
         if not 0.0 <= self.trust_shortlist < 1.0:
             raise ValueError(f"trust_shortlist must be in [0, 1), got {self.trust_shortlist}")
 
@@ -254,6 +262,10 @@ class RankPredictor:
         self._pre_pos: dict[int, int] | None = None
         self._blend: np.ndarray | None = None
         self._comp_scale: np.ndarray | None = None  # rows: COMPONENTS, then the shortlist cut (in row 3, col 0)
+        # with several weak labels the prior is their blend: weights, per-column (mean, std) on the
+        # reference archs and the blend's (mean, std) in the last row; None: the combined weak target
+        self._mix: np.ndarray | None = None
+        self._mix_scale: np.ndarray | None = None
         self._tree: Any = None
         self.fitted = False
 
@@ -310,7 +322,7 @@ class RankPredictor:
         self._scale = self._compute_scale(np.empty(0, dtype=np.int64))
         self._pre_pos = None
         self._fill_prior()
-        self._blend = self._comp_scale = self._tree = None
+        self._blend = self._comp_scale = self._tree = self._mix = self._mix_scale = None
         return self
 
     def _weak_loss(self, net: RankNet, idx: np.ndarray) -> torch.Tensor:
@@ -376,7 +388,7 @@ class RankPredictor:
         self._nets = [self._tuned_net(m, rows, targets) for m in range(self.config.ensemble)]
         self.fitted = True
         self._scale = self._compute_scale(rows)
-        self._blend = self._comp_scale = self._tree = None
+        self._blend = self._comp_scale = self._tree = self._mix = self._mix_scale = None
         if self.config.trust == "cv" and self._pre_states is not None:
             self._choose_trust(archs, lab_rows, lab_signed)
         return self
@@ -461,6 +473,9 @@ class RankPredictor:
         prior, weak = self._prior_inputs(rows)
         ref = self._ref_rows()
         ref_prior, ref_weak = self._prior_inputs(ref)
+        if weak.shape[1] > 1:  # several weak labels: the prior becomes their best-validated blend
+            self._choose_mix(weak, signed, ref_weak)
+            prior, ref_prior = self._mixed(prior, weak), self._mixed(ref_prior, ref_weak)
         x = x_ref = None
         if cfg.trust_tree:
             x, x_ref = self._tree_x(rows, weak), self._tree_x(ref, ref_weak)
@@ -485,6 +500,8 @@ class RankPredictor:
         if not cfg.trust_tree:
             oof = oof[:2]
         w = choose_weights(oof, signed, cfg.trust_step, cfg.trust_sharpness)
+        # few labels: lean toward the default blend, a quarter fine-tuned network, three quarters prior
+        w = shrink(w, np.array([0.25, 0.75, 0.0])[:w.size], n, cfg.trust_prior_labels)
         w = np.concatenate([w, np.zeros(len(COMPONENTS) - w.size)])
         scale = np.ones((len(COMPONENTS) + 1, 2))
         scale[:, 0] = 0.0
@@ -501,12 +518,41 @@ class RankPredictor:
         scale[3, 0] = np.quantile(blend_ref, 1.0 - cfg.trust_shortlist) if cfg.trust_shortlist > 0 else np.inf
         self._blend, self._comp_scale = w, scale
 
+    def _choose_mix(self, weak: np.ndarray, signed: np.ndarray, ref_weak: np.ndarray) -> None:
+        """The weak columns' blend that orders the labels best, shrunk toward their equal average.
+
+        A weak label never sees a true label, so every labelled item scores it fairly without folds;
+        the blend chosen here then enters the cross-validation of the trust blend as the prior
+        (slightly flattered there, having been chosen on the same labels).
+        """
+        cfg = self.config
+        m = weak.shape[1]
+        col = np.stack([ref_weak.mean(axis=0), ref_weak.std(axis=0)], axis=1)
+        col[col[:, 1] <= 0, 1] = 1.0
+        z = (weak - col[:, 0]) / col[:, 1]
+        w = choose_weights(z.T, signed, grid_step(m, cfg.trust_step), cfg.trust_sharpness)
+        self._mix = shrink(w, np.full(m, 1.0 / m), signed.size, cfg.trust_prior_labels)
+        self._mix_scale = col
+
+    def _mixed(self, prior: np.ndarray, weak: np.ndarray) -> np.ndarray:
+        """The prior of items with weak inputs ``weak``: the chosen weak blend, or ``prior`` without one."""
+        if self._mix is None:
+            return prior
+        return ((weak - self._mix_scale[:, 0]) / self._mix_scale[:, 1]) @ self._mix
+
     @property
     def trust_weights(self) -> dict[str, float] | None:
         """The blend the last ``fit`` chose (``{"tuned": .., "prior": .., "tree": ..}``), None without one."""
         if self._blend is None:
             return None
         return {name: float(w) for name, w in zip(COMPONENTS, self._blend)}
+
+    @property
+    def trust_columns(self) -> dict[str, float] | None:
+        """With several weak labels, each one's weight in the prior of the last ``fit`` (None otherwise)."""
+        if self._mix is None:
+            return None
+        return {name: float(w) for name, w in zip(self.weak_names, self._mix)}
 
     def _iso_expand(self, archs: list, rows: np.ndarray, signed: np.ndarray,
                     exclude: Sequence[Any] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -637,7 +683,7 @@ class RankPredictor:
         out = w[0] * (mean - sc[0, 0]) / sc[0, 1]
         if w[1] > 0 or w[2] > 0:
             prior, weak = self._prior_inputs(rows, store)
-            out = out + w[1] * (prior - sc[1, 0]) / sc[1, 1]
+            out = out + w[1] * (self._mixed(prior, weak) - sc[1, 0]) / sc[1, 1]
             if w[2] > 0:
                 out = out + w[2] * (self._tree.predict(self._tree_x(rows, weak, store)) - sc[2, 0]) / sc[2, 1]
         cut = sc[3, 0] if sc.shape[0] > len(COMPONENTS) else np.inf
@@ -711,7 +757,8 @@ class RankPredictor:
             "states": None if self._nets is None else [n.state_dict() for n in self._nets],
             "scale": self._scale,
             "fitted": self.fitted,
-            "trust": {"blend": self._blend, "scale": self._comp_scale, "tree": self._tree},
+            "trust": {"blend": self._blend, "scale": self._comp_scale, "tree": self._tree,
+                      "mix": self._mix, "mix_scale": self._mix_scale},
         }
         buf = io.BytesIO()
         torch.save(payload, buf)
@@ -746,6 +793,7 @@ class RankPredictor:
             p._fill_prior()
         trust = payload.get("trust") or {}
         p._blend, p._comp_scale, p._tree = trust.get("blend"), trust.get("scale"), trust.get("tree")
+        p._mix, p._mix_scale = trust.get("mix"), trust.get("mix_scale")
         return p
 
     def __repr__(self) -> str:

@@ -12,6 +12,13 @@ their standardised scores that ranks the held-out labels best (averaged over the
 see :func:`choose_weights`). With 10 labels and a good weak label that blend leans on the prior;
 with 100 labels on the fine-tuned network.
 
+With several weak labels the prior is itself a blend: their equal average by default, moved
+toward the columns that order the labels best (a weak label never sees a label, so no folds are
+needed). With few labels both choices are noisy, so each is shrunk toward a fixed default (equal
+columns; a quarter fine-tuned network, three quarters prior) as if that default had been seen on
+``prior_labels`` extra labels (:func:`shrink`): estimated combination weights lose to simple
+averages when the sample is small, and win when it is not.
+
 >>> import numpy as np
 >>> y = np.arange(8.0)
 >>> oof = np.stack([np.arange(8.0)[::-1], np.arange(8.0)])  # the first ranker is backwards
@@ -25,6 +32,7 @@ with 100 labels on the fine-tuned network.
 from __future__ import annotations
 
 import itertools
+from math import comb
 
 import numpy as np
 from scipy import stats
@@ -66,6 +74,30 @@ def simplex_grid(k: int, step: float) -> np.ndarray:
     return np.asarray(combos, dtype=np.float64) / m
 
 
+def grid_step(k: int, step: float, most: int = 500) -> float:
+    """The finest grid step, ``step`` or coarser, whose :func:`simplex_grid` over ``k`` rankers has at most ``most`` blends.
+
+    >>> grid_step(4, 0.1), grid_step(5, 0.1)
+    (0.1, 0.125)
+    """
+    m = int(round(1.0 / step))
+    while m > 1 and comb(m + k - 1, k - 1) > most:
+        m -= 1
+    return 1.0 / m
+
+
+def shrink(w: np.ndarray, default: np.ndarray, n: int, prior_labels: float) -> np.ndarray:
+    """``w`` chosen on ``n`` labels, pulled toward ``default`` as if it had been chosen on ``prior_labels`` more.
+
+    >>> shrink(np.array([1.0, 0.0]), np.array([0.5, 0.5]), n=10, prior_labels=10).tolist()
+    [0.75, 0.25]
+    """
+    if prior_labels < 0:
+        raise ValueError(f"prior_labels must be >= 0, got {prior_labels}")
+    lam = n / (n + prior_labels) if n + prior_labels > 0 else 1.0
+    return lam * np.asarray(w, dtype=np.float64) + (1.0 - lam) * np.asarray(default, dtype=np.float64)
+
+
 def choose_weights(oof: np.ndarray, y: np.ndarray, step: float = 0.1, sharpness: float = 5.0) -> np.ndarray:
     """Blend weights (one per row of ``oof``, summing to 1) from how well each blend ranks ``y`` out of fold.
 
@@ -105,4 +137,5 @@ def fit_tree(x: np.ndarray, y: np.ndarray, seed: int):
     return model.fit(x, z)
 
 
-__all__ = ["COMPONENTS", "choose_weights", "fit_tree", "fold_ids", "simplex_grid", "validation_score"]
+__all__ = ["COMPONENTS", "choose_weights", "fit_tree", "fold_ids", "grid_step", "shrink", "simplex_grid",
+           "validation_score"]

@@ -14,6 +14,7 @@ from ray_nasrank.nn import NB201Supernet, count_parameters
 from ray_nasrank.spaces import OPS, NB201Space
 from ray_nasrank.supernet import (
     BatchedEvaluator,
+    FairSampler,
     FewShotSupernet,
     GroupDistancePairSampler,
     LandmarkRegularizer,
@@ -269,6 +270,9 @@ def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     for key in ("kendall_tau", "ndcg@50", "train_seconds", "weak_labels_per_second", "config"):
         assert key in summary
+    # the CPU budget of a shared machine: user + sys seconds of training and of scoring, and the load
+    assert 0 < summary["train_cpu_seconds"] and 0 < summary["eval_cpu_seconds"]
+    assert len(summary["load_average"]["start"]) == 3
     assert summary["n_ranked"] == 8 and summary["n_landmarks"] == 4
     assert summary["config"]["method"] == "landmark"
     # a saved supernet re-evaluates to the same weak labels without training
@@ -281,6 +285,7 @@ def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):
     np.testing.assert_allclose(pd.read_parquet(again / "weak_labels.parquet")["weak_acc"], table["weak_acc"])
     # the training time of the run that made the weights is carried over
     assert json.loads((again / "summary.json").read_text())["train_seconds"] == summary["train_seconds"]
+    assert json.loads((again / "summary.json").read_text())["train_cpu_seconds"] == summary["train_cpu_seconds"]
     assert json.loads((again / "summary.json").read_text())["landmark_archs"] == summary["landmark_archs"]
 
 
@@ -295,3 +300,74 @@ def test_cli_bench_supernet_bad_input(tmp_path, capsys):
     assert main(["bench", "supernet", "--ground-truth", str(bad), "--archs", "gt", "--dataset", "digits",
                  "--out", str(tmp_path / "o"), "--device", "cpu", "--epochs", "1"]) == 2
     assert "no column 'test_acc'" in capsys.readouterr().err
+
+
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_supernet_ranker_script_scores_labels_and_0_label_rankers(tmp_path):
+    script = _script("supernet_ranker")
+    archs = SPACE.sample_many(16, rng=1, unique=True)
+    acc = np.linspace(60, 80, 16)
+    gt = tmp_path / "gt.csv"
+    pd.DataFrame({"arch": [SPACE.to_string(a) for a in archs], "test_acc": acc}).to_csv(gt, index=False)
+    # the weak labels of a sweep: more cells than the ground truth, in another order; the weak
+    # label is the ground truth itself, so it must rank perfectly
+    extra = [a for a in SPACE.sample_many(40, rng=2, unique=True) if a not in archs][:8]
+    weak = tmp_path / "weak.parquet"
+    pd.DataFrame({"arch": [SPACE.to_string(a) for a in extra + archs[::-1]],
+                  "weak_acc": [0.0] * len(extra) + list(acc[::-1])}).to_parquet(weak)
+    out, table = tmp_path / "r.json", tmp_path / "t.csv"
+    assert script.main(["--ground-truth", str(gt), "--weak", str(weak), "--seeds", "1", "--out", str(out),
+                        "--table-out", str(table)]) == 0
+    res = json.loads(out.read_text())
+    assert res["labels"]["supernet"]["kendall_tau"] == pytest.approx(1.0)
+    assert set(res["labels"]) == {"params", "flops", "synflow", "supernet"}
+    assert set(res["rankers_0_labels"]) == {"intrinsic", "intrinsic+supernet"}
+    assert res["rankers_0_labels"]["intrinsic+supernet"]["weak"][-1] == "supernet"
+    assert len(res["rankers_0_labels"]["intrinsic"]["per_seed"]) == 1
+    joined = pd.read_csv(table)
+    np.testing.assert_allclose(joined["supernet"], acc)
+    # a ground-truth cell the sweep did not score is named, not dropped
+    pd.DataFrame({"arch": [SPACE.to_string(a) for a in archs[1:]], "weak_acc": acc[1:]}).to_parquet(weak)
+    with pytest.raises(ValueError, match="1 ground-truth cell"):
+        script.joined_table(str(gt), str(weak))
+
+
+def test_fair_sampler_updates_every_op_of_every_edge_each_step():
+    data = load_dataset("digits", limit_train=64)
+    sn = NB201Supernet(channels=4, cells_per_stage=1, in_channels=1)
+    before = {n: p.detach().clone() for n, p in sn.named_parameters()}
+    # one step (one batch of 64, no momentum or weight decay: only the gradient moves a weight)
+    cfg = SupernetTrainConfig(epochs=1, batch_size=64, momentum=0.0, weight_decay=0.0)
+    hist = train_supernet(sn, data.train, cfg, sampler=FairSampler(rng=0))
+    assert hist["steps"] == 1
+    # edge e3_0 (index 3) reads the cell input and writes the cell output, so both of its convs
+    # get a gradient in the one step (other edges may read a node that is zero on some path)
+    for op in ("nor_conv_1x1", "nor_conv_3x3"):
+        w = f"cells.0.edges.3.{op}.1.weight"
+        assert not torch.equal(before[w], dict(sn.named_parameters())[w]), w
+    # a single uniform path leaves the ops it did not draw untouched
+    sn2 = NB201Supernet(channels=4, cells_per_stage=1, in_channels=1)
+    before2 = {n: p.detach().clone() for n, p in sn2.named_parameters()}
+    train_supernet(sn2, data.train, cfg, sampler=UniformSampler(rng=0))
+    after2 = dict(sn2.named_parameters())
+    moved = [op for op in ("nor_conv_1x1", "nor_conv_3x3")
+             if not torch.equal(before2[f"cells.0.edges.3.{op}.1.weight"], after2[f"cells.0.edges.3.{op}.1.weight"])]
+    assert len(moved) <= 1
+
+
+def test_bench_config_rejects_fair_rd():
+    from ray_nasrank._checks import ConfigError
+    from ray_nasrank.supernet import SupernetBenchConfig
+
+    with pytest.raises(ConfigError, match="fair does not apply to method rd"):
+        SupernetBenchConfig(out="o", method="rd", sampler="fair")

@@ -20,7 +20,7 @@ from .choice import FewShotChoiceSupernet, SupernetWeakLabels, evaluate_configs
 from .evaluate import BatchedEvaluator, evaluate_subnet, iso_representatives
 from .fewshot import FewShotSupernet, parse_split
 from .regularizers import LandmarkRegularizer, ParamCountTeacher, ProxyTeacher, RankDistiller, cosine_ramp
-from .sampling import DistancePairSampler, GroupDistancePairSampler, UniformSampler, group_distance
+from .sampling import DistancePairSampler, FairSampler, GroupDistancePairSampler, UniformSampler, group_distance
 from .train import SupernetTrainConfig, train_supernet
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "cosine_ramp",
     "GroupDistancePairSampler",
     "UniformSampler",
+    "FairSampler",
     "group_distance",
     "SupernetTrainConfig",
     "train_supernet",

@@ -48,6 +48,9 @@ class SupernetBenchConfig:
     dataset: str = option("fashion-mnist", "fashion-mnist or digits")
     method: str = option("spos", "supernet training method", choices=METHODS)
     epochs: int = option(10, "total supernet epochs (all phases together)")
+    sampler: str = option("uniform", "paths per training step (spos, landmark, fewshot): uniform (one path) or fair "
+                                     "(FairNAS: one path per op, every op of every edge once)",
+                          choices=("uniform", "fair"))
     channels: int = option(16, "stem channels")
     cells_per_stage: int = option(5, "cells per stage")
     device: str = option("auto", "cpu, cuda, cuda:N or auto")
@@ -97,6 +100,10 @@ class SupernetBenchConfig:
             raise ConfigError("`out` is required")
         if self.method not in METHODS:
             raise ConfigError(f"unknown `method` {self.method!r}; choose from {list(METHODS)}")
+        if self.sampler not in ("uniform", "fair"):
+            raise ConfigError(f"unknown `sampler` {self.sampler!r}; choose from ['uniform', 'fair']")
+        if self.sampler == "fair" and self.method == "rd":
+            raise ConfigError("`sampler` fair does not apply to method rd (its pairs come from the group-distance sampler)")
         for key in ("epochs", "channels", "cells_per_stage", "batch_size", "eval_batch_size", "calib_batches",
                     "eval_batches"):
             check_int(key, getattr(self, key), low=1)
@@ -115,6 +122,14 @@ class SupernetBenchConfig:
 
 def _csv(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _read_ground_truth(path: str, column: str):
@@ -183,7 +198,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     from .evaluate import BatchedEvaluator
     from .fewshot import FewShotSupernet, parse_split
     from .regularizers import LandmarkRegularizer, RankDistiller
-    from .sampling import GroupDistancePairSampler
+    from .sampling import FairSampler, GroupDistancePairSampler
     from .train import SupernetTrainConfig, train_supernet
 
     cfg = config
@@ -240,9 +255,15 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
         distill = RankDistiller(teacher, weight=cfg.rd_weight, ramp=cfg.rd_ramp * E, margin=cfg.rd_margin,
                                 sampler=GroupDistancePairSampler(mu=cfg.rd_mu, rng=cfg.seed))
 
+    sampler = FairSampler(cfg.seed) if cfg.sampler == "fair" else None
+
     def on_epoch(e, hist):
         log.info(f"[{cfg.method}] epoch {e + 1}/{E} loss {hist['epoch_loss'][-1]:.4f}")
 
+    # CPU time (user + sys of this process) is the budget that holds on a shared machine, where
+    # wall time depends on the other jobs; the load average says how shared it was
+    load_start = os.getloadavg()
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     model = sn
     if cfg.load_supernet:
@@ -258,20 +279,21 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
         e1 = int(round(cfg.fewshot_split_at * E))
         if e1 > 0:
             train_supernet(sn, data.train, SupernetTrainConfig(**{**tcfg.to_dict(), "epochs": e1}), total_epochs=E,
-                           on_epoch=on_epoch)
+                           sampler=sampler, on_epoch=on_epoch)
         model = FewShotSupernet(sn, edge=edge, groups=groups).to(device)
         if E - e1 > 0:
             train_supernet(model, data.train, SupernetTrainConfig(**{**tcfg.to_dict(), "epochs": E - e1}),
-                           start_epoch=e1, total_epochs=E, on_epoch=on_epoch)
+                           start_epoch=e1, total_epochs=E, sampler=sampler, on_epoch=on_epoch)
     else:
         # the landmark hinge sees validation images the weak labels are NOT scored on
         land_split = TensorSplit(data.valid.x[LANDMARK_VALID_FROM:], data.valid.y[LANDMARK_VALID_FROM:]) \
             if len(data.valid) - LANDMARK_VALID_FROM >= cfg.batch_size else None
-        train_supernet(sn, data.train, tcfg, landmark=landmark, distill=distill, on_epoch=on_epoch,
+        train_supernet(sn, data.train, tcfg, landmark=landmark, distill=distill, sampler=sampler, on_epoch=on_epoch,
                        landmark_data=land_split if landmark is not None else None)
     if cuda:
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - t0
+    train_cpu_seconds = _cpu_seconds() - cpu0
     trained_by = None
     if cfg.load_supernet:
         # report the training time of the run that produced these weights, when it left a summary
@@ -281,6 +303,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
         prev = Path(cfg.load_supernet).with_name("summary.json")
         trained_by = json.loads(prev.read_text()) if prev.is_file() else None
         train_seconds = trained_by.get("train_seconds") if trained_by else None
+        train_cpu_seconds = trained_by.get("train_cpu_seconds") if trained_by else None
 
     # fixed calibration (training) and evaluation (validation) batches, shared by every arch
     gen = torch.Generator().manual_seed(cfg.seed + 7)
@@ -299,6 +322,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     else:
         archs = list(space.enumerate())
     t1 = time.perf_counter()
+    cpu1 = _cpu_seconds()
     if cfg.method == "fewshot":
         from ray_nasrank.supernet import iso_representatives
 
@@ -312,6 +336,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
         ev = BatchedEvaluator(sn, calib, evaluation, **ev_kwargs)
         res = ev.evaluate_all(archs, iso=cfg.archs == "iso")
     eval_seconds = time.perf_counter() - t1
+    eval_cpu_seconds = _cpu_seconds() - cpu1
 
     table = pd.DataFrame({"arch": [space.to_string(a) for a in archs], "weak_acc": res["weak_acc"],
                           "weak_loss": res["weak_loss"]})
@@ -320,8 +345,11 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     summary = {
         "method": cfg.method,
         "train_seconds": train_seconds,
+        "train_cpu_seconds": train_cpu_seconds,
         "loaded_supernet": cfg.load_supernet,
         "eval_seconds": eval_seconds,
+        "eval_cpu_seconds": eval_cpu_seconds,
+        "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
         "weak_labels_per_second": res["evaluated"] / res["seconds"],
         "weak_label_rows": len(table),
         "archs_evaluated": res["evaluated"],

@@ -23,7 +23,7 @@ import numpy as np
 
 from ray_nasrank.spaces import OPS, PARAMETRIC_OPS, NB201Space, SearchSpace
 
-__all__ = ["group_distance", "GroupDistancePairSampler", "UniformSampler", "DistancePairSampler"]
+__all__ = ["group_distance", "GroupDistancePairSampler", "UniformSampler", "FairSampler", "DistancePairSampler"]
 
 _SPACE = NB201Space()
 
@@ -82,6 +82,38 @@ class UniformSampler:
         if self.space is not None:
             return self.space.sample(self.rng)
         return tuple(OPS[i] for i in self.rng.integers(len(OPS), size=6))
+
+
+class FairSampler:
+    """Strict fairness (FairNAS, Chu et al., ICCV 2021): each step trains one path per op, built
+    so that every op of every edge is used exactly once per step (an independent random
+    permutation of the ops on each edge), and the step's gradient is their mean. Uniform SPOS
+    only balances the ops in expectation; here every op's weights get the same number of updates.
+
+    :meth:`sample_paths` gives the paths of one step (as many as there are ops);
+    :func:`~ray_nasrank.supernet.train_supernet` averages their losses. A step costs that many
+    forward and backward passes.
+
+    Args:
+        rng: a generator or seed for the permutations (``None``: fresh entropy).
+
+    >>> paths = FairSampler(rng=0).sample_paths()
+    >>> len(paths)
+    5
+    >>> all(sorted(p[e] for p in paths) == sorted(OPS) for e in range(6))
+    True
+    """
+
+    def __init__(self, rng: np.random.Generator | int | None = None) -> None:
+        self.rng = np.random.default_rng(rng)
+
+    def sample_paths(self) -> list[tuple[str, ...]]:
+        perms = [self.rng.permutation(len(OPS)) for _ in range(6)]
+        return [tuple(OPS[perm[i]] for perm in perms) for i in range(len(OPS))]
+
+    def sample(self) -> tuple[str, ...]:
+        """One path (the first of a fresh fair set; uniform over the cells)."""
+        return self.sample_paths()[0]
 
 
 class DistancePairSampler:

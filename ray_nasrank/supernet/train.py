@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .regularizers import LandmarkRegularizer, RankDistiller
-from .sampling import UniformSampler
+from .sampling import FairSampler, UniformSampler
 
 __all__ = ["SupernetTrainConfig", "train_supernet"]
 
@@ -80,7 +80,7 @@ class SupernetTrainConfig:
 
 def train_supernet(model: nn.Module, train, config: SupernetTrainConfig, *, start_epoch: int = 0,
                    total_epochs: int | None = None, landmark: LandmarkRegularizer | None = None,
-                   distill: RankDistiller | None = None, sampler: UniformSampler | None = None,
+                   distill: RankDistiller | None = None, sampler: UniformSampler | FairSampler | None = None,
                    landmark_data=None, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
     """Train ``model`` for ``config.epochs`` epochs on ``train`` (a ``TensorSplit``).
 
@@ -97,7 +97,8 @@ def train_supernet(model: nn.Module, train, config: SupernetTrainConfig, *, star
         total_epochs: the longer schedule's length (``None``: ``start_epoch + config.epochs``).
         landmark: a landmark hinge added to the loss.
         distill: a ranking distiller whose pair replaces the single path of each step.
-        sampler: draws each step's path (``None``: uniform over NB201).
+        sampler: draws each step's path (``None``: uniform over NB201); a :class:`FairSampler`
+            trains one path per op each step, on the mean of their losses.
         landmark_data: the ``TensorSplit`` the landmark hinge is computed on.
         on_epoch: ``on_epoch(epoch, history)`` after every epoch.
 
@@ -148,6 +149,9 @@ def train_supernet(model: nn.Module, train, config: SupernetTrainConfig, *, star
             with autocast:
                 if distill is not None:
                     loss = distill.loss(model, xb, yb, epoch_f)
+                elif isinstance(sampler, FairSampler):
+                    paths = sampler.sample_paths()
+                    loss = sum(F.cross_entropy(model(xb, p), yb) for p in paths) / len(paths)
                 else:
                     loss = F.cross_entropy(model(xb, sampler.sample()), yb)
                 if landmark is not None:

@@ -28,8 +28,9 @@ import shlex
 import sys
 
 
-def joined_table(ground_truth: str, weak: str, target: str = "test_acc"):
-    """The ground truth with a ``supernet`` column (the weak label of each cell).
+def joined_table(ground_truth: str, weak: str, target: str = "test_acc", label: str = "acc"):
+    """The ground truth with a ``supernet`` column: the weak label of each cell, ``weak_acc``
+    (``label="acc"``) or minus ``weak_loss`` (``label="loss"``; higher is better either way).
 
     Raises:
         ValueError: a missing column, or a ground-truth cell without a weak label (named).
@@ -41,12 +42,14 @@ def joined_table(ground_truth: str, weak: str, target: str = "test_acc"):
     space = NB201Space()
     gt = pd.read_csv(ground_truth)
     labels = pd.read_parquet(weak) if str(weak).endswith(".parquet") else pd.read_csv(weak)
-    for frame, path, cols in ((gt, ground_truth, ("arch", target)), (labels, weak, ("arch", "weak_acc"))):
+    column = {"acc": "weak_acc", "loss": "weak_loss"}[label]
+    for frame, path, cols in ((gt, ground_truth, ("arch", target)), (labels, weak, ("arch", column))):
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ValueError(f"{path!r} has no column(s) {missing}; columns: {list(frame.columns)}")
     # both sides in the canonical string form, so spelling differences cannot drop a row
-    lookup = dict(zip((space.to_string(space.validate(a)) for a in labels["arch"]), labels["weak_acc"]))
+    sign = -1.0 if label == "loss" else 1.0
+    lookup = dict(zip((space.to_string(space.validate(a)) for a in labels["arch"]), sign * labels[column]))
     keys = [space.to_string(space.validate(a)) for a in gt["arch"]]
     absent = [k for k in keys if k not in lookup]
     if absent:
@@ -62,6 +65,8 @@ def main(argv=None) -> int:
     p.add_argument("--ground-truth", required=True, help="CSV with arch and the target column")
     p.add_argument("--weak", required=True, help="weak_labels.parquet (or CSV) of a bench supernet run")
     p.add_argument("--target", default="test_acc")
+    p.add_argument("--label", choices=("acc", "loss"), default="acc",
+                   help="the supernet label: weak_acc, or minus weak_loss (the mean cross-entropy)")
     p.add_argument("--intrinsic", default="params,flops,synflow")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--out", required=True, help="JSON file to write")
@@ -78,7 +83,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     space = NB201Space()
-    table = joined_table(args.ground_truth, args.weak, args.target)
+    table = joined_table(args.ground_truth, args.weak, args.target, args.label)
     if args.table_out:
         table.to_csv(args.table_out, index=False)
     archs = [space.from_string(a) for a in table["arch"]]
@@ -104,7 +109,8 @@ def main(argv=None) -> int:
         out["rankers_0_labels"][name] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]} | {
             "weak": cols, "per_seed": runs}
     out["config"] = {
-        "ground_truth": args.ground_truth, "weak": args.weak, "rows": len(table), "target": args.target,
+        "ground_truth": args.ground_truth, "weak": args.weak, "label": args.label, "rows": len(table),
+        "target": args.target,
         "seeds": args.seeds, "load_average": os.getloadavg()[0],
         "command": "python scripts/supernet_ranker.py " + shlex.join(sys.argv[1:] if argv is None else argv),
     }

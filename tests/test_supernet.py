@@ -268,7 +268,8 @@ def test_cli_bench_supernet_writes_labels_and_summary(tmp_path):
     assert list(table.columns[:2]) == ["arch", "weak_acc"] and len(table) == 12
     assert table["weak_acc"].between(0, 100).all()
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("kendall_tau", "ndcg@50", "train_seconds", "weak_labels_per_second", "config"):
+    for key in ("kendall_tau", "ndcg@50", "train_seconds", "weak_labels_per_second", "config",
+                "kendall_tau_neg_loss", "kendall_tau_neg_loss_all_gt"):
         assert key in summary
     # the CPU budget of a shared machine: user + sys seconds of training and of scoring, and the load
     assert 0 < summary["train_cpu_seconds"] and 0 < summary["eval_cpu_seconds"]
@@ -340,6 +341,11 @@ def test_supernet_ranker_script_scores_labels_and_0_label_rankers(tmp_path):
     pd.DataFrame({"arch": [SPACE.to_string(a) for a in archs[1:]], "weak_acc": acc[1:]}).to_parquet(weak)
     with pytest.raises(ValueError, match="1 ground-truth cell"):
         script.joined_table(str(gt), str(weak))
+    # the loss label is negated: a lower loss ranks higher
+    pd.DataFrame({"arch": [SPACE.to_string(a) for a in archs], "weak_loss": -acc}).to_parquet(weak)
+    np.testing.assert_allclose(script.joined_table(str(gt), str(weak), label="loss")["supernet"], acc)
+    with pytest.raises(ValueError, match="no column"):
+        script.joined_table(str(gt), str(weak), label="acc")
 
 
 def test_fair_sampler_updates_every_op_of_every_edge_each_step():

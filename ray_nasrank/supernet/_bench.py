@@ -377,6 +377,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
             "ndcg@50": ndcg_at_k(t[m], w[m], k),
             "kendall_tau_neg_loss": kendall_tau(t[m], wl[m]),
             "kendall_tau_all_gt": kendall_tau(t, w),
+            "kendall_tau_neg_loss_all_gt": kendall_tau(t, wl),
             "n_ranked": int(m.sum()),
             "n_landmarks": int(len(land_idx)),
             "landmark_archs": [keys[i] for i in land_idx],

@@ -10,6 +10,8 @@ learning-to-rank predictor pretrained on ``--pretrain`` labels without any true 
     python scripts/own_model_weak_labels.py --table results/own_model/cnn_fmnist.csv \\
         --arch-cols w1,act,op1,w2,depth,head --target test_acc --model examples/cnn_family.py:build_model \\
         --input-shape 1,12,12 --out results/own_model/weak_labels.json
+
+``--num-cols lr:log,wd:log,dropout`` adds numeric decision columns (``results/mixed_cnn``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--table", required=True)
     p.add_argument("--arch-cols", required=True)
+    p.add_argument("--num-cols", default=None, help="numeric columns, e.g. lr:log,wd:log,dropout")
     p.add_argument("--target", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--input-shape", required=True)
@@ -47,6 +50,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     bench = TabularBenchmark.from_file(args.table, space="columns", arch_cols=args.arch_cols.split(","),
+                                       num_cols=args.num_cols.split(",") if args.num_cols else None,
                                        target=args.target, mode="max")
     names = args.proxies.split(",")
     t0 = time.perf_counter()
@@ -72,7 +76,7 @@ def main(argv=None) -> int:
         runs.append(report(pred.score(bench.archs)))
     out["pretrained_ranker_0_labels"] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]} | {"per_seed": runs}
     out["config"] = {
-        "table": args.table, "rows": len(bench.archs), "target": args.target, "model": args.model,
+        "table": args.table, "rows": len(bench.archs), "target": args.target, "num_cols": args.num_cols, "model": args.model,
         "input_shape": args.input_shape, "proxies": names, "pretrain": pre, "seeds": args.seeds,
         "proxy_seconds": round(proxy_s, 1), "failures": [str(f) for f in proxies.failures],
         "load_average": os.getloadavg()[0],

@@ -154,3 +154,11 @@ def test_nasrank_on_a_pool_of_numeric_configs_exploits_around_the_nearest_rows_o
     assert [pool[int(i)] for i in np.flatnonzero(mask)] == [a for a in pool if a in near]
     asked = s.ask(2)
     assert set(asked) <= set(near)
+
+
+def test_nasrank_takes_half_its_exploitation_locally_by_default_only_on_numeric_pools():
+    pool = MIXED.sample_many(20, 3, unique=True)
+    assert NASRankStrategy(MIXED, seed=0, candidates=pool, predictor=TINY).local == 0.5
+    cat = CategoricalSpace({"a": [1, 2, 3], "b": ["x", "y"]})
+    assert NASRankStrategy(cat, seed=0, candidates=list(cat.enumerate()), predictor=TINY).local == 1.0
+    assert NASRankStrategy(MIXED, seed=0, predictor=TINY).local == 1.0

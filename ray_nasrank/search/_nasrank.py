@@ -135,7 +135,9 @@ class NASRankStrategy(Strategy):
         explore: share of each round explored instead of exploited.
         first_explore: share of the first round explored (weak labels are often least reliable
             at the very top).
-        local: share of exploited archs taken around the best configs.
+        local: share of exploited archs taken around the best configs (default 1; 0.5 in a pool
+            of a space with numeric decisions, where the neighbourhood is the nearest rows
+            instead of exact one-edit moves: measured on ``results/mixed_cnn``, seeds 100-105).
         local_parents: best configs the local moves start from (default 1 for a pool, 3 otherwise).
         local_nearest: in a pool of a space with numeric decisions (a table of runs holds no
             config one exact step away), the unseen pool configs nearest to each parent
@@ -175,7 +177,7 @@ class NASRankStrategy(Strategy):
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
                  batch_size: int = 3, first_batch: int | None = None, refit_every: int | None = None,
-                 explore: float = 0.2, first_explore: float = 0.5, local: float = 1.0,
+                 explore: float = 0.2, first_explore: float = 0.5, local: float | None = None,
                  local_parents: int | None = None, local_nearest: int = 8, opdist_prior: bool = True,
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int | None = None,
                  intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = True,
@@ -191,6 +193,8 @@ class NASRankStrategy(Strategy):
         self.refit_every = check_int("refit_every", refit_every if refit_every is not None else batch_size, low=1)
         self.explore = check_number("explore", explore, 0.0, 1.0)
         self.first_explore = check_number("first_explore", first_explore, 0.0, 1.0)
+        if local is None:
+            local = 0.5 if candidates is not None and space.numeric else 1.0
         self.local = check_number("local", local, 0.0, 1.0)
         self.local_nearest = check_int("local_nearest", local_nearest, low=1)
         self.opdist_prior = bool(opdist_prior)

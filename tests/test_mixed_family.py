@@ -23,6 +23,15 @@ def load_script(name: str, path: Path):
     return mod
 
 
+def tiny_family(path: Path, limit_train: int) -> Path:
+    """A family file reusing mixed_cnn with a seconds-sized digits recipe."""
+    path.write_text(f"import sys\nsys.path.insert(0, {str(REPO / 'examples')!r})\n"
+                    "from mixed_cnn import build_model, space, train_config  # noqa\n"
+                    f"RECIPE = {{'dataset': 'digits', 'image_size': 8, 'limit_train': {limit_train}, "
+                    "'limit_valid': 100, 'limit_test': 100, 'epochs': 1, 'batch_size': 64, 'bn_recalibrate': 0}\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def family():
     return load_script("mixed_cnn_under_test", REPO / "examples" / "mixed_cnn.py")
@@ -64,11 +73,7 @@ def test_bad_configs_name_the_problem(family, config, named):
 def test_ground_truth_builder_writes_resumable_rows_with_hyperparameters(tmp_path):
     from ray_nasrank.benchmarks import TabularBenchmark
 
-    fam = tmp_path / "tiny_mixed.py"
-    fam.write_text(f"import sys\nsys.path.insert(0, {str(REPO / 'examples')!r})\n"
-                   "from mixed_cnn import build_model, space, train_config  # noqa\n"
-                   "RECIPE = {'dataset': 'digits', 'image_size': 8, 'limit_train': 300, 'limit_valid': 100,\n"
-                   "          'limit_test': 100, 'epochs': 1, 'batch_size': 64, 'bn_recalibrate': 0}\n")
+    fam = tiny_family(tmp_path / "tiny_mixed.py", limit_train=300)
     builder = load_script("own_model_ground_truth_under_test", REPO / "scripts" / "own_model_ground_truth.py")
     out = tmp_path / "gt.csv"
     args = ["--family", str(fam), "--num-configs", "3", "--out", str(out)]
@@ -99,11 +104,7 @@ def test_ground_truth_builder_writes_resumable_rows_with_hyperparameters(tmp_pat
 def test_ground_truth_rows_do_not_depend_on_what_ran_before(tmp_path):
     """Weights, batch order and dropout masks are seeded per config: a shard trains a row as a
     single process would."""
-    fam = tmp_path / "tiny_mixed2.py"
-    fam.write_text(f"import sys\nsys.path.insert(0, {str(REPO / 'examples')!r})\n"
-                   "from mixed_cnn import build_model, space, train_config  # noqa\n"
-                   "RECIPE = {'dataset': 'digits', 'image_size': 8, 'limit_train': 200, 'limit_valid': 100,\n"
-                   "          'limit_test': 100, 'epochs': 1, 'batch_size': 64, 'bn_recalibrate': 0}\n")
+    fam = tiny_family(tmp_path / "tiny_mixed2.py", limit_train=200)
     builder = load_script("own_model_ground_truth_under_test2", REPO / "scripts" / "own_model_ground_truth.py")
     try:
         builder.main(["--family", str(fam), "--num-configs", "2", "--out", str(tmp_path / "a.csv")])

@@ -185,6 +185,14 @@ def test_random_arm_and_full_fidelity_retraining(finished_run):
     data = json.loads((out / "data.json").read_text())
     assert data["splits"]["search"] == {"train": 400, "valid": 144, "test": 200, "image_shape": [1, 8, 8]}
     assert data["splits"]["final"]["train"] == 600 and data["num_classes"] == 10 and data["fingerprint"]
+    # the search trains one cell per CPU; the retraining one winner at a time on both CPUs (one
+    # full-size training in memory at a time)
+    def threads(folder: str) -> list[int]:
+        return [json.loads((d / "result.json").read_text().strip().splitlines()[-1])["threads"]
+                for d in sorted((out / folder).iterdir()) if d.is_dir()]
+
+    assert set(threads("tune")) == set(threads("tune_random")) == {1}
+    assert threads("tune_final") and set(threads("tune_final")) == {2}
 
 
 @pytest.mark.ray
@@ -243,3 +251,23 @@ def test_report_command_rebuilds_from_results(finished_run, tmp_path, capsys):
     html = (out / "report" / "index.html").read_text()
     assert json.loads((src / "best.json").read_text())["arch"] in html
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.ray
+def test_shared_splits_are_the_data_and_need_no_copy_for_channels_last(ray_session):
+    import torch
+
+    from ray_nasrank.data import DatasetSplits, TensorSplit
+    from ray_nasrank.pipeline._ray import open_splits, share_splits
+    from ray_nasrank.training import _channels_last
+
+    def part(n: int) -> TensorSplit:
+        return TensorSplit(torch.randn(n, 3, 6, 6), torch.randint(0, 4, (n,)))
+
+    splits = DatasetSplits(part(20), part(8), part(8), 4, "rgb")
+    opened = open_splits(share_splits(splits))
+    for name in ("train", "valid", "test"):
+        assert torch.equal(getattr(opened, name).x, getattr(splits, name).x)
+        assert torch.equal(getattr(opened, name).y, getattr(splits, name).y)
+    # colour images in the object store are already channels-last: a trial maps them, never copies
+    assert _channels_last(opened).train.x.data_ptr() == opened.train.x.data_ptr()

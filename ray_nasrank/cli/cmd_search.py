@@ -22,7 +22,9 @@ def register(subparsers) -> None:
             "same number of random cells is trained under the same recipe. Each arm's best is retrained "
             "at full fidelity (--final-*) and tested. Ends with the best architecture, its test "
             "accuracy, the random arm's, every step's time and a report under --out. Re-running with "
-            "the same --out resumes. Defaults fit 2 CPU cores; scale up with --pool-size 0 --channels 16 "
+            "the same --out resumes. --space MODULE:FUNCTION searches your own model family instead of NB201 "
+            "cells (a ChoiceSupernet or a (param_space, model_fn) pair; docs/howto/own_model_family.md). "
+            "Defaults fit 2 CPU cores; scale up with --pool-size 0 --channels 16 "
             "--cells-per-stage 5 --image-size 0 --train-size 0 --supernet-epochs 50 --finalist-epochs 50 "
             "--budget 100 --device auto."),
     )

@@ -97,7 +97,8 @@ class PipelineConfig:
     baseline: str = option("random", "random: also train --budget random pool cells under the same recipe and "
                                      "retrain their best, to compare; none: skip (saves half the search time)",
                            choices=BASELINES)
-    concurrency: int = option(2, "trials at a time")
+    concurrency: int = option(2, "trials at a time (one CPU each); the full-fidelity retraining runs one "
+                                 "winner at a time on this many CPUs")
     device: str = option("cpu", "cpu, cuda, cuda:N or auto")
     seed: int = option(0, "seed of the data split, supernet, pool and ranker")
     # search fidelity: supernet, weak labels and every search training (both arms)

@@ -79,6 +79,23 @@ class SearchResult:
         return lines
 
 
+def release_memory() -> None:
+    """Hand the heap memory freed so far back to the operating system.
+
+    The driver lives for the whole job; glibc keeps freed blocks (the full-fidelity arrays once
+    they are in the object store, the ranker refits' thread arenas) in its resident memory
+    otherwise. A no-op where ``malloc_trim`` does not exist.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = True) -> SearchResult:
     """Run the whole loop into ``out``, skipping every step whose artefact exists.
 
@@ -170,10 +187,12 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
             # the full-fidelity data goes to the object store now; the driver keeps no copy
             shared_final = _ray.share_splits(final_splits)
             del final_splits
+            release_memory()
             with step("search (Tune, NASRank)", cfg.progress) as s:
                 trials = _ray.run_tune(cfg, out, shared, pool, weak, ranker, family)
             ran.append("tune")
             record("search", s["seconds"])
+            release_memory()
             random_trials = None
             if cfg.baseline == "random":
                 with step("random arm (Tune, same recipe)", cfg.progress) as s:
@@ -182,6 +201,7 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
                                                   family)
                 ran.append("random")
                 record("random_arm", s["seconds"])
+                release_memory()
             winners = final_candidates(trials, random_trials)
             with step("retraining the winner(s) at full fidelity (Tune)", cfg.progress) as s:
                 final_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_final"], shared_final,

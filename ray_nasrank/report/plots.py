@@ -222,12 +222,12 @@ def plot_decisions(df: pd.DataFrame, space: SearchSpace, metric: str = "valid_ac
         top_k: the most archs in the top set.
 
     Returns:
-        The matplotlib figure.
+        The figure, one axis per decision (four to a row).
 
     Raises:
-        ValueError: ``top_k`` is not a positive integer, a malformed table, an unknown ``mode``,
-            or an ``arch`` that is not in ``space`` (the message names the row).
-        TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`.
+        ValueError: a malformed table, ``top_k`` below 1, an unknown ``mode``, or a row whose
+            ``arch`` does not parse in ``space`` (named in the message).
+        TypeError: ``space`` is no :class:`~ray_nasrank.spaces.SearchSpace`.
     """
     from ray_nasrank.spaces import INACTIVE
 

@@ -117,3 +117,20 @@ def test_ground_truth_rows_do_not_depend_on_what_ran_before(tmp_path):
         b = list(csv.DictReader(f))
     keep = lambda r: {k: v for k, v in r.items() if "seconds" not in k}  # noqa: E731
     assert len(b) == 1 and keep(b[0]) == keep(a[1])
+
+
+@pytest.mark.slow
+def test_nasrank_beats_multivariate_tpe_and_random_on_the_mixed_table(tmp_path):
+    """The docs/benchmarks/mixed_space.md figure: 20 seeds, mean best after 10/20/50 lookups."""
+    from ray_nasrank.benchmarks import SearchBenchConfig, bench_search
+
+    table = REPO / "results" / "mixed_cnn" / "fmnist.csv"
+    cfg = SearchBenchConfig(
+        table=str(table), space="columns", arch_cols=["depth", "op1", "w1", "op2", "w2", "op3", "w3", "act"],
+        num_cols=["lr:log", "wd:log", "dropout"], target="test_acc",
+        model=f"{REPO / 'examples' / 'mixed_cnn.py'}:build_model", input_shape=[1, 10, 10],
+        intrinsic=["params", "synflow"], strategies=["nasrank", "optuna-tpe", "random"], budget=50, seeds=20,
+        strategy_args={"optuna-tpe": {"sampler_kwargs": {"multivariate": True}}}, out=str(tmp_path / "s.json"))
+    best = {k: v["best_at"] for k, v in bench_search(cfg)["strategies"].items()}
+    for k in ("10", "20", "50"):
+        assert best["nasrank"][k] >= max(best["optuna-tpe"][k], best["random"][k]), (k, best)

@@ -94,6 +94,7 @@ def test_shortlist_is_ordered_by_the_fine_tuned_network(data):
     tuned = q._member_scores_rows(q._rows(archs)).mean(axis=0)
     top = np.argsort(-s)[:20]  # 20 of 800 (2.5 %): inside the shortlist
     assert (np.diff(tuned[top]) <= 1e-9).all()  # in the tuned order
+    assert set(top.tolist()) == set(np.argsort(-tuned)[:20].tolist())  # the tuned network's own top, whatever the blend says
     flat = pre.clone()
     flat.config.trust_shortlist = 0.0
     flat = flat.fit(*_labels(archs, y, 20, seed=6))

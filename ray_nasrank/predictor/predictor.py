@@ -78,7 +78,7 @@ class PredictorConfig:
         trust_folds: folds of that cross-validation.
         trust_step: grid step of the blend weights, in ``(0, 1]``.
         trust_sharpness: how sharply the blend average favours the best-validated blends.
-        trust_shortlist: the blend's top share re-ranked by the fine-tuned network alone, in ``[0, 1)``.
+        trust_shortlist: the fine-tuned network's top share, ranked first in its own order, in ``[0, 1)``.
         trust_tree: offer gradient-boosted trees on encoding + weak labels as a third ranker of the blend.
         trust_prior_labels: how many labels' worth of belief the default blends get (equal weak
             columns; a quarter fine-tuned network, three quarters prior) before the cross-validation moves them.
@@ -147,10 +147,10 @@ class PredictorConfig:
     trust_step: float = 0.1
     #: how sharply the blend average favours the best-validated blends (``inf``: the best alone)
     trust_sharpness: float = 5.0
-    #: two-stage ranking: the blend's top ``trust_shortlist`` share (measured on the pretraining
-    #: archs) is re-ranked by the fine-tuned network alone, which LambdaRank trained for the top
-    #: (the labels cannot validate the top 0.3 %, the blend weights are chosen on the global order);
-    #: 0 ranks everything by the blend
+    #: two-stage ranking: the fine-tuned network's top ``trust_shortlist`` share (measured on the
+    #: pretraining archs) comes first, in that network's order, which LambdaRank trained for the
+    #: top (the labels cannot validate the top 0.3 %, the blend weights are chosen on the global
+    #: order); the blend orders the rest. 0 ranks everything by the blend
     trust_shortlist: float = 0.03
     #: offer gradient-boosted trees on encoding + weak labels as a third ranker of the blend
     trust_tree: bool = True
@@ -261,7 +261,8 @@ class RankPredictor:
         self._pre_fill: tuple[np.ndarray, np.ndarray] | None = None
         self._pre_pos: dict[int, int] | None = None
         self._blend: np.ndarray | None = None
-        self._comp_scale: np.ndarray | None = None  # rows: COMPONENTS, then the shortlist cut (in row 3, col 0)
+        # rows: COMPONENTS, then the shortlist cut in the fine-tuned network's standardised score (row 3, col 0)
+        self._comp_scale: np.ndarray | None = None
         # with several weak labels the prior is their blend: weights, per-column (mean, std) on the
         # reference archs and the blend's (mean, std) in the last row; None: the combined weak target
         self._mix: np.ndarray | None = None
@@ -513,9 +514,11 @@ class RankPredictor:
             self._tree = fit_tree(x, signed, cfg.seed)
             tree_ref = self._tree.predict(x_ref)
             scale[2] = tree_ref.mean(), _sd(tree_ref)
-        blend_ref = sum(w[c] * (v - scale[c, 0]) / scale[c, 1] for c, v in enumerate((tuned_ref, ref_prior, tree_ref)))
-        # the shortlist: blend scores above this cut (a per-arch rule, so any subset ranks alike)
-        scale[3, 0] = np.quantile(blend_ref, 1.0 - cfg.trust_shortlist) if cfg.trust_shortlist > 0 else np.inf
+        # the shortlist: the fine-tuned network's standardised scores above this cut (a per-arch
+        # rule, so any subset ranks alike). Cut on the blend instead, a prior-heavy blend with a
+        # top-blind weak label (the one-shot supernet) filled the shortlist with its bad top.
+        tuned_z = (tuned_ref - scale[0, 0]) / scale[0, 1]
+        scale[3, 0] = np.quantile(tuned_z, 1.0 - cfg.trust_shortlist) if cfg.trust_shortlist > 0 else np.inf
         self._blend, self._comp_scale = w, scale
 
     def _choose_mix(self, weak: np.ndarray, signed: np.ndarray, ref_weak: np.ndarray) -> None:
@@ -687,9 +690,11 @@ class RankPredictor:
             if w[2] > 0:
                 out = out + w[2] * (self._tree.predict(self._tree_x(rows, weak, store)) - sc[2, 0]) / sc[2, 1]
         cut = sc[3, 0] if sc.shape[0] > len(COMPONENTS) else np.inf
-        short = out >= cut
-        if short.any():  # above the cut, in the fine-tuned network's order
-            out[short] = cut + np.exp(np.clip((mean[short] - sc[0, 0]) / sc[0, 1], -30.0, 30.0))
+        tuned_z = (mean - sc[0, 0]) / sc[0, 1]
+        short = tuned_z >= cut
+        if short.any():  # first, in the fine-tuned network's order; arctan keeps the rest below
+            out = np.arctan(out)
+            out[short] = np.pi + np.arctan(tuned_z[short])
         return out, w[0] * std / sc[0, 1]
 
     def score(self, archs: Sequence[Any], cache: bool = True) -> np.ndarray:

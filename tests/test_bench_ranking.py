@@ -84,10 +84,26 @@ def test_cli_mode_min_and_method_subset(table, tmp_path):
     assert res["methods"]["nasrank"]["best_in_top10"] == pytest.approx(df["err"].min())
 
 
+def test_cli_first_seed_runs_the_same_draws_as_a_longer_run(table, tmp_path):
+    """Settings can be chosen on other seeds than the reported ones: seed 1 is the same draw
+    whether it is the second of ``--seeds 2`` or the only one of ``--first-seed 1``."""
+    path, _ = table
+    args = ["--table", path, "--space", "columns", "--arch-cols", "kernel,width,act", "--target", "acc",
+            "--weak", "proxy", "--labels", 10, "--methods", "gbdt,random", "--quiet"]
+    assert _run(args + ["--seeds", 2, "--out", tmp_path / "a.json"]) == 0
+    assert _run(args + ["--seeds", 1, "--first-seed", 1, "--out", tmp_path / "b.json"]) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert b["config"]["first_seed"] == 1 and "--first-seed 1" in b["config"]["command"]
+    for m in ("gbdt", "random"):
+        assert b["methods"][m]["per_seed"] == [a["methods"][m]["per_seed"][1]]
+        assert a["methods"][m]["per_seed"][0] != a["methods"][m]["per_seed"][1]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--labels", 1], "--labels must be >= 2"),
     (["--labels", 48], "must be smaller than the table's 48 rows"),
     (["--seeds", 0], "--seeds must be >= 1"),
+    (["--first-seed", -1], "--first-seed must be >= 0"),
     (["--methods", "nasrank,oracle"], "unknown method(s) ['oracle']"),
     (["--weak", "nope"], "no column(s) ['nope']"),
     (["--encoder", "gcn"], "graph encoders need a space whose archs are graphs"),

@@ -54,6 +54,8 @@ class RankingBenchConfig(TableConfig):
 
     labels: int = option(50, "labelled rows drawn per seed")
     seeds: int = option(10, "number of seeds")
+    first_seed: int = option(0, "seeds run from this one (e.g. 100 to choose settings on other seeds than "
+                                "the reported 0..9)")
     out: str | None = option(None, "JSON file to write", required=True)
     methods: list[str] = option(default_factory=lambda: list(METHODS),
                                 help=f"comma-separated subset of {','.join(METHODS)}")
@@ -79,6 +81,7 @@ class RankingBenchConfig(TableConfig):
         if not self.methods:
             raise ConfigError("`methods` is empty")
         check_int("seeds", self.seeds, low=1)
+        check_int("first_seed", self.first_seed, low=0)
         check_int("labels", self.labels)
         if self.labels < 2:
             raise ConfigError(f"`labels` must be >= 2 (a ranking needs two labelled rows), got {self.labels}")
@@ -110,6 +113,8 @@ class RankingBenchConfig(TableConfig):
             parts += ["--weak", ",".join(self.weak)]
         parts += self.table_flags()
         parts += ["--labels", str(self.labels), "--seeds", str(self.seeds), "--out", str(self.out)]
+        if self.first_seed:
+            parts += ["--first-seed", str(self.first_seed)]
         if list(self.methods) != list(METHODS):
             parts += ["--methods", ",".join(self.methods)]
         if self.predictor_args:
@@ -258,7 +263,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
         return p.fit(archs, labels, mode=bench.mode)
 
     per_seed: dict[str, list[dict]] = {m: [] for m in methods}
-    for seed in range(cfg.seeds):
+    for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(n, size=cfg.labels, replace=False))
         archs = [bench.archs[i] for i in idx]
@@ -298,7 +303,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
             "target": cfg.target, "mode": bench.mode, "weak": list(weak), "intrinsic": list(cfg.intrinsic),
             "model": cfg.model, "input_shape": cfg.input_shape,
             "labels": cfg.labels,
-            "seeds": cfg.seeds, "rows": n, "methods": methods, "threads": cfg.threads,
+            "seeds": cfg.seeds, "first_seed": cfg.first_seed, "rows": n, "methods": methods, "threads": cfg.threads,
             "predictor": dataclasses.asdict(pcfg),
             "seconds": {k: round(v, 2) for k, v in timings.items()},
             "weak_single_best": single_best,

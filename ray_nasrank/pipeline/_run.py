@@ -21,6 +21,7 @@ from ._steps import (
     assemble_results,
     candidate_pool,
     final_candidates,
+    final_data_step,
     load_data_step,
     load_family_step,
     prepare_out_dir,
@@ -155,6 +156,8 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
             family = load_family_step(cfg, splits, final_splits)
             space = SPACE if family is None else family.space
             pool = candidate_pool(cfg, space)
+            del final_splits  # read again for the retraining: not held through the search
+            release_memory()
         record("data", s["seconds"])
         from . import _ray
 
@@ -184,10 +187,6 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
             else:
                 ranker = RankPredictor.load(p["ranker"])
             shared = _ray.share_splits(splits)
-            # the full-fidelity data goes to the object store now; the driver keeps no copy
-            shared_final = _ray.share_splits(final_splits)
-            del final_splits
-            release_memory()
             with step("search (Tune, NASRank)", cfg.progress) as s:
                 trials = _ray.run_tune(cfg, out, shared, pool, weak, ranker, family)
             ran.append("tune")
@@ -204,6 +203,9 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
                 release_memory()
             winners = final_candidates(trials, random_trials)
             with step("retraining the winner(s) at full fidelity (Tune)", cfg.progress) as s:
+                # the full-fidelity data goes to the object store now; the driver keeps no copy
+                shared_final = _ray.share_splits(final_data_step(cfg, out, device))
+                release_memory()
                 final_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_final"], shared_final,
                                              list(dict.fromkeys(winners.values())), True, "full-fidelity retraining",
                                              family)

@@ -19,7 +19,7 @@ from ray_nasrank.spaces import Arch, NB201Space, SearchSpace
 
 from ._config import ConfigMismatchError, PipelineConfig, load_config
 
-__all__ = ["ARTEFACTS", "prepare_out_dir", "load_data_step", "candidate_pool", "save_supernet", "pretrain_ranker",
+__all__ = ["ARTEFACTS", "prepare_out_dir", "load_data_step", "final_data_step", "candidate_pool", "save_supernet", "pretrain_ranker",
            "ranker_config", "assemble_results", "random_draws", "METRIC", "MODE"]
 
 #: artefact names inside ``--out``
@@ -70,29 +70,45 @@ def load_data_step(cfg: PipelineConfig, out: Path, device: str = "cpu"):
     A resumed run re-reads the source and refuses to go on when the data's fingerprint differs
     from the recorded one (the earlier steps were computed on other data).
     """
-    from ray_nasrank.data_sources import describe, make_splits, read_source
+    from ray_nasrank.data_sources import describe
+
+    raw = _read(cfg, out)
+    search, final = _split(cfg, raw, False, device), _split(cfg, raw, True, device)
+    info = describe(raw, {"search": search, "final": final}, cfg.seed)
+    path = out / ARTEFACTS["data"]
+    if not path.is_file():
+        atomic_write_json(path, info)
+    return search, final
+
+
+def final_data_step(cfg: PipelineConfig, out: Path, device: str = "cpu"):
+    """The full-fidelity splits again, for the retraining: the same source, seed and limits give
+    the same splits (the fingerprint is checked against ``data.json``). The driver reads them
+    only now so it does not hold them, or their copy in the object store, through the search."""
+    return _split(cfg, _read(cfg, out), True, device)
+
+
+def _read(cfg: PipelineConfig, out: Path):
+    from ray_nasrank.data_sources import read_source
 
     raw = read_source(cfg.data_source, resize=cfg.final_image_size or None)
-
-    def limits(final: bool) -> dict:
-        lim = cfg.split_limits(final=final)
-        if lim["image_size"] is not None and lim["image_size"] >= min(raw.shape[1:]):
-            lim["image_size"] = None  # a fidelity never upsamples (8x8 digits stay 8x8)
-        return lim
-
-    search = make_splits(raw, seed=cfg.seed, device=device, **limits(False))
-    final = make_splits(raw, seed=cfg.seed, device=device, **limits(True))
-    info = describe(raw, {"search": search, "final": final}, cfg.seed)
     path = out / ARTEFACTS["data"]
     if path.is_file():
         old = read_json(path)
-        if old.get("fingerprint") != info["fingerprint"]:
+        if old.get("fingerprint") != raw.fingerprint():
             raise ConfigMismatchError(
                 f"the data of {cfg.data_source!r} changed since {str(out)!r} was started (fingerprint "
-                f"{old.get('fingerprint')} recorded, {info['fingerprint']} now); restore it or choose another --out")
-    else:
-        atomic_write_json(path, info)
-    return search, final
+                f"{old.get('fingerprint')} recorded, {raw.fingerprint()} now); restore it or choose another --out")
+    return raw
+
+
+def _split(cfg: PipelineConfig, raw, final: bool, device: str):
+    from ray_nasrank.data_sources import make_splits
+
+    lim = cfg.split_limits(final=final)
+    if lim["image_size"] is not None and lim["image_size"] >= min(raw.shape[1:]):
+        lim["image_size"] = None  # a fidelity never upsamples (8x8 digits stay 8x8)
+    return make_splits(raw, seed=cfg.seed, device=device, **lim)
 
 
 def load_family_step(cfg: PipelineConfig, splits, final_splits):

@@ -127,6 +127,7 @@ def cnn_run(ray_cluster, tmp_path_factory):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # ~1 min idle (3 Tune runs and a supernet); the pair family below covers the default suite
 def test_choice_supernet_family_end_to_end(cnn_run):
     out, printed = cnn_run
     fam = load_family(CNN, 1, 10)
@@ -154,6 +155,7 @@ def test_choice_supernet_family_end_to_end(cnn_run):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_rerun_of_a_family_run_resumes_and_the_report_command_reads_it(cnn_run, capsys):
     out, _ = cnn_run
     import ray

@@ -3,8 +3,9 @@
 # training budget, scored on the Fashion-MNIST ground truth, then the full-space sweep of one.
 #
 #   scripts/run_supernet_cpu.sh compare GT.csv OUT_ROOT          # spos, rd, fewshot, landmark -> OUT_ROOT/<method>/
-#   scripts/run_supernet_cpu.sh sweep   GT.csv OUT_DIR METHOD    # train METHOD again + weak labels of all 15,625 cells
+#   scripts/run_supernet_cpu.sh sweep   GT.csv OUT_DIR METHOD SUPERNET_PT  # weak labels of all 15,625 cells
 #   scripts/run_supernet_cpu.sh ranker  GT.csv OUT_DIR           # each label, 0-label and 10/20-label rankers
+#   scripts/run_supernet_cpu.sh table   GT.csv OUT_ROOT          # markdown table of the compare summaries
 #
 # The recipe: Fashion-MNIST at the ground truth's 12x12, 20,000 training images (seed 0; the
 # ground truth's 3,000 are among them), NB201 C=8, N=1 (the ground truth's network), batch 64,
@@ -37,11 +38,13 @@ case "$MODE" in
     done ;;
   sweep)
     M=${4:?method}
-    # one cell per isomorphism class (6,466), its value copied to the class; 1 + 3 batches of 200
+    PT=${5:?supernet.pt of the compare run of METHOD}
+    # the weights `compare` trained (its OUT_ROOT/METHOD/supernet.pt); one cell per isomorphism class
+    # (6,466 evaluated), its value copied to the class; BN on 1 batch of 200, scored on 600 images
     ray-nasrank bench supernet --method "$M" --epochs "$(epochs "$M")" --teacher params "${COMMON[@]}" \
-      --archs iso --eval-batch-size 200 --calib-batches 1 --eval-batches 3 --save-supernet --out "$OUT" ;;
+      --archs iso --eval-batch-size 200 --calib-batches 1 --eval-batches 3 --load-supernet "$PT" --out "$OUT" ;;
   ranker)
-    python scripts/supernet_ranker.py --ground-truth "$GT" --weak "$OUT/weak_labels.parquet" --label loss \
+    python scripts/supernet_ranker.py --ground-truth "$GT" --weak "$OUT/weak_labels.parquet" --label acc \
       --out "$OUT/ranker_0_labels.json" --table-out "$OUT/gt_with_supernet.csv"
     for L in 10 20; do
       ray-nasrank bench ranking --table "$OUT/gt_with_supernet.csv" --target test_acc --intrinsic params,flops,synflow \
@@ -50,5 +53,35 @@ case "$MODE" in
         --weak supernet --labels "$L" --seeds 10 --methods nasrank,gbdt,random --quiet \
         --out "$OUT/ranking_intrinsic+supernet_$L.json"
     done ;;
+  table)
+    python - "$GT" "$OUT" <<'PY'
+import json, sys
+from pathlib import Path
+
+import pandas as pd
+
+from ray_nasrank.metrics import kendall_tau
+
+gt, root = pd.read_csv(sys.argv[1]), Path(sys.argv[2])
+print("| method | epochs | train CPU s | train wall s | load (1 min, start) | tau acc (held-out) | tau -loss (held-out) "
+      "| tau acc (all) | tau -loss (all) |")
+print("|---|---|---|---|---|---|---|---|---|")
+held = None
+for m in ("spos", "rd", "fewshot", "landmark"):
+    if not (root / m / "summary.json").is_file():
+        continue
+    s = json.loads((root / m / "summary.json").read_text())
+    w = gt.merge(pd.read_parquet(root / m / "weak_labels.parquet"), on="arch", how="left", validate="1:1")
+    held = ~w["arch"].isin(s["landmark_archs"])
+    taus = [kendall_tau(w["test_acc"][r], sign * w[c][r]) for r in (held, slice(None))
+            for c, sign in (("weak_acc", 1), ("weak_loss", -1))]
+    print(f"| {m} | {s['config']['epochs']} | {s['train_cpu_seconds']:.0f} | {s['train_seconds']:.0f} "
+          f"| {s['load_average']['start'][0]:.1f} | " + " | ".join(f"{t:.3f}" for t in taus) + " |")
+if held is not None:
+    print(f"| params (count of the trained C=8, N=1 network) | - | 0 | 0 | - "
+          f"| {kendall_tau(gt['test_acc'][held], gt['params'][held]):.3f} | - "
+          f"| {kendall_tau(gt['test_acc'], gt['params']):.3f} | - |")
+PY
+    ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;;
 esac

@@ -162,3 +162,23 @@ def test_nasrank_takes_half_its_exploitation_locally_by_default_only_on_numeric_
     cat = CategoricalSpace({"a": [1, 2, 3], "b": ["x", "y"]})
     assert NASRankStrategy(cat, seed=0, candidates=list(cat.enumerate()), predictor=TINY).local == 1.0
     assert NASRankStrategy(MIXED, seed=0, predictor=TINY).local == 1.0
+
+
+def test_refits_grow_apart_with_the_labels_so_long_runs_stay_linear(monkeypatch):
+    space = CategoricalSpace({f"d{i}": list(range(6)) for i in range(4)})
+    s = NASRankStrategy(space, seed=0, predictor=PredictorConfig(ensemble=1, hidden=8, fit_epochs=2,
+                                                                 pretrain_epochs=1))
+    fits = []
+    real = NASRankStrategy._fit_model
+    monkeypatch.setattr(NASRankStrategy, "_fit_model", lambda self, a, y: fits.append(len(y)) or real(self, a, y))
+    for t in range(200):
+        (a,) = s.ask(1)
+        s.tell(a, float(sum(a)) + 0.001 * t)
+    gaps = [b - a for a, b in zip(fits, fits[1:])]
+    assert set(gaps[: fits.index(next(n for n in fits if n >= 60))]) == {3}  # unchanged for short searches
+    assert all(g >= int(0.05 * n) for g, n in zip(gaps, fits[1:]))
+    assert fits[-1] >= 180 and len(fits) < 0.75 * 200 / 3  # fewer than one refit per 3 labels
+    old = NASRankStrategy(space, seed=0, refit_share=0.0, refit_every=7)
+    assert old.refit_share == 0.0 and old.refit_every == 7
+    with pytest.raises(ValueError, match="refit_share"):
+        NASRankStrategy(space, refit_share=2.0)

@@ -132,6 +132,10 @@ class NASRankStrategy(Strategy):
         batch_size: archs planned per round.
         first_batch: archs of the first round (default ``batch_size``).
         refit_every: new labels that trigger a refit (default ``batch_size``).
+        refit_share: ...or this share of all labels, whichever is more. A refit costs time linear
+            in the labels, so refitting every few labels makes long runs quadratic; growing the
+            gap with the labels keeps the cost per trial flat (the default 0.05 changes nothing
+            before 80 labels; at 1,000 labels it refits every 50).
         explore: share of each round explored instead of exploited.
         first_explore: share of the first round explored (weak labels are often least reliable
             at the very top).
@@ -177,6 +181,7 @@ class NASRankStrategy(Strategy):
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
                  batch_size: int = 3, first_batch: int | None = None, refit_every: int | None = None,
+                 refit_share: float = 0.05,
                  explore: float = 0.2, first_explore: float = 0.5, local: float | None = None,
                  local_parents: int | None = None, local_nearest: int = 8, opdist_prior: bool = True,
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int | None = None,
@@ -191,6 +196,7 @@ class NASRankStrategy(Strategy):
         self.batch_size = check_int("batch_size", batch_size, low=1)
         self.first_batch = check_int("first_batch", first_batch if first_batch is not None else batch_size, low=1)
         self.refit_every = check_int("refit_every", refit_every if refit_every is not None else batch_size, low=1)
+        self.refit_share = check_number("refit_share", refit_share, 0.0, 1.0)
         self.explore = check_number("explore", explore, 0.0, 1.0)
         self.first_explore = check_number("first_explore", first_explore, 0.0, 1.0)
         if local is None:
@@ -316,7 +322,8 @@ class NASRankStrategy(Strategy):
 
     def _due(self) -> bool:
         n_ok = sum(h["status"] == "ok" for h in self._history)
-        return n_ok - self._labels_at_fit >= self.refit_every or (self._model is None and n_ok > 0)
+        gap = max(self.refit_every, int(self.refit_share * n_ok))
+        return n_ok - self._labels_at_fit >= gap or (self._model is None and n_ok > 0)
 
     # ------------------------------------------------------------------ hooks
     def _observe(self, arch: Arch, score: float | None, source: str) -> None:
@@ -504,6 +511,7 @@ class NASRankStrategy(Strategy):
         from ray_nasrank.predictor import RankPredictor
 
         super().load_state_dict(d)
+        self.__dict__.setdefault("refit_share", 0.0)  # saved before the refit schedule: as it ran then
         for name in ("_pretrained", "_model"):
             p = getattr(self, name)
             if isinstance(p, bytes):

@@ -98,6 +98,7 @@ def test_bench_overhead_writes_construction_first_proposal_memory_and_per_trial_
     assert len(res["runs"]) == 4
     for r in res["runs"]:
         assert r["trials"] == 8 and r["searcher_s_per_trial"] > 0
+        assert 0 < r["searcher_cpu_s_per_trial"] and 0 < r["searcher_cpu_s_per_trial_last100"]
         # no enumeration: a 30 x 128 space builds and proposes without touching its 1e63 configs
         assert r["peak_traced_mb"] < 300
     assert "mixed 30x128" in capsys.readouterr().out

@@ -220,7 +220,7 @@ def test_cli_model_proxies_of_any_table(table, tmp_path, capsys):
             "--model", f"{models}:build", "--input-shape", "1,8,8"]
     assert _run(base + ["--out", tmp_path / "m.json"]) == 0
     res = json.loads((tmp_path / "m.json").read_text())
-    assert res["config"]["weak"] == ["params", "flops", "synflow"]
+    assert res["config"]["weak"] == ["params", "snip"]
     assert f"--model {models}:build --input-shape 1,8,8" in res["config"]["command"]
     assert "proxy value(s) of --model" in capsys.readouterr().err  # the 4 tanh/kernel-7 rows: NaN, logged
     # the library function gives the same labels; params follow width and kernel as built

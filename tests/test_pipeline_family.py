@@ -133,7 +133,7 @@ def test_choice_supernet_family_end_to_end(cnn_run):
     fam = load_family(CNN, 1, 10)
     weak = pd.read_parquet(out / "weak_labels.parquet")
     # the supernet trained in its actor plus the models' zero-cost proxies
-    assert {"weak_supernet", "weak_params", "weak_flops", "weak_synflow"} <= set(weak.columns)
+    assert {"weak_supernet", "weak_params", "weak_snip"} <= set(weak.columns)
     assert len(weak) == 12 and weak["arch"].is_unique and np.isfinite(weak.filter(like="weak_")).all().all()
     assert weak["weak_supernet"].between(0, 100).all() and (out / "supernet.pt").is_file()
     res = pd.read_parquet(out / "results.parquet")
@@ -179,7 +179,7 @@ def test_param_space_and_model_fn_family_end_to_end(ray_session, tmp_path):
     weak = pd.read_parquet(out / "weak_labels.parquet")
     # no supernet: the weak labels are the models' zero-cost proxies
     assert not (out / "supernet.pt").exists() and "weak_supernet" not in weak.columns
-    assert {"weak_params", "weak_flops", "weak_synflow"} <= set(weak.columns) and len(weak) == 12
+    assert {"weak_params", "weak_snip"} <= set(weak.columns) and len(weak) == 12
     # no training failed: model_fn also got the constant (it reads config["dropout"])
     assert len(res.results) == 3 and res.results["error"].isna().all()
     assert res.best["test_acc"] is not None and 0 <= res.best["test_acc"] <= 100

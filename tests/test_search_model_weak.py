@@ -53,7 +53,7 @@ def test_nasrank_strategy_pretrains_on_the_models_weak_labels():
     sn = family()
     s = NASRankStrategy(sn.space, seed=0, model_fn=sn.model_fn(reset=True), input_shape=(1, 8, 8),
                         predictor=CFG, batch_size=3)
-    assert s._pretrained.weak_names == ["params", "flops", "synflow"]
+    assert s._pretrained.weak_names == ["params", "snip"]
     # a client's ask/tell loop over configs of the family
     for _ in range(3):
         for arch in s.ask(3):
@@ -77,6 +77,23 @@ def test_a_failing_model_is_nan_not_fatal():
     assert s._pretrained.weak_names == ["params"] and len(s.ask(2)) == 2
 
 
+def test_a_proxy_no_model_can_give_is_left_out_with_a_warning(caplog):
+    """SNIP (a default label) needs a classifier's cross-entropy: a one-output regressor gets no
+    SNIP value at all, so the family pretrains on params alone and a warning says why."""
+    from ray_nasrank.spaces import CategoricalSpace
+
+    space = CategoricalSpace({"width": [4, 8, 16, 32]})
+
+    def regressor(config):
+        return nn.Sequential(nn.Flatten(), nn.Linear(16, config["width"]), nn.ReLU(), nn.Linear(config["width"], 1))
+
+    with caplog.at_level("WARNING"):
+        s = NASRankStrategy(space, seed=0, model_fn=regressor, input_shape=(1, 4, 4), predictor=CFG, batch_size=2)
+    assert s._pretrained.weak_names == ["params"]
+    assert "['snip'] failed for every config" in caplog.text
+    assert len(s.ask(2)) == 2
+
+
 def test_optuna_sampler_with_model_fn():
     optuna = pytest.importorskip("optuna")
     from ray_nasrank.integrations.optuna import NASRankSampler
@@ -94,7 +111,7 @@ def test_optuna_sampler_with_model_fn():
         return config["w1"] / 16 + config["w2"] / 16
 
     study.optimize(objective, n_trials=4)
-    assert sampler.strategy._pretrained.weak_names == ["params", "flops", "synflow"]
+    assert sampler.strategy._pretrained.weak_names == ["params", "snip"]
     assert len({tuple(t.params[k] for k in ("w1", "op", "w2")) for t in study.trials}) == 4
     with pytest.raises(ValueError, match="feed the 'nasrank' strategy"):
         NASRankSampler(sn.space, strategy="random", model_fn=sn.model_fn(), input_shape=(1, 8, 8))
@@ -124,7 +141,7 @@ def test_tune_searcher_with_model_fn_over_a_choice_supernet(ray_session, tmp_pat
                        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
     results = tuner.fit()
     assert len(results) == 4 and not results.errors
-    assert searcher._strategy._pretrained.weak_names == ["params", "flops", "synflow"]
+    assert searcher._strategy._pretrained.weak_names == ["params", "snip"]
     assert seen and set(seen) == {3}
     with pytest.raises(ValueError, match="feed a named strategy that takes weak labels"):
         NASRankSearcher(strategy="random", model_fn=build, input_shape=(1, 8, 8))

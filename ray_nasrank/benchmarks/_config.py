@@ -89,7 +89,7 @@ class TableConfig:
                              help="comma-separated weak-label columns (e.g. supernet_oneshot_acc,flops)")
     intrinsic: list[str] = option(default_factory=list, metavar="NAMES",
                                   help="weak labels the package computes and adds to --weak: with --model any "
-                                       "zero-cost proxies of the model (default params,flops,synflow); without it "
+                                       "zero-cost proxies of the model (default params,snip); without it "
                                        "NB201's own params,flops,synflow")
     model: str | None = option(None, metavar="MODULE:FUNCTION",
                                help="a callable (module path or .py file, then ':' and its name) taking the "
@@ -156,12 +156,12 @@ class TableConfig:
 
         t0 = time.perf_counter()
         if self.model is not None:
-            from ray_nasrank.proxies import MODEL_PROXIES, ModelProxies
+            from ray_nasrank.proxies import MODEL_PROXIES, ModelProxies, drop_missing_columns
 
             space = bench.space
             proxies = ModelProxies(load_callable(self.model), input_shape=tuple(self.input_shape),
                                    names=self.intrinsic or MODEL_PROXIES)
-            out = proxies([{**space.to_config(a), **space.config_extras(a)} for a in bench.archs])
+            out = drop_missing_columns(proxies([{**space.to_config(a), **space.config_extras(a)} for a in bench.archs]))
             if proxies.failures:
                 log.warning(f"{len(proxies.failures)} proxy value(s) of --model {self.model} failed (NaN), "
                             f"e.g. {proxies.failures[0]}")

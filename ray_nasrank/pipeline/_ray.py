@@ -52,7 +52,7 @@ def weak_labels(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch
 
     NB201: the supernet's accuracy of each cell. A model family: its
     :class:`~ray_nasrank.nn.ChoiceSupernet`'s accuracy of each config (when it is one), plus the
-    zero-cost proxies of every candidate's model (params, FLOPs, SynFlow) scored in Ray tasks.
+    zero-cost proxies of every candidate's model (:data:`~ray_nasrank.proxies.MODEL_PROXIES`) scored in Ray tasks.
     A candidate whose model cannot be built or run on the data's input shape is an error naming
     it, before any training.
     """

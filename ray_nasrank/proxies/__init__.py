@@ -20,7 +20,7 @@ from ._compute import (
     resolve_names,
 )
 from ._measures import PROXIES, Proxy, ProxyContext
-from ._model import MODEL_PROXIES, ModelProxies, ModelProxyError, ProxyFailure, canonical_config
+from ._model import MODEL_PROXIES, ModelProxies, ModelProxyError, ProxyFailure, canonical_config, drop_missing_columns
 from ._nb201 import NB201_INTRINSIC, nb201_intrinsic
 from ._shared import SHARED_SYNFLOW_NET, shared_synflow
 
@@ -40,6 +40,7 @@ __all__ = [
     "ModelProxyError",
     "ProxyFailure",
     "MODEL_PROXIES",
+    "drop_missing_columns",
     "canonical_config",
     "nb201_intrinsic",
     "NB201_INTRINSIC",

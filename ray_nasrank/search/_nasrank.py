@@ -161,7 +161,7 @@ class NASRankStrategy(Strategy):
         torch_threads: torch threads of pretraining, refits and scoring (``None``: as they are;
             the Tune and Optuna drivers pass 1); the previous count is restored after.
         model_fn: your model family, ``config -> nn.Module``: the ``model_proxies`` zero-cost
-            proxies (default params, FLOPs, SynFlow) of every candidate's model join ``weak``
+            proxies (default params and SNIP) of every candidate's model join ``weak``
             (:func:`~ray_nasrank.search.model_weak`).
         input_shape: one model input's shape without the batch dimension (for ``model_fn``).
         model_inputs: a real batch instead (a tensor or an ``(x, y)`` pair).

@@ -124,7 +124,7 @@ def model_weak(space: SearchSpace, weak: WeakSpec = None, *, model_fn: Callable[
     """``weak`` joined by the weak labels of the user's own model family, as one ``weak=`` value.
 
     ``model_fn(config) -> nn.Module`` with ``input_shape`` (or ``inputs``) adds the zero-cost
-    ``proxies`` (default params, FLOPs, SynFlow) of every candidate's model, computed by
+    ``proxies`` (default params and SNIP, :data:`~ray_nasrank.proxies.MODEL_PROXIES`) of every candidate's model, computed by
     :class:`~ray_nasrank.proxies.ModelProxies` (a model that fails gets NaN for that candidate,
     recorded in ``.failures`` of the callable's ``proxies`` attribute); ``supernet`` adds a
     trained supernet's labels: a callable ``configs -> dict of arrays`` (or one array, named
@@ -138,7 +138,7 @@ def model_weak(space: SearchSpace, weak: WeakSpec = None, *, model_fn: Callable[
         model_fn: ``config -> nn.Module``, the model family.
         input_shape: one model input's shape without the batch dimension.
         inputs: a real batch instead (a tensor or an ``(x, y)`` pair).
-        proxies: the zero-cost proxies of ``model_fn`` (default params, FLOPs, SynFlow).
+        proxies: the zero-cost proxies of ``model_fn`` (default :data:`~ray_nasrank.proxies.MODEL_PROXIES`).
         supernet: a callable ``configs -> dict of arrays`` (or one array).
         config_of: ``arch -> config`` handed to ``model_fn`` and ``supernet``.
 
@@ -186,7 +186,9 @@ class _ModelWeak:
         configs = [self.config_of(a) for a in archs]
         out: dict[str, np.ndarray] = {}
         if self.proxies is not None:
-            out.update(self.proxies(configs))
+            from ray_nasrank.proxies import drop_missing_columns
+
+            out.update(drop_missing_columns(self.proxies(configs)))
         if self.supernet is not None:
             labels = self.supernet(configs)
             out.update(labels if isinstance(labels, Mapping) else {"supernet": labels})

@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--pretrain", default="params,flops,synflow,naswot,jacov",
                    help="labels the 0-label ranker is pretrained on")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="ranker seeds run from this one (choose settings on other seeds than the reported)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
 
@@ -70,14 +72,14 @@ def main(argv=None) -> int:
     out = {"labels": {n: report(labels[n]) for n in names}}
     pre = args.pretrain.split(",")
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         pred = RankPredictor(bench.space, PredictorConfig(seed=seed, features="onehot+opdist"))
         pred.pretrain(bench.archs, {n: labels[n] for n in pre})
         runs.append(report(pred.score(bench.archs)))
     out["pretrained_ranker_0_labels"] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]} | {"per_seed": runs}
     out["config"] = {
         "table": args.table, "rows": len(bench.archs), "target": args.target, "num_cols": args.num_cols, "model": args.model,
-        "input_shape": args.input_shape, "proxies": names, "pretrain": pre, "seeds": args.seeds,
+        "input_shape": args.input_shape, "proxies": names, "pretrain": pre, "seeds": args.seeds, "first_seed": args.first_seed,
         "proxy_seconds": round(proxy_s, 1), "failures": [str(f) for f in proxies.failures],
         "load_average": os.getloadavg()[0],
         "command": "python scripts/own_model_weak_labels.py " + shlex.join(sys.argv[1:] if argv is None else argv),

@@ -10,7 +10,7 @@
 # The recipe: Fashion-MNIST at the ground truth's 12x12, 20,000 training images (seed 0; the
 # ground truth's 3,000 are among them), NB201 C=8, N=1 (the ground truth's network), batch 64,
 # lr 0.05, one torch thread (two threads on a loaded 2-core machine spend most of their CPU time
-# waiting). One budget for all: 300,000 single-path training passes, i.e. SPOS and few-shot 15
+# waiting). One budget for all: about 300,000 single-path image passes, i.e. SPOS and few-shot 15
 # epochs; RD-NAS 8 epochs (2 paths a step); landmark 7 epochs (1 path, then 3 from 37.5 % of the
 # run on). Weak labels: BN recalibrated per cell on 2 training batches of 200, scored on the
 # ground truth's own 1,000 validation images. The first 10 ground-truth cells are the landmarks

@@ -211,7 +211,8 @@ def test_spos_training_landmarks_rd_fewshot_and_weak_labels():
     assert len(hist["epoch_loss"]) == 1 and np.isfinite(hist["epoch_loss"][0])
     archs = space.sample_many(4, rng=1, unique=True)
     land = LandmarkRegularizer([(a, float(i)) for i, a in enumerate(archs)], coef=1.0, space=space, rng=0)
-    teacher = ProxyTeacher(ModelProxies(sn.model_fn(reset=True), input_shape=(1, 8, 8)), "synflow", space)
+    teacher = ProxyTeacher(ModelProxies(sn.model_fn(reset=True), input_shape=(1, 8, 8), names=("synflow",)), "synflow",
+                            space)
     rd = RankDistiller(teacher, sampler=DistancePairSampler(space, min_differences=2, rng=0))
     hist = train_supernet(sn, data.train, cfg, landmark=land, distill=rd, start_epoch=1, total_epochs=3)
     assert np.isfinite(hist["epoch_loss"][0]) and len(teacher.proxies._cache) > 0

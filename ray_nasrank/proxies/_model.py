@@ -41,6 +41,12 @@ def drop_missing_columns(labels: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
     warning names it. With no column left the labels are returned as they are, so the caller's
     own error names the column.
 
+    Args:
+        labels: weak-label columns by proxy name, one value per config (NaN where it failed).
+
+    Returns:
+        The columns as float arrays, without those that are NaN for every config.
+
     >>> out = drop_missing_columns({"params": np.array([1.0, 2.0]), "snip": np.array([np.nan, np.nan])})
     >>> sorted(out)
     ['params']

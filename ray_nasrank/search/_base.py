@@ -51,6 +51,14 @@ def nearest_first(space: SearchSpace, pool_features: np.ndarray, arch: Arch) -> 
     The distance is Euclidean over ``space.features``: one-hot categoricals and numeric values
     in ``[0, 1]`` of their transform, so a pool of configs with floats (a table of runs) has
     neighbours even though it almost never holds a config one exact step away.
+
+    Args:
+        space: the space of the pool and of ``arch``.
+        pool_features: ``space.features`` of the pool's archs, one row per arch.
+        arch: the arch whose neighbours are wanted.
+
+    Returns:
+        Indices into the pool, nearest first.
     """
     dist = np.square(pool_features - space.features([arch])[0]).sum(axis=1)
     return np.argsort(dist, kind="stable")

@@ -12,6 +12,7 @@ file is left truncated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -22,9 +23,10 @@ import tempfile
 import textwrap
 import threading
 import time
+import types
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -51,6 +53,27 @@ def faulty_table_trainable(config: dict, bench: Any, sleep_s: float = 0.0) -> No
         raise RuntimeError(f"injected training failure for {bench.space.to_string(arch)}")
     value = {"nan": float("nan"), "inf": float("inf")}.get(fault, bench.lookup(arch))
     tune.report({bench.target_name: value, "arch": bench.space.to_string(arch)})
+
+
+@contextlib.contextmanager
+def shipped_by_value(module: types.ModuleType) -> Iterator[None]:
+    """Let Ray pickle ``module``'s functions and classes by value inside the block only.
+
+    The registration is global to the process: left in place, it made every later scenario
+    pickle this harness by value, module globals included; ``faults_node``'s callback then
+    carried a ``threading.Event`` into ``tuner.pkl`` and failed with ``cannot pickle
+    '_thread.lock' object``. A module that was already registered stays registered.
+    """
+    from ray import cloudpickle
+
+    added = module.__name__ not in cloudpickle.list_registry_pickle_by_value()
+    if added:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        if added and module.__name__ in cloudpickle.list_registry_pickle_by_value():
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 # ====================================================================== failing trials
@@ -116,12 +139,9 @@ def tune_trial_faults(budget: int = 12, concurrency: int = 2, strategy: str = "r
                                    strategy_kwargs={"candidates": bench.archs, "population": 4, "sample_size": 2}
                                    if strategy == "rea" else {"candidates": bench.archs})
         # Ray workers may not have the repository root on their path: ship this harness's
-        # trainable by value instead of by module name
-        from ray import cloudpickle
-
-        cloudpickle.register_pickle_by_value(sys.modules[__package__])
-        trainable = tune.with_parameters(faulty_table_trainable, bench=bench, sleep_s=0.0)
-        with warnings.catch_warnings():
+        # trainable by value instead of by module name, for this run only
+        with shipped_by_value(sys.modules[__package__]), warnings.catch_warnings():
+            trainable = tune.with_parameters(faulty_table_trainable, bench=bench, sleep_s=0.0)
             warnings.simplefilter("ignore")  # the searcher warns once per failed trial
             results = tune.Tuner(
                 trainable, param_space=bench.space.to_tune(),
@@ -242,31 +262,30 @@ def supernet_actor_kill(pool_size: int = 48, budget: int = 6, kill_races: int = 
 
 
 # ====================================================================== node removal
-_REMOVE_EVENTS: dict[str, threading.Event] = {}
-
-
-def _signal_removal(key: str) -> None:
-    # module level, so the pickled callback refers to it instead of copying the event registry
-    ev = _REMOVE_EVENTS.get(key)
-    if ev is not None:
-        ev.set()
-
-
-def _removal_callback(key: str, after: int):
+def _removal_callback(event: threading.Event, after: int):
     from ray import tune
 
     class RemoveNodeAfter(tune.Callback):
-        """Signals (by a module-level event: callbacks are pickled) after ``after`` completions."""
+        """Sets ``event`` after ``after`` completed trials.
 
-        def __init__(self) -> None:
-            self.key, self.after, self.done = key, after, 0
+        Tune pickles its callbacks into the experiment's ``tuner.pkl`` when the Tuner is built
+        and runs this very object; the event (it holds a lock, which cannot be pickled) is left
+        out of the pickle, so a copy restored from it signals nothing.
+        """
+
+        def __init__(self, event: threading.Event | None, after: int) -> None:
+            # arguments, not a closure: a closure would put the event in the pickled class
+            self.event, self.after, self.done = event, after, 0
+
+        def __getstate__(self) -> dict:
+            return {**self.__dict__, "event": None}
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.done += 1
-            if self.done >= self.after:
-                _signal_removal(self.key)
+            if self.done >= self.after and self.event is not None:
+                self.event.set()
 
-    return RemoveNodeAfter()
+    return RemoveNodeAfter(event, after)
 
 
 def node_removal(cluster: Any, budget: int = 10, remove_after: int = 3, seed: int = 0,
@@ -286,8 +305,7 @@ def node_removal(cluster: Any, budget: int = 10, remove_after: int = 3, seed: in
             log.case(f"worker node removed after {remove_after} of {budget} trials", timeout_s=400) as c:
         worker = cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        key = uuid.uuid4().hex
-        ev = _REMOVE_EVENTS[key] = threading.Event()
+        ev = threading.Event()
         removed: dict[str, Any] = {}
 
         def remover() -> None:
@@ -306,13 +324,12 @@ def node_removal(cluster: Any, budget: int = 10, remove_after: int = 3, seed: in
                 param_space=bench.space.to_tune(),
                 tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget, max_concurrent_trials=3),
                 run_config=tune.RunConfig(name="node_removal", storage_path=storage or tmp, verbose=0,
-                                          callbacks=[_removal_callback(key, remove_after)],
+                                          callbacks=[_removal_callback(ev, remove_after)],
                                           failure_config=tune.FailureConfig(max_failures=2)),
             ).fit()
         finally:
             ev.set()
             th.join(timeout=120)
-            _REMOVE_EVENTS.pop(key, None)
             if worker in cluster.worker_nodes:
                 cluster.remove_node(worker)
         df = results.get_dataframe()

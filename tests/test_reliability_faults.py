@@ -7,6 +7,8 @@ Heavy variants are ``slow``: ``python -m pytest -m slow tests/test_reliability*.
 from __future__ import annotations
 
 import json
+import sys
+import threading
 
 import pytest
 
@@ -55,11 +57,47 @@ def test_searcher_overhead_and_memory_under_load_small():
         assert stats["overhead_per_trial_ms"] < 50
 
 
+def test_node_removal_callback_pickles_while_the_harness_is_shipped_by_value():
+    """``faults_node`` crashed with "cannot pickle '_thread.lock' object" whenever
+    ``faults_trials_tune`` had run before it in the same process: that scenario registered the
+    harness for pickling by value and never undid it, and Tune pickles the run's callbacks
+    (``tuner.pkl``); the callback's module-level event registry then went into the pickle."""
+    cloudpickle = pytest.importorskip("ray.cloudpickle")
+    pytest.importorskip("ray.tune")
+    from reliability._faults import _removal_callback, shipped_by_value
+
+    harness = sys.modules["reliability"]
+    event = threading.Event()
+    callback = _removal_callback(event, after=2)
+    with shipped_by_value(harness):
+        assert "reliability" in cloudpickle.list_registry_pickle_by_value()
+        copy = cloudpickle.loads(cloudpickle.dumps(callback))  # as Tune writes tuner.pkl
+    assert "reliability" not in cloudpickle.list_registry_pickle_by_value()  # nothing leaks
+    assert copy.event is None and (copy.after, copy.done) == (2, 0)
+    callback.on_trial_complete(0, [], None)
+    assert not event.is_set()
+    callback.on_trial_complete(1, [], None)
+    assert event.is_set()  # the object Tune runs still signals
+    copy.on_trial_complete(0, [], None)
+    copy.on_trial_complete(1, [], None)  # a restored copy has no event: it signals nothing
+
+    cloudpickle.register_pickle_by_value(harness)  # registered by someone else: kept
+    try:
+        with shipped_by_value(harness):
+            pass
+        assert "reliability" in cloudpickle.list_registry_pickle_by_value()
+    finally:
+        cloudpickle.unregister_pickle_by_value(harness)
+
+
 @pytest.mark.ray
 def test_trials_raising_or_reporting_nan_inf_do_not_stop_tune(ray_session, tmp_path):
     pytest.importorskip("ray.tune")
+    from ray import cloudpickle
+
     r = tune_trial_faults(budget=12, concurrency=2, storage=str(tmp_path))
     _ok(r)
+    assert "reliability" not in cloudpickle.list_registry_pickle_by_value()  # later scenarios unaffected
     assert r.details["errored"] >= 1 and r.details["failed"] > r.details["errored"]
 
 

@@ -322,7 +322,11 @@ class _SlimBatchNorm:
 
     plain: type
 
-    def _init_slim(self, num_features: Width) -> None:
+    def __init__(self, num_features: Width, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True) -> None:
+        # the widest layer holds the weights and statistics every narrower width slices
+        self.plain.__init__(self, _max(num_features), eps=eps, momentum=momentum, affine=affine,
+                            track_running_stats=track_running_stats)
         self.width = num_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -362,12 +366,6 @@ class SlimBatchNorm1d(_SlimBatchNorm, nn.BatchNorm1d):
 
     plain = nn.BatchNorm1d
 
-    def __init__(self, num_features: Width, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True) -> None:
-        nn.BatchNorm1d.__init__(self, _max(num_features), eps=eps, momentum=momentum, affine=affine,
-                                track_running_stats=track_running_stats)
-        self._init_slim(num_features)
-
 
 class SlimBatchNorm2d(_SlimBatchNorm, nn.BatchNorm2d):
     """BatchNorm2d whose ``num_features`` may be a :class:`WidthChoice` (prefix slice).
@@ -381,12 +379,6 @@ class SlimBatchNorm2d(_SlimBatchNorm, nn.BatchNorm2d):
     """
 
     plain = nn.BatchNorm2d
-
-    def __init__(self, num_features: Width, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True) -> None:
-        nn.BatchNorm2d.__init__(self, _max(num_features), eps=eps, momentum=momentum, affine=affine,
-                                track_running_stats=track_running_stats)
-        self._init_slim(num_features)
 
 
 def _load(module: nn.Module, state: Mapping[str, torch.Tensor | None], like: nn.Module) -> nn.Module:

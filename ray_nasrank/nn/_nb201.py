@@ -206,6 +206,16 @@ class _Skeleton(nn.Module):
         h = self.global_pooling(self.lastact(h))
         return self.classifier(h.flatten(1))
 
+    def run_cells(self, x: torch.Tensor, *cell_args) -> torch.Tensor:
+        """Stem, every cell (``cell(h, *cell_args)``) with the reductions between, then the head."""
+        self.check_input(x)
+        h = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            if str(i) in self.reductions:
+                h = self.reductions[str(i)](h)
+            h = cell(h, *cell_args)
+        return self.head(h)
+
 
 class NB201Network(_Skeleton):
     """A stand-alone NB201 network for one cell (the same cell in every position).
@@ -234,13 +244,7 @@ class NB201Network(_Skeleton):
         self.cells = nn.ModuleList(NB201Cell(self.arch, c, affine) for c in self.cell_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        h = self.stem(x)
-        for i, cell in enumerate(self.cells):
-            if str(i) in self.reductions:
-                h = self.reductions[str(i)](h)
-            h = cell(h)
-        return self.head(h)
+        return self.run_cells(x)
 
     def extra_repr(self) -> str:
         return f"arch={_SPACE.to_string(self.arch)!r}"
@@ -296,14 +300,7 @@ class NB201Supernet(_Skeleton):
         self.cells = nn.ModuleList(SuperCell(c, affine) for c in self.cell_channels)
 
     def forward(self, x: torch.Tensor, arch) -> torch.Tensor:
-        self.check_input(x)
-        arch = _SPACE.validate(arch)
-        h = self.stem(x)
-        for i, cell in enumerate(self.cells):
-            if str(i) in self.reductions:
-                h = self.reductions[str(i)](h)
-            h = cell(h, arch)
-        return self.head(h)
+        return self.run_cells(x, _SPACE.validate(arch))
 
     def config(self) -> dict:
         """Constructor arguments (to rebuild a supernet of the same shape)."""

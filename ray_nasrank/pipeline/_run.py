@@ -87,14 +87,14 @@ def release_memory() -> None:
     they are in the object store, the ranker refits' thread arenas) in its resident memory
     otherwise. A no-op where ``malloc_trim`` does not exist.
     """
+    import contextlib
     import ctypes
     import gc
 
     gc.collect()
-    try:
+    # no glibc (another libc, macOS): nothing to hand back
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = True) -> SearchResult:

@@ -52,8 +52,14 @@ def test_optuna_pytorch_simple_conditional_layers():
     names = {d.name: d for d in space.decisions}
     assert {"n_layers", "n_units_l0", "dropout_l0", "optimizer", "lr"} <= set(names)
     assert repr(names["lr"].domain) == "loguniform(1e-05, 0.1)" and repr(names["n_layers"].domain) == "randint(1, 4)"
-    if "n_units_l1" in names:  # a 2+-layer trial was seen: its units are conditional on n_layers
+    # the sampler's space was inferred from the trials before the last; n_units_l1 is conditional
+    # on n_layers once one of them had 2+ layers and another had 1 (an unseeded study may see only one kind)
+    seen = [t.params["n_layers"] for t in study.trials[:-1]]
+    if min(seen) == 1 < max(seen):
         assert names["n_units_l1"].condition.parent == "n_layers"
+        assert set(names["n_units_l1"].condition.values) <= {2, 3}
+    elif min(seen) > 1:  # every trial had 2+ layers: its units are always there, so not conditional
+        assert names["n_units_l1"].condition is None
     assert len(study.sampler.strategy.history) == 12 and study.best_value > 0.3
 
 

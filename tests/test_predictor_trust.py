@@ -10,7 +10,15 @@ import torch
 
 from ray_nasrank.metrics import kendall_tau
 from ray_nasrank.predictor import PredictorConfig, RankPredictor
-from ray_nasrank.predictor.trust import choose_weights, fold_ids, grid_step, shrink, simplex_grid, validation_score
+from ray_nasrank.predictor.trust import (
+    choose_weights,
+    fold_ids,
+    grid_step,
+    shortlist_cut,
+    shrink,
+    simplex_grid,
+    validation_score,
+)
 from ray_nasrank.spaces import NB201Space
 
 torch.set_num_threads(1)
@@ -86,20 +94,26 @@ def test_blend_scores_unseen_archs_and_survives_pickle_and_save(tmp_path, data):
     np.testing.assert_allclose(back.score(unseen), s, rtol=1e-6, atol=1e-9)
 
 
-def test_shortlist_is_ordered_by_the_fine_tuned_network(data):
+def test_shortlist_is_the_fine_tuned_networks_top_scaled_by_its_weight(data):
     archs, y, good, _ = data
-    pre = RankPredictor(SPACE, PredictorConfig(seed=0, trust_shortlist=0.05, **FAST)).pretrain(archs, {"good": good})
+    share = 0.2
+    pre = RankPredictor(SPACE, PredictorConfig(seed=0, trust_shortlist=share, **FAST)).pretrain(archs, {"good": good})
     q = pre.clone().fit(*_labels(archs, y, 20, seed=6))
+    w = q.trust_weights["tuned"]
+    assert 0.05 < w < 0.9, q.trust_weights  # neither extreme, so a fixed share would give another size
     s = q.score(archs)
     tuned = q._member_scores_rows(q._rows(archs)).mean(axis=0)
-    top = np.argsort(-s)[:20]  # 20 of 800 (2.5 %): inside the shortlist
+    k = int((s > np.pi / 2).sum())  # shortlisted scores sit above the arctan of every other one
+    # the pretraining archs (all 800) are the reference the share is measured on
+    assert k >= 5 and abs(k - share * w * len(archs)) <= 1.5, (k, share * w * len(archs))
+    top = np.argsort(-s)[:k]
     assert (np.diff(tuned[top]) <= 1e-9).all()  # in the tuned order
-    assert set(top.tolist()) == set(np.argsort(-tuned)[:20].tolist())  # the tuned network's own top, whatever the blend says
+    assert set(top.tolist()) == set(np.argsort(-tuned)[:k].tolist())  # the tuned network's own top, whatever the blend says
     flat = pre.clone()
     flat.config.trust_shortlist = 0.0
     flat = flat.fit(*_labels(archs, y, 20, seed=6))
     assert flat.trust_weights == q.trust_weights
-    assert not (np.diff(tuned[np.argsort(-flat.score(archs))[:20]]) <= 1e-9).all()  # the plain blend's order differs
+    assert not (np.diff(tuned[np.argsort(-flat.score(archs))[:k]]) <= 1e-9).all()  # the plain blend's order differs
 
 
 def test_few_labels_and_no_pretraining_use_the_network_alone(data):
@@ -148,6 +162,12 @@ def test_trust_helpers():
     assert shrink(w, default, n=100, prior_labels=5)[0] > shrink(w, default, n=10, prior_labels=5)[0]
     with pytest.raises(ValueError, match="prior_labels"):
         shrink(w, default, n=5, prior_labels=-1)
+    # the shortlist cut: the top share of the scores, none at share 0
+    scores = np.arange(200.0)
+    assert (scores >= shortlist_cut(scores, 0.05)).sum() == 10
+    assert shortlist_cut(scores, 0.0) == np.inf
+    with pytest.raises(ValueError, match="shortlist"):
+        shortlist_cut(scores, 1.0)
     # the grid coarsens so that many rankers still give a small grid
     for k in (2, 3, 5, 7):
         assert len(simplex_grid(k, grid_step(k, 0.1))) <= 500

@@ -34,7 +34,7 @@ from ray_nasrank.spaces import SearchSpace
 from .features import FeatureStore, feature_store
 from .losses import LOSSES, MIN_ITEMS, get_loss
 from .models import RankNet, build_net
-from .trust import COMPONENTS, choose_weights, fit_tree, fold_ids, grid_step, shrink
+from .trust import COMPONENTS, choose_weights, fit_tree, fold_ids, grid_step, shortlist_cut, shrink
 from .weak import WeakInput, as_weak_matrix, combined_target, normalise_weak
 
 
@@ -78,7 +78,8 @@ class PredictorConfig:
         trust_folds: folds of that cross-validation.
         trust_step: grid step of the blend weights, in ``(0, 1]``.
         trust_sharpness: how sharply the blend average favours the best-validated blends.
-        trust_shortlist: the fine-tuned network's top share, ranked first in its own order, in ``[0, 1)``.
+        trust_shortlist: the fine-tuned network's top share at full trust, ranked first in its own
+            order, in ``[0, 1)``; the share used is this times the network's weight in the blend.
         trust_tree: offer gradient-boosted trees on encoding + weak labels as a third ranker of the blend.
         trust_prior_labels: how many labels' worth of belief the default blends get (equal weak
             columns; a quarter fine-tuned network, three quarters prior) before the cross-validation moves them.
@@ -147,10 +148,11 @@ class PredictorConfig:
     trust_step: float = 0.1
     #: how sharply the blend average favours the best-validated blends (``inf``: the best alone)
     trust_sharpness: float = 5.0
-    #: two-stage ranking: the fine-tuned network's top ``trust_shortlist`` share (measured on the
-    #: pretraining archs) comes first, in that network's order, which LambdaRank trained for the
-    #: top (the labels cannot validate the top 0.3 %, the blend weights are chosen on the global
-    #: order); the blend orders the rest. 0 ranks everything by the blend
+    #: two-stage ranking: the fine-tuned network's top ``trust_shortlist * w`` share (``w``: its
+    #: weight in the blend; the share is measured on the pretraining archs) comes first, in that
+    #: network's order, which LambdaRank trained for the top (the labels cannot validate the top
+    #: 0.3 %, the blend weights are chosen on the global order); the blend orders the rest.
+    #: 0 ranks everything by the blend
     trust_shortlist: float = 0.03
     #: offer gradient-boosted trees on encoding + weak labels as a third ranker of the blend
     trust_tree: bool = True
@@ -516,9 +518,11 @@ class RankPredictor:
             scale[2] = tree_ref.mean(), _sd(tree_ref)
         # the shortlist: the fine-tuned network's standardised scores above this cut (a per-arch
         # rule, so any subset ranks alike). Cut on the blend instead, a prior-heavy blend with a
-        # top-blind weak label (the one-shot supernet) filled the shortlist with its bad top.
+        # top-blind weak label (the one-shot supernet) filled the shortlist with its bad top. Its
+        # share shrinks with the network's blend weight: a fixed share on a small pool (320 rows:
+        # 3 % is the 10 rows NDCG@10 reads) let a network the labels barely trusted place the top.
         tuned_z = (tuned_ref - scale[0, 0]) / scale[0, 1]
-        scale[3, 0] = np.quantile(tuned_z, 1.0 - cfg.trust_shortlist) if cfg.trust_shortlist > 0 else np.inf
+        scale[3, 0] = shortlist_cut(tuned_z, cfg.trust_shortlist * w[0])
         self._blend, self._comp_scale = w, scale
 
     def _choose_mix(self, weak: np.ndarray, signed: np.ndarray, ref_weak: np.ndarray) -> None:

@@ -98,6 +98,17 @@ def shrink(w: np.ndarray, default: np.ndarray, n: int, prior_labels: float) -> n
     return lam * np.asarray(w, dtype=np.float64) + (1.0 - lam) * np.asarray(default, dtype=np.float64)
 
 
+def shortlist_cut(scores: np.ndarray, share: float) -> float:
+    """The score above which the top ``share`` of ``scores`` lies (``inf``: no shortlist when ``share <= 0``).
+
+    >>> shortlist_cut(np.arange(100.0), 0.05) > 94.0, shortlist_cut(np.arange(100.0), 0.0)
+    (True, inf)
+    """
+    if share >= 1.0:
+        raise ValueError(f"the shortlist share must be < 1, got {share}")
+    return float(np.quantile(scores, 1.0 - share)) if share > 0 else float("inf")
+
+
 def choose_weights(oof: np.ndarray, y: np.ndarray, step: float = 0.1, sharpness: float = 5.0) -> np.ndarray:
     """Blend weights (one per row of ``oof``, summing to 1) from how well each blend ranks ``y`` out of fold.
 
@@ -137,5 +148,5 @@ def fit_tree(x: np.ndarray, y: np.ndarray, seed: int):
     return model.fit(x, z)
 
 
-__all__ = ["COMPONENTS", "choose_weights", "fit_tree", "fold_ids", "grid_step", "shrink", "simplex_grid",
-           "validation_score"]
+__all__ = ["COMPONENTS", "choose_weights", "fit_tree", "fold_ids", "grid_step", "shortlist_cut", "shrink",
+           "simplex_grid", "validation_score"]

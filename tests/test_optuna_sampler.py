@@ -241,6 +241,27 @@ def test_infer_space_picks_the_parameter_that_decides_a_branch():
     assert space.from_config({**one, "n_units_l1": 99}) == space.from_config(one)  # inactive units: one candidate
 
 
+def test_infer_space_never_takes_a_parameter_suggested_later_as_the_deciding_one():
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from ray_nasrank.integrations.optuna import infer_space
+
+    d = {"n_layers": IntDistribution(1, 3), "n_units_l1": IntDistribution(4, 128),
+         "optimizer": CategoricalDistribution(["Adam", "RMSprop", "SGD"])}
+
+    def trial(number, **params):  # params in the order the objective suggests them
+        t = optuna.trial.create_trial(params=params, distributions={k: d[k] for k in params}, value=0.0)
+        t.number = number
+        return t
+
+    # by chance the optimizer splits these trials exactly as n_layers does, and it comes nearer in
+    # first-seen order, but pytorch_simple's code suggests it after the layers: n_layers decides
+    trials = [trial(0, n_layers=1, optimizer="RMSprop"), trial(1, n_layers=2, n_units_l1=9, optimizer="Adam"),
+              trial(2, n_layers=1, optimizer="RMSprop")]
+    cond = {dd.name: dd.condition for dd in infer_space(trials).decisions}
+    assert cond["n_units_l1"].parent == "n_layers" and cond["n_units_l1"].values == (2,)
+
+
 def test_a_fresh_sampler_never_reproposes_trials_still_running_from_before_a_restart():
     from reliability import finite_conditional_space, suggest_config
 

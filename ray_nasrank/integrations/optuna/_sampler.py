@@ -104,7 +104,8 @@ def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
 
     Parameters appear in order of first suggestion. One that is absent from some trials is
     conditional on the nearest earlier categorical or integer parameter present whenever it is
-    (and in more trials: a sibling of its branch does not decide it) and whose values tell
+    (and in more trials: a sibling of its branch does not decide it), suggested before it in every
+    trial that has both (the objective's code decides a branch before entering it) and whose values tell
     exactly when it appears (the one needing the fewest values, then the one with fewest states); a parameter no earlier one explains is left
     out (the independent sampler handles it). Two trials declaring one parameter with different
     distributions raise ``ValueError`` naming the parameter and both distributions.
@@ -135,6 +136,8 @@ def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
                     f"{t.number}; NASRankSampler needs one distribution per name: give the two a different name")
     names = sorted(order, key=order.__getitem__)
     present = {n: [n in t.params for t in trials] for n in names}
+    # where each parameter was suggested within each trial: code decides a branch before entering it
+    where = [{n: j for j, n in enumerate(t.distributions)} for t in trials]
     decisions: list[Decision] = []
     kept: set[str] = set()
     for i, name in enumerate(names):
@@ -152,6 +155,8 @@ def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
                 continue
             if present[parent] == present[name]:
                 continue  # a sibling of the same branch, not what decides it
+            if any(where[k][parent] > where[k][name] for k, here in enumerate(present[name]) if here):
+                continue  # suggested after it in some trial: it cannot have decided the branch
             values = {trials[k].params[parent] for k, here in enumerate(present[name]) if here}
             # exact: whenever the parent holds one of these values the parameter is there
             if all(present[name][k] for k, t in enumerate(trials)

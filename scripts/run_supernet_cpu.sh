@@ -26,7 +26,8 @@ OUT=${3:?output directory}
 COMMON=(--dataset fashion-mnist --image-size 12 --limit-train 20000 --channels 8 --cells-per-stage 1
         --device cpu --threads 1 --batch-size 64 --lr 0.05 --seed 0 --ground-truth "$GT" --landmarks 10)
 GT_EVAL=(--archs gt --eval-batch-size 200 --calib-batches 2 --eval-batches 5)
-epochs() { case $1 in spos|fewshot) echo 15 ;; rd) echo 8 ;; landmark) echo 7 ;; esac; }
+# SCALE=k multiplies every method's epochs (the same budget for all, k times larger)
+epochs() { case $1 in spos|fewshot) echo $((15 * ${SCALE:-1})) ;; rd) echo $((8 * ${SCALE:-1})) ;; landmark) echo $((7 * ${SCALE:-1})) ;; esac; }
 export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 case "$MODE" in

@@ -205,7 +205,7 @@ def family_from(got: Any, spec: str, module: str | None = None) -> ModelFamily:
         SpaceError: ``got`` is neither, or ``param_space`` is malformed, or ``model_fn`` is not callable.
     """
     from ray_nasrank.nn import ChoiceSupernet
-    from ray_nasrank.spaces import space_from_tune
+    from ray_nasrank.spaces import holds_tune_domain, space_from_tune
 
     if isinstance(got, ChoiceSupernet):
         return ModelFamily(space=got.space, model_fn=got.model_fn(reset=True), spec=spec, supernet=got,
@@ -224,7 +224,7 @@ def family_from(got: Any, spec: str, module: str | None = None) -> ModelFamily:
         raise SpaceError(f"--space {spec!r}: the first item must be a param_space (a dict of Tune domains or "
                          f"lists of choices) or a SearchSpace, got {type(param_space).__name__}")
     try:
-        if _has_tune_domain(param_space):
+        if holds_tune_domain(param_space):
             space, constants = space_from_tune(param_space)
         else:
             space, constants = SearchSpace(param_space), {}
@@ -236,15 +236,6 @@ def family_from(got: Any, spec: str, module: str | None = None) -> ModelFamily:
 def _plain(value: Any) -> Any:
     """numpy scalars as Python numbers (a sampled ``batch_size`` may be ``np.int64``)."""
     return value.item() if hasattr(value, "item") and getattr(value, "shape", None) == () else value
-
-
-def _has_tune_domain(param_space: Mapping) -> bool:
-    for v in param_space.values():
-        if isinstance(v, Mapping) and _has_tune_domain(v):
-            return True
-        if type(v).__module__.startswith("ray.tune"):
-            return True
-    return False
 
 
 def _accepted(fn: Callable, offered: dict) -> dict:

@@ -141,6 +141,7 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
             seconds[name] = round(float(secs), 2)
             atomic_write_json(p["steps"], seconds)
 
+    space = None  # the searched space, once this call has loaded it (the report reads it again otherwise)
     if p["results"].is_file() and p["best"].is_file() and p["final"].is_file():
         results = pd.read_parquet(p["results"])
         best = read_json(p["best"])
@@ -228,8 +229,8 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
         from ray_nasrank.report import build_report
 
         with step("report", cfg.progress) as s:
-            rep = build_report(out, results=results, space=report_space(cfg, out), html=report_html,
-                               artefacts=best.get("artefacts"))
+            rep = build_report(out, results=results, space=space if space is not None else report_space(cfg, out),
+                               html=report_html, artefacts=best.get("artefacts"))
         ran.append("report")
         record("report", s["seconds"])
         html = rep.html

@@ -7,7 +7,7 @@ Tune and Optuna import them on demand.
 """
 
 from ._base import Arch, Decision, SearchSpace
-from ._categorical import CategoricalSpace, space_from_tune
+from ._categorical import CategoricalSpace, holds_tune_domain, space_from_tune
 from ._domains import INACTIVE, Categorical, Condition, Domain, Float, Integer, Normal
 from ._nb201 import EDGE_KEYS, EDGES, OPS, PARAMETRIC_OPS, NB201Space, arch_to_str, parse_arch
 
@@ -25,6 +25,7 @@ __all__ = [
     "Normal",
     "Condition",
     "space_from_tune",
+    "holds_tune_domain",
     "parse_arch",
     "arch_to_str",
     "OPS",

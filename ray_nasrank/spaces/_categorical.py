@@ -153,6 +153,23 @@ def _is_domain(value: Any) -> bool:
     return type(value).__module__.startswith("ray.tune.search.sample")
 
 
+def holds_tune_domain(param_space: Mapping[str, Any]) -> bool:
+    """Whether ``param_space`` (nested dicts at any depth) holds a Tune domain, i.e. is a Tune
+    ``param_space`` for :func:`space_from_tune` rather than a dict of choice lists.
+
+    Args:
+        param_space: a dict of choice lists, constants or Tune domains, nested at any depth.
+
+    Returns:
+        True when any value (at any depth) is a Tune domain.
+
+    >>> from ray import tune
+    >>> holds_tune_domain({"net": {"lr": tune.loguniform(1e-4, 1e-1)}}), holds_tune_domain({"w": [8, 16]})
+    (True, False)
+    """
+    return any(holds_tune_domain(v) if isinstance(v, Mapping) else _is_domain(v) for v in param_space.values())
+
+
 def _is_fn_placeholder(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == _FN_TOKEN
 

@@ -135,9 +135,9 @@ def infer_space(trials: Sequence[FrozenTrial]) -> SearchSpace | None:
                     f"parameter {name!r} is declared as {seen[0]} in trial {seen[1]} and as {dist} in trial "
                     f"{t.number}; NASRankSampler needs one distribution per name: give the two a different name")
     names = sorted(order, key=order.__getitem__)
-    present = {n: [n in t.params for t in trials] for n in names}
     # where each parameter was suggested within each trial: code decides a branch before entering it
     where = [{n: j for j, n in enumerate(t.distributions)} for t in trials]
+    present = {n: [n in w for w in where] for n in names}
     decisions: list[Decision] = []
     kept: set[str] = set()
     for i, name in enumerate(names):

@@ -233,3 +233,38 @@ def test_cli_model_proxies_of_any_table(table, tmp_path, capsys):
     want = (df["width"] * df["kernel"] ** 2 + 3 * df["width"] + 10 * df["width"] + 10) / 1e6
     np.testing.assert_allclose(labels["params"][~bad], want[~bad])
     assert bench_ranking(cfg)["methods"]["weak"]["kendall_tau"] > 0
+
+
+def test_column_choice_script_takes_the_column_that_orders_the_labels(tmp_path):
+    """scripts/column_choice.py: a column equal to the target always validates best, a noise column never;
+    a 'min' target flips the columns with it."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from ray_nasrank.spaces import NB201Space
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "column_choice.py"
+    spec = importlib.util.spec_from_file_location("column_choice_script", path)
+    cc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cc)
+    space = NB201Space()
+    archs = space.sample_many(400, rng=0, unique=True)
+    rng = np.random.default_rng(0)
+    err = rng.random(400)
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"arch": [space.to_string(a) for a in archs], "err": err,
+                  "exact": err, "noise": rng.random(400)}).to_csv(table, index=False)
+    out = tmp_path / "cc.json"
+    cc.main(["--table", str(table), "--target", "err", "--mode", "min", "--weak", "exact,noise",
+             "--labels", "10,40", "--draws", "30", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert res["columns"]["exact"]["kendall_tau"] == 1.0 and abs(res["columns"]["noise"]["kendall_tau"]) < 0.15
+    for n in ("10", "40"):
+        assert res["labels"][n]["taken_share"] == {"exact": 1.0, "noise": 0.0}
+        assert res["labels"][n]["taken_ndcg@50"] == 1.0
+    # 40 of 400 rows labelled: about 40 * 50 / 400 = 5 of them in the true top 50
+    assert 3.0 < res["labels"]["40"]["labels_in_true_top50"] < 7.0

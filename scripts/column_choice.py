@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 
 from ray_nasrank._io import atomic_write_json
-from ray_nasrank.benchmarks import RankingBenchConfig
+from ray_nasrank.benchmarks import RankingBenchConfig, weak_columns, weak_score
 from ray_nasrank.metrics import ranking_report
 from ray_nasrank.predictor.trust import validation_score
 
 
 def column_choice(y: np.ndarray, weak: dict[str, np.ndarray], labels: list[int], draws: int, seed: int) -> dict:
     """Per label count: how often each column validates best, and what taking it costs on the whole table."""
-    cols = {name: np.where(np.isfinite(c), c, np.nanmin(c[np.isfinite(c)])) for name, c in weak.items()}
+    # each column alone as bench ranking's weak_single reads it (missing rows last)
+    cols = {name: weak_score({name: c}) for name, c in weak.items()}
     whole = {name: ranking_report(y, c, ks=(50,)) for name, c in cols.items()}
     top50 = np.argsort(-y, kind="stable")[:50]
     out = {"columns": {n: {"ndcg@50": float(r["ndcg@50"]), "kendall_tau": float(r["kendall_tau"])}
@@ -70,13 +72,12 @@ def main(argv: list[str] | None = None) -> None:
                              weak=[w for w in a.weak.split(",") if w],
                              intrinsic=[w for w in a.intrinsic.split(",") if w])
     bench = cfg.load_table()
-    weak = {k: np.asarray(v, dtype=np.float64) for k, v in bench.weak.items()}
-    weak.update(cfg.intrinsic_labels(bench))
+    weak = weak_columns(cfg, bench)
     sign = 1.0 if bench.mode == "max" else -1.0
     # weak columns run in the target's direction (as in bench ranking): flip both for a 'min' target
     res = column_choice(sign * np.asarray(bench.targets, dtype=np.float64), {k: sign * v for k, v in weak.items()},
                         [int(x) for x in a.labels.split(",")], a.draws, a.seed)
-    res["command"] = "python scripts/column_choice.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    res["command"] = "python scripts/column_choice.py " + " ".join(sys.argv[1:] if argv is None else argv)
     atomic_write_json(a.out, res)
     print(json.dumps(res, indent=1))
 

@@ -11,13 +11,14 @@ from ._config import TableConfig
 from ._fit_time import FitTimeBenchConfig, bench_fit_time
 from ._overhead import OverheadBenchConfig, bench_overhead
 from ._proxies import ProxiesBenchConfig, bench_proxies, format_proxies_summary
-from ._ranking import RankingBenchConfig, bench_ranking, markdown_table
+from ._ranking import RankingBenchConfig, bench_ranking, markdown_table, weak_columns, weak_score
 from ._ranking import format_summary as format_ranking_summary
 from ._search import SearchBenchConfig, bench_search
 from ._table import TabularBenchmark, find_shared_data, read_table
 
 __all__ = ["TabularBenchmark", "find_shared_data", "read_table", "metrics", "TableConfig",
-           "RankingBenchConfig", "bench_ranking", "format_ranking_summary", "markdown_table",
+           "RankingBenchConfig", "bench_ranking", "format_ranking_summary", "markdown_table", "weak_columns",
+           "weak_score",
            "SearchBenchConfig", "bench_search", "ProxiesBenchConfig", "bench_proxies",
            "format_proxies_summary", "FitTimeBenchConfig", "bench_fit_time", "OverheadBenchConfig",
            "bench_overhead"]

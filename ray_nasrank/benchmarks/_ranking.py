@@ -23,12 +23,15 @@ import shlex
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ray_nasrank._checks import ConfigError, check_int
 from ray_nasrank._config import option
 
 from ._config import TableConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._table import TabularBenchmark
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,31 @@ class RankingBenchConfig(TableConfig):
         return "ray-nasrank bench ranking " + shlex.join(parts)
 
 
+def weak_columns(cfg: TableConfig, bench: TabularBenchmark) -> dict:
+    """The weak labels of every row of ``bench``: its weak columns (an inf value, e.g. a proxy
+    that overflowed, becomes missing like NaN, with a warning) and then ``cfg``'s intrinsic ones.
+
+    Args:
+        cfg: the run's table settings (its ``intrinsic``/``model`` add computed weak labels).
+        bench: the table ``cfg.load_table()`` read.
+
+    Returns:
+        Column name -> float array, one value per row, NaN where missing.
+    """
+    import numpy as np
+
+    weak = {}
+    for name, col in bench.weak.items():
+        col = np.asarray(col, dtype=np.float64)
+        bad = np.isinf(col)
+        if bad.any():
+            log.warning(f"bench ranking: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing")
+            col = np.where(bad, np.nan, col)
+        weak[name] = col
+    weak.update(cfg.intrinsic_labels(bench))
+    return weak
+
+
 def weak_score(weak: dict[str, Any]):
     """The weak labels alone: mean normal-score rank over the columns (missing rows last).
 
@@ -207,15 +235,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
 
     y = bench.targets
     y_signed = y if bench.mode == "max" else -y
-    weak = {}
-    for name, col in bench.weak.items():
-        col = np.asarray(col, dtype=np.float64)
-        bad = np.isinf(col)
-        if bad.any():  # e.g. a proxy that overflowed: treat as missing, like NaN
-            log.warning(f"bench ranking: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing")
-            col = np.where(bad, np.nan, col)
-        weak[name] = col
-    weak.update(cfg.intrinsic_labels(bench))
+    weak = weak_columns(cfg, bench)
     timings: dict[str, float] = {m: 0.0 for m in methods}
 
     pretrained = None

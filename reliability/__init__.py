@@ -2,8 +2,8 @@
 
 A test harness of the repository, not part of the installed ``ray_nasrank`` package. Each
 scenario runner returns a :class:`ScenarioResult` (cases tried, failures, seconds, details).
-:func:`bench_reliability` runs them and writes the JSON (``ray-nasrank bench reliability`` from a
-checkout, or ``python -m reliability`` from the repository root); the tests in
+:func:`bench_reliability` runs them and writes the JSON (``python -m reliability`` from the
+repository root; the harness owns its config, :class:`ReliabilityBenchConfig`); the tests in
 ``tests/test_reliability*.py`` and ``tests/test_fuzz*.py`` assert zero failures.
 
 >>> from reliability import fuzz_arch_strings
@@ -12,7 +12,7 @@ checkout, or ``python -m reliability`` from the repository root); the tests in
 (10, 0)
 """
 
-from ._bench import SCENARIOS, bench_reliability
+from ._bench import SCENARIOS, ReliabilityBenchConfig, bench_reliability, main
 from ._cli_resume import cli_search_interrupt, finished_trials
 from ._core import CaseLog, CaseTimeout, ScenarioResult, rss_bytes, time_limit
 from ._faults import (
@@ -41,6 +41,8 @@ from ._mixed import finite_conditional_space, fuzz_mixed_configs, interrupt_mixe
 __all__ = [
     "SCENARIOS",
     "bench_reliability",
+    "ReliabilityBenchConfig",
+    "main",
     "CaseLog",
     "CaseTimeout",
     "ScenarioResult",

@@ -1,8 +1,8 @@
-"""``python -m reliability`` (from the repository root): the same run as ``ray-nasrank bench reliability``."""
+"""``python -m reliability`` (from the repository root): run the scenarios, write the JSON report."""
 
 import sys
 
-from ray_nasrank.cli import main
+from ._bench import main
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", "reliability", *sys.argv[1:]]))
+    sys.exit(main())

@@ -1,5 +1,9 @@
 """The reliability benchmark: run scenarios, write cases and failures per scenario as JSON.
 
+Run it from the repository root as ``python -m reliability`` (:func:`main`); the installed
+``ray-nasrank`` command does not ship it, because the scenarios are a test harness of the
+checkout, not part of the package.
+
 Each scenario reports the cases it tried, its failures (all zero when the promises hold), its
 wall-clock seconds and details; the JSON is rewritten atomically after every scenario, so an
 interrupted benchmark keeps what it measured. Ray scenarios share one local
@@ -11,13 +15,15 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ray_nasrank._checks import ConfigError
-from ray_nasrank.cli.bench_reliability import ReliabilityBenchConfig
+from ray_nasrank._config import option
 
 log = logging.getLogger("ray_nasrank.reliability")
 
@@ -39,6 +45,22 @@ SCENARIOS: dict[str, bool] = {
     "interrupt_cli": True,
     "load_tune": True,
 }
+
+
+@dataclass
+class ReliabilityBenchConfig:
+    """One reliability run (the scenarios are listed by :data:`SCENARIOS`)."""
+
+    scenarios: str = option("all", "'all' or a comma-separated list of scenarios")
+    out: str = option("results/reliability/reliability.json", "JSON file to write")
+    quick: bool = option(False, "the small variants the tests use (minutes, not an hour)")
+    seed: int = option(0, "seed of every scenario")
+    keep_passed: bool = option(False, "if --out exists, keep its scenarios that passed (same --quick) and run "
+                                      "only the others")
+
+    def __post_init__(self) -> None:
+        if not self.scenarios.strip():
+            raise ConfigError("`scenarios` is empty; use 'all' or names such as fuzz,interrupt_tune")
 
 
 def select(text: str) -> list[str]:
@@ -137,7 +159,7 @@ def bench_reliability(config: ReliabilityBenchConfig) -> dict:
     torch.set_num_threads(1)
     report: dict[str, Any] = {
         "benchmark": "reliability", "quick": bool(config.quick), "seed": config.seed,
-        "command": "ray-nasrank bench reliability --scenarios " + ",".join(names)
+        "command": "python -m reliability --scenarios " + ",".join(names)
                    + (" --quick" if config.quick else "") + f" --out {config.out}",
         "host": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
         "scenarios": {}, "totals": {},
@@ -182,3 +204,38 @@ def bench_reliability(config: ReliabilityBenchConfig) -> dict:
     _totals(report, t_all)
     atomic_write_json(out, report)
     return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m reliability [flags]``: parse the flags, run :func:`bench_reliability`, print the totals.
+
+    Args:
+        argv: the flags (``sys.argv[1:]`` by default).
+
+    Returns:
+        0 when every scenario passed, 1 when one failed, 2 on a bad flag value (one line on stderr).
+    """
+    import argparse
+
+    from ray_nasrank.cli import add_options, flag, log_to, options_from_args
+
+    parser = argparse.ArgumentParser(
+        prog="python -m reliability",
+        description="Run the reliability scenarios (interruption and resume, faults, bad input, load) and "
+                    "write, per scenario, cases tried, failures, seconds and details as JSON. "
+                    f"Scenarios: {', '.join(SCENARIOS)}.")
+    add_options(parser, ReliabilityBenchConfig)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        cfg = options_from_args(ReliabilityBenchConfig, args)
+        with log_to(sys.stdout):
+            report = bench_reliability(cfg)
+    except ConfigError as e:
+        print(f"error: {e.render(flag)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    t = report["totals"]
+    print(f"total: {t['cases']} cases, {t['failures']} failures -> {cfg.out}")
+    return 0 if t["failures"] == 0 else 1

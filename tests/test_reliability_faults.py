@@ -1,5 +1,5 @@
 """Faults and load (issue 7): failing trials, killed supernet actor, removed node, unwritable
-output, kills mid-write, 1,000-trial load; plus ``ray-nasrank bench reliability`` itself.
+output, kills mid-write, 1,000-trial load; plus ``python -m reliability`` itself.
 
 Heavy variants are ``slow``: ``python -m pytest -m slow tests/test_reliability*.py``.
 """
@@ -12,11 +12,11 @@ import threading
 
 import pytest
 
-from ray_nasrank.cli import main
 from reliability import (
     asktell_trial_faults,
     atomic_write_kill,
     cli_search_interrupt,
+    main,
     node_removal,
     searcher_load,
     supernet_actor_kill,
@@ -103,7 +103,7 @@ def test_trials_raising_or_reporting_nan_inf_do_not_stop_tune(ray_session, tmp_p
 
 def test_bench_reliability_writes_cases_and_failures(tmp_path, capsys):
     out = tmp_path / "rel.json"
-    rc = main(["bench", "reliability", "--scenarios", "faults_output,faults_trials_asktell", "--quick",
+    rc = main(["--scenarios", "faults_output,faults_trials_asktell", "--quick",
                "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     data = json.loads(out.read_text())
@@ -111,7 +111,8 @@ def test_bench_reliability_writes_cases_and_failures(tmp_path, capsys):
     for entry in data["scenarios"].values():
         assert entry["cases"] > 0 and entry["failures"] == 0 and entry["seconds"] >= 0
     assert data["totals"]["failures"] == 0
-    assert main(["bench", "reliability", "--scenarios", "fuzz,nope", "--out", str(out)]) == 2
+    assert data["command"].startswith("python -m reliability --scenarios faults_trials_asktell,faults_output --quick")
+    assert main(["--scenarios", "fuzz,nope", "--out", str(out)]) == 2
     assert "nope" in capsys.readouterr().err
 
 

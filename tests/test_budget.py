@@ -1,0 +1,105 @@
+"""The main job's budget: fidelities, the adaptive recipe, successive halving and the time planner."""
+
+from __future__ import annotations
+
+import pytest
+
+from ray_nasrank.pipeline._budget import (
+    BudgetTooSmall,
+    CostModel,
+    Fidelity,
+    Plan,
+    adapt,
+    epochs_for_steps,
+    ladder,
+    parse_duration,
+    plan_fixed,
+    plan_for_time,
+    rung_sizes,
+)
+
+DIGITS = Fidelity(image_size=8, train_images=1294, epochs=2, batch_size=128, valid_images=144, test_images=359)
+FASHION_S = Fidelity(image_size=14, train_images=10000, epochs=2, batch_size=128, valid_images=2000, test_images=2000)
+FASHION_F = Fidelity(image_size=28, train_images=54000, epochs=2, batch_size=128, valid_images=6000,
+                     test_images=10000)
+DIGITS_COST = CostModel(step_s=0.022, step_size=8, full_step_s=0.022, full_size=8)
+FASHION_COST = CostModel(step_s=0.05, step_size=14, full_step_s=0.18, full_size=28)
+
+
+@pytest.mark.parametrize("text, seconds", [("300", 300), (300, 300), (12.5, 12.5), ("90s", 90), ("30m", 1800),
+                                           ("2h", 7200), ("1h30m", 5400), (" 2 m ", 120), ("0.5h", 1800)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "5x", "-3", "0", 0, -1, "1h30", True, None, float("nan"), "m"])
+def test_bad_durations_name_the_forms(bad):
+    with pytest.raises(ValueError, match="30m, 2h"):
+        parse_duration(bad)
+
+
+def test_small_data_gets_enough_steps_and_large_data_is_unchanged():
+    s, f = adapt(DIGITS, DIGITS, min_steps=150, halving=3)
+    assert (s.epochs, s.steps) == (14, 154)  # 2 epochs were 22 steps: the issue's 43 % digits run
+    assert f.steps >= 3 * 150 and f.epochs == epochs_for_steps(1294, 128, 450)
+    s2, f2 = adapt(FASHION_S, FASHION_F, min_steps=150, halving=3)
+    assert (s2, f2) == (FASHION_S, FASHION_F)  # the default fashion job keeps its recipe
+    assert adapt(DIGITS, DIGITS, min_steps=0, halving=3) == (DIGITS, DIGITS)
+
+
+def test_ladder_interpolates_and_merges_repeated_trainings():
+    lad = ladder(FASHION_S, FASHION_F, 3)
+    assert [f.image_size for f in lad] == [14, 20, 28] and lad[0] == FASHION_S and lad[-1] == FASHION_F
+    assert lad[1].test_images == FASHION_S.test_images  # scored like the search below the top
+    assert ladder(FASHION_S, FASHION_F, 1) == [FASHION_F]
+    # only the epochs differ, and too few to fill 5 rungs: the repeats are merged
+    s, f = DIGITS, Fidelity(image_size=8, train_images=1294, epochs=3, batch_size=128)
+    assert [x.epochs for x in ladder(s, f, 5)] == [2, 3]
+    assert ladder(DIGITS, DIGITS, 3) == [DIGITS]
+
+
+def test_rung_sizes_halve_to_the_winner():
+    assert rung_sizes(27, 4, 3) == [27, 9, 3, 1]
+    assert rung_sizes(2, 4, 3) == [2, 1, 1, 1]
+    assert rung_sizes(100, 3, 2) == [100, 50, 1]
+
+
+def test_the_fixed_plan_of_the_default_job_is_search_then_full():
+    p = plan_fixed(FASHION_S, FASHION_F, budget=8, rounds=2, rungs=2, halving=3, arms=2, cost=FASHION_COST)
+    assert [(r.configs, r.fidelity) for r in p.rungs] == [(8, FASHION_S), (1, FASHION_F)]
+    assert p.retrains and p.round_sizes() == [4, 4] and p.estimated_s > 0
+    assert Plan.from_dict(p.to_dict()) == p
+
+
+def test_a_search_at_the_full_fidelity_is_not_retrained():
+    p = plan_fixed(DIGITS, DIGITS, budget=4, rounds=2, rungs=2, halving=3, arms=1)
+    assert not p.retrains and len(p.rungs) == 1 and "not retrained" in p.notes[0]
+
+
+def test_the_time_plan_grows_with_the_budget_and_fits_it():
+    s, f = adapt(DIGITS, DIGITS, min_steps=150, halving=3)
+    sizes = []
+    for seconds in (150, 300, 600):
+        p = plan_for_time(seconds, s, f, cost=DIGITS_COST, halving=3, arms=2, overhead_s=45, max_configs=100)
+        assert p.estimated_s <= 0.9 * seconds and p.rungs[-1].fidelity == f and p.rungs[-1].configs == 1
+        assert p.time_budget_s == seconds and 1 <= p.rounds <= p.budget
+        sizes.append(p.budget)
+    assert sizes[0] < sizes[1] <= sizes[2] == 100
+    assert "capped at 100" in p.notes[-1]
+
+
+def test_a_large_time_budget_halves_over_several_rungs():
+    p = plan_for_time(3600, FASHION_S, FASHION_F, cost=FASHION_COST, halving=3, arms=1, overhead_s=45,
+                      max_configs=200)
+    assert len(p.rungs) >= 3 and p.rungs[0].fidelity == FASHION_S and p.rungs[-1].fidelity == FASHION_F
+    sizes = [r.configs for r in p.rungs]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1 and sizes[0] >= 9
+
+
+def test_a_budget_shorter_than_one_training_names_the_minimum():
+    s, f = adapt(DIGITS, DIGITS, min_steps=150, halving=3)
+    with pytest.raises(BudgetTooSmall, match=r"at least --time-budget \d+ \(or --baseline none") as e:
+        plan_for_time(60, s, f, cost=DIGITS_COST, halving=3, arms=2, overhead_s=45, max_configs=100)
+    assert e.value.minimum_s > 60
+    # the minimum it names is enough
+    plan_for_time(e.value.minimum_s + 1, s, f, cost=DIGITS_COST, halving=3, arms=2, overhead_s=45, max_configs=100)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ray_nasrank.benchmarks._ranking import NOT_BASELINES, weak_valid_score
 from ray_nasrank.cli import main
 from ray_nasrank.cli.bench_ranking import METHODS, METRICS, markdown_table
 
@@ -60,12 +61,28 @@ def test_cli_columns_table_json_layout(table, tmp_path, capsys):
     # nasrank records the trust blend of each seed; the mse baseline has none
     for row in res["methods"]["nasrank"]["per_seed"]:
         assert set(row["trust"]) == {"tuned", "prior", "tree"} and sum(row["trust"].values()) == pytest.approx(1)
-    # the last column names where nasrank trails, with the winner
+    # the column the labels would choose is a baseline; the oracle column is not
+    chosen = [r["kendall_tau"] for r in res["methods"]["weak_valid"]["per_seed"]]
+    assert all(t <= res["methods"]["weak_single"]["kendall_tau"] + 1e-9 for t in chosen)
+    # the last column names where nasrank trails a baseline, with the winner
     last = md.splitlines()[-1].rsplit("|", 2)[1].strip()
-    trails = [k for k in ("ndcg@50", "kendall_tau")
-              if max(v[k] for m, v in res["methods"].items() if m not in ("nasrank", "random"))
+    trails = [k for k in ("ndcg@10", "ndcg@50", "kendall_tau")
+              if max(v[k] for m, v in res["methods"].items() if m not in ("nasrank", *NOT_BASELINES))
               > res["methods"]["nasrank"][k]]
     assert (last == "-") == (not trails) and all(k in last for k in trails)
+
+
+def test_weak_valid_takes_the_column_that_orders_the_labels_not_the_whole_table():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    labelled = np.arange(0, 200, 10)
+    good_on_labels = y + rng.normal(0, 2.0, size=200)
+    good_on_labels[labelled] = y[labelled]  # orders the labels exactly, the rest barely
+    better_elsewhere = y + rng.normal(0, 0.3, size=200)
+    better_elsewhere[labelled] = -y[labelled]  # backwards exactly where the labels can see it
+    name, s = weak_valid_score({"elsewhere": better_elsewhere, "labels": good_on_labels}, labelled, y)
+    assert name == "labels" and np.array_equal(s[labelled].argsort(), y[labelled].argsort())
+    assert weak_valid_score({"a": -y, "b": y}, labelled, -y)[0] == "a"  # a 'min' target flips the choice
 
 
 def test_cli_mode_min_and_method_subset(table, tmp_path):

@@ -7,9 +7,11 @@ top-ranked, plus the per-seed values.
 
 Methods: ``nasrank`` (LTR predictor pretrained on the weak labels), ``nasrank_no_pretrain``
 (same, no pretraining), ``weak`` (the mean rank of the weak labels alone, read in the target's
-direction: higher is better for ``mode="max"``, lower for ``min``), ``weak_single`` (each weak
-column alone; per metric the best column, an oracle choice made with the true targets of all
-rows), ``mse`` (the pretrained predictor fine-tuned with MSE instead of a ranking loss, with
+direction: higher is better for ``mode="max"``, lower for ``min``), ``weak_valid`` (the weak
+column that orders the seed's labelled rows best, by the predictor's own validation score: the
+column a user with those labels would pick), ``weak_single`` (each weak column alone; per metric
+the best column, an oracle choice made with the true targets of all rows, shown for reference and
+not counted as a baseline), ``mse`` (the pretrained predictor fine-tuned with MSE instead of a ranking loss, with
 no trust blend), ``gbdt`` (scikit-learn gradient-boosted trees on the encoding plus the weak
 labels), ``random``. ``nasrank``'s per-seed rows also hold the trust blend its fit chose (and,
 with several weak labels, each one's weight in the prior).
@@ -35,7 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-METHODS = ("nasrank", "nasrank_no_pretrain", "weak", "weak_single", "mse", "gbdt", "random")
+METHODS = ("nasrank", "nasrank_no_pretrain", "weak", "weak_valid", "weak_single", "mse", "gbdt", "random")
+#: methods that are not baselines: an oracle (it reads every row's true target) and chance
+NOT_BASELINES = ("weak_single", "random")
 METRICS = ("kendall_tau", "spearman", "ndcg@10", "ndcg@50", "best_in_top10")
 
 
@@ -173,6 +177,39 @@ def weak_score(weak: dict[str, Any]):
     return np.where(np.isnan(s), np.nanmin(s) - 1.0, s)
 
 
+def weak_valid_score(weak: dict[str, Any], idx, y_signed):
+    """The weak column that orders the labelled rows ``idx`` best (``y_signed``: higher is better).
+
+    Each column is read as :func:`weak_score` reads it alone and scored on the labelled rows with
+    the predictor's validation criterion (:func:`ray_nasrank.predictor.trust.validation_score`:
+    the mean of Kendall tau and NDCG); the first of equally good columns wins.
+
+    Args:
+        weak: weak-label columns (name -> array over all rows, NaN for missing), higher is better.
+        idx: the labelled rows.
+        y_signed: every row's target, higher is better (only ``idx`` is read).
+
+    Returns:
+        ``(name, scores)``: the chosen column and its score for every row, higher is better.
+
+    >>> import numpy as np
+    >>> y = np.arange(6.0)
+    >>> weak_valid_score({"backwards": -y, "noisy": y + [0, 2, 0, 2, 0, 2]}, np.array([0, 2, 4]), y)[0]
+    'noisy'
+    """
+    import numpy as np
+
+    from ray_nasrank.predictor.trust import validation_score
+
+    best, best_v = None, -np.inf
+    for name, col in weak.items():
+        s = weak_score({name: col})
+        v = validation_score(np.asarray(y_signed)[idx], s[idx])
+        if v > best_v:
+            best, best_v = (name, s), v
+    return best
+
+
 def _gbdt_scores(features, weak_feats, idx, y_signed, seed: int):
     import numpy as np
     from sklearn.ensemble import GradientBoostingRegressor
@@ -217,8 +254,8 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
         raise ConfigError(f"`labels` {cfg.labels} must be smaller than the table's {n} rows")
     methods = [m for m in METHODS if m in cfg.methods]
     if not bench.weak and not cfg.intrinsic and cfg.model is None:
-        dropped = [m for m in methods if m in ("weak", "weak_single")]
-        methods = [m for m in methods if m not in ("weak", "weak_single")]
+        dropped = [m for m in methods if m in ("weak", "weak_valid", "weak_single")]
+        methods = [m for m in methods if m not in ("weak", "weak_valid", "weak_single")]
         if "nasrank" in methods:
             log.warning("bench ranking: no weak columns: 'nasrank' fine-tunes without pretraining")
         if dropped:
@@ -236,6 +273,8 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
     y = bench.targets
     y_signed = y if bench.mode == "max" else -y
     weak = weak_columns(cfg, bench)
+    # weak columns read in the target's direction: higher is better, as every scorer's output
+    signed_weak = weak if bench.mode == "max" else {k: -v for k, v in weak.items()}
     timings: dict[str, float] = {m: 0.0 for m in methods}
 
     pretrained = None
@@ -293,6 +332,8 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
             "nasrank_no_pretrain": lambda: fit_clone(None, archs, labels, seed=seed).score(bench.archs),
             # weak columns are read in the target's direction (higher is better for mode max)
             "weak": lambda: weak_score(weak) if bench.mode == "max" else -weak_score(weak),
+            # the column the labels would choose
+            "weak_valid": lambda: weak_valid_score(signed_weak, idx, y_signed)[1],
             # a plain baseline: MSE fine-tuning, no trust blend
             "mse": lambda: fit_clone(pretrained, archs, labels, loss="mse", aux_loss=None, trust="off",
                                      seed=seed if pretrained is None else 0).score(bench.archs),
@@ -391,8 +432,12 @@ def format_summary(result: dict) -> str:
 
 
 def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = METHODS,
-                   metrics: Sequence[str] = ("ndcg@50", "kendall_tau")) -> str:
+                   metrics: Sequence[str] = ("ndcg@10", "ndcg@50", "kendall_tau")) -> str:
     """One Markdown table from result JSONs: a row per (table, weak set, labels), a column per method and metric.
+
+    The last column names every metric on which ``nasrank`` trails a baseline (any method but
+    :data:`NOT_BASELINES`), with the best baseline, the mean per-seed difference and its seed
+    noise (:func:`paired_gap`); ``(noise)`` marks a gap within twice that noise.
 
     Args:
         paths: JSON files written by :func:`bench_ranking`.
@@ -413,6 +458,7 @@ def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = METHODS
             weak += f" (predictor {cmd[cmd.index('--predictor-args') + 1]})"
         rows.append((Path(c["table"]).name, c["target"], weak, c["labels"], c["seeds"], r["methods"]))
     rows.sort(key=lambda t: (t[0], t[2], t[3]))
+    methods = [m for m in methods if any(m in row[5] for row in rows)]
     cols = [(m, k) for k in metrics for m in methods]
     out = ["| table | target | weak labels | labels | seeds | " + " | ".join(f"{m} {k}" for m, k in cols)
            + " | nasrank not best on |",
@@ -431,16 +477,35 @@ def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = METHODS
     return "\n".join(out)
 
 
+def paired_gap(a: dict, b: dict, metric: str) -> tuple[float, float]:
+    """Mean per-seed difference ``a - b`` of ``metric`` and its standard error over the shared seeds.
+
+    >>> a = {"per_seed": [{"seed": 0, "m": 0.5}, {"seed": 1, "m": 0.7}]}
+    >>> b = {"per_seed": [{"seed": 0, "m": 0.4}, {"seed": 1, "m": 0.4}]}
+    >>> tuple(round(x, 3) for x in paired_gap(a, b, "m"))
+    (0.2, 0.1)
+    """
+    import numpy as np
+
+    bs = {r["seed"]: r[metric] for r in b["per_seed"]}
+    d = np.array([r[metric] - bs[r["seed"]] for r in a["per_seed"] if r["seed"] in bs])
+    if d.size == 0:
+        return float("nan"), float("nan")
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+    return float(d.mean()), se
+
+
 def _not_best(res: dict, methods: Sequence[str], metrics: Sequence[str]) -> str:
-    """The metrics on which ``nasrank`` trails another method, with the best one and its value."""
+    """The metrics on which ``nasrank`` trails a baseline: the best one, the gap and its seed noise."""
     if "nasrank" not in res:
         return "-"
     parts = []
     for k in metrics:
-        others = {m: res[m][k] for m in methods if m in res and m not in ("nasrank", "random")}
+        others = {m: res[m][k] for m in methods if m in res and m != "nasrank" and m not in NOT_BASELINES}
         if others:
             m = max(others, key=others.get)
             if others[m] > res["nasrank"][k]:
-                parts.append(f"{k} ({m} {others[m]:.3f})")
+                gap, se = paired_gap(res["nasrank"], res[m], k)
+                noise = " (noise)" if -gap <= 2 * se else ""
+                parts.append(f"{k} ({m} {others[m]:.3f}, {gap:+.3f} ± {se:.3f}){noise}")
     return "; ".join(parts) or "-"
-

@@ -1,4 +1,8 @@
-"""Tabular benchmarks: a table of architectures and their measured targets as a query oracle."""
+"""Tabular benchmarks: a table of architectures and their measured targets as a query oracle.
+
+The data type only (no benchmark runner): the Tune trainables, the strategies' table runs and the
+``ray-nasrank bench`` commands all import it from here, so none of them imports another.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ def find_shared_data(name: str = "nb201/nb201_cifar10.parquet") -> Path | None:
     roots = []
     if os.environ.get("NASRANK_DATA"):
         roots.append(Path(os.environ["NASRANK_DATA"]))
-    here = Path(__file__).resolve().parents[2]
+    here = Path(__file__).resolve().parents[1]  # the checkout's root (ray_nasrank/..)
     roots += [Path(d) for d in DEFAULT_DATA_DIRS] + [here / d for d in DEFAULT_DATA_DIRS]
     for root in roots:
         p = root / name

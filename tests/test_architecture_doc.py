@@ -44,3 +44,29 @@ def test_the_core_rows_import_neither_ray_nor_optuna():
             + "bad = sorted(m for m in ('ray', 'optuna') if m in sys.modules)\nsys.exit(str(bad) if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def _imported(package: Path) -> dict[str, set[str]]:
+    """Every module each file of ``package`` imports, at the top or inside a function."""
+    import ast
+
+    out = {}
+    for path in package.rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        out[str(path.relative_to(package.parent.parent))] = names
+    return out
+
+
+def test_the_tune_integration_does_not_import_the_benchmarks():
+    # benchmarks/ runs searches through Tune (lazily); the integration needs only the table type
+    pkg = DOC.parent.parent / "ray_nasrank"
+    bad = {f: sorted(n for n in names if n.startswith("ray_nasrank.benchmarks"))
+           for f, names in _imported(pkg / "integrations").items()}
+    assert not {f: n for f, n in bad.items() if n}
+    code = "import sys, ray_nasrank.benchmarks, ray_nasrank.tabular; sys.exit('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

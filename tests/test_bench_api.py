@@ -18,12 +18,12 @@ from ray_nasrank.benchmarks import (
     ProxiesBenchConfig,
     RankingBenchConfig,
     SearchBenchConfig,
+    SupernetBenchConfig,
     bench_ranking,
     bench_search,
 )
 from ray_nasrank.cli import add_options, main, options_from_args
 from ray_nasrank.pipeline import PipelineConfig
-from ray_nasrank.supernet import SupernetBenchConfig
 
 
 @pytest.fixture()

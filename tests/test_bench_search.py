@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -113,12 +113,12 @@ def test_bench_search_bad_arguments(table, tmp_path, capsys, extra, message):
     assert message in err and "Traceback" not in err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray_nasrank.integrations.tune.bench") is not None,
-                    reason="search_via_tune exists; its own tests cover --via tune")
-def test_via_tune_without_the_runner_is_a_clear_error(table, tmp_path, capsys):
+def test_via_tune_without_ray_tune_is_a_clear_error(table, tmp_path, capsys, monkeypatch):
     path, _ = table
+    monkeypatch.setitem(sys.modules, "ray.tune", None)  # as if Ray Tune were not installed
     assert main(_args(path, tmp_path / "x.json", "--via", "tune", "--strategies", "random")) == 2
-    assert "search_via_tune" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Ray Tune" in err and "ray_nasrank[tune]" in err and not (tmp_path / "x.json").exists()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ray_nasrank.benchmarks import TabularBenchmark
+from ray_nasrank.benchmarks._search_table import queries_to_reach, run_on_table, summarize
 from ray_nasrank.metrics import best_so_far
 from ray_nasrank.search import (
     OpDistModel,
@@ -15,7 +16,6 @@ from ray_nasrank.search import (
     TPEStrategy,
     make_strategy,
 )
-from ray_nasrank.search._bench import queries_to_reach, run_on_table, summarize
 from ray_nasrank.search._weak import resolve_weak, weak_score
 from ray_nasrank.spaces import CategoricalSpace, NB201Space
 

@@ -373,7 +373,7 @@ def test_fair_sampler_updates_every_op_of_every_edge_each_step():
 
 def test_bench_config_rejects_fair_rd():
     from ray_nasrank._checks import ConfigError
-    from ray_nasrank.supernet import SupernetBenchConfig
+    from ray_nasrank.benchmarks import SupernetBenchConfig
 
     with pytest.raises(ConfigError, match="fair does not apply to method rd"):
         SupernetBenchConfig(out="o", method="rd", sampler="fair")

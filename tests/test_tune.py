@@ -116,7 +116,7 @@ def _expected_random_best(values: np.ndarray, k: int) -> float:
 
 @pytest.mark.data
 def test_nasrank_through_tune_beats_random_on_the_table(ray_session, nb201_bench):
-    from ray_nasrank.integrations.tune.bench import search_via_tune
+    from ray_nasrank.benchmarks._search_tune import search_via_tune
     from ray_nasrank.predictor import PredictorConfig
 
     # a 1,500-arch slice of NB201 with an informative weak label (truth + noise), and a small

@@ -15,7 +15,7 @@ from ray_nasrank._checks import ConfigError, check_mode
 from ray_nasrank._config import option
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._table import TabularBenchmark
+    from ray_nasrank.tabular import TabularBenchmark
 
 SPACES = ("nb201", "columns")
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class TableConfig:
         if self.num_cols and self.space != "columns":
             raise ConfigError("`num_cols` needs `space` columns")
         if self.num_cols:
-            from ._table import parse_num_cols
+            from ray_nasrank.tabular import parse_num_cols
 
             try:
                 parse_num_cols(self.num_cols)
@@ -185,7 +185,7 @@ class TableConfig:
 
     def load_table(self) -> "TabularBenchmark":
         """The table as a :class:`~ray_nasrank.benchmarks.TabularBenchmark`."""
-        from ._table import TabularBenchmark
+        from ray_nasrank.tabular import TabularBenchmark
 
         return TabularBenchmark.from_file(self.table, space=self.space, arch_col=self.arch_col,
                                           arch_cols=self.arch_cols, num_cols=self.num_cols, target=self.target,

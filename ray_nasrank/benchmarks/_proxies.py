@@ -106,8 +106,7 @@ def bench_proxies(config: ProxiesBenchConfig) -> dict:
 
     from ray_nasrank._io import atomic_write_json, atomic_write_text, check_writable_dir
     from ray_nasrank.proxies import PROXIES, SHARED_SYNFLOW_NET, compute_proxies_many, resolve_names, shared_synflow
-
-    from ._table import read_table
+    from ray_nasrank.tabular import read_table
 
     cfg = config
     try:

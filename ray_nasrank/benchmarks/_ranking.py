@@ -33,7 +33,7 @@ from ray_nasrank._config import option
 from ._config import TableConfig
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._table import TabularBenchmark
+    from ray_nasrank.tabular import TabularBenchmark
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Every "training" is a table lookup. For each strategy and seed the result keeps 
 query order and the best-so-far curve; per strategy it reports the mean best after 10/20/50/100
 queries, the median number of queries to reach the table's optimum (a miss counts as
 budget + 1) and the share of seeds that reach it. ``via="tune"`` additionally runs ``nasrank``
-through a real Ray Tune ``Tuner`` (``ray_nasrank.integrations.tune.bench.search_via_tune``).
+through a real Ray Tune ``Tuner`` (:func:`ray_nasrank.benchmarks._search_tune.search_via_tune`).
 """
 
 from __future__ import annotations
@@ -77,12 +77,13 @@ class SearchBenchConfig(TableConfig):
 
 
 def _tune_runner():
-    try:
-        from ray_nasrank.integrations.tune.bench import search_via_tune
+    try:  # the runner imports Ray only when it runs: say it is missing before any work
+        import ray.tune  # noqa: F401
     except ImportError as e:
         raise ConfigError(
-            f"`via` tune needs ray_nasrank.integrations.tune.bench.search_via_tune and Ray Tune "
-            f"(pip install 'ray_nasrank[tune]'); importing it failed: {e}") from None
+            f"`via` tune needs Ray Tune (pip install 'ray_nasrank[tune]'); importing it failed: {e}") from None
+    from ._search_tune import search_via_tune
+
     return search_via_tune
 
 
@@ -106,7 +107,8 @@ def bench_search(config: SearchBenchConfig) -> dict:
 
     from ray_nasrank._io import atomic_write_json, check_writable_dir
     from ray_nasrank.search import make_strategy
-    from ray_nasrank.search._bench import DEFAULT_CHECKPOINTS, run_on_table, summarize
+
+    from ._search_table import DEFAULT_CHECKPOINTS, run_on_table, summarize
 
     cfg = config
     search_via_tune = _tune_runner() if cfg.via == "tune" else None

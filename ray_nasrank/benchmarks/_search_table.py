@@ -4,7 +4,7 @@ Each "training" is a table lookup, so a search of 100 queries takes well under a
 simple strategies; the searcher's own wall-clock cost per trial is measured on the side.
 
 >>> import pandas as pd
->>> from ray_nasrank.benchmarks import TabularBenchmark
+>>> from ray_nasrank.tabular import TabularBenchmark
 >>> from ray_nasrank.search import make_strategy
 >>> df = pd.DataFrame({"k": [3, 5, 3, 5], "w": [8, 8, 16, 16], "acc": [0.5, 0.6, 0.7, 0.9]})
 >>> bench = TabularBenchmark.from_frame(df, space="columns", arch_cols=["k", "w"], target="acc")
@@ -22,8 +22,7 @@ import numpy as np
 
 from ray_nasrank._checks import check_int
 from ray_nasrank.metrics import best_so_far
-
-from ._base import Strategy
+from ray_nasrank.search import Strategy
 
 #: the budgets the benchmark reports the mean best-so-far at
 DEFAULT_CHECKPOINTS = (10, 20, 50, 100)

@@ -6,8 +6,8 @@ trial on Tune's control loop.
 
 Example::
 
-    from ray_nasrank.benchmarks import TabularBenchmark
-    from ray_nasrank.integrations.tune.bench import search_via_tune
+    from ray_nasrank.tabular import TabularBenchmark
+    from ray_nasrank.benchmarks._search_tune import search_via_tune
 
     out = search_via_tune(TabularBenchmark.nb201(), strategy="nasrank", budget=50, seed=0,
                           concurrency=4, weak=("supernet_oneshot_acc",))
@@ -36,13 +36,12 @@ def search_via_tune(bench: Any, strategy: str = "nasrank", budget: int = 100, se
     ``on_trial_complete`` per trial), ``setup_s`` (strategy construction, incl. weak-label
     pretraining, done off Tune's loop), ``wall_s`` (the whole ``fit``) and ``trials``.
     """
+    # Ray only when a Tune run is asked for: the benchmarks package imports without it
     import ray
     from ray import tune
 
-    from ray_nasrank.benchmarks import TabularBenchmark
-
-    from ._searcher import NASRankSearcher
-    from ._trainables import make_table_trainable
+    from ray_nasrank.integrations.tune import NASRankSearcher, make_table_trainable
+    from ray_nasrank.tabular import TabularBenchmark
 
     if not isinstance(bench, TabularBenchmark):
         raise TypeError(f"bench must be a TabularBenchmark, got {type(bench).__name__}")

@@ -150,7 +150,7 @@ def _read_ground_truth(path: str, column: str):
 
 
 def _teacher(name: str, sn, cfg: SupernetBenchConfig, in_channels: int, image_size, num_classes: int):
-    from .regularizers import ParamCountTeacher
+    from ray_nasrank.supernet.regularizers import ParamCountTeacher
 
     if name == "params":
         return ParamCountTeacher(sn)
@@ -194,12 +194,11 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     from ray_nasrank.metrics import kendall_tau, ndcg_at_k, spearman
     from ray_nasrank.nn import NB201Supernet
     from ray_nasrank.spaces import NB201Space
-
-    from .evaluate import BatchedEvaluator
-    from .fewshot import FewShotSupernet, parse_split
-    from .regularizers import LandmarkRegularizer, RankDistiller
-    from .sampling import FairSampler, GroupDistancePairSampler
-    from .train import SupernetTrainConfig, train_supernet
+    from ray_nasrank.supernet.evaluate import BatchedEvaluator
+    from ray_nasrank.supernet.fewshot import FewShotSupernet, parse_split
+    from ray_nasrank.supernet.regularizers import LandmarkRegularizer, RankDistiller
+    from ray_nasrank.supernet.sampling import FairSampler, GroupDistancePairSampler
+    from ray_nasrank.supernet.train import SupernetTrainConfig, train_supernet
 
     cfg = config
     out = check_writable_dir(cfg.out)

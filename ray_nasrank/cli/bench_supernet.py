@@ -1,12 +1,12 @@
-"""``ray-nasrank bench supernet``: see :mod:`ray_nasrank.supernet._bench` (``bench_supernet``)."""
+"""``ray-nasrank bench supernet``: see :mod:`ray_nasrank.benchmarks._supernet` (``bench_supernet``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ray_nasrank.benchmarks._supernet import SupernetBenchConfig
 from ray_nasrank.cli import add_options, log_to, options_from_args
-from ray_nasrank.supernet._bench import SupernetBenchConfig
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ray_nasrank.supernet import bench_supernet
+    from ray_nasrank.benchmarks import bench_supernet
 
     cfg = options_from_args(SupernetBenchConfig, args)
     with log_to(sys.stdout):

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"ray-nasrank report: --top-k must be >= 1, got {args.top_k}")
     baseline = None
     if args.baseline_table:
-        from ray_nasrank.benchmarks._table import read_table
+        from ray_nasrank.tabular import read_table
 
         table = read_table(args.baseline_table)
         col = args.baseline_column or args.metric

@@ -5,17 +5,16 @@
 * :class:`FewShotSupernet`: sub-supernets split by the op of one edge;
 * :class:`BatchedEvaluator`: weak labels of many subnets per data batch with per-arch BN
   recalibration; :func:`evaluate_subnet` is the one-arch reference;
-* :func:`bench_supernet` with :class:`SupernetBenchConfig`: the ``ray-nasrank bench supernet`` run;
 * your own family (a :class:`~ray_nasrank.nn.ChoiceSupernet`): the same :func:`train_supernet`
   with ``UniformSampler(space=sn.space)`` (landmarks with ``space=``, RD-NAS with a
   :class:`ProxyTeacher` and a :class:`DistancePairSampler`), :class:`FewShotChoiceSupernet`
   split on one choice, :func:`evaluate_configs` with per-subnet BN recalibration and
   :class:`SupernetWeakLabels` serving the weak labels of any config.
 
-No Ray or Optuna import: this runs on a bare GPU machine.
+No Ray or Optuna import: this runs on a bare GPU machine. The ``ray-nasrank bench supernet`` run
+(:func:`ray_nasrank.benchmarks.bench_supernet`) lives with the other benchmarks.
 """
 
-from ._bench import SupernetBenchConfig, bench_supernet
 from .choice import FewShotChoiceSupernet, SupernetWeakLabels, evaluate_configs
 from .evaluate import BatchedEvaluator, evaluate_subnet, iso_representatives
 from .fewshot import FewShotSupernet, parse_split
@@ -44,6 +43,4 @@ __all__ = [
     "group_distance",
     "SupernetTrainConfig",
     "train_supernet",
-    "SupernetBenchConfig",
-    "bench_supernet",
 ]

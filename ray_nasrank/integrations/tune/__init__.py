@@ -5,7 +5,7 @@ Importing this subpackage imports Ray (``pip install 'ray_nasrank[tune]'``).
 Example::
 
     from ray import tune
-    from ray_nasrank.benchmarks import TabularBenchmark
+    from ray_nasrank.tabular import TabularBenchmark
     from ray_nasrank.integrations.tune import NASRankSearcher, make_table_trainable
 
     bench = TabularBenchmark.nb201()

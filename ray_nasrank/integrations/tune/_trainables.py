@@ -61,7 +61,7 @@ def make_table_trainable(bench: Any, sleep_s: float = 0.0) -> Callable[[dict], N
         TypeError: ``bench`` is not a :class:`~ray_nasrank.benchmarks.TabularBenchmark`.
         ValueError: ``sleep_s`` is negative.
     """
-    from ray_nasrank.benchmarks import TabularBenchmark
+    from ray_nasrank.tabular import TabularBenchmark
 
     if not isinstance(bench, TabularBenchmark):
         raise TypeError(f"bench must be a TabularBenchmark, got {type(bench).__name__}")

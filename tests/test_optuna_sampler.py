@@ -314,3 +314,15 @@ def test_an_enqueued_point_outside_the_space_is_named_and_never_credited_to_a_pr
     assert study.sampler.strategy is None or study.sampler.strategy.history == []
     study.optimize(objective, n_trials=2)
     assert len(study.sampler.strategy.history) == 2
+
+
+def test_a_non_finite_value_is_recorded_as_failed_with_a_warning():
+    # Optuna keeps a trial returning inf COMPLETE; the sampler treats it as the Tune searcher does
+    study = _study()
+    t = study.ask(SPACE.to_optuna())
+    arch = SPACE.from_config(t.params)
+    with pytest.warns(UserWarning, match=rf"trial {t.number} returned inf, not a finite number"):
+        study.tell(t, float("inf"))
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert study.sampler.strategy.status(arch) == "failed"
+    assert study.sampler.strategy.best is None

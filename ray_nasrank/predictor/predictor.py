@@ -17,7 +17,6 @@ with a ranking loss; an ensemble of differently seeded members gives a spread fo
 from __future__ import annotations
 
 import copy
-import io
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 from ray_nasrank._checks import check_mode
 from ray_nasrank._config import known_fields
+from ray_nasrank._state import state_class
 from ray_nasrank.metrics import acenas_relevance
 from ray_nasrank.spaces import SearchSpace
 
@@ -38,6 +38,7 @@ from .trust import COMPONENTS, choose_weights, fit_tree, fold_ids, grid_step, sh
 from .weak import WeakInput, as_weak_matrix, combined_target, normalise_weak
 
 
+@state_class
 @dataclass
 class PredictorConfig:
     """Settings of :class:`RankPredictor` (defaults: the NB201 recipe of docs/benchmarks/ranking.md).
@@ -222,6 +223,7 @@ def _iso_groups(space: SearchSpace) -> dict | None:
     return _ISO_CACHE[space]
 
 
+@state_class
 class RankPredictor:
     """Rank architectures of ``space`` from weak labels plus a few true labels.
 
@@ -750,15 +752,15 @@ class RankPredictor:
         if self._pre_archs is not None:
             self._pre_rows = self._rows(self._pre_archs)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write config, space, weights and pretraining data with ``torch.save`` (atomically)."""
-        from ray_nasrank._io import atomic_write_bytes
+    #: what :meth:`save` writes (read back with ``torch.load(weights_only=True)``: nothing in it can run code)
+    FILE_KIND = "ray_nasrank.RankPredictor/2"
 
-        payload = {
-            "format": "ray_nasrank.RankPredictor/1",
+    def _to_state(self) -> dict:
+        """Config, space, weights and pretraining data as plain values, arrays and tensors."""
+        return {
             "config": asdict(self.config),
             "space": self.space,
-            "weak_names": self.weak_names,
+            "weak_names": list(self.weak_names),
             "pre_archs": self._pre_archs,
             "pre_weak": self._pre_weak,
             "pre_target": self._pre_target,
@@ -769,41 +771,65 @@ class RankPredictor:
             "trust": {"blend": self._blend, "scale": self._comp_scale, "tree": self._tree,
                       "mix": self._mix, "mix_scale": self._mix_scale},
         }
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        return atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> "RankPredictor":
-        """Read a file written by :meth:`save` (optionally onto another ``device``)."""
-        payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-        if not isinstance(payload, dict) or payload.get("format") != "ray_nasrank.RankPredictor/1":
-            raise ValueError(f"{str(path)!r} is not a saved RankPredictor")
-        cfg = dict(payload["config"])
+    def _from_state(cls, state: Any, device: str | None = None) -> "RankPredictor":
+        """The predictor :meth:`_to_state` described (checked: a wrong field is a ``ValueError``)."""
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise ValueError("not the state of a RankPredictor")
+        cfg = dict(state["config"])
         if device is not None:
             cfg["device"] = device
-        p = cls(payload["space"], PredictorConfig.from_dict(cfg))
-        p.weak_names = list(payload["weak_names"])
-        if payload["pre_archs"] is not None:
-            p._pre_archs = list(payload["pre_archs"])
+        if not isinstance(state.get("space"), SearchSpace):
+            raise ValueError("the state of a RankPredictor has no search space")
+        p = cls(state["space"], PredictorConfig.from_dict(cfg))
+        p.weak_names = [str(n) for n in state.get("weak_names") or []]
+        if state.get("pre_archs") is not None:
+            p._pre_archs = [p.space.validate(a) for a in state["pre_archs"]]
             p._pre_rows = p._rows(p._pre_archs)
-            p._pre_weak, p._pre_target = payload["pre_weak"], payload["pre_target"]
-        p._pre_states = payload["pre_states"]
-        if payload["states"] is not None:
+            p._pre_weak, p._pre_target = state.get("pre_weak"), state.get("pre_target")
+        p._pre_states = state.get("pre_states")
+        if state.get("states") is not None:
             p._nets = []
-            for m, sd in enumerate(payload["states"]):
+            for m, sd in enumerate(state["states"]):
                 net = p._new_net(m)
                 net.load_state_dict(sd)
                 net.eval()
                 p._nets.append(net)
-        p._scale = payload["scale"]
-        p.fitted = bool(payload["fitted"])
+        p._scale = state.get("scale")
+        p.fitted = bool(state.get("fitted"))
         if p._pre_states is not None and p._pre_rows is not None:
             p._fill_prior()
-        trust = payload.get("trust") or {}
+        trust = state.get("trust") or {}
         p._blend, p._comp_scale, p._tree = trust.get("blend"), trust.get("scale"), trust.get("tree")
         p._mix, p._mix_scale = trust.get("mix"), trust.get("mix_scale")
         return p
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write config, space, weights and pretraining data atomically, as tensors and JSON that
+        ``torch.load(weights_only=True)`` reads (:mod:`ray_nasrank._state`)."""
+        from ray_nasrank._state import write_torch
+
+        return write_torch(path, self.FILE_KIND, self._to_state())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "RankPredictor":
+        """Read a file written by :meth:`save` (optionally onto another ``device``).
+
+        Nothing in the file can run code: it is read with ``torch.load(weights_only=True)`` and
+        names no class but the package's own (checked before any object is built).
+
+        Raises:
+            ValueError: not a saved RankPredictor, or a corrupt one (the message names the file).
+        """
+        from ray_nasrank._state import StateError, read_torch
+
+        try:
+            return cls._from_state(read_torch(path, cls.FILE_KIND), device)
+        except StateError as e:
+            raise ValueError(f"{e}; it is not a saved RankPredictor") from None
+        except (ValueError, TypeError, KeyError, RuntimeError) as e:
+            raise ValueError(f"{str(path)!r} is not a valid saved RankPredictor ({type(e).__name__}: {e})") from None
 
     def __repr__(self) -> str:
         state = "fitted" if self.fitted else ("pretrained" if self._pre_states else "untrained")

@@ -10,8 +10,9 @@ strategy, so the subclasses only decide *what* to propose:
   results (``evaluated_rewards``);
 - failed trials (``None``/NaN/inf) recorded and never re-proposed;
 - ``mode``: values stay in the caller's units; subclasses see scores where higher is better;
-- the whole state as a picklable dict, saved atomically, so a resumed run neither loses nor
-  repeats a trial and, when seeded, asks exactly what the uninterrupted run would have asked.
+- the whole state as a dict of plain data, saved atomically as JSON and arrays (reading it runs
+  no code), so a resumed run neither loses nor repeats a trial and, when seeded, asks exactly
+  what the uninterrupted run would have asked.
 
 Example (a complete loop without Optuna or Ray):
 
@@ -28,11 +29,9 @@ from __future__ import annotations
 
 import abc
 import copy
-import importlib
 import math
 import numbers
 import os
-import pickle
 from typing import Any, Hashable, Sequence
 
 import numpy as np
@@ -265,7 +264,7 @@ class Strategy(abc.ABC):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume, as a picklable dict (a deep copy)."""
+        """Everything needed to resume, as a dict (a deep copy) of data: values, arrays and the package's own objects."""
         self._wait()
         state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
         cls = type(self)
@@ -289,26 +288,43 @@ class Strategy(abc.ABC):
         self.__dict__.update(copy.deepcopy(state))
         self._restore_transient()
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write :meth:`state_dict` to ``path`` atomically (a crash never leaves half a file)."""
-        from ray_nasrank._io import atomic_write_bytes
+    #: what :meth:`save` writes (``kind`` of a :mod:`ray_nasrank._state` file)
+    FILE_KIND = "ray_nasrank.Strategy/2"
 
-        atomic_write_bytes(path, pickle.dumps(self.state_dict(), protocol=pickle.HIGHEST_PROTOCOL))
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`state_dict` to ``path`` atomically (a crash never leaves half a file), as
+        JSON and arrays (an ``.npz`` of :mod:`ray_nasrank._state`): reading it runs no code.
+
+        Raises:
+            TypeError: the state holds something that is not data (e.g. a function passed as
+                ``weak``); the message gives where.
+        """
+        from ray_nasrank._state import write_npz
+
+        write_npz(path, self.FILE_KIND, self.state_dict())
 
     def load(self, path: str | os.PathLike) -> None:
-        """Load a state written by :meth:`save`."""
-        with open(path, "rb") as f:
-            self.load_state_dict(pickle.load(f))
+        """Load a state written by :meth:`save`.
+
+        Raises:
+            ValueError: not a strategy state of this class, or a corrupt one (the message names the file).
+        """
+        self.load_state_dict(_read_state(path))
 
     @staticmethod
     def from_state_dict(d: dict[str, Any]) -> "Strategy":
-        """Rebuild a strategy of the saved class without calling its constructor."""
+        """Rebuild a strategy of the saved class without calling its constructor (the class must
+        be one of the package's strategies: checked before anything is built)."""
+        from ray_nasrank._state import StateError, resolve_class
+
         if not isinstance(d, dict) or "class" not in d:
             raise ValueError("not a strategy state dict: missing 'class'")
-        module, _, qualname = str(d["class"]).partition(":")
-        if not module.startswith("ray_nasrank."):
-            raise ValueError(f"refusing to load strategy class {d['class']!r} from outside ray_nasrank")
-        cls = getattr(importlib.import_module(module), qualname)
+        try:
+            cls = resolve_class(d["class"])
+        except StateError as e:
+            raise ValueError(f"refusing to load strategy class {d['class']!r}: {e}") from None
+        if not issubclass(cls, Strategy):
+            raise ValueError(f"refusing to load strategy class {d['class']!r}: not a Strategy")
         obj = cls.__new__(cls)
         obj._restore_transient()
         obj.load_state_dict(d)
@@ -316,8 +332,8 @@ class Strategy(abc.ABC):
 
     @staticmethod
     def from_file(path: str | os.PathLike) -> "Strategy":
-        with open(path, "rb") as f:
-            return Strategy.from_state_dict(pickle.load(f))
+        """The strategy :meth:`save` wrote to ``path`` (reading it runs no code)."""
+        return Strategy.from_state_dict(_read_state(path))
 
     # ------------------------------------------------------------------ internals
     def _score(self, value: float) -> float:
@@ -423,3 +439,15 @@ class Strategy(abc.ABC):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(space={self.space!r}, seed={self.seed}, mode={self.mode!r}, "
                 f"told={len(self._history)}, pending={len(self._pending)})")
+
+
+def _read_state(path: str | os.PathLike) -> dict[str, Any]:
+    from ray_nasrank._state import StateError, read_npz
+
+    try:
+        d = read_npz(path, Strategy.FILE_KIND)
+    except StateError as e:
+        raise ValueError(f"{e}; it is not a saved strategy state") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{str(path)!r} is not a saved strategy state")
+    return d

@@ -47,6 +47,7 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 
 from ray_nasrank._checks import check_int, check_number
+from ray_nasrank._state import state_class
 from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy, nearest_first
@@ -110,6 +111,7 @@ def default_intrinsic(space: SearchSpace) -> tuple[str, ...]:
     return tuple(space.intrinsic_names)
 
 
+@state_class
 class NASRankStrategy(Strategy):
     """Predictor-driven batches of the top predicted unseen candidates.
 

@@ -14,6 +14,7 @@ from typing import Callable, Hashable, Sequence
 import numpy as np
 
 from ray_nasrank._checks import check_int
+from ray_nasrank._state import state_class
 from ray_nasrank.encodings import count_opcount_vectors, encode, opcount_vectors, sample_with_opcounts
 from ray_nasrank.spaces import Arch, SearchSpace
 
@@ -24,6 +25,7 @@ from ._weak import WeakSpec, resolve_weak, weak_score
 _MAX_VECTORS = 100_000
 
 
+@state_class
 class OpDistModel:
     """Thompson sampling over op-count vectors.
 
@@ -160,6 +162,7 @@ class OpDistModel:
         return found
 
 
+@state_class
 class OpDistStrategy(Strategy):
     """Operation-distribution search as a strategy of its own.
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from ray_nasrank._state import state_class
 from ray_nasrank.spaces import Arch
 
 from ._base import Strategy
 
 
+@state_class
 class RandomStrategy(Strategy):
     """Uniform random search without repeats.
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Sequence
 
 from ray_nasrank._checks import check_int
+from ray_nasrank._state import state_class
 from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import Strategy
 
 
+@state_class
 class REAStrategy(Strategy):
     """Aging evolution: tournament selection over the last ``population`` results, mutation via
     ``space.mutate``, the oldest member dies.

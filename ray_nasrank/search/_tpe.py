@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any, Hashable, Sequence
 
 from ray_nasrank._checks import check_int
+from ray_nasrank._state import state_class
 from ray_nasrank.spaces import INACTIVE, Arch, Categorical, Domain, Float, Integer, Normal, SearchSpace
 
 from ._base import Strategy, nearest_first
 
 
+@state_class
 class TPEStrategy(Strategy):
     """Tree-structured Parzen estimator via ``study.ask(space.to_optuna())``.
 
@@ -45,7 +47,8 @@ class TPEStrategy(Strategy):
     """
 
     name = "optuna-tpe"
-    _TRANSIENT = ("_space_list", "_pool_features")
+    # the study and its distributions are saved as data (:meth:`state_dict`), never as objects
+    _TRANSIENT = ("_space_list", "_pool_features", "study", "_dists")
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, n_startup_trials: int = 10,
@@ -59,6 +62,7 @@ class TPEStrategy(Strategy):
         self.max_retries = check_int("max_retries", max_retries, low=1)
         kwargs = {"n_startup_trials": check_int("n_startup_trials", n_startup_trials, low=1), "seed": self.seed}
         kwargs.update(sampler_kwargs or {})
+        self._sampler_kwargs = kwargs
         self.study = optuna.create_study(direction="maximize" if mode == "max" else "minimize",
                                          sampler=optuna.samplers.TPESampler(**kwargs))
         self._dists = {d.name: optuna_distribution(d.domain) for d in space.decisions}
@@ -111,6 +115,22 @@ class TPEStrategy(Strategy):
     def _restore_transient(self) -> None:
         self._pool_features = None  # the pool's features, for nearest-config snapping (numeric spaces)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The base state plus the study as data: its trials (params, distributions as Optuna's
+        JSON, values, states) and its sampler's arguments and random states."""
+        d = super().state_dict()
+        d["state"]["_study_data"] = _study_data(self.study, self._sampler_kwargs)
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        state = dict(d.get("state") or {}) if isinstance(d, dict) else {}
+        data = state.pop("_study_data", None)
+        if data is None:
+            raise ValueError("not an optuna-tpe strategy state: it holds no study")
+        super().load_state_dict({**d, "state": state})
+        self._dists = {dec.name: optuna_distribution(dec.domain) for dec in self.space.decisions}
+        self.study = _study_from_data(data, self.mode)
+
     def _nearest_unseen(self, arch: Arch, taken: set[Hashable]) -> Arch | None:
         """The unseen pool config closest to ``arch`` in feature space (``None``: none left)."""
         pool = self._candidates
@@ -161,6 +181,48 @@ class TPEStrategy(Strategy):
         else:
             trial = optuna.trial.create_trial(value=value, params=params, distributions=dists)
         self.study.add_trial(trial)
+
+
+def _study_data(study: Any, sampler_kwargs: dict) -> dict:
+    from optuna.distributions import distribution_to_json
+
+    sampler = study.sampler
+    trials = [{"state": t.state.name, "values": None if t.values is None else list(t.values), "params": dict(t.params),
+               "distributions": {k: distribution_to_json(v) for k, v in t.distributions.items()},
+               "user_attrs": dict(t.user_attrs), "system_attrs": dict(t.system_attrs),
+               "intermediate_values": dict(t.intermediate_values)}
+              for t in study.get_trials(deepcopy=False)]
+    return {"sampler_kwargs": dict(sampler_kwargs), "trials": trials,
+            "rng": sampler._rng.rng.get_state(), "random_rng": sampler._random_sampler._rng.rng.get_state()}
+
+
+def _study_from_data(data: Any, mode: str) -> Any:
+    """The study :func:`_study_data` described: its trials in their order and states, its sampler
+    built from the saved arguments with the saved random states."""
+    import datetime
+
+    import optuna
+    from optuna.distributions import json_to_distribution
+    from optuna.trial import FrozenTrial, TrialState
+
+    if not isinstance(data, dict) or not isinstance(data.get("trials"), list):
+        raise ValueError("the optuna-tpe state's study is malformed")
+    sampler = optuna.samplers.TPESampler(**dict(data.get("sampler_kwargs") or {}))
+    sampler._rng.rng.set_state(data["rng"])
+    sampler._random_sampler._rng.rng.set_state(data["random_rng"])
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize", sampler=sampler)
+    now = datetime.datetime.now()
+    for i, t in enumerate(data["trials"]):
+        state = TrialState[t["state"]]
+        values = t["values"]
+        study.add_trial(FrozenTrial(
+            number=i, state=state, value=None, values=values,
+            datetime_start=None if state == TrialState.WAITING else now,
+            datetime_complete=now if state.is_finished() else None, params=t["params"],
+            distributions={k: json_to_distribution(v) for k, v in t["distributions"].items()},
+            user_attrs=t["user_attrs"], system_attrs=t["system_attrs"],
+            intermediate_values={int(k): v for k, v in t["intermediate_values"].items()}, trial_id=i))
+    return study
 
 
 def optuna_distribution(domain: Domain) -> Any:

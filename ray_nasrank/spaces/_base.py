@@ -14,11 +14,14 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping, Sequenc
 
 import numpy as np
 
+from ray_nasrank._state import state_class
+
 from ._domains import INACTIVE, Categorical, Condition, Domain, Float, Integer, Normal  # noqa: F401
 
 Arch = tuple
 
 
+@state_class
 @dataclass(frozen=True, init=False)
 class Decision:
     """One decision of a space: where it sits in a config, its domain and when it is active.
@@ -102,6 +105,7 @@ class Decision:
         return f"Decision({self.name!r}, {self.domain!r}{cond})"
 
 
+@state_class(skip=("_parent_idx",))
 class SearchSpace:
     """A space of decisions: categorical, integer, float or normal, some of them conditional.
 

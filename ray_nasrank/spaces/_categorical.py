@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ray_nasrank._state import state_class
+
 from ._base import Decision, SearchSpace
 from ._domains import Categorical, Float, Integer, Normal
 from ._nb201 import EDGE_KEYS, OPS, NB201Space
 
 
+@state_class(skip=("_parent_idx",))
 class CategoricalSpace(SearchSpace):
     """A product of categorical decisions at arbitrary nested paths.
 

@@ -25,6 +25,8 @@ from typing import Any, Hashable
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from ray_nasrank._state import state_class
+
 
 class _Inactive:
     """The value an inactive (conditional) decision holds: one instance, hashable, picklable."""
@@ -140,6 +142,7 @@ class Domain(abc.ABC):
         """The matching Tune domain (imports Ray)."""
 
 
+@state_class
 @dataclass(frozen=True)
 class Categorical(Domain):
     """Unordered choices (any hashable or repr-able values).
@@ -201,6 +204,7 @@ class Categorical(Domain):
         return tune.choice(list(self.choices))
 
 
+@state_class
 @dataclass(frozen=True)
 class Integer(Domain):
     """Integers ``low <= v <= high`` (both inclusive, as Optuna's ``suggest_int``) on the grid
@@ -298,6 +302,7 @@ class Integer(Domain):
         return (tune.qlograndint if self.log else tune.qrandint)(self.low, self.high, self.step)
 
 
+@state_class
 @dataclass(frozen=True)
 class Float(Domain):
     """Reals ``low <= v <= high``; ``step`` puts them on the grid ``low + k * step``; ``log``
@@ -410,6 +415,7 @@ class Float(Domain):
         return (tune.qloguniform if self.log else tune.quniform)(self.low, self.high, self.step)
 
 
+@state_class
 @dataclass(frozen=True)
 class Normal(Domain):
     """Reals drawn from ``N(mean, sd)`` (Tune's ``randn``); ``step`` rounds to multiples of it.
@@ -487,6 +493,7 @@ class Normal(Domain):
         return tune.randn(self.mean, self.sd) if self.step is None else tune.qrandn(self.mean, self.sd, self.step)
 
 
+@state_class
 @dataclass(frozen=True)
 class Condition:
     """A decision is active only while the decision named ``parent`` holds one of ``values``

@@ -14,6 +14,8 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from ray_nasrank._state import state_class
+
 from ._base import Arch, Decision, SearchSpace
 
 #: operation names, in the order NB201 and its tables use
@@ -136,6 +138,7 @@ def _iso_key(arch: Arch) -> str:
     return exprs[NUM_NODES - 1]
 
 
+@state_class(skip=("_parent_idx",))
 class NB201Space(SearchSpace):
     """NAS-Bench-201 cell space.
 

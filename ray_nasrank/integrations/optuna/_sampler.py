@@ -29,6 +29,7 @@ c: loguniform(0.001, 1.0)  if kind in ['linear']
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import warnings
@@ -63,10 +64,18 @@ logger = logging.getLogger(__name__)
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
-def _value_of(state: TrialState, values: Sequence[float] | None) -> float | None:
+def _value_of(state: TrialState, values: Sequence[float] | None, number: int | None = None) -> float | None:
+    """The value the strategy learns from a finished trial: ``None`` (failed) unless it completed
+    with a finite value. A COMPLETE trial whose value is not finite (Optuna accepts ``inf``) is
+    recorded as failed with a warning naming it, as the Tune searcher does."""
     if state != TrialState.COMPLETE or not values:
         return None
-    return float(values[0])
+    value = float(values[0])
+    if not math.isfinite(value):
+        warnings.warn(f"trial {number} returned {value!r}, not a finite number; its architecture is recorded "
+                      "as failed", stacklevel=3)
+        return None
+    return value
 
 
 def domain_of(dist: BaseDistribution) -> Domain:
@@ -315,11 +324,11 @@ class NASRankSampler(BaseSampler):
             self._done.add(key)
             claimed = self._claimed.pop(key, None)
             if claimed is not None and strategy.status(claimed) == "pending":
-                strategy.tell(claimed, _value_of(t.state, t.values))
+                strategy.tell(claimed, _value_of(t.state, t.values, t.number))
                 continue
             if arch is None or strategy.status(arch) in ("ok", "failed", "pending"):
                 continue
-            strategy.add_evaluated(arch, _value_of(t.state, t.values))
+            strategy.add_evaluated(arch, _value_of(t.state, t.values, t.number))
 
     def _check_declarations(self, trial: FrozenTrial) -> None:
         """A parameter the objective declared unlike the given space: name both distributions."""
@@ -422,7 +431,7 @@ class NASRankSampler(BaseSampler):
                 return
             strategy = self._get_strategy(study)
             self._sync(study, strategy)  # enqueued trials skip sample_relative: sync here too
-            value = _value_of(state, values)
+            value = _value_of(state, values, trial.number)
             if proposed is not None and actual != proposed:
                 if actual is not None:
                     # the user overrode the proposal: release it as failed rather than leave it pending

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import pickle
 import threading
 import time
 import warnings
@@ -455,19 +454,50 @@ class NASRankSearcher(Searcher):
         self._builder = None
         self._build_error = None
 
+    #: what :meth:`save` writes (``kind`` of a :mod:`ray_nasrank._state` file)
+    FILE_KIND = "ray_nasrank.NASRankSearcher/2"
+    #: what the constructor was given as code (weak-label sources, model functions): never written,
+    #: a restored searcher keeps the ones it was built with (Tune rebuilds it from its own experiment state)
+    _CODE = ("_weak_source", "_weak_fallback", "_model_weak")
+    #: what the Tuner's ``param_space`` or the constructor give again on a restore: written when it is
+    #: data, kept from the live searcher when not (a constant holding an object, a ``weak`` callable)
+    _GIVEN = ("_constants", "_strategy_kwargs", "_points", "_rewards", "_strategy_spec")
+
     def save(self, checkpoint_path: str) -> None:
-        """Pickle the whole state (strategy included) atomically."""
-        from ray import cloudpickle
+        """Write the state (strategy included) atomically as JSON and arrays (reading it runs no code).
 
-        from ray_nasrank._io import atomic_write_bytes
+        Tune calls this with a path in its experiment folder. What the searcher was given as code
+        (``weak_source``, ``weak_fallback``, ``model_fn``...) is not written: :meth:`restore` keeps
+        the live searcher's.
+        """
+        from ray_nasrank._state import encode, write_npz
 
-        atomic_write_bytes(checkpoint_path, cloudpickle.dumps(self.__getstate__()))
+        state = {k: v for k, v in self.__getstate__()["state"].items() if k not in self._CODE}
+        for k in self._GIVEN:
+            try:
+                encode(state.get(k))
+            except TypeError:
+                state.pop(k, None)
+        write_npz(checkpoint_path, self.FILE_KIND, {"version": _STATE_VERSION, "state": state})
 
     def restore(self, checkpoint_path: str) -> None:
-        """Load a state written by :meth:`save`; trials live then are expected to complete."""
-        with open(checkpoint_path, "rb") as f:
-            payload = pickle.load(f)
-        self.__setstate__(payload)
+        """Load a state written by :meth:`save`; trials live then are expected to complete.
+
+        Raises:
+            ValueError: not a searcher state this package wrote, or a corrupt one (the message
+                names the file).
+        """
+        from ray_nasrank._state import StateError, read_npz
+
+        try:
+            payload = read_npz(checkpoint_path, self.FILE_KIND)
+        except StateError as e:
+            raise ValueError(f"{e}; it is not a NASRankSearcher state (delete the experiment folder, or use "
+                             "another one, to start over)") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("state"), dict):
+            raise ValueError(f"{str(checkpoint_path)!r} is not a NASRankSearcher state")
+        kept = {k: self.__dict__[k] for k in self._CODE + self._GIVEN if k in self.__dict__}
+        self.__setstate__({"version": payload.get("version"), "state": {**kept, **payload["state"]}})
 
     def __repr__(self) -> str:
         name = self._strategy_spec if isinstance(self._strategy_spec, str) else type(self._strategy_spec).__name__

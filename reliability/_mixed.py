@@ -63,10 +63,10 @@ SPACES = {"mixed": (mixed_space, mixed_value), "finite": (finite_conditional_spa
 def _strategy_kwargs(name: str) -> dict:
     if name != "nasrank":
         return {}
-    from ray_nasrank.predictor import PredictorConfig
+    from ray_nasrank.predictor import BlendConfig, FineTuneConfig, PredictorConfig
 
     # a small ranker: the scenario checks bookkeeping across restores, not ranking quality
-    return {"predictor": PredictorConfig(ensemble=1, hidden=16, fit_epochs=10, trust="off"), "n_candidates": 200,
+    return {"predictor": PredictorConfig(ensemble=1, hidden=16, finetune=FineTuneConfig(epochs=10), blend=BlendConfig(mode="off")), "n_candidates": 200,
             "torch_threads": 1}
 
 

@@ -2,7 +2,7 @@
 
 For each label count, draw random labelled subsets of a table (as ``bench ranking`` does), score
 every weak column on the labels with the predictor's own validation criterion
-(:func:`ray_nasrank.predictor.trust.validation_score`: Kendall tau plus top-heavy NDCG), take the
+(:func:`ray_nasrank.predictor.blend.validation_score`: Kendall tau plus top-heavy NDCG), take the
 column that validates best, and report how often each column is taken and the NDCG@50 / tau over
 the whole table of the taken column, next to the best column's (chosen knowing the answers).
 Also the number of labelled rows that fall in the table's true top 50, which is all any
@@ -21,15 +21,15 @@ import sys
 import numpy as np
 
 from ray_nasrank._io import atomic_write_json
-from ray_nasrank.benchmarks import RankingBenchConfig, weak_columns, weak_score
+from ray_nasrank.benchmarks import RankingBenchConfig, table_weak_labels, weak_baseline_scores
 from ray_nasrank.metrics import ranking_report
-from ray_nasrank.predictor.trust import validation_score
+from ray_nasrank.predictor.blend import validation_score
 
 
 def column_choice(y: np.ndarray, weak: dict[str, np.ndarray], labels: list[int], draws: int, seed: int) -> dict:
     """Per label count: how often each column validates best, and what taking it costs on the whole table."""
     # each column alone as bench ranking's weak_single reads it (missing rows last)
-    cols = {name: weak_score({name: c}) for name, c in weak.items()}
+    cols = {name: weak_baseline_scores({name: c}) for name, c in weak.items()}
     whole = {name: ranking_report(y, c, ks=(50,)) for name, c in cols.items()}
     top50 = np.argsort(-y, kind="stable")[:50]
     out = {"columns": {n: {"ndcg@50": float(r["ndcg@50"]), "kendall_tau": float(r["kendall_tau"])}
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                              weak=[w for w in a.weak.split(",") if w],
                              intrinsic=[w for w in a.intrinsic.split(",") if w])
     bench = cfg.load_table()
-    weak = weak_columns(cfg, bench)
+    weak = table_weak_labels(cfg, bench)
     sign = 1.0 if bench.mode == "max" else -1.0
     # weak columns run in the target's direction (as in bench ranking): flip both for a 'min' target
     res = column_choice(sign * np.asarray(bench.targets, dtype=np.float64), {k: sign * v for k, v in weak.items()},

@@ -160,7 +160,7 @@ def test_cli_intrinsic_labels_join_the_weak_columns_of_nb201_cells(tmp_path, cap
     assert _run(base + ["--intrinsic", "params,synflow", "--predictor-args", '{"weak_reg": 0.5}',
                         "--out", tmp_path / "i.json"]) == 0
     res = json.loads((tmp_path / "i.json").read_text())
-    assert res["config"]["predictor"]["weak_reg"] == 0.5
+    assert res["config"]["predictor"]["finetune"]["weak_reg"] == 0.5
     assert """--predictor-args '{"weak_reg": 0.5}'""" in res["config"]["command"]
     assert 'noise,params,synflow (predictor {"weak_reg": 0.5})' in markdown_table([tmp_path / "i.json"])
     assert res["config"]["weak"] == ["noise", "params", "synflow"]

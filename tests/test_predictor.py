@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from ray_nasrank.metrics import kendall_tau, ndcg_at_k
-from ray_nasrank.predictor import PredictorConfig, RankPredictor
+from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig, RankPredictor
 from ray_nasrank.spaces import CategoricalSpace, NB201Space
 
 torch.set_num_threads(1)
 
 SPACE = NB201Space()
-FAST = dict(ensemble=2, hidden=64, pretrain_epochs=8, fit_epochs=120, patience=30)
+FAST = PredictorConfig(ensemble=2, hidden=64, pretrain=PretrainConfig(epochs=8),
+                       finetune=FineTuneConfig(epochs=120, patience=30))
 
 
 def synthetic_target(archs) -> np.ndarray:
@@ -39,7 +40,7 @@ def pretrained(data):
     archs, _, weak, flops = data
     flops = flops.copy()
     flops[::7] = np.nan  # missing weak values are allowed and masked
-    return RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"weak": weak, "flops": flops})
+    return RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"weak": weak, "flops": flops})
 
 
 def test_pretrained_predictor_learns_synthetic_ranking(data, pretrained):
@@ -58,7 +59,7 @@ def test_fit_without_pretraining_learns_and_gcn_learns(data):
     archs, y, _, _ = data
     idx = list(range(0, 800, 8))
     for encoder in ("mlp", "gcn"):
-        cfg = PredictorConfig(encoder=encoder, seed=3, **{**FAST, "fit_epochs": 80})
+        cfg = FAST.updated({"encoder": encoder, "seed": 3, "finetune": {"epochs": 80}})
         p = RankPredictor(SPACE, cfg).fit([archs[i] for i in idx], y[idx])
         assert kendall_tau(y, p.score(archs)) > 0.6, encoder
 
@@ -84,11 +85,11 @@ def test_mode_min_on_categorical_space():
 def test_deterministic_under_seed(data):
     archs, y, weak, _ = data
     sub = archs[:300]
-    cfg = PredictorConfig(seed=5, **{**FAST, "pretrain_epochs": 3, "fit_epochs": 40})
+    cfg = FAST.updated({"seed": 5, "pretrain": {"epochs": 3}, "finetune": {"epochs": 40}})
     a = RankPredictor(SPACE, cfg).pretrain(sub, weak[:300]).fit(sub[:30], y[:30]).score(sub)
     b = RankPredictor(SPACE, cfg).pretrain(sub, weak[:300]).fit(sub[:30], y[:30]).score(sub)
     np.testing.assert_array_equal(a, b)
-    other = RankPredictor(SPACE, PredictorConfig(**{**vars(cfg), "seed": 6})).pretrain(sub, weak[:300]).fit(sub[:30], y[:30])
+    other = RankPredictor(SPACE, cfg.updated({"seed": 6})).pretrain(sub, weak[:300]).fit(sub[:30], y[:30])
     assert not np.array_equal(a, other.score(sub))
 
 
@@ -129,7 +130,7 @@ def test_save_load_and_pickle_round_trip(tmp_path, data, pretrained):
 
 def test_input_validation(data, pretrained):
     archs, y, weak, _ = data
-    p = RankPredictor(SPACE, **FAST)
+    p = RankPredictor(SPACE, FAST)
     with pytest.raises(RuntimeError, match="untrained"):
         p.score(archs[:3])
     with pytest.raises(ValueError, match="10 architectures but 9 labels"):
@@ -153,7 +154,7 @@ def test_input_validation(data, pretrained):
     with pytest.raises(ValueError, match="encoder must be"):
         PredictorConfig(encoder="transformer")
     with pytest.raises(ValueError, match="unknown loss"):
-        PredictorConfig(loss="hinge")
+        PredictorConfig(finetune=FineTuneConfig(loss="hinge"))
     with pytest.raises(ValueError, match="unknown PredictorConfig keys"):
         RankPredictor(SPACE, epochs=3)
     with pytest.raises(ValueError, match="unknown encoding"):

@@ -10,15 +10,14 @@ import textwrap
 import numpy as np
 import torch
 
-from ray_nasrank.predictor import PredictorConfig, RankPredictor
+from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig, RankPredictor
 from ray_nasrank.predictor.features import feature_store
 from ray_nasrank.spaces import NB201Space
 
 torch.set_num_threads(1)
 
 SPACE = NB201Space()
-CFG = PredictorConfig(seed=3, ensemble=2, hidden=32, pretrain_epochs=3, fit_epochs=40, patience=10,
-                      features="onehot+opdist+path")
+CFG = PredictorConfig(seed=3, ensemble=2, hidden=32, features="onehot+opdist+path", pretrain=PretrainConfig(epochs=3), finetune=FineTuneConfig(epochs=40, patience=10))
 
 
 def _data():
@@ -60,8 +59,8 @@ def test_pretrained_predictor_unpickled_in_another_process_scores_identically():
 def test_unpickled_predictor_rebuilds_its_pretraining_rows_from_the_archs():
     archs, weak, _ = _data()
     p = RankPredictor(SPACE, CFG).pretrain(archs, {"weak": weak})
-    state = p.__getstate__()
-    assert state["_pre_rows"] is None and state["_pre_archs"] == [tuple(a) for a in archs]
+    state = p.ensemble.__getstate__()
+    assert state["pre_rows"] is None and state["pre_archs"] == [tuple(a) for a in archs]
     q = pickle.loads(pickle.dumps(p))
     store = feature_store(SPACE, CFG.features)
-    np.testing.assert_array_equal(store.flat[q._pre_rows], store.flat[store.rows(archs)])
+    np.testing.assert_array_equal(store.flat[q.ensemble.pre_rows], store.flat[store.rows(archs)])

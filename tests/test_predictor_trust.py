@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ray_nasrank.metrics import kendall_tau
-from ray_nasrank.predictor import PredictorConfig, RankPredictor
-from ray_nasrank.predictor.trust import (
+from ray_nasrank.predictor import BlendConfig, FineTuneConfig, PredictorConfig, PretrainConfig, RankPredictor
+from ray_nasrank.predictor.blend import (
     choose_weights,
     fold_ids,
     grid_step,
@@ -24,7 +24,8 @@ from ray_nasrank.spaces import NB201Space
 torch.set_num_threads(1)
 
 SPACE = NB201Space()
-FAST = dict(ensemble=2, hidden=64, pretrain_epochs=8, fit_epochs=120, patience=30)
+FAST = PredictorConfig(ensemble=2, hidden=64, pretrain=PretrainConfig(epochs=8),
+                       finetune=FineTuneConfig(epochs=120, patience=30))
 
 
 def target(archs) -> np.ndarray:
@@ -50,15 +51,15 @@ def _labels(archs, y, n, seed):
 
 def test_informative_weak_label_is_kept_with_10_labels(data):
     archs, y, good, _ = data
-    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"good": good})
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"good": good})
     weak_tau = kendall_tau(y, good)
     la, ly = _labels(archs, y, 10, seed=3)
     trusted = pre.clone().fit(la, ly)
     off = pre.clone()
-    off.config.trust = "off"
+    off.config.blend.mode = "off"
     off = off.fit(la, ly)
-    assert off.trust_weights is None
-    w = trusted.trust_weights
+    assert off.blend_weights is None
+    w = trusted.blend_weights
     assert w is not None and abs(sum(w.values()) - 1) < 1e-9
     assert w["prior"] == max(w.values()), w
     tau = kendall_tau(y, trusted.score(archs))
@@ -68,17 +69,17 @@ def test_informative_weak_label_is_kept_with_10_labels(data):
 
 def test_uninformative_weak_label_is_dropped(data):
     archs, y, _, noise = data
-    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"noise": noise})
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"noise": noise})
     la, ly = _labels(archs, y, 40, seed=4)
     q = pre.clone().fit(la, ly)
-    w = q.trust_weights
+    w = q.blend_weights
     assert w["prior"] <= 0.2, w
     assert kendall_tau(y, q.score(archs)) > 0.5 > abs(kendall_tau(y, noise)) + 0.4
 
 
 def test_blend_scores_unseen_archs_and_survives_pickle_and_save(tmp_path, data):
     archs, y, good, _ = data
-    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs[:600], {"good": good[:600]})
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs[:600], {"good": good[:600]})
     q = pre.clone().fit(*_labels(archs[:600], y[:600], 20, seed=5))
     unseen = archs[600:]  # not in the pretraining set: prior and tree inputs come from the pretrained net
     s = q.score(unseen)
@@ -90,19 +91,19 @@ def test_blend_scores_unseen_archs_and_survives_pickle_and_save(tmp_path, data):
     np.testing.assert_allclose(pickle.loads(pickle.dumps(q)).score(unseen), s, rtol=1e-6, atol=1e-9)
     q.save(tmp_path / "p.pt")
     back = RankPredictor.load(tmp_path / "p.pt")
-    assert back.trust_weights == q.trust_weights
+    assert back.blend_weights == q.blend_weights
     np.testing.assert_allclose(back.score(unseen), s, rtol=1e-6, atol=1e-9)
 
 
 def test_shortlist_is_the_fine_tuned_networks_top_scaled_by_its_weight(data):
     archs, y, good, _ = data
     share = 0.2
-    pre = RankPredictor(SPACE, PredictorConfig(seed=0, trust_shortlist=share, **FAST)).pretrain(archs, {"good": good})
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0, "blend": {"shortlist": share}})).pretrain(archs, {"good": good})
     q = pre.clone().fit(*_labels(archs, y, 20, seed=6))
-    w = q.trust_weights["tuned"]
-    assert 0.05 < w < 0.9, q.trust_weights  # neither extreme, so a fixed share would give another size
+    w = q.blend_weights["tuned"]
+    assert 0.05 < w < 0.9, q.blend_weights  # neither extreme, so a fixed share would give another size
     s = q.score(archs)
-    tuned = q._member_scores_rows(q._rows(archs)).mean(axis=0)
+    tuned = q.ensemble.member_scores(q.ensemble.rows(archs)).mean(axis=0)
     k = int((s > np.pi / 2).sum())  # shortlisted scores sit above the arctan of every other one
     # the pretraining archs (all 800) are the reference the share is measured on
     assert k >= 5 and abs(k - share * w * len(archs)) <= 1.5, (k, share * w * len(archs))
@@ -110,30 +111,30 @@ def test_shortlist_is_the_fine_tuned_networks_top_scaled_by_its_weight(data):
     assert (np.diff(tuned[top]) <= 1e-9).all()  # in the tuned order
     assert set(top.tolist()) == set(np.argsort(-tuned)[:k].tolist())  # the tuned network's own top, whatever the blend says
     flat = pre.clone()
-    flat.config.trust_shortlist = 0.0
+    flat.config.blend.shortlist = 0.0
     flat = flat.fit(*_labels(archs, y, 20, seed=6))
-    assert flat.trust_weights == q.trust_weights
+    assert flat.blend_weights == q.blend_weights
     assert not (np.diff(tuned[np.argsort(-flat.score(archs))[:k]]) <= 1e-9).all()  # the plain blend's order differs
 
 
 def test_few_labels_and_no_pretraining_use_the_network_alone(data):
     archs, y, good, _ = data
-    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"good": good})
-    assert pre.clone().fit(*_labels(archs, y, 3, seed=0)).trust_weights is None  # fewer than 2 folds of 2
-    fresh = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).fit(*_labels(archs, y, 20, seed=0))
-    assert fresh.trust_weights is None
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"good": good})
+    assert pre.clone().fit(*_labels(archs, y, 3, seed=0)).blend_weights is None  # fewer than 2 folds of 2
+    fresh = RankPredictor(SPACE, FAST.updated({"seed": 0})).fit(*_labels(archs, y, 20, seed=0))
+    assert fresh.blend_weights is None
 
 
 def test_held_out_isomorphs_do_not_leak_into_training_folds():
     space = NB201Space()
     a = ("nor_conv_3x3", "none", "none", "none", "none", "nor_conv_3x3")  # node 2 is dead: many isomorphs
-    p = RankPredictor(space, PredictorConfig(ensemble=1, iso_per_label=100_000))  # every isomorph is added
+    p = RankPredictor(space, PredictorConfig(ensemble=1, finetune=FineTuneConfig(iso_per_label=100_000)))  # every isomorph is added
     iso = [b for b in space.enumerate() if space.iso_key(b) == space.iso_key(a) and b != a]
     assert iso, "the test needs an arch with isomorphs"
-    held_out = p._rows(iso[:1])[0]
-    rows, _ = p._iso_expand([a], p._rows([a]), np.array([1.0]))
+    held_out = p.ensemble.rows(iso[:1])[0]
+    rows, _ = p.ensemble.iso_expand([a], p.ensemble.rows([a]), np.array([1.0]))
     assert held_out in set(rows.tolist())
-    rows, _ = p._iso_expand([a], p._rows([a]), np.array([1.0]), exclude=iso[:1])
+    rows, _ = p.ensemble.iso_expand([a], p.ensemble.rows([a]), np.array([1.0]), exclude=iso[:1])
     assert held_out not in set(rows.tolist()) and rows.size == len(iso)
 
 
@@ -176,30 +177,30 @@ def test_trust_helpers():
 
 def test_several_weak_labels_blend_into_the_prior(tmp_path, data):
     archs, y, good, noise = data
-    pre = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"noise": noise, "good": good})
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"noise": noise, "good": good})
     q = pre.clone().fit(*_labels(archs, y, 30, seed=7))
-    cols = q.trust_columns
+    cols = q.blend_columns
     assert cols is not None and set(cols) == {"noise", "good"} and sum(cols.values()) == pytest.approx(1)
     assert cols["good"] > 0.75 > 0.25 > cols["noise"], cols  # the labels point to the informative column
     s = q.score(archs)
-    assert kendall_tau(y, s) > kendall_tau(y, q._pre_fill[0]) + 0.1  # beats the equal average of the two
+    assert kendall_tau(y, s) > kendall_tau(y, q.ensemble.pre_fill[0]) + 0.1  # beats the equal average of the two
     q.save(tmp_path / "p.pt")
     back = RankPredictor.load(tmp_path / "p.pt")
-    assert back.trust_columns == cols
+    assert back.blend_columns == cols
     np.testing.assert_allclose(back.score(archs), s, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(q.score(archs[:50], cache=False), s[:50], rtol=1e-6, atol=1e-9)
-    one = RankPredictor(SPACE, PredictorConfig(seed=0, **FAST)).pretrain(archs, {"good": good})
-    assert one.clone().fit(*_labels(archs, y, 30, seed=7)).trust_columns is None  # one weak label: it is the prior
+    one = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"good": good})
+    assert one.clone().fit(*_labels(archs, y, 30, seed=7)).blend_columns is None  # one weak label: it is the prior
 
 
 def test_config_checks():
-    with pytest.raises(ValueError, match="trust"):
-        PredictorConfig(trust="sometimes")
-    with pytest.raises(ValueError, match="trust_folds"):
-        PredictorConfig(trust_folds=1)
-    with pytest.raises(ValueError, match="trust_step"):
-        PredictorConfig(trust_step=0.0)
-    with pytest.raises(ValueError, match="trust_sharpness"):
-        PredictorConfig(trust_sharpness=0.0)
-    with pytest.raises(ValueError, match="trust_prior_labels"):
-        PredictorConfig(trust_prior_labels=-1.0)
+    with pytest.raises(ValueError, match="blend mode"):
+        PredictorConfig(blend=BlendConfig(mode="sometimes"))
+    with pytest.raises(ValueError, match="blend folds"):
+        PredictorConfig(blend=BlendConfig(folds=1))
+    with pytest.raises(ValueError, match="blend step"):
+        PredictorConfig(blend=BlendConfig(step=0.0))
+    with pytest.raises(ValueError, match="blend sharpness"):
+        PredictorConfig(blend=BlendConfig(sharpness=0.0))
+    with pytest.raises(ValueError, match="blend prior_labels"):
+        PredictorConfig(blend=BlendConfig(prior_labels=-1.0))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ray_nasrank.predictor import PredictorConfig
+from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
 from ray_nasrank.proxies import compute_proxies_many
 from ray_nasrank.search import INTRINSIC, NASRankStrategy, default_intrinsic, intrinsic_weak, pretraining_labels
 from ray_nasrank.spaces import CategoricalSpace, NB201Space
@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 
 SPACE = NB201Space()
 SMALL_NET = dict(channels=4, cells_per_stage=1, input_shape=(3, 8, 8))
-TINY = PredictorConfig(ensemble=1, hidden=32, pretrain_epochs=40, pretrain_batch=64, fit_epochs=10, patience=5)
+TINY = PredictorConfig(ensemble=1, hidden=32, pretrain=PretrainConfig(epochs=40, batch=64), finetune=FineTuneConfig(epochs=10, patience=5))
 
 
 def test_intrinsic_labels_equal_the_direct_computation_of_every_arch():

@@ -8,12 +8,12 @@ import tracemalloc
 import pytest
 import torch
 
-from ray_nasrank.predictor import PredictorConfig
+from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
 from ray_nasrank.search import NASRankStrategy, Strategy, make_strategy
 from ray_nasrank.search._nasrank import limit_torch_threads
 from ray_nasrank.spaces import INACTIVE, CategoricalSpace, Condition, Decision, Float, Integer, Normal, SearchSpace
 
-TINY = PredictorConfig(ensemble=1, hidden=16, fit_epochs=20, patience=5)
+TINY = PredictorConfig(ensemble=1, hidden=16, finetune=FineTuneConfig(epochs=20, patience=5))
 MIXED = SearchSpace([
     Decision(("op",), ["conv3", "conv5", "skip"]),
     Decision(("opt",), ["sgd", "adam"]),
@@ -166,8 +166,7 @@ def test_nasrank_takes_half_its_exploitation_locally_by_default_only_on_numeric_
 
 def test_refits_grow_apart_with_the_labels_so_long_runs_stay_linear(monkeypatch):
     space = CategoricalSpace({f"d{i}": list(range(6)) for i in range(4)})
-    s = NASRankStrategy(space, seed=0, predictor=PredictorConfig(ensemble=1, hidden=8, fit_epochs=2,
-                                                                 pretrain_epochs=1))
+    s = NASRankStrategy(space, seed=0, predictor=PredictorConfig(ensemble=1, hidden=8, pretrain=PretrainConfig(epochs=1), finetune=FineTuneConfig(epochs=2)))
     fits = []
     real = NASRankStrategy._fit_model
     monkeypatch.setattr(NASRankStrategy, "_fit_model", lambda self, a, y: fits.append(len(y)) or real(self, a, y))

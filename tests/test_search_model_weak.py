@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from ray_nasrank.nn import ChoiceSupernet, OpChoice, SlimBatchNorm2d, SlimConv2d, SlimLinear, WidthChoice
-from ray_nasrank.predictor import PredictorConfig
+from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
 from ray_nasrank.search import NASRankStrategy, model_weak
 
-CFG = PredictorConfig(ensemble=1, pretrain_epochs=2, fit_epochs=5)
+CFG = PredictorConfig(ensemble=1, pretrain=PretrainConfig(epochs=2), finetune=FineTuneConfig(epochs=5))
 
 
 def family() -> ChoiceSupernet:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ray_nasrank.predictor import PredictorConfig, RankPredictor
+from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig, RankPredictor
 from ray_nasrank.search import NASRankStrategy, Strategy, make_strategy
 from ray_nasrank.spaces import NB201Space
 
-TINY = PredictorConfig(ensemble=2, hidden=16, pretrain_epochs=2, fit_epochs=15, patience=5, weak_reg_batch=64)
+TINY = PredictorConfig(ensemble=2, hidden=16, pretrain=PretrainConfig(epochs=2), finetune=FineTuneConfig(epochs=15, patience=5, weak_reg_batch=64))
 
 
 def _value(arch) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ray_nasrank.benchmarks import TabularBenchmark
-from ray_nasrank.benchmarks._search_table import queries_to_reach, run_on_table, summarize
+from ray_nasrank.benchmarks._search_table import queries_to_reach, run_on_table, summarise_curves
 from ray_nasrank.metrics import best_so_far
 from ray_nasrank.search import (
     OpDistModel,
@@ -16,7 +16,7 @@ from ray_nasrank.search import (
     TPEStrategy,
     make_strategy,
 )
-from ray_nasrank.search._weak import resolve_weak, weak_score
+from ray_nasrank.search._weak import resolve_weak, weak_rank_score
 from ray_nasrank.spaces import CategoricalSpace, NB201Space
 
 SIMPLE = ["random", "rea", "opdist", "optuna-tpe"]
@@ -162,9 +162,9 @@ def test_opdist_uses_weak_prior(space):
         OpDistStrategy(space, candidates=pool, weak=3.0)
 
 
-def test_weak_score_combines_ranks():
+def test_weak_rank_score_combines_ranks():
     cols = resolve_weak({"a": [1.0, 2.0, 3.0, np.nan], "b": [10.0, 30.0, 20.0, 40.0]}, [(0,), (1,), (2,), (3,)])
-    w = weak_score(cols)
+    w = weak_rank_score(cols)
     assert w.shape == (4,) and abs(w.mean()) < 1e-12
     assert np.argmax(w) in (2, 3)
     assert resolve_weak(lambda archs: {"n": [len(a) for a in archs]}, [(0,), (1,)])["n"].tolist() == [1.0, 1.0]
@@ -187,11 +187,11 @@ def test_bench_helpers():
     assert best_so_far([5.0, 3.0, 4.0], mode="min").tolist() == [5.0, 3.0, 3.0]
     assert queries_to_reach([1.0, 2.0, 3.0], 2.0) == 2
     assert queries_to_reach([1.0, 2.0], 3.0) is None
-    s = summarize([[1.0, 3.0], [2.0, 2.0]], optimum=3.0, budget=2, checkpoints=(1, 2))
+    s = summarise_curves([[1.0, 3.0], [2.0, 2.0]], optimum=3.0, budget=2, checkpoints=(1, 2))
     assert s["best_at"] == {"1": 1.5, "2": 2.5}
     assert s["median_queries_to_optimum"] == 2.5 and s["hit_rate"] == 0.5
     with pytest.raises(ValueError, match="at least one"):
-        summarize([], 1.0, 2)
+        summarise_curves([], 1.0, 2)
 
 
 def test_run_on_table_counts_queries_and_overhead():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ray_nasrank._state import StateError, decode, encode, read_npz, write_npz
-from ray_nasrank.predictor import PredictorConfig, RankPredictor
+from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig, RankPredictor
 from ray_nasrank.search import Strategy, make_strategy
 from ray_nasrank.spaces import NB201Space
 
@@ -89,13 +89,13 @@ def test_trees_of_data_round_trip_exactly():
 def test_a_saved_ranker_scores_the_same_and_its_file_is_plain_tensors(tmp_path):
     archs = SPACE.sample_many(120, rng=0, unique=True)
     weak = np.array([a.count("nor_conv_3x3") + 0.1 * a.count("skip_connect") for a in archs])
-    p = RankPredictor(SPACE, PredictorConfig(ensemble=2, pretrain_epochs=3, fit_epochs=20)).pretrain(
+    p = RankPredictor(SPACE, PredictorConfig(ensemble=2, pretrain=PretrainConfig(epochs=3), finetune=FineTuneConfig(epochs=20))).pretrain(
         archs, {"convs": weak}).fit(archs[:30], weak[:30] + np.linspace(0, 1, 30))
     path = p.save(tmp_path / "ranker.pt")
     payload = torch.load(path, weights_only=True)  # what the loader reads: no object but tensors and text
     assert set(payload) == {"format", "kind", "json", "tensors"} and isinstance(json.loads(payload["json"]), dict)
     back = RankPredictor.load(path)
-    assert p._tree is not None and type(back._tree).__name__ == "TreeEnsemble"  # the trust tree, as arrays
+    assert p.blend.tree is not None and type(back.blend.tree).__name__ == "TreeEnsemble"  # the blend's tree, as arrays
     assert np.array_equal(back.score(archs), p.score(archs))
 
 

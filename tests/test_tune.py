@@ -117,7 +117,7 @@ def _expected_random_best(values: np.ndarray, k: int) -> float:
 @pytest.mark.data
 def test_nasrank_through_tune_beats_random_on_the_table(ray_session, nb201_bench):
     from ray_nasrank.benchmarks._search_tune import search_via_tune
-    from ray_nasrank.predictor import PredictorConfig
+    from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
 
     # a 1,500-arch slice of NB201 with an informative weak label (truth + noise), and a small
     # predictor, so the run stays short; what is tested is that Tune delivers the strategy's gain
@@ -130,7 +130,7 @@ def test_nasrank_through_tune_beats_random_on_the_table(ray_session, nb201_bench
     budget = 16
     out = search_via_tune(bench, strategy="nasrank", budget=budget, seed=0, concurrency=4, weak=["weak"],
                           strategy_kwargs={"batch_size": 4,
-                                           "predictor": PredictorConfig(ensemble=1, pretrain_epochs=5, fit_epochs=30)})
+                                           "predictor": PredictorConfig(ensemble=1, pretrain=PretrainConfig(epochs=5), finetune=FineTuneConfig(epochs=30))})
     values = out["values"]
     assert len(values) == budget and len(set(out["archs"])) == budget
     assert max(values) > _expected_random_best(y, budget)

@@ -86,12 +86,12 @@ def test_searcher_uses_the_fallback_until_the_actor_is_ready(ray_session):
     assert list(weak_ready(ARCHS[:4])) == ["supernet"] and weak_ready.used == "actor"
 
     # end to end: a nasrank searcher pretrains on the actor's labels, off Tune's loop
-    from ray_nasrank.predictor import PredictorConfig
+    from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
 
     searcher = NASRankSearcher(
         metric="acc", mode="max", strategy="nasrank", weak_source=ready_actor, seed=0,
         strategy_kwargs={"candidates": ARCHS, "batch_size": 4,
-                         "predictor": PredictorConfig(ensemble=1, pretrain_epochs=2, fit_epochs=5)})
+                         "predictor": PredictorConfig(ensemble=1, pretrain=PretrainConfig(epochs=2), finetune=FineTuneConfig(epochs=5))})
     searcher.set_search_properties(None, None, SPACE.to_tune(), num_samples=8)
     searcher.wait_until_ready(timeout_s=120)
     cfg = searcher.suggest("t0")

@@ -205,9 +205,9 @@ MIXED_TUNE = {"net": {"act": tune.choice(["relu", "gelu"]), "depth": tune.randin
 def test_every_tune_domain_is_searched_and_filled(strategy):
     kw = {}
     if strategy == "nasrank":
-        from ray_nasrank.predictor import PredictorConfig
+        from ray_nasrank.predictor import FineTuneConfig, PredictorConfig
 
-        kw = {"strategy_kwargs": {"predictor": PredictorConfig(ensemble=1, hidden=16, fit_epochs=10)}}
+        kw = {"strategy_kwargs": {"predictor": PredictorConfig(ensemble=1, hidden=16, finetune=FineTuneConfig(epochs=10))}}
     s = _searcher(strategy=strategy, **kw)
     _setup(s, MIXED_TUNE, num_samples=12)
     seen = set()
@@ -274,10 +274,10 @@ def test_a_finite_space_that_runs_out_ends_the_search_with_one_info_line(caplog)
 def test_refits_run_with_one_torch_thread_by_default():
     import torch
 
-    from ray_nasrank.predictor import PredictorConfig
+    from ray_nasrank.predictor import FineTuneConfig, PredictorConfig
 
     before = torch.get_num_threads()
-    s = _searcher(strategy="nasrank", strategy_kwargs={"predictor": PredictorConfig(ensemble=1, hidden=8, fit_epochs=5)})
+    s = _searcher(strategy="nasrank", strategy_kwargs={"predictor": PredictorConfig(ensemble=1, hidden=8, finetune=FineTuneConfig(epochs=5))})
     _setup(s, MIXED_TUNE, num_samples=20)
     _suggest(s, "t0")
     assert s.strategy.torch_threads == 1 and torch.get_num_threads() == before

@@ -133,7 +133,7 @@ class RankingBenchConfig(TableConfig):
         return "ray-nasrank bench ranking " + shlex.join(parts)
 
 
-def weak_columns(cfg: TableConfig, bench: TabularBenchmark) -> dict:
+def table_weak_labels(cfg: TableConfig, bench: TabularBenchmark) -> dict:
     """The weak labels of every row of ``bench``: its weak columns (an inf value, e.g. a proxy
     that overflowed, becomes missing like NaN, with a warning) and then ``cfg``'s intrinsic ones.
 
@@ -158,7 +158,7 @@ def weak_columns(cfg: TableConfig, bench: TabularBenchmark) -> dict:
     return weak
 
 
-def weak_score(weak: dict[str, Any]):
+def weak_baseline_scores(weak: dict[str, Any]):
     """The weak labels alone: mean normal-score rank over the columns (missing rows last).
 
     Args:
@@ -180,8 +180,8 @@ def weak_score(weak: dict[str, Any]):
 def weak_valid_score(weak: dict[str, Any], idx, y_signed):
     """The weak column that orders the labelled rows ``idx`` best (``y_signed``: higher is better).
 
-    Each column is read as :func:`weak_score` reads it alone and scored on the labelled rows with
-    the predictor's validation criterion (:func:`ray_nasrank.predictor.trust.validation_score`:
+    Each column is read as :func:`weak_baseline_scores` reads it alone and scored on the labelled rows with
+    the predictor's validation criterion (:func:`ray_nasrank.predictor.blend.validation_score`:
     the mean of Kendall tau and NDCG); the first of equally good columns wins.
 
     Args:
@@ -199,11 +199,11 @@ def weak_valid_score(weak: dict[str, Any], idx, y_signed):
     """
     import numpy as np
 
-    from ray_nasrank.predictor.trust import validation_score
+    from ray_nasrank.predictor.blend import validation_score
 
     best, best_v = None, -np.inf
     for name, col in weak.items():
-        s = weak_score({name: col})
+        s = weak_baseline_scores({name: col})
         v = validation_score(np.asarray(y_signed)[idx], s[idx])
         if v > best_v:
             best, best_v = (name, s), v
@@ -272,7 +272,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
 
     y = bench.targets
     y_signed = y if bench.mode == "max" else -y
-    weak = weak_columns(cfg, bench)
+    weak = table_weak_labels(cfg, bench)
     # weak columns read in the target's direction: higher is better, as every scorer's output
     signed_weak = weak if bench.mode == "max" else {k: -v for k, v in weak.items()}
     timings: dict[str, float] = {m: 0.0 for m in methods}
@@ -302,7 +302,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
     single: dict[str, dict[str, float]] = {}
     if "weak_single" in methods:
         for name, col in weak.items():
-            s = weak_score({name: col})
+            s = weak_baseline_scores({name: col})
             rep = ranking_report(y, s if bench.mode == "max" else -s, mode=bench.mode, ks=(10, 50))
             single[name] = {k: float(rep[k]) for k in METRICS}
     single_best = {k: max(single, key=lambda c: single[c][k]) for k in METRICS} if single else {}
@@ -310,15 +310,15 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
 
     def nasrank_scores(archs, labels, seed: int) -> np.ndarray:
         q = fit_clone(pretrained, archs, labels, seed=seed if pretrained is None else 0)
-        trust["weights"], trust["columns"] = q.trust_weights, q.trust_columns
+        trust["weights"], trust["columns"] = q.blend_weights, q.blend_columns
         return q.score(bench.archs)
 
     def fit_clone(base: RankPredictor | None, archs, labels, **over) -> RankPredictor:
         if base is None:
-            return RankPredictor(bench.space, dataclasses.replace(pcfg, **over)).fit(archs, labels, mode=bench.mode)
+            return RankPredictor(bench.space, pcfg.updated(over)).fit(archs, labels, mode=bench.mode)
         p = base.clone()
         # the bench's own settings: a cached predictor shares only the pretraining ones (see _cache_path)
-        p.config = dataclasses.replace(pcfg, **over)
+        p.config = pcfg.updated(over)
         return p.fit(archs, labels, mode=bench.mode)
 
     per_seed: dict[str, list[dict]] = {m: [] for m in methods}
@@ -331,11 +331,11 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
             "nasrank": lambda: nasrank_scores(archs, labels, seed),
             "nasrank_no_pretrain": lambda: fit_clone(None, archs, labels, seed=seed).score(bench.archs),
             # weak columns are read in the target's direction (higher is better for mode max)
-            "weak": lambda: weak_score(weak) if bench.mode == "max" else -weak_score(weak),
+            "weak": lambda: weak_baseline_scores(weak) if bench.mode == "max" else -weak_baseline_scores(weak),
             # the column the labels would choose
             "weak_valid": lambda: weak_valid_score(signed_weak, idx, y_signed)[1],
             # a plain baseline: MSE fine-tuning, no trust blend
-            "mse": lambda: fit_clone(pretrained, archs, labels, loss="mse", aux_loss=None, trust="off",
+            "mse": lambda: fit_clone(pretrained, archs, labels, finetune={"loss": "mse", "aux_loss": None}, blend={"mode": "off"},
                                      seed=seed if pretrained is None else 0).score(bench.archs),
             "gbdt": lambda: _gbdt_scores(features, weak_feats, idx, y_signed, seed),
             "random": lambda: np.random.default_rng(10_000 + seed).random(n),
@@ -370,16 +370,11 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
             "weak_single_best": single_best,
             "command": cfg.command(),
         },
-        "methods": {m: summarise(per_seed[m]) for m in methods},
+        "methods": {m: seed_means(per_seed[m]) for m in methods},
     }
     if out is not None:
         atomic_write_json(out, result)
     return result
-
-
-#: the PredictorConfig fields pretraining depends on (fine-tuning and trust settings are not among them)
-PRETRAIN_FIELDS = ("encoder", "features", "hidden", "layers", "dropout", "ensemble", "seed", "weak_target",
-                   "weak_transform", "pretrain_epochs", "pretrain_lr", "pretrain_batch", "pretrain_weight_decay")
 
 
 def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
@@ -394,12 +389,12 @@ def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
                       "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols, "num_cols": cfg.num_cols,
                       "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic), "model": cfg.model,
                       "input_shape": cfg.input_shape,
-                      "predictor": {k: getattr(pcfg, k) for k in PRETRAIN_FIELDS}}, sort_keys=True)
+                      "predictor": pcfg.pretraining_settings()}, sort_keys=True)
     d = check_writable_dir(cfg.pretrain_cache)
     return d / f"pretrained_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
 
 
-def summarise(rows: Sequence[dict]) -> dict:
+def seed_means(rows: Sequence[dict]) -> dict:
     """Seed means of :data:`METRICS` plus the per-seed rows.
 
     Args:

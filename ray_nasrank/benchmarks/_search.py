@@ -108,7 +108,7 @@ def bench_search(config: SearchBenchConfig) -> dict:
     from ray_nasrank._io import atomic_write_json, check_writable_dir
     from ray_nasrank.search import make_strategy
 
-    from ._search_table import DEFAULT_CHECKPOINTS, run_on_table, summarize
+    from ._search_table import DEFAULT_CHECKPOINTS, run_on_table, summarise_curves
 
     cfg = config
     search_via_tune = _tune_runner() if cfg.via == "tune" else None
@@ -176,7 +176,7 @@ def bench_search(config: SearchBenchConfig) -> dict:
                              "best_arch": None if best is None else bench.space.to_string(best[0])})
             say(f"{name} seed {seed}: best {result['best_so_far'][-1]} "
                 f"queries to optimum {result['queries_to_optimum']}")
-        summary = summarize([r["values"] for r in per_seed], bench.optimum, cfg.budget, bench.mode)
+        summary = summarise_curves([r["values"] for r in per_seed], bench.optimum, cfg.budget, bench.mode)
         summary["overhead_s_per_trial"] = float(sum(r["overhead_s_per_trial"] for r in per_seed) / len(per_seed))
         summary["wall_s"] = time.time() - t0
         summary["per_seed"] = per_seed
@@ -206,7 +206,7 @@ def bench_search(config: SearchBenchConfig) -> dict:
                                 strategy_kwargs=tune_kwargs)
             runs.append({"seed": seed, "values": list(r["values"]),
                          "overhead_s_per_trial": float(r["overhead_s_per_trial"])})
-        tune_summary = summarize([r["values"] for r in runs], bench.optimum, cfg.budget, bench.mode)
+        tune_summary = summarise_curves([r["values"] for r in runs], bench.optimum, cfg.budget, bench.mode)
         tune_summary["overhead_s_per_trial"] = float(sum(r["overhead_s_per_trial"] for r in runs) / len(runs))
         tune_summary["wall_s"] = time.time() - t0
         tune_summary["concurrency"] = cfg.tune_concurrency

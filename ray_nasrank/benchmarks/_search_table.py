@@ -77,8 +77,8 @@ def run_on_table(strategy: Strategy, bench: Any, budget: int, batch: int = 1) ->
     }
 
 
-def summarize(curves: Sequence[Sequence[float | None]], optimum: float, budget: int, mode: str = "max",
-              checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS) -> dict[str, Any]:
+def summarise_curves(curves: Sequence[Sequence[float | None]], optimum: float, budget: int, mode: str = "max",
+                     checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS) -> dict[str, Any]:
     """Per-strategy summary of several seeds' value sequences (in evaluation order).
 
     ``best_at[k]``: mean over seeds of the best value among the first ``k`` queries (a run that
@@ -87,7 +87,7 @@ def summarize(curves: Sequence[Sequence[float | None]], optimum: float, budget: 
     seeds that reached it.
     """
     if not curves:
-        raise ValueError("summarize needs at least one run")
+        raise ValueError("summarise_curves needs at least one run")
     best_at: dict[str, float | None] = {}
     for k in sorted({c for c in checkpoints if c <= budget} | {budget}):
         vals = []

@@ -192,10 +192,9 @@ def load_supernet_weights(path: Path) -> tuple[dict, dict]:
 
 
 def ranker_config(cfg: PipelineConfig):
-    from ray_nasrank.predictor import PredictorConfig
+    from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
 
-    return PredictorConfig(seed=cfg.seed, pretrain_epochs=cfg.ranker_epochs, ensemble=2,
-                           fit_epochs=cfg.ranker_fit_epochs)
+    return PredictorConfig(seed=cfg.seed, ensemble=2, pretrain=PretrainConfig(epochs=cfg.ranker_epochs), finetune=FineTuneConfig(epochs=cfg.ranker_fit_epochs))
 
 
 def pretrain_ranker(cfg: PipelineConfig, weak: pd.DataFrame, path: Path, space: SearchSpace = SPACE):

@@ -10,7 +10,9 @@ are both reported: on a shared machine wall time grows with the load, CPU time m
 >>> space = NB201Space()
 >>> archs = space.sample_many(100, rng=0, unique=True)
 >>> y = np.array([a.count("nor_conv_3x3") + 0.1 * a.count("skip_connect") for a in archs])
->>> cfg = PredictorConfig(ensemble=1, pretrain_epochs=1, fit_epochs=5, trust="off")
+>>> from ray_nasrank.predictor import BlendConfig, FineTuneConfig, PretrainConfig
+>>> cfg = PredictorConfig(ensemble=1, pretrain=PretrainConfig(epochs=1), finetune=FineTuneConfig(epochs=5),
+...                       blend=BlendConfig(mode="off"))
 >>> r = fit_time(space, archs, {"convs": y}, y, labels=20, refits=2, config=cfg)
 >>> len(r["fit_wall_s"]), r["labels"], r["fit_wall_max_s"] >= r["fit_wall_median_s"]
 (2, 20, True)
@@ -27,7 +29,8 @@ import torch
 
 from ray_nasrank.spaces import SearchSpace
 
-from .predictor import PredictorConfig, RankPredictor
+from .config import PredictorConfig
+from .predictor import RankPredictor
 from .weak import WeakInput
 
 
@@ -67,7 +70,7 @@ def fit_time(space: SearchSpace, candidates: Sequence[Any], weak: WeakInput, y: 
             w0 = time.perf_counter()
             q.score(cands)
             score_wall.append(time.perf_counter() - w0)
-            blends.append(q.trust_weights)
+            blends.append(q.blend_weights)
     finally:
         torch.set_num_threads(before)
     return {

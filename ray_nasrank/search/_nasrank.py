@@ -23,11 +23,11 @@ thread started by :meth:`tell` (``ready`` is False meanwhile, so a Tune searcher
 
 >>> import numpy as np
 >>> from ray_nasrank.spaces import NB201Space
->>> from ray_nasrank.predictor import PredictorConfig
+>>> from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
 >>> space = NB201Space()
 >>> pool = space.sample_many(300, rng=0, unique=True)
 >>> weak = np.array([a.count("nor_conv_3x3") for a in pool], dtype=float)
->>> cfg = PredictorConfig(ensemble=1, pretrain_epochs=2, fit_epochs=10)
+>>> cfg = PredictorConfig(ensemble=1, pretrain=PretrainConfig(epochs=2), finetune=FineTuneConfig(epochs=10))
 >>> s = NASRankStrategy(space, seed=0, candidates=pool, weak={"convs": weak}, predictor=cfg, batch_size=4)
 >>> batch = s.ask(4)
 >>> for a in batch:
@@ -52,7 +52,7 @@ from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy, nearest_first
 from ._opdist import OpDistModel
-from ._weak import WeakSpec, model_weak, pretraining_labels, resolve_weak, weak_score
+from ._weak import WeakSpec, model_weak, pretraining_labels, resolve_weak, weak_rank_score
 
 
 @contextlib.contextmanager
@@ -80,21 +80,21 @@ def search_predictor_config(space: SearchSpace, **overrides: Any):
     The space's ``ranker_features`` (NB201 adds the path encoding: it ranked the top of the table
     far better after 10-30 labels), and no weak-label regulariser during fine-tuning: once true labels exist they
     should override the weak ones, which are least reliable exactly at the top. The trust blend
-    of the ranking default (``trust="cv"``) is off here: the search's figures were measured
+    of the ranking default (``blend.mode="cv"``) is off here: the search's figures were measured
     without it, and its exploration reads the fine-tuned ensemble's spread.
 
     Args:
         space: the search space.
-        **overrides: ``PredictorConfig`` fields to change.
+        **overrides: settings to change, as :meth:`~ray_nasrank.predictor.PredictorConfig.updated` takes them.
 
     Returns:
         The ``PredictorConfig``.
     """
-    from ray_nasrank.predictor import PredictorConfig
+    from ray_nasrank.predictor import BlendConfig, FineTuneConfig, PredictorConfig
 
-    base = {"features": space.ranker_features, "weak_reg": 0.0, "trust": "off"}
-    base.update(overrides)
-    return PredictorConfig(**base)
+    base = PredictorConfig(features=space.ranker_features, finetune=FineTuneConfig(weak_reg=0.0),
+                           blend=BlendConfig(mode="off"))
+    return base.updated(overrides)
 
 
 def default_intrinsic(space: SearchSpace) -> tuple[str, ...]:
@@ -262,7 +262,7 @@ class NASRankStrategy(Strategy):
         self._labels_at_fit = 0
         self._plan: list[Arch] = []
         self._rounds = 0
-        w = weak_score(pre_cols if prior_intrinsic else cols)
+        w = weak_rank_score(pre_cols if prior_intrinsic else cols)
         self._opdist = OpDistModel(space, pool, w) if self.opdist_prior and not self._sampled else None
         self._restore_transient()
 
@@ -296,7 +296,7 @@ class NASRankStrategy(Strategy):
     def _can_fit(self, y: np.ndarray) -> bool:
         from ray_nasrank.predictor.losses import MIN_ITEMS
 
-        return y.size >= MIN_ITEMS[self._pretrained.config.loss] and np.ptp(y) > 0
+        return y.size >= MIN_ITEMS[self._pretrained.config.finetune.loss] and np.ptp(y) > 0
 
     def _refit_now(self) -> None:
         archs, y = self._labels()

@@ -19,7 +19,7 @@ from ray_nasrank.encodings import count_opcount_vectors, encode, opcount_vectors
 from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy
-from ._weak import WeakSpec, resolve_weak, weak_score
+from ._weak import WeakSpec, resolve_weak, weak_rank_score
 
 #: up to this many op-count vectors are listed in full; beyond, the vectors present in the pool are used
 _MAX_VECTORS = 100_000
@@ -204,7 +204,7 @@ class OpDistStrategy(Strategy):
         elif pool is None and (space.conditional or count_opcount_vectors(space) > _MAX_VECTORS):
             # a prior sample stands in for a space too large (or too irregular) to place op counts in
             pool = space.sample_many(min(check_int("pool_size", pool_size, low=1), space.size), self._rng, unique=True)
-        w = weak_score(resolve_weak(weak, pool)) if weak is not None and pool is not None else None
+        w = weak_rank_score(resolve_weak(weak, pool)) if weak is not None and pool is not None else None
         if weak is not None and pool is None:
             raise ValueError("weak labels need candidates (the space is too large to enumerate)")
         self.model = OpDistModel(space, pool, w, prior_weight=prior_weight, prior_std=prior_std,

@@ -44,10 +44,10 @@ def resolve_weak(weak: WeakSpec, pool: Sequence[Arch]) -> dict[str, np.ndarray] 
     return out
 
 
-def weak_score(cols: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
+def weak_rank_score(cols: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
     """Mean of the columns' standardized ranks (NaN counts as the median): one z-like score.
 
-    >>> weak_score({"a": np.array([1.0, 2.0, 3.0]), "b": np.array([3.0, 2.0, 1.0])}).tolist()
+    >>> weak_rank_score({"a": np.array([1.0, 2.0, 3.0]), "b": np.array([3.0, 2.0, 1.0])}).tolist()
     [0.0, 0.0, 0.0]
     """
     if cols is None:

@@ -21,7 +21,9 @@ Example::
 from ._config import RUNTIME_KEYS, ConfigMismatchError, PipelineConfig, load_config
 from ._family import RECIPE_KEYS, ModelFamily, SpaceError, family_from, load_family
 from ._run import SearchResult, run_search
+from ._rundir import RunDirError, RunDirLockedError
 from ._steps import ARTEFACTS
 
 __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config", "SearchResult", "run_search",
-           "ARTEFACTS", "ModelFamily", "SpaceError", "RECIPE_KEYS", "load_family", "family_from"]
+           "ARTEFACTS", "ModelFamily", "SpaceError", "RECIPE_KEYS", "load_family", "family_from",
+           "RunDirError", "RunDirLockedError"]

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ray_nasrank._io import atomic_write_json, atomic_write_parquet
+from ray_nasrank._io import atomic_write_json, atomic_write_parquet, check_writable_dir
 from ray_nasrank.progress import step
 
 from ._config import PipelineConfig
+from ._rundir import Manifest, RunLock, check_artefacts
 from ._steps import (
     ARTEFACTS,
     SPACE,
@@ -120,6 +121,8 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
 
     Raises:
         TypeError: ``cfg`` is not a :class:`PipelineConfig`.
+        RunDirLockedError: another run is using ``out`` (the message names its pid, host, start
+            time and command).
         ConfigMismatchError: ``out`` holds a run with another configuration (the message names
             every differing key).
 
@@ -130,16 +133,29 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
     """
     if not isinstance(cfg, PipelineConfig):
         raise TypeError(f"cfg must be a PipelineConfig, got {type(cfg).__name__}")
+    out = check_writable_dir(out)
+    with RunLock(out):  # one run at a time: a second one is refused at once, naming this one
+        return _run_locked(cfg, out, report_html)
+
+
+def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResult:
     t_start = time.perf_counter()
+    # a resumed folder's artefacts are checked against the manifest first: a corrupt one is
+    # computed again when it can be, else an error names it (nothing unchecked is read)
+    manifest = Manifest.open(out, ARTEFACTS)
+    check_artefacts(manifest, ARTEFACTS)
     out = prepare_out_dir(out, cfg)  # before any work: unwritable dirs and mismatches fail fast
+    manifest.record(ARTEFACTS["config"])
     p = {k: out / v for k, v in ARTEFACTS.items()}
     ran: list[str] = []
     seconds = read_json(p["steps"]) if p["steps"].is_file() else {}
 
     def record(name: str, secs: float | None) -> None:
+        """Add a step's seconds to its total over every call on this folder."""
         if secs is not None:
-            seconds[name] = round(float(secs), 2)
+            seconds[name] = round(float(seconds.get(name, 0.0)) + float(secs), 2)
             atomic_write_json(p["steps"], seconds)
+            manifest.record(ARTEFACTS["steps"])
 
     space = None  # the searched space, once this call has loaded it (the report reads it again otherwise)
     if p["results"].is_file() and p["best"].is_file() and p["final"].is_file():
@@ -156,6 +172,7 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
             splits, final_splits = load_data_step(cfg, out, device)
             family = load_family_step(cfg, splits, final_splits)
             space = SPACE if family is None else family.space
+            manifest.record(ARTEFACTS["data"])
             pool = candidate_pool(cfg, space)
             del final_splits  # read again for the retraining: not held through the search
             release_memory()
@@ -174,6 +191,7 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
                 with step(what, cfg.progress) as s:
                     labels, sn_seconds = _ray.weak_labels(cfg, out, splits, pool, p["supernet"], family)
                     atomic_write_parquet(p["weak_labels"], weak_frame(pool, labels, space))
+                    manifest.record(ARTEFACTS["supernet"], ARTEFACTS["weak_labels"])
                 ran += (["supernet"] if sn_seconds is not None else []) + ["weak_labels"]
                 record("supernet", sn_seconds)
                 record("weak_labels", s["seconds"] - (sn_seconds or 0.0))
@@ -183,6 +201,7 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
                 with step("ranker pretraining", cfg.progress) as s:
                     torch.manual_seed(cfg.seed)
                     ranker = pretrain_ranker(cfg, weak, p["ranker"], space)
+                    manifest.record(ARTEFACTS["ranker"])
                 ran.append("ranker")
                 record("ranker", s["seconds"])
             else:
@@ -224,6 +243,7 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
         best = write_best(out, results, final, cfg, seconds)
         best["ray_address"] = ray_address
         atomic_write_json(p["best"], best)
+        manifest.record(*(ARTEFACTS[k] for k in ("results", "random", "final", "best")))
     html = None
     if ran or not (p["report"] / "index.html").is_file() or not report_html:
         from ray_nasrank.report import build_report
@@ -237,7 +257,11 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
     else:
         html = p["report"] / "index.html"
     if ran and ran != ["report"]:
-        seconds["total_this_call"] = round(time.perf_counter() - t_start, 2)
+        this_call = round(time.perf_counter() - t_start, 2)
+        seconds["total_this_call"] = this_call
+        seconds["total"] = round(float(seconds.get("total", 0.0)) + this_call, 2)
+        atomic_write_json(p["steps"], seconds)
         best["step_seconds"] = dict(seconds)
         atomic_write_json(p["best"], best)
+        manifest.record(ARTEFACTS["steps"], ARTEFACTS["best"])
     return SearchResult(out=out, best=best, results=results, report_html=html, ran=ran)

@@ -282,7 +282,15 @@ def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict,
         tune.with_parameters(_finalist_trainable, splits=splits, train=train, threads=threads, **extra),
         {"cpu": threads, "gpu": 1 if cfg.device.startswith("cuda") else 0})
     if Tuner.can_restore(str(path)):
-        return Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        from ray_nasrank.integrations.tune import NASRankSearcher
+
+        from ._rundir import check_tune_state, restore_error
+
+        check_tune_state(path, NASRankSearcher.FILE_KIND)  # a corrupt record is named, not read
+        try:
+            return Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        except Exception as e:  # noqa: BLE001 - whatever Tune raises on its unreadable state: one clear error
+            raise restore_error(path, e) from None
     return Tuner(
         trainable, param_space=param_space or {},
         tune_config=TuneConfig(search_alg=search_alg, num_samples=num_samples,

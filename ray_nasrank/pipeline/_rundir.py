@@ -318,3 +318,38 @@ def check_artefacts(manifest: Manifest, artefacts: dict[str, str]) -> list[str]:
     if removed:
         manifest.forget(*(files[k] for k in removed))
     return removed
+
+
+def check_tune_state(path: Path, searcher_kind: str | None = None) -> None:
+    """Check a Tune experiment folder of the run before ``Tuner.restore`` reads it: Tune's JSON
+    records must parse, and the searcher's state (``searcher-state-*.pkl``, written by
+    :class:`~ray_nasrank.integrations.tune.NASRankSearcher` as JSON and arrays) must be one.
+
+    Raises:
+        RunDirError: the first file that is not, with the remedy (the step is run again from scratch
+            once its folder is deleted).
+    """
+    from ray_nasrank._state import StateError, read_npz
+
+    remedy = (f"delete the folder {str(path)!r} to run that step again from scratch (its trainings are repeated), "
+              "or choose another --out")
+    for f in sorted(path.glob("*.json")):
+        try:
+            json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{str(f)!r} is corrupt ({type(e).__name__}: {e}): Tune's record of the "
+                              f"{path.name!r} step cannot be read; {remedy}") from None
+    if searcher_kind is not None:
+        for f in sorted(path.glob("searcher-state-*.pkl")):
+            try:
+                read_npz(f, searcher_kind)
+            except (OSError, StateError) as e:
+                raise RunDirError(f"the searcher state {str(f)!r} cannot be read ({e}); {remedy}") from None
+
+
+def restore_error(path: Path, error: BaseException) -> RunDirError:
+    """The error for a Tune experiment folder of the run that ``Tuner.restore`` cannot read."""
+    text = str(error).strip().splitlines()
+    return RunDirError(f"Tune cannot restore {str(path)!r} ({type(error).__name__}"
+                       f"{': ' + text[0][:300] if text else ''}); delete that folder to run the step again from "
+                       "scratch (its trainings are repeated), or choose another --out")

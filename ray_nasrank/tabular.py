@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ray_nasrank._checks import check_mode
-from ray_nasrank.spaces import Arch, CategoricalSpace, NB201Space, SearchSpace
+from ray_nasrank.spaces import Arch, CategoricalSpace, SearchSpace
 
 #: where the project's reference data lives when run from a checkout beside ../shared
 DEFAULT_DATA_DIRS = ("../shared/data", "shared/data")
@@ -133,10 +133,11 @@ class TabularBenchmark:
 
         Args:
             df: one row per architecture.
-            space: ``"nb201"`` reads NB201 strings from ``arch_col``; ``"columns"`` builds a space
-                from ``arch_cols`` and ``num_cols``; or a :class:`SearchSpace`.
+            space: a :class:`SearchSpace` or a model family's name (``"nb201"``, ``MODULE:FUNCTION``,
+                :func:`ray_nasrank.families.load_family`) whose arch strings ``arch_col`` holds;
+                ``"columns"`` builds a space from ``arch_cols`` and ``num_cols``.
             target: the column to rank or optimise.
-            arch_col: the column of NB201 strings.
+            arch_col: the column of arch strings (e.g. NB201 strings).
             arch_cols: the categorical decision columns (``space="columns"``).
             num_cols: the numeric decision columns, ``name`` or ``name:log`` (``space="columns"``).
             mode: ``max`` when a higher target is better, ``min`` when lower is.
@@ -178,9 +179,15 @@ class TabularBenchmark:
         if isinstance(space, str) and space == "columns":
             sp, archs = _columns_space(df, list(arch_cols or []), numeric)
         else:
-            sp = NB201Space() if space == "nb201" else space  # type: ignore[assignment]
-            if isinstance(sp, str):
-                raise ValueError(f"unknown space {sp!r}; use 'nb201', 'columns' or a SearchSpace")
+            if isinstance(space, str):
+                from ray_nasrank.families import load_family
+
+                sp = load_family(space).space  # an unknown name: SpaceError (a ValueError) naming it
+            elif isinstance(space, SearchSpace):
+                sp = space
+            else:
+                raise TypeError(f"space must be a SearchSpace, a model family's name or 'columns', got "
+                                f"{type(space).__name__}")
             archs = []
             for i, a in enumerate(df[arch_col].tolist()):
                 try:

@@ -134,7 +134,7 @@ def tune_trial_faults(budget: int = 12, concurrency: int = 2, strategy: str = "r
             log.case(f"tune {strategy}: {budget} trials, a third failing", timeout_s=300) as c:
         # one arch of each fault first, so every fault kind is exercised whatever the proposals
         first = [next(a for a in bench.archs if fault_of(bench, a) == f) for f in ("raise", "nan", "inf")]
-        searcher = NASRankSearcher(strategy=strategy, metric=bench.target_name, mode=bench.mode, seed=seed,
+        searcher = NASRankSearcher(bench.space, strategy=strategy, metric=bench.target_name, mode=bench.mode, seed=seed,
                                    points_to_evaluate=first,
                                    strategy_kwargs={"candidates": bench.archs, "population": 4, "sample_size": 2}
                                    if strategy == "rea" else {"candidates": bench.archs})
@@ -207,7 +207,7 @@ def supernet_actor_kill(pool_size: int = 48, budget: int = 6, kill_races: int = 
             a = actor()
             c.check(ray.get(a.ready.remote(), timeout=60), "actor never became ready")
             ray.kill(a, no_restart=True)
-            searcher = NASRankSearcher(strategy="nasrank", metric=bench.target_name, mode=bench.mode, seed=seed,
+            searcher = NASRankSearcher(bench.space, strategy="nasrank", metric=bench.target_name, mode=bench.mode, seed=seed,
                                        weak_source=a, strategy_kwargs={"candidates": pool, "batch_size": 2})
             results = tune.Tuner(
                 make_table_trainable(bench), param_space=bench.space.to_tune(),
@@ -317,7 +317,7 @@ def node_removal(cluster: Any, budget: int = 10, remove_after: int = 3, seed: in
         th = threading.Thread(target=remover, daemon=True)
         th.start()
         try:
-            searcher = NASRankSearcher(strategy="random", metric=bench.target_name, mode=bench.mode, seed=seed,
+            searcher = NASRankSearcher(bench.space, strategy="random", metric=bench.target_name, mode=bench.mode, seed=seed,
                                        strategy_kwargs={"candidates": bench.archs})
             results = tune.Tuner(
                 tune.with_resources(make_table_trainable(bench, sleep_s=1.5), {"cpu": 1}),

@@ -273,7 +273,7 @@ def tune_interrupt(budget: int = 20, fractions: Sequence[float] = EVERY_10_PERCE
     segments: list[dict[str, tuple]] = []
     try:
         with log.case(f"tune {strategy}: budget {budget}, SIGINT at {stops}", timeout_s=120 + 45 * (len(stops) + 1)) as c:
-            searcher = NASRankSearcher(strategy=strategy, metric=metric, mode=bench.mode, seed=seed,
+            searcher = NASRankSearcher(bench.space, strategy=strategy, metric=metric, mode=bench.mode, seed=seed,
                                        strategy_kwargs={"candidates": bench.archs})
             control.write_text(str(stops[0]) if stops else "0")
             _grant(permits, stops[0] if stops else budget)

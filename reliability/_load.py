@@ -84,7 +84,7 @@ def searcher_load(trials: int = 1000, concurrency: int = 8, strategies: Sequence
     per: dict = {}
     for name in strategies:
         with log.case(f"{name}: {trials} trials at concurrency {concurrency} ({via})", timeout_s=3000) as c:
-            searcher = NASRankSearcher(strategy=name, metric=bench.target_name, mode=bench.mode, seed=seed,
+            searcher = NASRankSearcher(bench.space, strategy=name, metric=bench.target_name, mode=bench.mode, seed=seed,
                                        strategy_kwargs={"candidates": bench.archs})
             t0 = time.perf_counter()
             if via == "driver":

@@ -88,7 +88,7 @@ class _RemoveWorkerAfterItsFirstResult(tune.Callback):
 
 def test_trials_spread_and_a_removed_node_loses_no_finished_result(ray_session, worker_node, bench, tmp_path):
     remover = _RemoveWorkerAfterItsFirstResult(ray_session, worker_node)
-    searcher = NASRankSearcher(strategy="random", metric="acc", mode="max", seed=0,
+    searcher = NASRankSearcher(SPACE, strategy="random", metric="acc", mode="max", seed=0,
                                strategy_kwargs={"candidates": bench.archs})
     tuner = tune.Tuner(
         tune.with_resources(make_table_trainable(bench, sleep_s=2.0), {"cpu": 1}),

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from ray_nasrank.cli import main
+from ray_nasrank.families import ModelFamily, SpaceError, family_from, load_family, sampled_pool
 from ray_nasrank.pipeline import PipelineConfig
-from ray_nasrank.pipeline._family import ModelFamily, SpaceError, family_from, load_family
 
 CNN = str(Path(__file__).resolve().parents[1] / "examples" / "cnn_family.py") + ":family"
 TINY = ["--dataset", "digits", "--budget", "3", "--rounds", "2", "--concurrency", "2", "--pool-size", "12",
@@ -74,7 +74,7 @@ def test_a_search_space_object_is_taken_as_is():
     ("_families:nope", "has no callable 'nope'"),
     ("_families:NOT_A_FUNCTION", "has no callable 'NOT_A_FUNCTION'"),
     ("missing/file.py:family", "no file missing/file.py"),
-    ("_families:not_a_family", "returned a int; return a ChoiceSupernet"),
+    ("_families:not_a_family", "returned a int; return a ModelFamily, a ChoiceSupernet"),
     ("_families:three_items", "returned 3 items"),
     ("_families:not_callable_model", "the second item must be model_fn"),
     ("_families:bad_param_space", "malformed param_space"),
@@ -100,8 +100,16 @@ def test_config_checks_of_a_model_family():
     assert PipelineConfig(space="pkg.models:family").space == "pkg.models:family"
     with pytest.raises(ValueError, match="unknown space 'nb202'.*MODULE:FUNCTION"):
         PipelineConfig(space="nb202")
-    with pytest.raises(ValueError, match="pool_size=0.*for nb201"):
-        PipelineConfig(space="pkg.models:family", pool_size=0)
+
+
+
+def test_a_pool_of_every_candidate_needs_a_small_finite_space():
+    from ray_nasrank.spaces import Float, SearchSpace
+
+    small = SearchSpace({"w": [8, 16], "k": [3, 5, 7]})
+    assert sorted(sampled_pool(small, 0, seed=0)) == sorted(small.enumerate())
+    with pytest.raises(ValueError, match="pool_size=0.*finite space"):
+        sampled_pool(SearchSpace({"lr": Float(1e-3, 1e-1, log=True)}), 0, seed=0)
 
 
 def test_a_space_smaller_than_the_search_is_one_clear_error(tmp_path, capsys):

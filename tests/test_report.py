@@ -80,7 +80,7 @@ def test_expected_random_best_matches_simulation_and_known_nb201_figures(nb201_b
 def test_build_report_writes_real_plots_and_self_contained_html(tmp_path):
     df = _results(30)
     baseline = expected_random_best(df["valid_acc"].to_numpy(), 30)
-    rep = build_report(tmp_path, results=df, baseline=baseline, top_k=5)
+    rep = build_report(tmp_path, results=df, baseline=baseline, top_k=5, space=SPACE)
     assert set(rep.plots) == {"predicted_vs_true", "best_so_far", "op_distribution"}
     for path in rep.plots.values():
         img = Image.open(path)
@@ -105,7 +105,7 @@ def test_report_rebuilds_from_folder_with_best_json_and_baseline(tmp_path):
     (tmp_path / "best.json").write_text(json.dumps({"metric": "loss", "mode": "min"}))
     pd.DataFrame({"n": np.arange(1, 10), "expected_best": np.linspace(-70, -80, 9)}).to_parquet(
         tmp_path / "baseline.parquet", index=False)
-    rep = build_report(tmp_path)
+    rep = build_report(tmp_path, space="nb201")
     assert rep.summary["best_loss"] == df["loss"].min()
     assert rep.summary["best_arch"] == df.loc[df["loss"].idxmin(), "arch"]
     assert (tmp_path / "report" / "index.html").is_file()
@@ -114,19 +114,21 @@ def test_report_rebuilds_from_folder_with_best_json_and_baseline(tmp_path):
 def test_report_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="results.parquet"):
         build_report(tmp_path)
+    with pytest.raises(ValueError, match="no search's config.json.*best.json naming its space.*space="):
+        build_report(tmp_path, results=_results(4))  # which space the strings belong to is never guessed
     bad = _results(4)
     bad.loc[0, "arch"] = "not-an-arch"
     with pytest.raises(ValueError, match="row 0"):
-        plot_op_distribution(bad)
+        plot_op_distribution(bad, space=SPACE)
     with pytest.raises(ValueError, match="top_k"):
-        plot_op_distribution(_results(4), top_k=0)
+        plot_op_distribution(_results(4), top_k=0, space=SPACE)
 
 
 def test_op_distribution_counts_top_archs():
     df = _results(6)
     conv = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
     df.loc[0, "arch"], df.loc[0, "valid_acc"] = conv, 1e3
-    fig = plot_op_distribution(df, top_k=1)
+    fig = plot_op_distribution(df, top_k=1, space=SPACE)
     heat = fig.axes[0].images[0].get_array()
     col = [t.get_text() for t in fig.axes[0].get_xticklabels()].index("nor_conv_3x3")
     assert np.all(heat[:, col] == 1.0) and heat.sum() == 6
@@ -154,7 +156,8 @@ def _pipeline_folder(tmp_path, n: int = 8):
                   "valid_acc": [90.98765, 90.1234], "test_acc": [91.0666666, 90.19111]}).to_parquet(
         tmp_path / "final.parquet", index=False)
     (tmp_path / "best.json").write_text(json.dumps({
-        "metric": "valid_acc", "mode": "max", "arch": best["arch"], "valid_acc": 90.98765, "test_acc": 91.0666666,
+        "metric": "valid_acc", "mode": "max", "space": "nb201", "arch": best["arch"], "valid_acc": 90.98765,
+        "test_acc": 91.0666666,
         "search_valid_acc": float(best["valid_acc"]), "random_baseline": {"test_acc": 90.19111},
         "step_seconds": {"data": 1.234, "final": 300.5}}))
     return df, rnd
@@ -174,7 +177,7 @@ def test_report_page_reads_as_a_person_would(tmp_path):
     import re
 
     df, rnd = _pipeline_folder(tmp_path)
-    rep = build_report(tmp_path)
+    rep = build_report(tmp_path)  # the space best.json names
     page = rep.html.read_text()
     text = _visible_text(page)
     # figures are rounded: no number with more than 2 decimals anywhere a person reads
@@ -207,7 +210,7 @@ def test_report_plots_rounds_as_a_legend_and_the_real_top_set(tmp_path):
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[:2] == ["round 1", "round 2"]
     # "top k" is a real top set: with 8 evaluated it is the best 2, not all 8
-    fig = plot_op_distribution(df, top_k=10)
+    fig = plot_op_distribution(df, top_k=10, space=SPACE)
     assert fig.axes[0].get_title() == "op per edge, top 2 of 8 by valid_acc"
     assert fig.axes[0].images[0].get_array().sum() == 6 * 1.0
 

@@ -22,7 +22,6 @@ from ray_nasrank.spaces import (
     Normal,
     SearchSpace,
     arch_to_str,
-    get_space,
     parse_arch,
     space_from_tune,
 )
@@ -258,21 +257,26 @@ def test_value_strings_are_read_as_typed():
     assert space.from_string("f='0.5_2'") == ("0.5_2",)
 
 
-def test_get_space():
-    assert get_space("nb201") == NB201Space()
-    with pytest.raises(ValueError, match="unknown space 'nb301'"):
-        get_space("nb301")
+def test_spaces_are_named_through_the_family_registry():
+    from ray_nasrank.families import FAMILIES, SpaceError, load_family
+
+    assert "nb201" in FAMILIES and load_family("nb201").space == NB201Space()
+    with pytest.raises(SpaceError, match="'nb301'.*built-in model family \\['nb201'"):
+        load_family("nb301")
 
 
 # ------------------------------------------------------------------------------ Tune spaces
 tune = pytest.importorskip("ray.tune")
 
 
-def test_space_from_tune_detects_nb201_and_constants():
+def test_space_from_tune_never_guesses_nb201_from_its_shape():
+    # the NB201 cell written as Tune domains is a plain categorical space: NB201 is named, not detected
     ps = {"cell": {k: tune.choice(list(OPS)) for k in EDGE_KEYS}, "epochs": 12, "opt": {"lr": 0.1}}
     space, consts = space_from_tune(ps)
-    assert isinstance(space, NB201Space) and space.key == "cell"
+    assert type(space) is CategoricalSpace and space.intrinsic_names == ()
     assert consts == {"epochs": 12, "opt": {"lr": 0.1}}
+    # ... with the same decisions, so NB201Space().to_tune() is the named space's Tune form
+    assert space.decisions == NB201Space().decisions
 
 
 def test_space_from_tune_generic_nested_and_randint():

@@ -89,7 +89,7 @@ def test_searcher_uses_the_fallback_until_the_actor_is_ready(ray_session):
     from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
 
     searcher = NASRankSearcher(
-        metric="acc", mode="max", strategy="nasrank", weak_source=ready_actor, seed=0,
+        SPACE, metric="acc", mode="max", strategy="nasrank", weak_source=ready_actor, seed=0,
         strategy_kwargs={"candidates": ARCHS, "batch_size": 4,
                          "predictor": PredictorConfig(ensemble=1, pretrain=PretrainConfig(epochs=2), finetune=FineTuneConfig(epochs=5))})
     searcher.set_search_properties(None, None, SPACE.to_tune(), num_samples=8)

@@ -57,13 +57,21 @@ def test_configs_merge_constants_and_space_is_exhausted_without_repeats():
 
 
 def test_nb201_config_carries_the_arch_string():
-    s = _searcher()
+    # NB201 is named (space=), and the Tuner's param_space may write the same cell as Tune domains
+    s = _searcher(space=NB201Space())
     _setup(s, {**NB201Space().to_tune(), "epochs": 1})
     cfg = _suggest(s, "a")
     arch = NB201Space().from_config({"cell": cfg["cell"]})
     assert cfg["arch"] == NB201Space().to_string(arch)
     assert set(cfg["cell"]) == {"e1_0", "e2_0", "e2_1", "e3_0", "e3_1", "e3_2"}
     assert all(op in OPS for op in cfg["cell"].values())
+
+
+def test_the_nb201_shape_alone_is_a_plain_categorical_space():
+    s = _searcher()
+    _setup(s, {**NB201Space().to_tune(), "epochs": 1})
+    cfg = _suggest(s, "a")
+    assert type(s.space) is CategoricalSpace and "arch" not in cfg and set(cfg) == {"cell", "epochs"}
 
 
 def test_errors_missing_and_nonfinite_metrics_are_failures_with_a_warning():
@@ -121,7 +129,9 @@ def test_own_space_refuses_tuner_domains_and_strategy_instance_is_used():
     space = CategoricalSpace({"k": [1, 3, 5], "w": [8, 16]})
     strat = make_strategy("random", space, seed=1)
     s = NASRankSearcher(space=space, metric="acc", mode="max", strategy=strat)
-    assert s.set_search_properties("acc", "max", SMALL) is False  # Tune then raises on the domains
+    other = {**SMALL, "w": tune.choice([8, 16, 32])}
+    assert s.set_search_properties("acc", "max", other) is False  # Tune then raises on the domains
+    assert s.set_search_properties("acc", "max", SMALL) is True  # the same space written for Tune
     assert s.set_search_properties("acc", "max", {"epochs": 3}) is True
     cfg = _suggest(s, "a")
     assert strat.pending == {(cfg["k"], cfg["w"])}

@@ -17,7 +17,7 @@ SPACE = NB201Space()
 
 def test_nb201_trainable_trains_finalists_and_reports_every_epoch(ray_session, tmp_path):
     finalists = SPACE.sample_many(2, rng=3, unique=True)
-    searcher = NASRankSearcher(strategy="random", metric="valid_acc", mode="max", seed=0,
+    searcher = NASRankSearcher(SPACE, strategy="random", metric="valid_acc", mode="max", seed=0,
                                points_to_evaluate=[SPACE.to_string(a) for a in finalists])
     param_space = {**SPACE.to_tune(), "dataset": "digits", "epochs": 2, "limit_train": 256,
                    "train": {"channels": 4, "cells_per_stage": 1, "batch_size": 64, "seed": 0}}

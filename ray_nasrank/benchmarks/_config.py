@@ -2,59 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import logging
-import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
 from ray_nasrank._checks import ConfigError, check_mode
 from ray_nasrank._config import option
+from ray_nasrank._user_code import load_callable
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ray_nasrank.families import ModelFamily
     from ray_nasrank.tabular import TabularBenchmark
 
-SPACES = ("nb201", "columns")
+#: the table's own space: one decision per column (every other ``space`` names a model family)
+COLUMNS = "columns"
 log = logging.getLogger(__name__)
-
-
-def load_callable(spec: str, what: str = "model") -> Callable[..., Any]:
-    """The callable ``MODULE:FUNCTION`` names: an importable module (``pkg.models:build``) or a
-    Python file (``models.py:build``); errors name ``what`` (the option) and what is missing.
-
-    A file is imported once per process under a private module name kept in ``sys.modules``,
-    so what it defines can be pickled (Ray ships such objects to its workers).
-    """
-    module_name, _, attr = spec.partition(":")
-    try:
-        if module_name.endswith(".py"):
-            path = Path(module_name).resolve()
-            if not path.is_file():
-                raise ConfigError(f"`{what}` {spec!r}: no file {module_name}")
-            key = "_ray_nasrank_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12] + "_" + path.stem
-            module = sys.modules.get(key)
-            if module is None:
-                mod_spec = importlib.util.spec_from_file_location(key, path)
-                module = importlib.util.module_from_spec(mod_spec)
-                sys.modules[key] = module
-                try:
-                    mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
-                except BaseException:
-                    del sys.modules[key]
-                    raise
-        else:
-            module = importlib.import_module(module_name)
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 -- any import error, reported with the spec
-        raise ConfigError(f"`{what}` {spec!r}: cannot import {module_name}: {type(e).__name__}: {e}") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ConfigError(f"`{what}` {spec!r}: {module_name} has no callable {attr!r}")
-    return fn
 
 
 @dataclass
@@ -66,20 +28,23 @@ class TableConfig:
 
     Args:
         table: parquet or CSV file.
-        space: ``nb201`` (``arch_col`` holds NB201 strings) or ``columns`` (``arch_cols`` are
-            categorical decisions, ``num_cols`` numeric ones: ``name`` or ``name:log``).
+        space: a model family (a built-in name such as ``nb201``, or ``MODULE:FUNCTION``, see
+            :mod:`ray_nasrank.families`) whose arch strings ``arch_col`` holds, or ``columns``
+            (``arch_cols`` are categorical decisions, ``num_cols`` numeric ones: ``name`` or
+            ``name:log``).
         target: the column to rank or optimise; ``mode`` says whether higher is better.
         weak: weak-label columns.
 
     Raises:
         ConfigError: a missing table or target, an unknown space or mode, ``space="columns"``
-            without ``arch_cols``.
+            without ``arch_cols``, ``intrinsic`` labels the space's family does not compute.
     """
 
     table: str | None = option(None, "parquet or CSV table of architectures and targets", required=True)
-    space: str = option("nb201", "nb201: --arch-col holds NB201 strings; columns: --arch-cols are "
-                        "categorical decisions", choices=SPACES)
-    arch_col: str = option("arch", "column with NB201 strings (space nb201)")
+    space: str = option("nb201", "a model family whose arch strings --arch-col holds (built in: nb201; or "
+                                 "MODULE:FUNCTION), or columns: --arch-cols are categorical decisions",
+                        metavar="NAME|MODULE:FUNCTION|columns")
+    arch_col: str = option("arch", "column with the family's arch strings (e.g. NB201 strings)")
     arch_cols: list[str] | None = option(None, "comma-separated categorical columns (space columns)")
     num_cols: list[str] | None = option(None, "comma-separated numeric columns (space columns), ':log' marks a "
                                         "log-scaled one, e.g. lr:log,wd:log,dropout")
@@ -89,8 +54,8 @@ class TableConfig:
                              help="comma-separated weak-label columns (e.g. supernet_oneshot_acc,flops)")
     intrinsic: list[str] = option(default_factory=list, metavar="NAMES",
                                   help="weak labels the package computes and adds to --weak: with --model any "
-                                       "zero-cost proxies of the model (default params,snip); without it "
-                                       "NB201's own params,flops,synflow")
+                                       "zero-cost proxies of the model (default params,snip); without it the "
+                                       "intrinsic labels of the --space family (nb201: params,flops,synflow)")
     model: str | None = option(None, metavar="MODULE:FUNCTION",
                                help="a callable (module path or .py file, then ':' and its name) taking the "
                                     "config dict of a table row (arch and numeric columns by name) and returning "
@@ -102,8 +67,7 @@ class TableConfig:
         for key in ("table", "target"):
             if not getattr(self, key):
                 raise ConfigError(f"`{key}` is required")
-        if self.space not in SPACES:
-            raise ConfigError(f"unknown `space` {self.space!r}; choose from {list(SPACES)}")
+        family = self.family()
         check_mode(self.mode)
         if self.space == "columns" and not (self.arch_cols or self.num_cols):
             raise ConfigError("`space` columns needs `arch_cols` c1,c2,... (and/or `num_cols` lr:log,...)")
@@ -134,22 +98,39 @@ class TableConfig:
         elif self.input_shape is not None:
             raise ConfigError("`input_shape` describes the input of `model`; give `model` too")
         elif self.intrinsic:
-            from ray_nasrank.search import INTRINSIC
-
-            bad = [x for x in self.intrinsic if x not in INTRINSIC]
+            names = () if family is None else family.intrinsic_names
+            if not names:
+                raise ConfigError(f"`intrinsic` without `model` needs a `space` whose model family computes "
+                                  f"intrinsic labels (e.g. nb201), not {self.space!r}; give `model` "
+                                  "MODULE:FUNCTION to score the table's rows with zero-cost proxies")
+            bad = [x for x in self.intrinsic if x not in names]
             if bad:
-                raise ConfigError(f"unknown `intrinsic` label(s) {bad}; choose from {list(INTRINSIC)}, or give "
-                                  "`model` for zero-cost proxies of your own model family")
-            if self.space != "nb201":
-                raise ConfigError("`intrinsic` without `model` needs `space` nb201 (the labels are computed for "
-                                  "NB201 cells); give `model` MODULE:FUNCTION to score another table's rows")
+                raise ConfigError(f"unknown `intrinsic` label(s) {bad}; {self.space} computes {list(names)}, or "
+                                  "give `model` for zero-cost proxies of your own model family")
         clash = [x for x in self.intrinsic if x in self.weak]
         if clash:
             raise ConfigError(f"{clash} given both in `weak` and `intrinsic`; keep one")
 
+    def family(self) -> "ModelFamily | None":
+        """The model family ``space`` names (``None`` for ``columns``).
+
+        Raises:
+            ConfigError: no such family (the message names `space`).
+        """
+        if self.space == COLUMNS:
+            return None
+        from ray_nasrank.families import FAMILIES, SpaceError, load_family
+
+        try:
+            return load_family(self.space)
+        except SpaceError as e:
+            raise ConfigError(f"unknown `space` {self.space!r}: choose {COLUMNS!r}, a built-in model family "
+                              f"{sorted(FAMILIES)} or MODULE:FUNCTION ({e})") from None
+
     def intrinsic_labels(self, bench: "TabularBenchmark") -> dict:
         """The weak labels of ``intrinsic``/``model`` for every row of ``bench`` (name -> array):
-        the model's zero-cost proxies (NaN for a row whose model fails, logged) or NB201's own."""
+        the model's zero-cost proxies (NaN for a row whose model fails, logged) or the intrinsic
+        labels of the space's family."""
         import time
 
         import numpy as np

@@ -68,7 +68,8 @@ def search_via_tune(bench: Any, strategy: str = "nasrank", budget: int = 100, se
         # a lookup needs almost no CPU: fractional trials let `concurrency` of them run at once
         per_trial = min(1.0, cpus / concurrency)
         trainable = tune.with_resources(make_table_trainable(bench), {"cpu": per_trial})
-        searcher = NASRankSearcher(metric=bench.target_name, mode=bench.mode, strategy=strategy,
+        # the table's own space (e.g. NB201Space), not one read back from its Tune domains
+        searcher = NASRankSearcher(bench.space, metric=bench.target_name, mode=bench.mode, strategy=strategy,
                                    strategy_kwargs=kwargs, seed=seed)
         with tempfile.TemporaryDirectory(prefix="nasrank-tune-") as tmp:
             tuner = tune.Tuner(

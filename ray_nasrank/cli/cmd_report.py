@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--baseline-table", default=None,
                    help="parquet/CSV whose --baseline-column holds every candidate's true value")
     p.add_argument("--baseline-column", default=None, help="column of --baseline-table (default: --metric)")
+    p.add_argument("--space", default=None, metavar="NAME|MODULE:FUNCTION",
+                   help="model family the arch strings belong to (default: the search's, from DIR/config.json)")
     p.add_argument("--no-html", action="store_true", help="PNG plots only")
     p.set_defaults(func=run)
 
@@ -49,14 +51,8 @@ def run(args: argparse.Namespace) -> int:
         n = len(pd.read_parquet(folder / "results.parquet"))
         values = pd.to_numeric(table[col], errors="coerce").dropna().to_numpy(dtype=np.float64)
         baseline = expected_random_best(values, min(n, len(values)), mode=args.mode or "max")
-    space = None
-    if (folder / "config.json").is_file() and (folder / "data.json").is_file():
-        from ray_nasrank.pipeline import load_config
-        from ray_nasrank.pipeline._steps import report_space
-
-        space = report_space(load_config(folder / "config.json"), folder)  # a search's own space
     rep = build_report(folder, metric=args.metric, mode=args.mode, baseline=baseline, top_k=args.top_k,
-                       html=not args.no_html, space=space)
+                       html=not args.no_html, space=args.space)
     for name, path in rep.plots.items():
         print(f"{name}: {path}")
     if rep.html:

@@ -6,9 +6,11 @@ between rounds -> ``results.parquet``, ``best.json`` and a report. Every step wr
 artefact into the output folder and is skipped when the artefact exists, so re-running on the
 same folder resumes (the Tune step through ``Tuner.restore``).
 
-``PipelineConfig(space="MODULE:FUNCTION")`` searches the user's own model family instead of NB201
-(:func:`load_family` reads what that function returns: a ``ChoiceSupernet`` or a
-``(param_space, model_fn)`` pair).
+``PipelineConfig(space=...)`` names the model family searched: a built-in one (``nb201``, the
+default) or the user's own, ``MODULE:FUNCTION`` (:func:`ray_nasrank.families.load_family` reads
+what that function returns: a ``ModelFamily``, a ``ChoiceSupernet`` or a ``(param_space,
+model_fn)`` pair). The pipeline uses what the family provides: its supernet, intrinsic labels
+or zero-cost proxies for the weak labels, its network for every training.
 
 Example::
 
@@ -18,8 +20,9 @@ Example::
     print("\\n".join(res.summary_lines()))
 """
 
+from ray_nasrank.families import RECIPE_KEYS, ModelFamily, SpaceError, family_from, load_family
+
 from ._config import RUNTIME_KEYS, ConfigMismatchError, PipelineConfig, load_config
-from ._family import RECIPE_KEYS, ModelFamily, SpaceError, family_from, load_family
 from ._run import SearchResult, run_search
 from ._rundir import RunDirError, RunDirLockedError
 from ._steps import ARTEFACTS

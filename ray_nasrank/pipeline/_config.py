@@ -8,8 +8,9 @@ training image, ``final_epochs``), the usual practice of multi-fidelity NAS. Wit
 under the identical recipe, and its best is retrained the same way, so the report shows what
 the search adds over picking at random.
 
-``space`` may name your own model family instead of NB201 (``MODULE:FUNCTION``, see
-:mod:`ray_nasrank.pipeline._family`); ``channels`` and ``cells_per_stage`` then do not apply.
+``space`` names the model family searched: a built-in one (:data:`ray_nasrank.families.FAMILIES`,
+``nb201`` by default) or your own (``MODULE:FUNCTION``, see :mod:`ray_nasrank.families`);
+``channels`` and ``cells_per_stage`` size the networks of a family whose function takes them.
 
 Networks: one NB201 cell per stage with 8 channels (C=8). Weak labels come from a supernet
 trained at the search fidelity inside a Ray actor; the ranker is pretrained on them plus the
@@ -40,7 +41,6 @@ __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config
 
 #: keys that may change between a run and its resumption (where it runs, not what it computes)
 RUNTIME_KEYS: frozenset[str] = frozenset({"address", "progress", "concurrency", "device"})
-SPACES = ("nb201",)
 BASELINES = ("random", "none")
 #: ``dataset`` of a run on the user's own ``data``
 CUSTOM = "custom"
@@ -88,10 +88,11 @@ class PipelineConfig:
                                     "per class, optionally under train/ and test/), an .npz file with x and y "
                                     "arrays (optionally x_test, y_test, classes), or MODULE:FUNCTION returning "
                                     "torch datasets (train[, test])", metavar="PATH|MODULE:FUNCTION")
-    space: str = option("nb201", "search space: nb201 (the NAS-Bench-201 cell), or your own model family as "
-                                 "MODULE:FUNCTION or path/to/file.py:FUNCTION returning a ChoiceSupernet or a "
-                                 "pair (param_space, model_fn) (see docs/howto/own_model_family.md)",
-                        metavar="nb201|MODULE:FUNCTION")
+    space: str = option("nb201", "model family searched: a built-in one (nb201: the NAS-Bench-201 cell), or "
+                                 "your own as MODULE:FUNCTION or path/to/file.py:FUNCTION returning a "
+                                 "ModelFamily, a ChoiceSupernet or a pair (param_space, model_fn) (see "
+                                 "docs/howto/own_model_family.md)",
+                        metavar="NAME|MODULE:FUNCTION")
     budget: int = option(8, "finalists trained from scratch")
     rounds: int = option(2, "rounds the budget is spent in; the ranker is fine-tuned between rounds")
     baseline: str = option("random", "random: also train --budget random pool cells under the same recipe and "
@@ -107,13 +108,15 @@ class PipelineConfig:
     valid_size: int = option(2000, "validation images of the search", group=_SIZE)
     test_size: int = option(2000, "test images of the search trainings", group=_SIZE)
     # networks
-    channels: int = option(8, "stem channels C", group=_SIZE)
-    cells_per_stage: int = option(1, "cells per stage N", group=_SIZE)
+    channels: int = option(8, "stem channels C (of a family that takes channels, e.g. nb201)", group=_SIZE)
+    cells_per_stage: int = option(1, "cells per stage N (of a family that takes cells_per_stage, e.g. nb201)",
+                                  group=_SIZE)
     batch_size: int = option(128, "training batch size", group=_SIZE)
     # supernet and weak labels
     supernet_epochs: int = option(2, "supernet training epochs", group=_SIZE)
     supernet_lr: float = 0.05
-    pool_size: int = option(200, "candidate cells with weak labels, one per isomorphism class (0: all 6,466)",
+    pool_size: int = option(200, "candidates with weak labels (nb201: one per isomorphism class); 0: every "
+                                 "candidate (nb201: 6,466; a finite space of at most 2**20 configs)",
                             group=_SIZE)
     weak_batch: int = 64
     weak_calib_batches: int = 1
@@ -148,11 +151,11 @@ class PipelineConfig:
                              "or pass data= (your own image folder, .npz or MODULE:FUNCTION)")
         if self.baseline not in BASELINES:
             raise ValueError(f"unknown baseline {self.baseline!r}; choose from {list(BASELINES)}")
-        from ._family import is_family_spec
+        from ray_nasrank.families import FAMILIES, is_family_spec
 
-        if self.space not in SPACES and not is_family_spec(self.space):
-            raise ValueError(f"unknown space {self.space!r}; give {list(SPACES)} or your own model family as "
-                             "MODULE:FUNCTION (or path/to/file.py:FUNCTION)")
+        if self.space not in FAMILIES and not is_family_spec(self.space):
+            raise ValueError(f"unknown space {self.space!r}; give a built-in model family {sorted(FAMILIES)} or "
+                             "your own as MODULE:FUNCTION (or path/to/file.py:FUNCTION)")
         for name, lo in (("budget", 1), ("rounds", 1), ("concurrency", 1), ("seed", 0), ("train_size", 0),
                          ("valid_size", 0), ("test_size", 0), ("channels", 1), ("cells_per_stage", 1),
                          ("batch_size", 1), ("supernet_epochs", 1), ("finalist_epochs", 1),
@@ -168,9 +171,6 @@ class PipelineConfig:
         if self.baseline == "random" and self.pool_size and self.pool_size < 2 * self.budget:
             raise ValueError(f"pool_size={self.pool_size} is smaller than 2 x budget={self.budget}; the random "
                              "baseline draws its cells from the pool too (or pass baseline='none')")
-        if self.pool_size == 0 and self.space not in SPACES:
-            raise ValueError(f"pool_size=0 (every candidate) is for nb201; a model family's pool is sampled from "
-                             f"its space: give pool_size >= budget for space {self.space!r}")
         if self.pool_size and self.pool_size < self.budget:
             raise ValueError(f"pool_size={self.pool_size} is smaller than budget={self.budget}; "
                              "the search trains distinct cells of the pool (0: the whole space)")

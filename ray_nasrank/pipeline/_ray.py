@@ -18,15 +18,14 @@ import pandas as pd
 import ray
 from ray import tune
 
+from ray_nasrank.families import ModelFamily, SpaceError
 from ray_nasrank.progress import progress
-from ray_nasrank.spaces import Arch, NB201Space
+from ray_nasrank.spaces import Arch
 
 from ._config import PipelineConfig
-from ._family import ModelFamily
-from ._steps import ARTEFACTS, METRIC, MODE, save_supernet, supernet_config
+from ._steps import ARTEFACTS, METRIC, MODE, save_supernet
 
-SPACE = NB201Space()
-#: the config key of a model family's grid trials (random arm, retraining): the arch string
+#: the config key of the grid trials (random arm, retraining): the arch string
 GRID_KEY = "nasrank_arch"
 #: CPUs the supernet actor takes: a fraction, so it never starves a trial of a whole CPU
 ACTOR_CPUS = 0.5
@@ -46,22 +45,21 @@ def ensure_ray(cfg: PipelineConfig) -> bool:
 
 
 def weak_labels(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], sn_path: Path,
-                family: ModelFamily | None = None) -> tuple[dict[str, np.ndarray], float | None]:
+                family: ModelFamily) -> tuple[dict[str, np.ndarray], float | None]:
     """The pool's weak labels (``{name: array}``) and the seconds the supernet trained (``None``
-    when ``sn_path`` already held it, or when there is no supernet).
+    when ``sn_path`` already held it, or when the family has no supernet).
 
-    NB201: the supernet's accuracy of each cell. A model family: its
-    :class:`~ray_nasrank.nn.ChoiceSupernet`'s accuracy of each config (when it is one), plus the
-    zero-cost proxies of every candidate's model (:data:`~ray_nasrank.proxies.MODEL_PROXIES`) scored in Ray tasks.
-    A candidate whose model cannot be built or run on the data's input shape is an error naming
+    What the family provides: when it has proxies, the zero-cost proxies of every candidate's
+    model (``family.proxies``, default :data:`~ray_nasrank.proxies.MODEL_PROXIES`) scored in Ray
+    tasks; when it has a supernet, the supernet's accuracy of each candidate (``supernet``). A
+    candidate whose model cannot be built or run on the data's input shape is an error naming
     it, before any training.
     """
-    if family is not None:
-        ship_by_value(family)
+    ship_by_value(family)
     # the proxies build every candidate's model: a broken one fails here, before the supernet trains
-    labels = {} if family is None else _family_proxies(cfg, family, splits, pool)
+    labels = _family_proxies(cfg, family, splits, pool) if family.has_proxies else {}
     seconds = None
-    if family is None or family.supernet is not None:
+    if family.has_supernet:
         sn, seconds = supernet_and_weak_labels(cfg, out, splits, pool, sn_path, family)
         labels = {"supernet": sn, **labels}
     return labels, seconds
@@ -71,10 +69,9 @@ def _family_proxies(cfg: PipelineConfig, family: ModelFamily, splits: Any, pool:
     from ray_nasrank.integrations.ray import RayModelProxies
     from ray_nasrank.proxies import ModelProxies
 
-    from ._family import SpaceError
-
     shape = tuple(int(s) for s in splits.train.x.shape[1:])
-    proxies = ModelProxies(family.model_fn, input_shape=shape, seed=cfg.seed)
+    names = {} if family.proxies is None else {"names": family.proxies}
+    proxies = ModelProxies(family.model_fn, input_shape=shape, seed=cfg.seed, **names)
     values = RayModelProxies(proxies, num_cpus=1)([family.config(a) for a in pool])
     broken = [f for f in proxies.failures if f.name == "model"]
     if broken:
@@ -84,12 +81,13 @@ def _family_proxies(cfg: PipelineConfig, family: ModelFamily, splits: Any, pool:
 
 
 def supernet_and_weak_labels(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch],
-                             sn_path: Path, family: ModelFamily | None = None, chunk: int = 25,
+                             sn_path: Path, family: ModelFamily, chunk: int = 25,
                              poll_s: float = 0.5) -> tuple[np.ndarray, float | None]:
     """Weak labels of the pool from one :class:`SupernetActor`; returns them and the seconds the
     supernet trained (``None`` when ``sn_path`` already held it).
 
-    The supernet is NB201's, or the model family's :class:`~ray_nasrank.nn.ChoiceSupernet`.
+    The supernet is the family's: its built one (``family.supernet``, shipped to the actor), or
+    the package's NB201 supernet of the shape ``family.supernet_config``, built in the actor.
     Without ``sn_path`` the actor trains the supernet itself on ``splits`` (shipped once through
     the object store), the driver only polls its epoch count for the progress bar, then saves the
     weights the actor hands back. With ``sn_path`` the actor loads those weights. The sweep is asked
@@ -101,11 +99,12 @@ def supernet_and_weak_labels(cfg: PipelineConfig, out: Path, splits: Any, pool: 
     from ._steps import load_supernet_weights
 
     name = "ray-nasrank-pipeline-" + hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12]
-    if family is None:
-        sn_cfg = supernet_config(cfg, splits)
-        shape = {"supernet_config": {k: v for k, v in sn_cfg.items() if k not in ("in_channels", "num_classes")}}
-    else:
+    if family.supernet is not None:
         sn_cfg, shape = {"space": family.spec}, {"supernet": family.supernet}
+    else:
+        sn_cfg = dict(family.supernet_config)
+        # the actor reads the channels and classes from the data it is given
+        shape = {"supernet_config": {k: v for k, v in sn_cfg.items() if k not in ("in_channels", "num_classes")}}
     common = dict(name=name, num_cpus=ACTOR_CPUS, trial_cpus=1.0, dataset=ray.put(splits.to("cpu")), **shape,
                   seed=cfg.seed,
                   eval_config={"batch_size": cfg.weak_batch, "calib_batches": cfg.weak_calib_batches,
@@ -217,16 +216,16 @@ def ship_by_value(family: ModelFamily) -> None:
         cloudpickle.register_pickle_by_value(mod)
 
 
-def _finalist_trainable(config: dict, splits: dict, train: dict, family: ModelFamily | None = None,
+def _finalist_trainable(config: dict, splits: dict, train: dict, family: ModelFamily,
                         threads: int = 1) -> None:
     """Train one finalist from scratch on the pipeline's shared splits; report, then test.
 
-    NB201: the cell ``config["arch"]``. A model family: ``family.model_fn`` of the trial config
-    (the family's constants plus the decisions, or the arch string of a grid trial), trained with
-    the recipe fields the config sets (:data:`~ray_nasrank.pipeline._family.RECIPE_KEYS`)."""
+    The model is ``family.model_fn`` of the trial config (the family's constants plus the
+    decisions, or the arch string of a grid trial), initialised from the recipe's seed and
+    trained with the recipe fields the config sets (:data:`~ray_nasrank.families.RECIPE_KEYS`)."""
     import torch
 
-    from ray_nasrank.training import TrainConfig, train_arch, train_model
+    from ray_nasrank.training import train_model
 
     torch.set_num_threads(threads)  # the trial's CPUs: concurrent trials must not oversubscribe
     splits = open_splits(splits)
@@ -235,16 +234,12 @@ def _finalist_trainable(config: dict, splits: dict, train: dict, family: ModelFa
         if METRIC in metrics:
             tune.report({METRIC: float(metrics[METRIC]), "epoch": int(epoch), "done": False})
 
-    if family is None:
-        recipe = TrainConfig.from_dict(train)
-        res = train_arch(SPACE.validate(config["arch"]), splits, recipe, report=report)
-    else:
-        conf = family.config(family.space.from_string(config[GRID_KEY])) if GRID_KEY in config \
-            else {**family.constants, **config}
-        recipe = family.train_config(train, conf)
-        torch.manual_seed(recipe.seed)  # the same initial weights in both arms and the retraining
-        net = family.check_input(conf, splits.train.x[:2].float(), "this trial's inputs")
-        res = train_model(net, splits, recipe, report=report)
+    conf = family.config(family.space.from_string(config[GRID_KEY])) if GRID_KEY in config \
+        else {**family.constants, **config}
+    recipe = family.train_config(train, conf)
+    torch.manual_seed(recipe.seed)  # the same initial weights in both arms and the retraining
+    net = family.check_input(conf, splits.train.x[:2].float(), "this trial's inputs")
+    res = train_model(net, splits, recipe, report=report)
     tune.report({METRIC: float(res[METRIC]), "test_acc": float(res["test_acc"]), "params": int(res["params"]),
                  "train_seconds": float(res["seconds"]), "epoch": int(res["epochs"]), "lr": float(recipe.lr),
                  "threads": torch.get_num_threads(), "done": True})
@@ -266,7 +261,7 @@ def finalist_train_config(cfg: PipelineConfig, final: bool = False) -> dict:
 
 
 def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict, num_samples: int,
-           desc: str, search_alg: Any = None, param_space: dict | None = None, family: ModelFamily | None = None,
+           desc: str, family: ModelFamily, search_alg: Any = None, param_space: dict | None = None,
            threads: int = 1):
     """A fresh Tuner for ``out/name``, or the restored one when that folder holds an experiment.
     ``splits``: from :func:`share_splits`. ``threads``: CPUs (torch threads) per trial; trials
@@ -274,12 +269,10 @@ def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict,
     from ray.tune import RunConfig, TuneConfig, Tuner
 
     path = out.resolve() / name
-    extra = {}
-    if family is not None:
-        ship_by_value(family)
-        extra["family"] = family.without_supernet()
+    ship_by_value(family)
     trainable = tune.with_resources(
-        tune.with_parameters(_finalist_trainable, splits=splits, train=train, threads=threads, **extra),
+        tune.with_parameters(_finalist_trainable, splits=splits, train=train, threads=threads,
+                             family=family.without_supernet()),
         {"cpu": threads, "gpu": 1 if cfg.device.startswith("cuda") else 0})
     if Tuner.can_restore(str(path)):
         from ray_nasrank.integrations.tune import NASRankSearcher
@@ -300,7 +293,7 @@ def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict,
 
 
 def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], weak: pd.DataFrame,
-             ranker: Any, family: ModelFamily | None = None) -> pd.DataFrame:
+             ranker: Any, family: ModelFamily) -> pd.DataFrame:
     """Run (or resume) the NASRank search; one row per finished trial (arch, order, metrics).
 
     A fresh experiment uses :class:`NASRankSearcher` with the ``nasrank`` strategy: the
@@ -312,9 +305,8 @@ def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], 
 
     round_size = max(cfg.round_sizes())
     weak_cols = {c: weak[c].to_numpy(dtype=np.float64) for c in weak.columns if c.startswith("weak_")}
-    space = SPACE if family is None else family.space
     searcher = NASRankSearcher(
-        space=space, metric=METRIC, mode=MODE, strategy="nasrank", seed=cfg.seed,
+        space=family.space, metric=METRIC, mode=MODE, strategy="nasrank", seed=cfg.seed,
         strategy_kwargs={"candidates": list(pool), "weak": weak_cols, "predictor": ranker,
                          "batch_size": round_size, "first_batch": round_size,
                          # refit whenever a round is planned with new labels (concurrent trials
@@ -324,21 +316,20 @@ def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], 
                          # instead of blocking Tune's control loop
                          "async_refit": True})
     tuner = _tuner(cfg, out, ARTEFACTS["tune"], splits, finalist_train_config(cfg), cfg.budget,
-                   "NASRank finalists", search_alg=searcher, family=family)
+                   "NASRank finalists", family, search_alg=searcher)
     return _trial_rows(tuner.fit(), cfg.budget, out / ARTEFACTS["tune"], family)
 
 
 def run_grid(cfg: PipelineConfig, out: Path, name: str, splits: Any, archs: Sequence[str], final: bool,
-             desc: str, family: ModelFamily | None = None) -> pd.DataFrame:
+             desc: str, family: ModelFamily) -> pd.DataFrame:
     """Train the given cells or configs (arch strings; a Tune grid, in this order) under the
     search recipe, or at full fidelity with ``final=True``; resumed like :func:`run_tune`.
 
     The full-fidelity retraining runs one winner at a time with all ``cfg.concurrency`` CPUs as
     torch threads (at most one node's CPUs): one full-size training in memory instead of one per
     CPU (the whole job then stays under 2 GB on 2 cores), at about the same total time."""
-    key = "arch" if family is None else GRID_KEY
-    tuner = _tuner(cfg, out, name, splits, finalist_train_config(cfg, final=final), 1, desc,
-                   param_space={key: tune.grid_search(list(archs))}, family=family,
+    tuner = _tuner(cfg, out, name, splits, finalist_train_config(cfg, final=final), 1, desc, family,
+                   param_space={GRID_KEY: tune.grid_search(list(archs))},
                    threads=_node_cpus(cfg.concurrency) if final and cfg.device == "cpu" else 1)
     return _trial_rows(tuner.fit(), len(archs), out / name, family)
 
@@ -349,16 +340,14 @@ def _node_cpus(wanted: int) -> int:
     return max(1, min(int(wanted), max(sizes, default=1)))
 
 
-def _arch_string(config: dict, family: ModelFamily | None) -> str | None:
+def _arch_string(config: dict, family: ModelFamily) -> str | None:
     """The arch string of a trial's config (``None``: not a trial of this experiment)."""
-    if family is None:
-        return None if config.get("arch") is None else SPACE.to_string(SPACE.validate(config["arch"]))
     if GRID_KEY in config:
         return family.space.to_string(family.space.from_string(config[GRID_KEY]))
     return family.space.to_string(family.arch_of(config)) if config else None
 
 
-def _trial_rows(grid: Any, expected: int, path: Path, family: ModelFamily | None = None) -> pd.DataFrame:
+def _trial_rows(grid: Any, expected: int, path: Path, family: ModelFamily) -> pd.DataFrame:
     # a trial is finished when it errored or sent its final report; after a Ctrl-C Tune marks the
     # trials it stopped TERMINATED in the returned grid (its saved state keeps them resumable)
     finished = sum(1 for r in grid if r.error is not None or (r.metrics or {}).get("done") is True)

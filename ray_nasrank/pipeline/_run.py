@@ -16,7 +16,6 @@ from ._config import PipelineConfig
 from ._rundir import Manifest, RunLock, check_artefacts
 from ._steps import (
     ARTEFACTS,
-    SPACE,
     assemble_final,
     assemble_random,
     assemble_results,
@@ -29,7 +28,6 @@ from ._steps import (
     pretrain_ranker,
     random_draws,
     read_json,
-    report_space,
     weak_frame,
     write_best,
 )
@@ -171,9 +169,9 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResu
         with step("data", cfg.progress) as s:
             splits, final_splits = load_data_step(cfg, out, device)
             family = load_family_step(cfg, splits, final_splits)
-            space = SPACE if family is None else family.space
+            space = family.space
             manifest.record(ARTEFACTS["data"])
-            pool = candidate_pool(cfg, space)
+            pool = candidate_pool(cfg, family)
             del final_splits  # read again for the retraining: not held through the search
             release_memory()
         record("data", s["seconds"])
@@ -185,9 +183,13 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResu
         ray_address = ray.get_runtime_context().gcs_address
         try:
             if not p["weak_labels"].is_file():
-                what = ("weak labels (zero-cost proxies of the models, Ray tasks)"
-                        if family is not None and family.supernet is None else
-                        "supernet and weak labels (supernet actor" + (", zero-cost proxies)" if family else ")"))
+                if family.has_supernet:
+                    what = "supernet and weak labels (supernet actor" + (", zero-cost proxies)" if family.has_proxies
+                                                                         else ")")
+                elif family.has_proxies:
+                    what = "weak labels (zero-cost proxies of the models, Ray tasks)"
+                else:
+                    what = "weak labels (the space's intrinsic ones only, added at pretraining)"
                 with step(what, cfg.progress) as s:
                     labels, sn_seconds = _ray.weak_labels(cfg, out, splits, pool, p["supernet"], family)
                     atomic_write_parquet(p["weak_labels"], weak_frame(pool, labels, space))
@@ -249,8 +251,9 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResu
         from ray_nasrank.report import build_report
 
         with step("report", cfg.progress) as s:
-            rep = build_report(out, results=results, space=space if space is not None else report_space(cfg, out),
-                               html=report_html, artefacts=best.get("artefacts"))
+            # space None (nothing loaded in this call): the report reads it from the folder's config
+            rep = build_report(out, results=results, space=space, html=report_html,
+                               artefacts=best.get("artefacts"))
         ran.append("report")
         record("report", s["seconds"])
         html = rep.html

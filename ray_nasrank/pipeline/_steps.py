@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from ray_nasrank._io import atomic_write_bytes, atomic_write_json, check_writable_dir
-from ray_nasrank.spaces import Arch, NB201Space, SearchSpace
+from ray_nasrank.families import ModelFamily, load_family
+from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._config import ConfigMismatchError, PipelineConfig, load_config
 
-__all__ = ["ARTEFACTS", "prepare_out_dir", "load_data_step", "final_data_step", "candidate_pool", "save_supernet", "pretrain_ranker",
-           "ranker_config", "assemble_results", "random_draws", "METRIC", "MODE"]
+__all__ = ["ARTEFACTS", "prepare_out_dir", "load_data_step", "final_data_step", "family_of", "load_family_step",
+           "candidate_pool", "save_supernet", "pretrain_ranker", "ranker_config", "assemble_results", "random_draws",
+           "METRIC", "MODE"]
 
 #: artefact names inside ``--out``
 ARTEFACTS = {
@@ -40,7 +42,6 @@ ARTEFACTS = {
     "report": "report",
 }
 METRIC, MODE = "valid_acc", "max"
-SPACE = NB201Space()
 
 
 def prepare_out_dir(out: str | os.PathLike, cfg: PipelineConfig) -> Path:
@@ -111,60 +112,57 @@ def _split(cfg: PipelineConfig, raw, final: bool, device: str):
     return make_splits(raw, seed=cfg.seed, device=device, **lim)
 
 
-def load_family_step(cfg: PipelineConfig, splits, final_splits):
-    """The model family ``cfg.space`` names (``None`` for NB201), checked on one candidate: its
-    model must run on inputs of both fidelities (an error names the config and the shape)."""
-    if cfg.space == "nb201":
-        return None
-    from ._family import load_family
+def family_of(cfg: PipelineConfig, in_channels: int, num_classes: int) -> ModelFamily:
+    """The model family ``cfg.space`` names, for data of ``in_channels`` channels and
+    ``num_classes`` classes, at the network size ``cfg.channels`` and ``cfg.cells_per_stage``
+    (for a family whose function takes them)."""
+    return load_family(cfg.space, in_channels, num_classes, channels=cfg.channels,
+                       cells_per_stage=cfg.cells_per_stage)
 
-    family = load_family(cfg.space, splits.in_channels, splits.num_classes)
+
+def load_family_step(cfg: PipelineConfig, splits, final_splits) -> ModelFamily:
+    """The model family ``cfg.space`` names, checked: it must provide weak labels (a supernet,
+    proxies or intrinsic labels), and the model of one candidate must run on inputs of both
+    fidelities (an error names the config and the shape). The check leaves the caller's random
+    state as it was."""
+    import torch
+
+    family = family_of(cfg, splits.in_channels, splits.num_classes)
+    if not (family.has_supernet or family.has_proxies or family.intrinsic_names):
+        from ray_nasrank.families import SpaceError
+
+        raise SpaceError(f"--space {family.spec!r} provides no weak labels to pretrain the ranker on: give it a "
+                         "supernet, zero-cost proxies (proxies=None: the default set) or intrinsic labels")
     config = family.config(family.space.sample(cfg.seed))
-    for fidelity, sp in (("search", splits), ("full", final_splits)):
-        family.check_input(config, sp.train.x[:2].float().cpu(), f"the {fidelity}-fidelity inputs")
+    with torch.random.fork_rng(devices=[]):
+        for fidelity, sp in (("search", splits), ("full", final_splits)):
+            family.check_input(config, sp.train.x[:2].float().cpu(), f"the {fidelity}-fidelity inputs")
     return family
 
 
 def report_space(cfg: PipelineConfig, out: Path) -> SearchSpace:
-    """The space the ``arch`` strings of ``out``'s tables belong to (a model family is loaded
-    again, with the channels and classes ``data.json`` recorded)."""
-    if cfg.space == "nb201":
-        return SPACE
-    from ._family import load_family
-
+    """The space the ``arch`` strings of ``out``'s tables belong to (the family is loaded again,
+    with the channels and classes ``data.json`` recorded)."""
     info = read_json(out / ARTEFACTS["data"])
-    return load_family(cfg.space, int(info["image_shape"][0]), int(info["num_classes"])).space
+    return family_of(cfg, int(info["image_shape"][0]), int(info["num_classes"])).space
 
 
-def candidate_pool(cfg: PipelineConfig, space: SearchSpace | None = None) -> list[Arch]:
-    """NB201: ``pool_size`` cells of distinct isomorphism classes, drawn with the seed (0: one per
-    class). Another ``space`` (a model family): ``pool_size`` distinct configs drawn from its prior
-    with the seed, or all of them when the space holds no more (never enumerating a larger space)."""
-    from ray_nasrank.supernet import iso_representatives
+def candidate_pool(cfg: PipelineConfig, family: ModelFamily) -> list[Arch]:
+    """``cfg.pool_size`` distinct candidates of the family drawn with the seed (``0``: every
+    candidate): the family's own pool (NB201: one cell per isomorphism class) or configs drawn
+    from its space's prior (:func:`~ray_nasrank.families.sampled_pool`).
 
-    if space is not None and not isinstance(space, NB201Space):
-        if space.finite and space.size <= cfg.pool_size:
-            pool = list(space.enumerate())
-        else:
-            pool = space.sample_many(cfg.pool_size, rng=cfg.seed, unique=True)
-        need = cfg.budget * (2 if cfg.baseline == "random" else 1)
-        if len(pool) < need:
-            raise ValueError(f"the space of {cfg.space!r} holds {len(pool)} configs, fewer than the "
-                             f"{need} the search trains (budget={cfg.budget}"
-                             f"{', twice with the random arm' if cfg.baseline == 'random' else ''}); "
-                             "lower the budget or pass baseline='none'")
-        return pool
-
-    reps, _ = iso_representatives(list(SPACE.enumerate()))
-    if cfg.pool_size == 0 or cfg.pool_size >= len(reps):
-        return reps
-    idx = np.sort(np.random.default_rng(cfg.seed).choice(len(reps), size=cfg.pool_size, replace=False))
-    return [reps[int(i)] for i in idx]
-
-
-def supernet_config(cfg: PipelineConfig, splits) -> dict:
-    return {"channels": cfg.channels, "cells_per_stage": cfg.cells_per_stage,
-            "in_channels": splits.in_channels, "num_classes": splits.num_classes}
+    Raises:
+        ValueError: the pool holds fewer candidates than the search trains.
+    """
+    pool = family.candidate_pool(cfg.pool_size, cfg.seed)
+    need = cfg.budget * (2 if cfg.baseline == "random" else 1)
+    if len(pool) < need:
+        raise ValueError(f"the space of {cfg.space!r} holds {len(pool)} configs, fewer than the "
+                         f"{need} the search trains (budget={cfg.budget}"
+                         f"{', twice with the random arm' if cfg.baseline == 'random' else ''}); "
+                         "lower the budget or pass baseline='none'")
+    return pool
 
 
 def save_supernet(path: Path, sn_config: dict, state_dict: dict, history: dict | None) -> None:
@@ -197,13 +195,13 @@ def ranker_config(cfg: PipelineConfig):
     return PredictorConfig(seed=cfg.seed, ensemble=2, pretrain=PretrainConfig(epochs=cfg.ranker_epochs), finetune=FineTuneConfig(epochs=cfg.ranker_fit_epochs))
 
 
-def pretrain_ranker(cfg: PipelineConfig, weak: pd.DataFrame, path: Path, space: SearchSpace = SPACE):
+def pretrain_ranker(cfg: PipelineConfig, weak: pd.DataFrame, path: Path, space: SearchSpace):
     """Pretrain the learning-to-rank predictor on the pool's weak labels and save it.
 
-    The targets are the ``weak_*`` columns: on NB201 the supernet's weak labels plus the cells'
-    params, FLOPs and SynFlow (the intrinsic labels NASRank pretrains on by default,
-    :func:`ray_nasrank.search.intrinsic_weak`); for a model family its supernet's label (if any)
-    and its models' zero-cost proxies, already in ``weak``.
+    The targets are the ``weak_*`` columns (the supernet's label when the family has a supernet,
+    its models' zero-cost proxies when it has them) plus the intrinsic labels the space computes
+    itself, if any (NB201: the cells' params, FLOPs and SynFlow; what NASRank pretrains on by
+    default, :func:`ray_nasrank.search.intrinsic_weak`).
     """
     from ray_nasrank.predictor import RankPredictor
     from ray_nasrank.search import default_intrinsic, pretraining_labels
@@ -223,7 +221,7 @@ def round_of(orders: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
 
 
 def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFrame, ranker,
-                     space: SearchSpace = SPACE) -> pd.DataFrame:
+                     space: SearchSpace) -> pd.DataFrame:
     """The results table (see :mod:`ray_nasrank.report`) from the finished trials.
 
     ``predicted`` is the ranker's score *before* the arch's round: the ranker pretrained on weak
@@ -264,10 +262,10 @@ def final_candidates(trials: pd.DataFrame, random_trials: pd.DataFrame | None) -
     return out
 
 
-def intrinsic_columns(arch_strings: Sequence[str], space: SearchSpace = SPACE) -> dict[str, np.ndarray]:
-    """The intrinsic labels the ranker pretrains on (params, FLOPs, SynFlow for NB201) of the
-    trained cells, as ``weak_<name>`` columns: the report compares every weak label with the truth.
-    A model family has none (its proxies are in the weak-label table already)."""
+def intrinsic_columns(arch_strings: Sequence[str], space: SearchSpace) -> dict[str, np.ndarray]:
+    """The intrinsic labels the ranker pretrains on (NB201: params, FLOPs, SynFlow) of the
+    trained archs, as ``weak_<name>`` columns: the report compares every weak label with the truth.
+    ``{}`` for a space without them (a family's proxies are in the weak-label table already)."""
     from ray_nasrank.search import default_intrinsic, intrinsic_weak
 
     names = tuple(default_intrinsic(space))
@@ -277,7 +275,7 @@ def intrinsic_columns(arch_strings: Sequence[str], space: SearchSpace = SPACE) -
     return {f"weak_{n}": np.asarray(v, dtype=np.float64) for n, v in vals.items()}
 
 
-def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame, space: SearchSpace = SPACE) -> pd.DataFrame:
+def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
     """The random arm's table: like the results table, without ranker scores."""
     weak_cols = [c for c in weak.columns if c.startswith("weak_")]
     df = random_trials.sort_values("order").reset_index(drop=True).merge(weak[["arch", *weak_cols]], on="arch",
@@ -341,7 +339,7 @@ def read_json(path: Path) -> dict:
         return json.load(f)
 
 
-def weak_frame(pool: Sequence[Arch], labels: Mapping[str, np.ndarray], space: SearchSpace = SPACE) -> pd.DataFrame:
+def weak_frame(pool: Sequence[Arch], labels: Mapping[str, np.ndarray], space: SearchSpace) -> pd.DataFrame:
     """The weak-label table: ``arch`` (string form), ``iso`` and one ``weak_<name>`` column per label."""
     df = pd.DataFrame({"arch": [space.to_string(a) for a in pool], "iso": [str(space.iso_key(a)) for a in pool]})
     for name, values in labels.items():

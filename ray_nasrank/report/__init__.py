@@ -5,7 +5,7 @@
 ...                             "|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|"],
 ...                    "order": [1, 2], "round": [0, 0], "predicted": [0.9, 0.1],
 ...                    "valid_acc": [81.0, 42.0]})
->>> rep = build_report(tempfile.mkdtemp(), results=df)
+>>> rep = build_report(tempfile.mkdtemp(), results=df, space="nb201")
 >>> sorted(rep.plots), rep.summary["best_valid_acc"]
 (['best_so_far', 'op_distribution', 'predicted_vs_true'], 81.0)
 """

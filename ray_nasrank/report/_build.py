@@ -14,11 +14,18 @@ import pandas as pd
 from ray_nasrank._checks import check_mode
 from ray_nasrank._io import atomic_write_text, check_writable_dir
 from ray_nasrank.metrics import kendall_tau
-from ray_nasrank.spaces import NB201Space, SearchSpace
+from ray_nasrank.spaces import SearchSpace
 
 from ._html import frame_table, image, kv_table, render_html
 from ._results import best_row, check_results, weak_columns, weak_taus
-from .plots import plot_best_so_far, plot_decisions, plot_op_distribution, plot_predicted_vs_true, save_figure
+from .plots import (
+    is_cell_space,
+    plot_best_so_far,
+    plot_decisions,
+    plot_op_distribution,
+    plot_predicted_vs_true,
+    save_figure,
+)
 
 __all__ = ["Report", "build_report", "summarise", "RESULTS_FILE", "BEST_FILE", "BASELINE_FILE", "RANDOM_FILE",
            "FINAL_FILE"]
@@ -108,9 +115,32 @@ def _optional_table(folder: Path, name: str) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.is_file() else None
 
 
+def _space_of(folder: Path, space: SearchSpace | str | None, recorded: str | None = None) -> SearchSpace:
+    """The space ``build_report`` reads the ``arch`` strings with (see its ``space``);
+    ``recorded``: the family ``best.json`` names."""
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, str):
+        from ray_nasrank.families import load_family
+
+        return load_family(space).space
+    if space is not None:
+        raise TypeError(f"space must be a SearchSpace or a model family's name, got {type(space).__name__}")
+    from ray_nasrank.pipeline import load_config
+    from ray_nasrank.pipeline._steps import ARTEFACTS, report_space
+
+    if (folder / ARTEFACTS["config"]).is_file() and (folder / ARTEFACTS["data"]).is_file():
+        return report_space(load_config(folder / ARTEFACTS["config"]), folder)
+    if isinstance(recorded, str):
+        return _space_of(folder, recorded)
+    raise ValueError(f"{str(folder)!r} holds no search's config.json and data.json, nor a best.json naming its "
+                     "space: say which space the arch strings belong to (space= or --space, e.g. 'nb201' or "
+                     "MODULE:FUNCTION)")
+
+
 def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.PathLike | None = None,
                  metric: str | None = None, mode: str | None = None,
-                 baseline: Sequence[float] | np.ndarray | None = None, space: SearchSpace | None = None,
+                 baseline: Sequence[float] | np.ndarray | None = None, space: SearchSpace | str | None = None,
                  top_k: int = 10, html: bool = True, title: str = "ray-nasrank search report",
                  artefacts: Mapping[str, str] | None = None) -> Report:
     """Write ``report/*.png`` (and ``report/index.html``) for a results table into ``folder``.
@@ -128,8 +158,12 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
         mode: ``"max"`` or ``"min"`` (default: ``best.json``'s, else ``"max"``).
         baseline: expected best of random search after ``n`` trainings, ``n = 1, 2, ...``
             (default: ``folder/baseline.parquet`` when it exists).
-        space: the space the ``arch`` strings belong to (default: NB201, whose report shows the op
-            per edge of the top cells; any other space gets one panel per decision instead).
+        space: the space the ``arch`` strings belong to: a :class:`SearchSpace`, a model family's
+            name (``"nb201"`` or ``MODULE:FUNCTION``, :func:`ray_nasrank.families.load_family`), or
+            ``None`` for the space of the search that wrote ``folder`` (its ``config.json``, else
+            the family its ``best.json`` names). A
+            cell space (:func:`~ray_nasrank.report.plots.is_cell_space`, e.g. NB201) gets the op
+            per edge of the top cells, any other space one panel per decision.
         top_k: at most this many archs make the top set of the op or decision plot and the table.
         html: also write ``index.html``.
         title: the page's title.
@@ -141,7 +175,7 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
     Raises:
         FileNotFoundError: ``results`` is ``None`` and ``folder`` has no ``results.parquet``.
         ValueError: a malformed results or baseline table, an unknown ``mode``, a bad ``top_k``,
-            or an ``arch`` not in ``space``.
+            an ``arch`` not in ``space``, or no ``space`` for a folder no search wrote.
         TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`.
 
     Example::
@@ -164,6 +198,7 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
     elif not isinstance(results, pd.DataFrame):
         results = pd.read_parquet(results)
     df = check_results(results, metric)
+    space = _space_of(folder, space, best_meta.get("space"))
     if baseline is None and (folder / BASELINE_FILE).is_file():
         b = pd.read_parquet(folder / BASELINE_FILE)
         if not {"n", "expected_best"} <= set(b.columns):
@@ -191,7 +226,7 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
                               "rank by the trained accuracy; on the dashed line the ranker was right.",
                               plot_predicted_vs_true(df, metric, mode)),
     }
-    if space is None or isinstance(space, NB201Space):
+    if is_cell_space(space):
         plots["op_distribution"] = (
             "Operations of the top architectures",
             f"Left: how often each op sits on each edge among the best quarter of the {n_trained} trained cells; "

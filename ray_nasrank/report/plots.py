@@ -5,9 +5,10 @@ scripts and notebooks), each saved as a PNG.
   with Kendall's tau (how far to trust the ranker on this run);
 - :func:`plot_best_so_far`: best true metric after ``n`` trainings, against a random-search
   baseline when one is known;
-- :func:`plot_op_distribution` (NB201): how often each op sits on each edge among the top archs,
-  compared with all evaluated archs; :func:`plot_decisions` (any other space): the values of each
-  decision among the top archs against all evaluated archs.
+- :func:`plot_op_distribution` (a cell space, :func:`is_cell_space`, e.g. NB201): how often each
+  op sits on each edge among the top archs, compared with all evaluated archs;
+  :func:`plot_decisions` (any space): the values of each decision among the top archs against
+  all evaluated archs.
 
 >>> import pandas as pd
 >>> df = pd.DataFrame({"arch": ["x"] * 3, "order": [1, 2, 3], "round": [0, 0, 1],
@@ -30,11 +31,27 @@ from scipy.stats import rankdata
 
 from ray_nasrank._checks import check_mode
 from ray_nasrank.metrics import best_so_far, kendall_tau
-from ray_nasrank.spaces import NB201Space, SearchSpace
+from ray_nasrank.spaces import SearchSpace
 
 from ._results import check_results
 
-__all__ = ["plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution", "plot_decisions", "save_figure"]
+__all__ = ["plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution", "plot_decisions", "save_figure",
+           "is_cell_space"]
+
+
+def is_cell_space(space: SearchSpace) -> bool:
+    """Whether ``space`` is a cell: at least two decisions, each a categorical choice over the
+    same operations (one op per edge, as in NB201), so an op-per-edge picture reads.
+
+    >>> from ray_nasrank.spaces import NB201Space, SearchSpace
+    >>> is_cell_space(NB201Space()), is_cell_space(SearchSpace({"width": [8, 16], "act": ["relu", "gelu"]}))
+    (True, False)
+    """
+    decisions = space.decisions
+    if len(decisions) < 2 or not all(d.categorical and d.condition is None for d in decisions):
+        return False
+    first = set(map(str, decisions[0].choices))
+    return all(set(map(str, d.choices)) == first for d in decisions[1:])
 
 
 def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
@@ -182,7 +199,7 @@ def _op_frequencies(space: SearchSpace, archs: Sequence) -> tuple[list[str], lis
     return names, choices, freq
 
 
-def _top_set(df: pd.DataFrame, metric: str, mode: str, top_k: int, space: SearchSpace | None):
+def _top_set(df: pd.DataFrame, metric: str, mode: str, top_k: int, space: SearchSpace):
     """``(space, archs, values, ok_idx, k)``: every row's arch, its metric, the rows with a finite
     metric best first, and the size of the top set: the best quarter (at least 1, at most
     ``top_k``), so it never silently equals every arch."""
@@ -190,7 +207,6 @@ def _top_set(df: pd.DataFrame, metric: str, mode: str, top_k: int, space: Search
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     df = check_results(df, metric)
-    space = NB201Space() if space is None else space
     if not isinstance(space, SearchSpace):
         raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
     values = df[metric].to_numpy(dtype=np.float64)
@@ -271,8 +287,8 @@ def plot_decisions(df: pd.DataFrame, space: SearchSpace, metric: str = "valid_ac
     return fig
 
 
-def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max", top_k: int = 10,
-                         space: SearchSpace | None = None) -> Figure:
+def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "max", top_k: int = 10, *,
+                         space: SearchSpace) -> Figure:
     """Per-edge op frequency among the top archs by ``metric`` (heatmap), and overall op shares of
     the top archs against all evaluated archs (bars).
 
@@ -284,7 +300,7 @@ def plot_op_distribution(df: pd.DataFrame, metric: str = "valid_acc", mode: str 
         metric: the metric the top set is chosen by.
         mode: ``"max"`` or ``"min"``: which direction is better.
         top_k: the most archs in the top set.
-        space: the space the ``arch`` strings belong to (default: NB201).
+        space: the space the ``arch`` strings belong to (a cell space, :func:`is_cell_space`).
 
     Returns:
         The matplotlib figure.

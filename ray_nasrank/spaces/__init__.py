@@ -3,7 +3,8 @@
 A :class:`SearchSpace` holds :class:`Decision` objects, each with a domain (:class:`Categorical`,
 :class:`Integer`, :class:`Float`, :class:`Normal`) and an optional :class:`Condition`; an
 inactive decision holds :data:`INACTIVE`. No Ray or Optuna import happens here; conversions to
-Tune and Optuna import them on demand.
+Tune and Optuna import them on demand. Spaces are named (``--space nb201``) through the model
+families of :mod:`ray_nasrank.families`.
 """
 
 from ._base import Arch, Decision, SearchSpace
@@ -32,22 +33,5 @@ __all__ = [
     "EDGES",
     "EDGE_KEYS",
     "PARAMETRIC_OPS",
-    "get_space",
 ]
 
-
-def get_space(name: str) -> SearchSpace:
-    """A space by its CLI name (``nb201``).
-
-    Args:
-        name: the space's CLI name.
-
-    Returns:
-        A fresh instance of that space.
-
-    Raises:
-        ValueError: an unknown name.
-    """
-    if name == "nb201":
-        return NB201Space()
-    raise ValueError(f"unknown space {name!r}; built-in spaces: ['nb201'] (tables use 'columns')")

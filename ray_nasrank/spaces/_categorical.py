@@ -8,7 +8,6 @@ from ray_nasrank._state import state_class
 
 from ._base import Decision, SearchSpace
 from ._domains import Categorical, Float, Integer, Normal
-from ._nb201 import EDGE_KEYS, OPS, NB201Space
 
 
 @state_class(skip=("_parent_idx",))
@@ -60,9 +59,9 @@ def space_from_tune(param_space: Mapping[str, Any]) -> tuple[SearchSpace, dict]:
     ``lograndint``, ``qrandint``, ``qlograndint`` (integers; Tune's ``randint`` excludes its upper
     bound, its q-forms include it), ``uniform``, ``loguniform``, ``quniform``, ``qloguniform``,
     ``randn`` and ``qrandn``. A space of ``tune.choice`` entries only is a
-    :class:`CategoricalSpace`; a dict whose only entries are the six NB201 edges (``e1_0`` ...
-    ``e3_2``), each ``tune.choice`` over the NB201 ops, becomes an :class:`NB201Space` when it is
-    the whole search space. What a searcher cannot fill (``tune.sample_from`` and the
+    :class:`CategoricalSpace`, any other a :class:`SearchSpace`. No space is recognised by its
+    shape: to search NB201 as NB201 (its encodings and intrinsic labels), pass ``NB201Space()``
+    to the searcher or sampler (``NB201Space().to_tune()`` writes it for Tune). What a searcher cannot fill (``tune.sample_from`` and the
     ``('__fn_ph', ...)`` placeholders Tune puts in its place, ``grid_search``, domains inside
     lists) raises one ``ValueError`` naming every offending key and the fix: left unfilled, Tune
     would sample it outside the search.
@@ -94,28 +93,9 @@ def space_from_tune(param_space: Mapping[str, Any]) -> tuple[SearchSpace, dict]:
                          "ray_nasrank cannot search:\n  " + "\n  ".join(problems))
     if not decisions:
         raise ValueError("param_space has no Tune domain (tune.choice, tune.uniform, ...) to search over")
-    nb201_key = _nb201_key(decisions)
-    if nb201_key is not None:
-        return NB201Space(nb201_key), constants
     if all(d.categorical for d in decisions):
         return CategoricalSpace(decisions), constants
     return SearchSpace(decisions), constants
-
-
-def _nb201_key(decisions: list[Decision]) -> str | None:
-    if len(decisions) != len(EDGE_KEYS) or not all(d.categorical for d in decisions):
-        return None
-    prefixes = {d.path[:-1] for d in decisions}
-    if len(prefixes) != 1:
-        return None
-    (prefix,) = prefixes
-    if len(prefix) != 1:
-        return None
-    if sorted(d.path[-1] for d in decisions) != sorted(EDGE_KEYS):
-        return None
-    if any(set(d.choices) != set(OPS) for d in decisions):
-        return None
-    return prefix[0]
 
 
 def _walk_tune(spec: Mapping, prefix: tuple[str, ...], decisions: list, constants: dict, problems: list) -> None:

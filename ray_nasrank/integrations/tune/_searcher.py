@@ -11,11 +11,11 @@ Example::
     from ray_nasrank.spaces import NB201Space
     from ray_nasrank.integrations.tune import NASRankSearcher
 
-    param_space = {**NB201Space().to_tune(), "lr": tune.loguniform(1e-4, 1e-1), "epochs": 12}
-    tuner = tune.Tuner(trainable, param_space=param_space,
+    # the NB201 cell, searched as NB201 (its encodings and intrinsic labels) because it is named
+    tuner = tune.Tuner(trainable, param_space={**NB201Space().to_tune(), "epochs": 12},
                        tune_config=tune.TuneConfig(metric="valid_acc", mode="max",
-                                                   search_alg=NASRankSearcher(seed=0), num_samples=50,
-                                                   max_concurrent_trials=4))
+                                                   search_alg=NASRankSearcher(NB201Space(), seed=0),
+                                                   num_samples=50, max_concurrent_trials=4))
     best = tuner.fit().get_best_result()
 """
 
@@ -56,9 +56,11 @@ class NASRankSearcher(Searcher):
     """Propose architectures to Ray Tune with a ray_nasrank search strategy.
 
     Args:
-        space: a :class:`~ray_nasrank.spaces.SearchSpace` (mixed and conditional ones included)
-            or a Tune ``param_space`` dict; if ``None`` the space comes from the Tuner's
-            ``param_space``: every Tune domain is converted (choice, randint, lograndint,
+        space: a :class:`~ray_nasrank.spaces.SearchSpace` (mixed and conditional ones included,
+            e.g. ``NB201Space()``: NB201 is searched as NB201 only when given here) or a Tune
+            ``param_space`` dict; the Tuner's ``param_space`` may then hold the same space as Tune
+            domains (``space.to_tune()``) or constants only. If ``None`` the space comes from the
+            Tuner's ``param_space``: every Tune domain is converted (choice, randint, lograndint,
             qrandint, uniform, loguniform, quniform, qloguniform, randn, qrandn); entries no
             searcher can fill (``tune.sample_from``, ``grid_search``) raise one ``ValueError`` at
             ``set_search_properties`` naming every such key and the fix.
@@ -201,8 +203,9 @@ class NASRankSearcher(Searcher):
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         placeholders = _fn_placeholders(config) if config else []
         if self._space is not None and not self._space_from_tuner:
-            # our own space: refuse Tune's, so Tune complains if its param_space has domains too
-            if config and _has_domains(config):
+            # our own space: refuse Tune's, so Tune complains if its param_space has domains too,
+            # unless they write the same space (e.g. space=NB201Space() with NB201Space().to_tune())
+            if config and _has_domains(config) and not _writes_space(config, self._space):
                 return False
             if placeholders:
                 raise ValueError(
@@ -515,6 +518,16 @@ def _fn_placeholders(config: Mapping, prefix: str = "") -> list[str]:
         elif isinstance(v, (tuple, list)) and len(v) == 2 and v[0] == "__fn_ph":
             out.append(where)
     return out
+
+
+def _writes_space(config: Mapping, space: SearchSpace) -> bool:
+    """Whether the Tune domains of ``config`` are exactly ``space``'s decisions (same paths,
+    domains and conditions), so the searcher's suggestions fill every one of them."""
+    try:
+        written, _ = space_from_tune(config)
+    except ValueError:
+        return False
+    return {d.path: d for d in written.decisions} == {d.path: d for d in space.decisions}
 
 
 def _has_domains(config: Mapping) -> bool:

@@ -1,9 +1,17 @@
-"""The model family ``ray-nasrank search --space MODULE:FUNCTION`` searches instead of NB201.
+"""A model family: what the pipeline, the report and the benchmarks search and score.
 
-``MODULE:FUNCTION`` names an importable function (``my_models:family``) or a function in a
-Python file (``examples/cnn_family.py:family``). It is called once per process, with the
-keyword arguments ``in_channels`` and ``num_classes`` of the data when its signature takes them,
-and returns one of:
+A :class:`ModelFamily` bundles a search space with what the package can do with it, and every
+consumer chooses by what a family *provides*, never by its name or type: a network builder
+(``model_fn``, always), a weight-sharing supernet (``has_supernet``), intrinsic weak labels the
+space computes itself (``intrinsic_names``), zero-cost proxies of its models (``proxies``) and
+its own candidate pool (``pool``).
+
+A family is named either by a built-in name (:data:`~ray_nasrank.families.FAMILIES`, e.g.
+``nb201``) or by ``MODULE:FUNCTION``: an importable function (``my_models:family``) or a
+function in a Python file (``examples/cnn_family.py:family``). The function is called once per
+process, with the keyword arguments ``in_channels`` and ``num_classes`` of the data, and the
+network size ``channels`` and ``cells_per_stage``, each when its signature takes it, and returns
+a :class:`ModelFamily` or one of:
 
 - a :class:`~ray_nasrank.nn.ChoiceSupernet` (a model written with the package's choice
   modules): the space is its choices, each candidate is ``supernet.extract(config,
@@ -14,8 +22,8 @@ and returns one of:
   ``model_fn(config) -> torch.nn.Module`` the freshly initialised model of one config (the
   whole trial config: the constants and every decision).
 
-Either way the weak labels include the zero-cost proxies of each candidate's model
-(:class:`~ray_nasrank.proxies.ModelProxies`). A decision or constant at the top level of the
+For those two the weak labels include the zero-cost proxies of each candidate's model
+(:class:`~ray_nasrank.proxies.ModelProxies`); a :class:`ModelFamily` says which (``proxies``). A decision or constant at the top level of the
 config named after a field of the training recipe (:data:`RECIPE_KEYS`: ``lr``,
 ``weight_decay``, ``momentum``, ``batch_size``...) sets that field for the candidate's training;
 the epochs and image sizes come from the pipeline's fidelities, never from the config.
@@ -39,11 +47,14 @@ from __future__ import annotations
 import copy
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
 
 from ray_nasrank.spaces import Arch, SearchSpace
 
-__all__ = ["ModelFamily", "SpaceError", "RECIPE_KEYS", "load_family", "family_from", "is_family_spec"]
+__all__ = ["ModelFamily", "SpaceError", "RECIPE_KEYS", "load_family", "family_from", "is_family_spec",
+           "sampled_pool"]
 
 #: fields of :class:`~ray_nasrank.training.TrainConfig` a top-level config entry may set
 RECIPE_KEYS: tuple[str, ...] = ("lr", "momentum", "weight_decay", "batch_size", "optimizer", "nesterov",
@@ -59,23 +70,55 @@ class SpaceError(ValueError):
 
 
 def is_family_spec(space: str) -> bool:
-    """Whether ``space`` names a user's model family (``MODULE:FUNCTION``) rather than a built-in space."""
+    """Whether ``space`` names a user's model family (``MODULE:FUNCTION``) rather than a built-in one."""
     return isinstance(space, str) and ":" in space
+
+
+#: the most configs a "every candidate" pool (``size=0``) enumerates
+MAX_ENUMERATED = 2**20
+
+
+def sampled_pool(space: SearchSpace, size: int, seed: int) -> list[Arch]:
+    """A family's default candidate pool: ``size`` distinct configs drawn from the space's prior
+    with ``seed``, or all of them when the space holds no more (never enumerating a larger space).
+    ``size=0`` asks for every config, which a finite space of at most :data:`MAX_ENUMERATED`
+    configs gives; any other raises ``ValueError``.
+
+    >>> from ray_nasrank.spaces import SearchSpace
+    >>> len(sampled_pool(SearchSpace({"w": [8, 16, 32], "k": [3, 5]}), 4, seed=0))
+    4
+    """
+    if size == 0:
+        if not space.finite or space.size > MAX_ENUMERATED:
+            raise ValueError(f"a pool of every candidate (pool_size=0) needs a finite space of at most "
+                             f"{MAX_ENUMERATED} configs, not {space!r}: give pool_size >= budget")
+        return list(space.enumerate())
+    if space.finite and space.size <= size:
+        return list(space.enumerate())
+    return space.sample_many(size, rng=seed, unique=True)
 
 
 @dataclass(frozen=True)
 class ModelFamily:
-    """A searchable model family: a space, the model of each of its configs, and optionally the
-    weight-sharing supernet over it.
+    """A searchable model family: a space, the model of each of its configs, and what else it
+    offers for weak labels (a supernet, intrinsic labels, zero-cost proxies) and its pool.
 
     Args:
         space: the search space.
         model_fn: ``config -> nn.Module``, a freshly initialised model.
-        spec: the ``MODULE:FUNCTION`` it came from (for messages).
+        spec: its name: a built-in name or the ``MODULE:FUNCTION`` it came from (for messages).
         constants: entries every trial config carries besides the decisions.
-        supernet: the :class:`~ray_nasrank.nn.ChoiceSupernet` (``None`` for a ``(param_space,
-            model_fn)`` family).
+        supernet: a built weight-sharing supernet over the space (a
+            :class:`~ray_nasrank.nn.ChoiceSupernet`), or ``None``.
+        supernet_config: instead of a built one, the shape (keyword arguments) of the package's
+            NB201 supernet, built where it trains (the supernet actor), so its initial weights
+            come from that process; ``None`` when the family has no such supernet.
         module: the name of the module that defines the family (shipped to Ray workers by value).
+        proxies: the zero-cost proxies of its models the pipeline computes as weak labels
+            (``None``: :data:`~ray_nasrank.proxies.MODEL_PROXIES`; ``()``: none, e.g. when the
+            space's intrinsic labels stand in for them).
+        pool: ``pool(size, seed) -> archs``, the family's own candidate pool (``size=0``: every
+            candidate); ``None``: :func:`sampled_pool`.
     """
 
     space: SearchSpace
@@ -83,7 +126,41 @@ class ModelFamily:
     spec: str
     constants: dict = field(default_factory=dict)
     supernet: Any = None
+    supernet_config: Mapping[str, Any] | None = None
     module: str | None = None
+    proxies: tuple[str, ...] | None = None
+    pool: Callable[[int, int], list] | None = None
+
+    # ------------------------------------------------------------------ what it provides
+    @property
+    def has_supernet(self) -> bool:
+        """Whether the family offers a weight-sharing supernet (built, or a shape to build)."""
+        return self.supernet is not None or self.supernet_config is not None
+
+    @property
+    def has_proxies(self) -> bool:
+        """Whether the pipeline scores its models' zero-cost proxies as weak labels."""
+        return self.proxies is None or len(self.proxies) > 0
+
+    @property
+    def intrinsic_names(self) -> tuple[str, ...]:
+        """The weak labels its space computes by itself (``()``: none); NASRank pretrains on them."""
+        return tuple(self.space.intrinsic_names)
+
+    def intrinsic_weak(self, archs: Sequence[Arch], names: Sequence[str] | None = None,
+                       **options: Any) -> dict[str, np.ndarray]:
+        """The intrinsic labels ``names`` (default: all of :attr:`intrinsic_names`) of ``archs``;
+        ``{}`` when the family has none."""
+        if not self.intrinsic_names:
+            return {}
+        from ray_nasrank.search import intrinsic_weak
+
+        return intrinsic_weak(self.space, archs, self.intrinsic_names if names is None else names, **options)
+
+    def candidate_pool(self, size: int, seed: int) -> list[Arch]:
+        """``size`` distinct candidates drawn with ``seed`` (``0``: every candidate): the
+        family's own ``pool`` or :func:`sampled_pool`."""
+        return self.pool(size, seed) if self.pool is not None else sampled_pool(self.space, size, seed)
 
     def config(self, arch: Arch) -> dict:
         """The trial config of ``arch``: the constants plus every active decision."""
@@ -156,45 +233,64 @@ class ModelFamily:
         return replace(self, supernet=None)
 
 
-def load_family(spec: str, in_channels: int, num_classes: int) -> ModelFamily:
-    """Import and call the function ``spec`` names, and read what it returns (see the module docstring).
+def load_family(spec: str, in_channels: int | None = None, num_classes: int | None = None,
+                **options: Any) -> ModelFamily:
+    """The family ``spec`` names: a built-in one (:data:`~ray_nasrank.families.FAMILIES`) or the
+    function ``MODULE:FUNCTION`` names, called, and what it returns read (see the module docstring).
 
     Args:
-        spec: ``MODULE:FUNCTION`` or ``path/to/file.py:FUNCTION``.
-        in_channels: image channels of the data (passed when the function takes ``in_channels``).
-        num_classes: classes of the data (passed when the function takes ``num_classes``).
+        spec: a built-in name, ``MODULE:FUNCTION`` or ``path/to/file.py:FUNCTION``.
+        in_channels: image channels of the data (passed when the function takes ``in_channels``;
+            ``None``: not passed, the function's default holds).
+        num_classes: classes of the data (likewise).
+        **options: further keyword arguments (``channels``, ``cells_per_stage``), each passed when
+            the function takes it and it is not ``None``.
 
     Returns:
         The :class:`ModelFamily`.
 
     Raises:
-        SpaceError: the module cannot be imported, it has no such callable, the call raises, or it
-            returns something else than a ChoiceSupernet or a ``(param_space, model_fn)`` pair (or a
-            malformed one).
+        SpaceError: an unknown name, a module that cannot be imported or has no such callable, the
+            call raises, or it returns something else than a ModelFamily, a ChoiceSupernet or a
+            ``(param_space, model_fn)`` pair (or a malformed one).
+
+    >>> fam = load_family("nb201", in_channels=1, num_classes=10, channels=8, cells_per_stage=1)
+    >>> fam.space.size, fam.has_supernet, fam.intrinsic_names
+    (15625, True, ('params', 'flops', 'synflow'))
     """
     from ray_nasrank._checks import ConfigError
-    from ray_nasrank.benchmarks._config import load_callable
+    from ray_nasrank._user_code import load_callable
 
-    if not is_family_spec(spec) or not all(spec.rsplit(":", 1)):
-        raise SpaceError(f"--space {spec!r}: a model family is written MODULE:FUNCTION or path/to/file.py:FUNCTION")
-    try:
-        fn = load_callable(spec, what="space")
-    except ConfigError as e:
-        raise SpaceError(str(e).replace("`space`", "--space")) from None
-    kwargs = _accepted(fn, {"in_channels": in_channels, "num_classes": num_classes})
+    from ._registry import FAMILIES
+
+    if isinstance(spec, str) and spec in FAMILIES:
+        fn = FAMILIES[spec]
+    elif not is_family_spec(spec) or not all(spec.rsplit(":", 1)):
+        raise SpaceError(f"--space {spec!r}: give a built-in model family {sorted(FAMILIES)} or your own as "
+                         "MODULE:FUNCTION or path/to/file.py:FUNCTION")
+    else:
+        try:
+            fn = load_callable(spec, what="space")
+        except ConfigError as e:
+            raise SpaceError(str(e).replace("`space`", "--space")) from None
+    module = getattr(fn, "__module__", None)
+    offered = {k: v for k, v in {"in_channels": in_channels, "num_classes": num_classes, **options}.items()
+               if v is not None}
+    kwargs = _accepted(fn, offered)
     try:
         got = fn(**kwargs)
     except Exception as e:  # noqa: BLE001 -- reported with the spec
         raise SpaceError(f"--space {spec!r}: calling it{' with ' + str(kwargs) if kwargs else ''} raised "
                          f"{type(e).__name__}: {e}") from e
-    return family_from(got, spec, module=getattr(fn, "__module__", None))
+    return family_from(got, spec, module=module)
 
 
 def family_from(got: Any, spec: str, module: str | None = None) -> ModelFamily:
     """Read what a ``--space`` function returned into a :class:`ModelFamily` (see the module docstring).
 
     Args:
-        got: a :class:`~ray_nasrank.nn.ChoiceSupernet` or a ``(param_space, model_fn)`` pair.
+        got: a :class:`ModelFamily` (returned as is, with ``module`` when it names none), a
+            :class:`~ray_nasrank.nn.ChoiceSupernet` or a ``(param_space, model_fn)`` pair.
         spec: where it came from (for messages).
         module: the name of the module that defines it.
 
@@ -207,13 +303,17 @@ def family_from(got: Any, spec: str, module: str | None = None) -> ModelFamily:
     from ray_nasrank.nn import ChoiceSupernet
     from ray_nasrank.spaces import holds_tune_domain, space_from_tune
 
+    if isinstance(got, ModelFamily):
+        from dataclasses import replace
+
+        return got if got.module is not None or module is None else replace(got, module=module)
     if isinstance(got, ChoiceSupernet):
         return ModelFamily(space=got.space, model_fn=got.model_fn(reset=True), spec=spec, supernet=got,
                            module=module)
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         what = f"a {type(got).__name__}" if not isinstance(got, (tuple, list)) else f"{len(got)} items"
-        raise SpaceError(f"--space {spec!r} returned {what}; return a ChoiceSupernet (a model written with "
-                         "ray_nasrank.nn's choice modules) or a pair (param_space, model_fn)")
+        raise SpaceError(f"--space {spec!r} returned {what}; return a ModelFamily, a ChoiceSupernet (a model "
+                         "written with ray_nasrank.nn's choice modules) or a pair (param_space, model_fn)")
     param_space, model_fn = got
     if not callable(model_fn):
         raise SpaceError(f"--space {spec!r}: the second item must be model_fn(config) -> nn.Module, got "

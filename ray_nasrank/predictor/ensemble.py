@@ -192,11 +192,28 @@ class RankEnsemble:
         net.eval()
 
     # ------------------------------------------------------------------ fine-tuning
-    def fine_tune(self, rows: np.ndarray, signed: np.ndarray) -> None:
-        """Replace the members by copies of the pretrained ones fine-tuned on ``signed`` labels (higher is better)."""
+    def fine_tune(self, rows: np.ndarray, signed: np.ndarray, groups: np.ndarray | None = None,
+                  weights: np.ndarray | None = None) -> None:
+        """Replace the members by copies of the pretrained ones fine-tuned on ``signed`` labels (higher is better).
+
+        With ``groups`` (one id ``0..k-1`` per row) the ranking loss compares rows of one group
+        only, group ``g`` weighing ``weights[g]`` (e.g. one group per fidelity: configs observed
+        at different fidelities are never ranked against each other).
+        """
         if self.pre_states is not None and self.config.ensemble > len(self.pre_states):
             raise ValueError(f"config.ensemble={self.config.ensemble} but only {len(self.pre_states)} members were pretrained")
-        targets = rank_targets(signed, self.device)
+        if groups is None:
+            targets = rank_targets(signed, self.device)
+        else:
+            groups = np.asarray(groups, dtype=np.int64)
+            parts = [rank_targets(signed[groups == g], self.device) for g in range(len(weights))]
+            targets = {k: torch.empty(rows.size, dtype=torch.float32, device=self.device) for k in ("rel", "z")}
+            for g, part in enumerate(parts):
+                mask = torch.as_tensor(groups == g, device=self.device)
+                for k in ("rel", "z"):
+                    targets[k][mask] = part[k]
+            targets["group"] = groups
+            targets["group_weight"] = np.asarray(weights, dtype=np.float64) / np.sum(weights)
         self.nets = [self.tuned_net(m, rows, targets) for m in range(self.config.ensemble)]
         self.fitted = True
         self.scale = self.compute_scale(rows)
@@ -251,7 +268,21 @@ class RankEnsemble:
             return fn(scores, targets["z"][b], margin=ft.margin)
         return fn(scores, targets["z"][b])
 
-    def _rank_loss(self, scores: torch.Tensor, targets: dict[str, torch.Tensor], b: np.ndarray) -> torch.Tensor:
+    def _rank_loss(self, scores: torch.Tensor, targets: dict[str, Any], b: np.ndarray) -> torch.Tensor:
+        if "group" in targets:  # only rows of one group are ranked against each other
+            gid = targets["group"][b]
+            loss, total = scores.sum() * 0.0, 0.0
+            for g in np.unique(gid):
+                m = gid == g
+                if m.sum() < 2:
+                    continue
+                w = float(targets["group_weight"][g])
+                loss = loss + w * self._ungrouped_loss(scores[torch.as_tensor(m, device=scores.device)], targets, b[m])
+                total += w
+            return loss / total if total > 0 else loss
+        return self._ungrouped_loss(scores, targets, b)
+
+    def _ungrouped_loss(self, scores: torch.Tensor, targets: dict[str, Any], b: np.ndarray) -> torch.Tensor:
         ft = self.config.finetune
         loss = self._one_loss(ft.loss, scores, targets, b)
         if ft.aux_loss is not None and ft.aux_weight > 0:

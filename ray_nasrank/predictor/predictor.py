@@ -97,8 +97,34 @@ class RankPredictor:
         self.blend = None
         return self
 
-    def fit(self, archs: Sequence[Any], y: Sequence[float] | np.ndarray, mode: str = "max") -> "RankPredictor":
-        """Fine-tune on true labels ``y`` of ``archs`` (``mode='min'``: lower is better)."""
+    def fit(self, archs: Sequence[Any], y: Sequence[float] | np.ndarray, mode: str = "max", *,
+            groups: Sequence[Any] | None = None, group_weights: dict[Any, float] | None = None) -> "RankPredictor":
+        """Fine-tune on true labels ``y`` of ``archs`` (``mode='min'``: lower is better).
+
+        Args:
+            archs: the labelled architectures (one may appear once per group).
+            y: their labels.
+            mode: ``max`` when higher labels are better, ``min`` when lower are.
+            groups: one group id per label (e.g. the fidelity it was measured at): the ranking
+                loss then compares labels of the same group only, so results at different
+                fidelities (a curve's epoch 1 and another config's epoch 9) are never ranked
+                against each other. ``None``: one group.
+            group_weights: each group's weight in the loss (default 1 each; normalised to sum 1).
+
+        Returns:
+            This predictor, fitted.
+
+        Raises:
+            ValueError: lengths that differ, a NaN/inf label, or no group with two distinct labels.
+
+        >>> from ray_nasrank.spaces import CategoricalSpace
+        >>> space = CategoricalSpace({"w": [8, 16, 32, 64], "d": [1, 2, 3]})
+        >>> archs = space.sample_many(6, rng=0, unique=True)
+        >>> p = RankPredictor(space, PredictorConfig(ensemble=1, fit_epochs=20))
+        >>> y = [60.0, 62.0, 65.0, 80.0, 84.0, 90.0]  # three configs at epoch 1, three at epoch 9
+        >>> p.fit(archs, y, groups=[1, 1, 1, 9, 9, 9], group_weights={1: 0.1, 9: 1.0}).fitted
+        True
+        """
         check_mode(mode)
         if isinstance(archs, (str, dict)):
             raise TypeError("pass a list of architectures, not a single one")
@@ -111,6 +137,8 @@ class RankPredictor:
             raise ValueError(f"fit: {bad.size} label(s) are NaN/inf, first at position {int(bad[0])} ({y[bad[0]]!r})")
         cfg = self.config
         need = MIN_ITEMS[cfg.finetune.loss]
+        if groups is not None:
+            return self._fit_groups(archs, y if mode == "max" else -y, list(groups), group_weights or {})
         if y.size < need:
             raise ValueError(f"fit: the {cfg.finetune.loss!r} loss needs at least {need} labels, got {y.size}")
         if np.ptp(y) == 0:
@@ -125,6 +153,38 @@ class RankPredictor:
         self.blend = None
         if cfg.blend.mode == "cv" and ens.pre_states is not None:
             self.blend = CrossValidatedBlend.fit(ens, archs, lab_rows, lab_signed)
+        return self
+
+    def _fit_groups(self, archs: list, signed_all: np.ndarray, groups: list, weights: dict) -> "RankPredictor":
+        """:meth:`fit` with one ranking list per group (see ``groups`` there); ``signed_all`` higher is better."""
+        if len(groups) != signed_all.size:
+            raise ValueError(f"fit: {signed_all.size} labels but {len(groups)} group ids")
+        cfg, ens = self.config, self.ensemble
+        need = MIN_ITEMS[cfg.finetune.loss]
+        parts, w = [], []
+        for g in dict.fromkeys(groups):
+            idx = [i for i, h in enumerate(groups) if h == g]
+            signed = signed_all[idx]
+            weight = float(weights.get(g, 1.0))
+            if len(idx) < need or np.ptp(signed) == 0 or weight <= 0:
+                continue  # nothing to rank in this group
+            g_archs = [archs[i] for i in idx]
+            lab_rows = ens.rows(g_archs)
+            rows, expanded = lab_rows, signed
+            if cfg.finetune.iso_augment:
+                rows, expanded = ens.iso_expand(g_archs, lab_rows, signed)
+            parts.append((g_archs, lab_rows, signed, rows, expanded))
+            w.append(weight)
+        if not parts:
+            raise ValueError(f"fit: no group of {len(set(groups))} holds {need} distinct labels; there is nothing to rank")
+        rows = np.concatenate([p[3] for p in parts])
+        gid = np.concatenate([np.full(p[3].size, k) for k, p in enumerate(parts)])
+        ens.fine_tune(rows, np.concatenate([p[4] for p in parts]), gid, np.asarray(w))
+        self.blend = None
+        if cfg.blend.mode == "cv" and ens.pre_states is not None:
+            # the blend is chosen on the heaviest group's labels alone (one scale)
+            g_archs, lab_rows, signed, _, _ = parts[int(np.argmax(w))]
+            self.blend = CrossValidatedBlend.fit(ens, g_archs, lab_rows, signed)
         return self
 
     @property

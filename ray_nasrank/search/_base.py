@@ -9,6 +9,11 @@ strategy, so the subclasses only decide *what* to propose:
 - the queue of user points (``points_to_evaluate``) asked before any proposal, and warm-start
   results (``evaluated_rewards``);
 - failed trials (``None``/NaN/inf) recorded and never re-proposed;
+- fidelity: results at a partial fidelity (an epoch, a rung, a fraction of the data) kept per arch
+  as a learning curve, apart from full-fidelity results (``tell(arch, value, fidelity=...)``,
+  docs/concepts/fidelity.md): :meth:`Strategy.observations` and :attr:`Strategy.best` read only
+  full-fidelity results, :meth:`Strategy.fidelity_levels` every level for a ranker that compares
+  configs observed at the same fidelity only;
 - ``mode``: values stay in the caller's units; subclasses see scores where higher is better;
 - the whole state as a dict of plain data, saved atomically as JSON and arrays (reading it runs
   no code), so a resumed run neither loses nor repeats a trial and, when seeded, asks exactly
@@ -86,6 +91,34 @@ def as_value(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def check_fidelity(key: str, value: Any, optional: bool = True) -> float | None:
+    """A fidelity (epochs, a rung, a fraction of the data...) as a positive finite float.
+
+    Args:
+        key: the argument's name, for the error.
+        value: the fidelity (``None``: the full one, when ``optional``).
+        optional: whether ``None`` is allowed.
+
+    Returns:
+        ``float(value)``, or ``None``.
+
+    Raises:
+        TypeError: not a real number (a bool is not one).
+        ValueError: zero, negative, NaN or infinite.
+
+    >>> check_fidelity("fidelity", 3), check_fidelity("fidelity", None)
+    (3.0, None)
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{key} must be a positive number (epochs, a rung, a fraction of the data), got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{key} must be a positive finite number, got {value!r}")
+    return v
+
+
 class Strategy(abc.ABC):
     """Ask/tell search over a :class:`~ray_nasrank.spaces.SearchSpace`.
 
@@ -97,10 +130,15 @@ class Strategy(abc.ABC):
         seed: seed of every random choice (``None``: not reproducible).
         mode: ``max`` when higher told values are better, ``min`` when lower are.
         candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        max_fidelity: the full fidelity, in the units :meth:`tell` gets (e.g. the epochs of a full
+            training): a result told at it or above is a full-fidelity result. ``None``: the
+            highest fidelity told so far counts as the full one (and a result told with
+            ``fidelity=None`` is always full).
 
     Raises:
         TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`, or ``seed`` not an int.
-        ValueError: an unknown ``mode``, an empty ``candidates`` or one outside the space.
+        ValueError: an unknown ``mode``, an empty ``candidates`` or one outside the space, or a
+            ``max_fidelity`` that is not a positive number.
     """
 
     #: registry name (``make_strategy``)
@@ -109,7 +147,7 @@ class Strategy(abc.ABC):
     _TRANSIENT: tuple[str, ...] = ("_space_list",)
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
-                 candidates: Sequence[Arch] | None = None) -> None:
+                 candidates: Sequence[Arch] | None = None, *, max_fidelity: float | None = None) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}: {space!r}")
         self.space = space
@@ -130,6 +168,9 @@ class Strategy(abc.ABC):
         self._asked = 0
         self._perm: np.ndarray | None = None       # random walk over the pool / small space
         self._perm_pos = 0
+        self.max_fidelity = check_fidelity("max_fidelity", max_fidelity)
+        self._top_fidelity: float | None = None    # highest partial fidelity told so far
+        self._n_points = 0                         # successful observations, partial ones included
 
     # ------------------------------------------------------------------ subclass hooks
     @abc.abstractmethod
@@ -138,6 +179,9 @@ class Strategy(abc.ABC):
 
     def _observe(self, arch: Arch, score: float | None, source: str) -> None:
         """A result arrived: ``score`` is higher-is-better, ``None`` for a failed trial."""
+
+    def _observe_partial(self, arch: Arch, score: float, fidelity: float) -> None:
+        """A partial-fidelity result arrived (higher-is-better ``score``); default: nothing."""
 
     def _wait(self) -> None:
         """Block until background work (an async refit) is done; default: nothing runs."""
@@ -180,14 +224,40 @@ class Strategy(abc.ABC):
             self._asked += 1
         return out
 
-    def tell(self, arch: Any, value: Any) -> None:
-        """Record the result of ``arch``: a number in the caller's units, or ``None``/NaN/inf
-        for a failed trial. Archs never asked are accepted (user-evaluated points)."""
-        self._record(arch, value, "asked")
+    def tell(self, arch: Any, value: Any, *, fidelity: float | None = None) -> None:
+        """Record a result of ``arch``: a number in the caller's units, or ``None``/NaN/inf
+        for a failed trial. Archs never asked are accepted (user-evaluated points).
 
-    def add_evaluated(self, arch: Any, value: Any) -> None:
-        """Warm start: a point evaluated elsewhere (``points_to_evaluate`` + ``evaluated_rewards``)."""
-        self._record(arch, value, "warm")
+        Args:
+            arch: the architecture.
+            value: its result.
+            fidelity: the fidelity the result was measured at (e.g. epochs trained); ``None`` (or
+                at least ``max_fidelity``) for the full fidelity, which ends the arch's record.
+                Below it, the result is one point of the arch's learning curve: evidence the
+                ranker compares with other configs at the same fidelity, never a final label;
+                more points may follow at higher fidelities, then a full-fidelity result.
+
+        Raises:
+            ValueError: ``arch`` already has a full-fidelity result; a partial result that is
+                not finite (tell a failure at full fidelity); a fidelity not above the arch's
+                previous one.
+            TypeError: a value or fidelity that is not a number.
+
+        >>> from ray_nasrank.search import make_strategy
+        >>> from ray_nasrank.spaces import CategoricalSpace
+        >>> s = make_strategy("random", CategoricalSpace({"w": [8, 16, 32]}), seed=0, max_fidelity=9)
+        >>> a, b = s.ask(2)
+        >>> s.tell(a, 60.0, fidelity=1); s.tell(b, 70.0, fidelity=1)
+        >>> s.tell(b, 82.0, fidelity=9)  # b trained to the full 9 epochs; a was stopped at epoch 1
+        >>> s.best == (b, 82.0), s.status(a), [h["curve"] for h in s.history]
+        (True, 'partial', [[[1.0, 60.0]], [[1.0, 70.0]]])
+        """
+        self._record(arch, value, "asked", fidelity)
+
+    def add_evaluated(self, arch: Any, value: Any, *, fidelity: float | None = None) -> None:
+        """Warm start: a point evaluated elsewhere (``points_to_evaluate`` + ``evaluated_rewards``);
+        ``fidelity`` as in :meth:`tell`."""
+        self._record(arch, value, "warm", fidelity)
 
     def enqueue(self, arch: Any) -> bool:
         """Ask ``arch`` before any proposal (``points_to_evaluate`` without rewards).
@@ -221,7 +291,8 @@ class Strategy(abc.ABC):
         return True
 
     def status(self, arch: Any) -> str | None:
-        """``"queued"``, ``"pending"``, ``"ok"``, ``"failed"`` or ``None`` (never seen)."""
+        """``"queued"``, ``"pending"``, ``"partial"`` (results below the full fidelity only),
+        ``"ok"``, ``"failed"`` or ``None`` (never seen)."""
         arch = self.space.validate(arch)
         if arch in self._told:
             return self._history[self._told[arch]]["status"]
@@ -230,6 +301,15 @@ class Strategy(abc.ABC):
         if arch in self._queue:
             return "queued"
         return None
+
+    def record(self, arch: Any) -> dict[str, Any] | None:
+        """The :attr:`history` entry of ``arch`` (a copy), or ``None`` if it was never told."""
+        arch = self.space.validate(arch)
+        i = self._told.get(arch)
+        if i is None:
+            return None
+        h = self._history[i]
+        return {**h, "curve": [list(p) for p in h.get("curve", ())]}
 
     def is_new(self, arch: Arch) -> bool:
         """Whether no isomorphic arch was asked, told, queued or is pending."""
@@ -241,22 +321,79 @@ class Strategy(abc.ABC):
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """One dict per told arch: ``arch``, ``value`` (None if failed), ``status``
-        (``ok``/``failed``), ``order`` (tell number), ``source`` (asked/external/warm)."""
-        return [dict(h) for h in self._history]
+        """One dict per told arch: ``arch``, ``value`` (None if failed; the latest partial result
+        while ``partial``), ``status`` (``ok``/``failed``/``partial``), ``fidelity`` (of
+        ``value``; ``None``: full), ``curve`` (``[fidelity, value]`` pairs below the full
+        fidelity, in order), ``order`` (first tell number), ``source`` (asked/external/warm)."""
+        return [{**h, "curve": [list(p) for p in h.get("curve", ())]} for h in self._history]
+
+    @property
+    def full_fidelity(self) -> float | None:
+        """``max_fidelity``, or without it the highest fidelity told so far (``None``: none told)."""
+        return self.max_fidelity if self.max_fidelity is not None else self.__dict__.get("_top_fidelity")
+
+    @property
+    def n_observations(self) -> int:
+        """Successful results told so far, every partial-fidelity point included."""
+        return self.__dict__.get("_n_points", sum(h["status"] == "ok" for h in self._history))
+
+    def _full_results(self) -> list[dict[str, Any]]:
+        """History entries with a full-fidelity result (without ``max_fidelity``, a curve that
+        reached the highest fidelity told counts as one)."""
+        top = self.full_fidelity
+        return [h for h in self._history if h["status"] == "ok"
+                or (h["status"] == "partial" and self.max_fidelity is None and h["fidelity"] >= top)]
 
     @property
     def best(self) -> tuple[Arch, float] | None:
-        ok = [h for h in self._history if h["status"] == "ok"]
+        """The best full-fidelity result ``(arch, value)`` (``None`` before any)."""
+        ok = self._full_results()
         if not ok:
             return None
         h = max(ok, key=lambda h: self._score(h["value"]))
         return h["arch"], h["value"]
 
     def observations(self) -> tuple[list[Arch], np.ndarray]:
-        """Successful archs and their scores (higher is better, whatever the mode)."""
-        ok = [h for h in self._history if h["status"] == "ok"]
+        """Archs with a full-fidelity result and their scores (higher is better, whatever the mode)."""
+        ok = self._full_results()
         return [h["arch"] for h in ok], np.array([self._score(h["value"]) for h in ok], dtype=np.float64)
+
+    def fidelity_levels(self) -> list[tuple[float | None, list[Arch], np.ndarray]]:
+        """Every fidelity level told: ``(fidelity, archs, scores)``, lowest fidelity first and the
+        full-fidelity results (:meth:`observations`, fidelity ``None``) last.
+
+        A partial level holds every arch with a curve point at exactly that fidelity, the ones
+        that went on to higher fidelities included: the configs a scheduler compared there.
+        Levels at or above the full fidelity are not repeated: those results are the last group.
+        """
+        top = self.full_fidelity
+        levels: dict[float, tuple[list[Arch], list[float]]] = {}
+        for h in self._history:
+            for f, v in h.get("curve", ()):
+                if self.max_fidelity is None and top is not None and f >= top:
+                    continue  # the highest fidelity told is the full one: in the last group
+                archs, ys = levels.setdefault(f, ([], []))
+                archs.append(h["arch"])
+                ys.append(self._score(v))
+        out: list[tuple[float | None, list[Arch], np.ndarray]] = [
+            (f, levels[f][0], np.array(levels[f][1], dtype=np.float64)) for f in sorted(levels)]
+        archs, y = self.observations()
+        out.append((None, archs, y))
+        return out
+
+    def ranked_archs(self) -> list[Arch]:
+        """Every arch with a successful result, best first: full-fidelity results by score, then
+        partial ones by their highest fidelity, then score (the deepest curves first, as a
+        successive-halving scheduler would promote them)."""
+        full = {id(h) for h in self._full_results()}
+        rows = [h for h in self._history if h["status"] in ("ok", "partial")]
+
+        def key(h: dict[str, Any]) -> tuple[int, float, float]:
+            if id(h) in full:
+                return (1, math.inf, self._score(h["value"]))
+            return (0, h["fidelity"], self._score(h["value"]))
+
+        return [h["arch"] for h in sorted(rows, key=key, reverse=True)]
 
     def exhausted(self) -> bool:
         """True when every iso class of the pool (or space) was asked or told."""
@@ -286,6 +423,13 @@ class Strategy(abc.ABC):
             raise ValueError(f"state was saved for space {state.get('space')!r}, not {self.space!r}")
         self._wait()
         self.__dict__.update(copy.deepcopy(state))
+        # saved before fidelities: every result was a full-fidelity one
+        self.__dict__.setdefault("max_fidelity", None)
+        self.__dict__.setdefault("_top_fidelity", None)
+        self.__dict__.setdefault("_n_points", sum(h["status"] == "ok" for h in self._history))
+        for h in self._history:
+            h.setdefault("fidelity", None)
+            h.setdefault("curve", [])
         self._restore_transient()
 
     #: what :meth:`save` writes (``kind`` of a :mod:`ray_nasrank._state` file)
@@ -339,11 +483,55 @@ class Strategy(abc.ABC):
     def _score(self, value: float) -> float:
         return value if self.mode == "max" else -value
 
-    def _record(self, arch: Any, value: Any, source: str) -> None:
+    def _record(self, arch: Any, value: Any, source: str, fidelity: Any = None) -> None:
         arch = self.space.validate(arch)
+        f = check_fidelity("fidelity", fidelity)
         v = as_value(value)
-        if arch in self._told:
+        if f is not None and self.max_fidelity is not None and f >= self.max_fidelity:
+            f = None  # at the full fidelity: a final result
+        entry = self._history[self._told[arch]] if arch in self._told else None
+        if entry is not None and entry["status"] != "partial":
             raise ValueError(f"architecture {self.space.to_string(arch)!r} was already told")
+        if f is not None:
+            self._record_partial(arch, value, v, f, source, entry)
+            return
+        if entry is not None:  # the end of a curve: its full-fidelity result (or failure)
+            entry.update(value=v, status="ok" if v is not None else "failed", fidelity=None)
+            self._n_points += v is not None
+            self._observe(arch, None if v is None else self._score(v), entry["source"])
+            return
+        source = self._admit(arch, source)
+        self._told[arch] = len(self._history)
+        self._history.append({"arch": arch, "value": v, "status": "ok" if v is not None else "failed",
+                              "order": len(self._history), "source": source, "fidelity": None, "curve": []})
+        self._n_points += v is not None
+        self._observe(arch, None if v is None else self._score(v), self._history[-1]["source"])
+
+    def _record_partial(self, arch: Arch, value: Any, v: float | None, f: float, source: str,
+                        entry: dict[str, Any] | None) -> None:
+        if v is None:
+            raise ValueError(f"a result below the full fidelity must be a finite number, got {value!r} for "
+                             f"{self.space.to_string(arch)!r} at fidelity {f:g}; tell a failed trial at the full "
+                             "fidelity (fidelity=None)")
+        if entry is not None and f <= entry["fidelity"]:
+            raise ValueError(f"{self.space.to_string(arch)!r} was told at fidelity {entry['fidelity']:g} "
+                             f"before; a later result needs a higher fidelity, got {f:g}")
+        if entry is None:
+            source = self._admit(arch, source)
+            self._told[arch] = len(self._history)
+            entry = {"arch": arch, "value": v, "status": "partial", "order": len(self._history),
+                     "source": source, "fidelity": f, "curve": []}
+            self._history.append(entry)
+        entry["curve"].append([f, v])
+        entry.update(value=v, fidelity=f)
+        self._n_points += 1
+        if self._top_fidelity is None or f > self._top_fidelity:
+            self._top_fidelity = f
+        self._observe_partial(arch, self._score(v), f)
+
+    def _admit(self, arch: Arch, source: str) -> str:
+        """First result of ``arch``: no longer pending, queued or unseen; returns its source
+        (``external`` for an asked-for result of an arch this strategy never proposed)."""
         if arch in self._pending:
             del self._pending[arch]
         else:
@@ -352,10 +540,7 @@ class Strategy(abc.ABC):
             if arch in self._queue:
                 self._queue.remove(arch)
             self._seen.add(self.space.iso_key(arch))
-        self._told[arch] = len(self._history)
-        self._history.append({"arch": arch, "value": v, "status": "ok" if v is not None else "failed",
-                              "order": len(self._history), "source": source})
-        self._observe(arch, None if v is None else self._score(v), source)
+        return source
 
     def _accept(self, archs: Sequence[Arch], batch_keys: set[Hashable]) -> list[Arch]:
         out = []

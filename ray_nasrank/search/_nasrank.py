@@ -170,6 +170,10 @@ class NASRankStrategy(Strategy):
         model_proxies: the proxies of ``model_fn`` to compute.
         supernet: a callable ``configs -> dict of arrays`` adding a trained supernet's labels, e.g.
             :class:`~ray_nasrank.supernet.SupernetWeakLabels`.
+        max_fidelity: the full fidelity of :meth:`~Strategy.tell` (see :class:`~ray_nasrank.search.Strategy`).
+        partial_weight: weight of partial-fidelity results in the ranker's fit: a level at
+            fidelity ``f`` weighs ``partial_weight * f / full`` against 1 for full-fidelity
+            results, each level ranked on its own (0: learn from full-fidelity results only).
 
     Raises:
         ValueError: a count below 1, a share outside [0, 1], weak labels not aligned to the pool,
@@ -191,8 +195,9 @@ class NASRankStrategy(Strategy):
                  first_diverse: bool = True, n_candidates: int = 1000, local_moves: int = 64,
                  torch_threads: int | None = None, model_fn: Any = None, input_shape: Sequence[int] | None = None,
                  model_inputs: Any = None, model_proxies: Sequence[str] | None = None,
-                 supernet: Any = None) -> None:
-        super().__init__(space, seed=seed, mode=mode, candidates=candidates)
+                 supernet: Any = None, *, max_fidelity: float | None = None,
+                 partial_weight: float = 1.0) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
 
         self.batch_size = check_int("batch_size", batch_size, low=1)
@@ -209,6 +214,7 @@ class NASRankStrategy(Strategy):
         self.ucb_beta = float(ucb_beta)
         self.async_refit = bool(async_refit)
         self.first_diverse = bool(first_diverse)
+        self.partial_weight = check_number("partial_weight", partial_weight, 0.0, 1e6)
 
         self.n_candidates = check_int("n_candidates", n_candidates, low=1)
         self.local_moves = check_int("local_moves", local_moves, low=1)
@@ -289,31 +295,61 @@ class NASRankStrategy(Strategy):
     def _labels(self) -> tuple[list[Arch], np.ndarray]:
         return self.observations()
 
-    def _fit_model(self, archs: list[Arch], y: np.ndarray):
-        with limit_torch_threads(self.torch_threads):
-            return self._pretrained.clone().fit(archs, y, mode="max")
+    def _fit_inputs(self) -> tuple[list[Arch], np.ndarray, list | None, dict | None]:
+        """The labels the ranker is fitted on: the full-fidelity results alone (``groups`` None)
+        or, once partial results exist, one group per fidelity level (docs/concepts/fidelity.md).
 
-    def _can_fit(self, y: np.ndarray) -> bool:
+        A level's weight is ``partial_weight * fidelity / full fidelity`` (the full level 1): a
+        curve's early point is weaker evidence of the final order than a late one.
+        """
+        if self.__dict__.get("_top_fidelity") is None or self.partial_weight <= 0:
+            archs, y = self._labels()
+            return archs, y, None, None
+        full = self.full_fidelity
+        archs: list[Arch] = []
+        ys: list[np.ndarray] = []
+        groups: list = []
+        weights: dict = {}
+        for level, (f, a, y) in enumerate(self.fidelity_levels()):
+            if not a:
+                continue
+            archs += a
+            ys.append(y)
+            groups += [level] * len(a)
+            weights[level] = 1.0 if f is None else self.partial_weight * min(f / full, 1.0)
+        return archs, (np.concatenate(ys) if ys else np.zeros(0)), groups, weights
+
+    def _fit_model(self, archs: list[Arch], y: np.ndarray, groups: list | None = None, weights: dict | None = None):
+        with limit_torch_threads(self.torch_threads):
+            if groups is None:
+                return self._pretrained.clone().fit(archs, y, mode="max")
+            return self._pretrained.clone().fit(archs, y, mode="max", groups=groups, group_weights=weights)
+
+    def _can_fit(self, y: np.ndarray, groups: list | None = None) -> bool:
         from ray_nasrank.predictor.losses import MIN_ITEMS
 
-        return y.size >= MIN_ITEMS[self._pretrained.config.finetune.loss] and np.ptp(y) > 0
+        need = MIN_ITEMS[self._pretrained.config.finetune.loss]
+        if groups is None:
+            return y.size >= need and np.ptp(y) > 0
+        g = np.asarray(groups)
+        return any((g == k).sum() >= need and np.ptp(y[g == k]) > 0 for k in np.unique(g))
 
     def _refit_now(self) -> None:
-        archs, y = self._labels()
-        if not self._can_fit(y):
+        archs, y, groups, weights = self._fit_inputs()
+        if not self._can_fit(y, groups):
             return
-        self._model = self._fit_model(archs, y)
-        self._labels_at_fit = y.size
+        self._model = self._fit_model(archs, y) if groups is None else self._fit_model(archs, y, groups, weights)
+        self._labels_at_fit = self.n_observations
 
     def _start_async_refit(self) -> None:
-        archs, y = self._labels()
-        if not self._can_fit(y):
+        archs, y, groups, weights = self._fit_inputs()
+        if not self._can_fit(y, groups):
             return
-        self._labels_at_fit = y.size
+        self._labels_at_fit = self.n_observations
 
         def work() -> None:
             try:
-                model = self._fit_model(archs, y)
+                model = self._fit_model(archs, y) if groups is None else self._fit_model(archs, y, groups, weights)
                 with self._lock:
                     self._model = model
             except BaseException as e:  # surfaced by the next ask/_wait
@@ -323,9 +359,18 @@ class NASRankStrategy(Strategy):
         self._thread.start()
 
     def _due(self) -> bool:
-        n_ok = sum(h["status"] == "ok" for h in self._history)
+        n_ok = self.n_observations  # partial-fidelity results count: each is new evidence
         gap = max(self.refit_every, int(self.refit_share * n_ok))
         return n_ok - self._labels_at_fit >= gap or (self._model is None and n_ok > 0)
+
+    def _parents(self, stable: bool = True) -> list[Arch]:
+        """The ``local_parents`` best archs measured: by full-fidelity result, then (with partial
+        results) the deepest curves first (:meth:`~Strategy.ranked_archs`)."""
+        if self.__dict__.get("_top_fidelity") is not None:
+            return self.ranked_archs()[: self.local_parents]
+        archs, y = self._labels()
+        order = np.argsort(-y, kind="stable") if stable else np.argsort(-y)
+        return [archs[int(i)] for i in order[: self.local_parents]]
 
     # ------------------------------------------------------------------ hooks
     def _observe(self, arch: Arch, score: float | None, source: str) -> None:
@@ -334,6 +379,13 @@ class NASRankStrategy(Strategy):
             self._kid_seen[kid] = True
         if score is not None and self._opdist is not None and arch in self._pool_index:
             self._opdist.update(arch, score)
+        if self.async_refit and self.ready and self._due():
+            self._start_async_refit()
+
+    def _observe_partial(self, arch: Arch, score: float, fidelity: float) -> None:
+        kid = self._kid_of.get(self.space.iso_key(arch))
+        if kid is not None:
+            self._kid_seen[kid] = True
         if self.async_refit and self.ready and self._due():
             self._start_async_refit()
 
@@ -382,8 +434,7 @@ class NASRankStrategy(Strategy):
         n_exploit = self._n_exploit(k)
         plan: list[Arch] = []
         if n_exploit:
-            archs, y = self._labels()
-            parents = [archs[int(i)] for i in np.argsort(-y, kind="stable")[: self.local_parents]]
+            parents = self._parents()
             moves: list[Arch] = []
             for p in parents:
                 moves += self.space.local_moves(p, self._rng, self.local_moves)
@@ -483,16 +534,15 @@ class NASRankStrategy(Strategy):
     def _neighbourhood_mask(self, unseen: np.ndarray) -> np.ndarray:
         """The unseen pool configs around the best ones measured: their one-edit neighbours, or
         in a space with numeric decisions their ``local_nearest`` nearest pool configs."""
-        archs, y = self._labels()
         mask = np.zeros(len(self._pool), dtype=bool)
-        for i in np.argsort(-y)[: self.local_parents]:
+        for parent in self._parents(stable=False):
             if self.space.numeric:
                 if self._pool_features is None:
                     self._pool_features = self.space.features(self._pool)
-                order = nearest_first(self.space, self._pool_features, archs[int(i)])
+                order = nearest_first(self.space, self._pool_features, parent)
                 mask[order[unseen[order]][: self.local_nearest]] = True
                 continue
-            for nb in self.space.neighbours(archs[int(i)]):
+            for nb in self.space.neighbours(parent):
                 j = self._pool_index.get(nb)
                 if j is not None:
                     mask[j] = True
@@ -514,6 +564,7 @@ class NASRankStrategy(Strategy):
 
         super().load_state_dict(d)
         self.__dict__.setdefault("refit_share", 0.0)  # saved before the refit schedule: as it ran then
+        self.__dict__.setdefault("partial_weight", 1.0)  # saved before fidelities
         for name in ("_pretrained", "_model"):
             p = getattr(self, name)
             if isinstance(p, bytes):

@@ -176,6 +176,8 @@ class OpDistStrategy(Strategy):
         seed: seed of every random choice (``None``: not reproducible).
         mode: ``max`` when higher told values are better, ``min`` when lower are.
         candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        max_fidelity: the full fidelity of ``tell`` (see :class:`~ray_nasrank.search.Strategy`); this
+            strategy learns from full-fidelity results only.
         weak: weak labels of the candidates (see :class:`NASRankStrategy`), the vectors' prior.
         prior_weight: weight of the weak labels in a vector's prior mean.
         prior_std: the prior's spread.
@@ -196,8 +198,8 @@ class OpDistStrategy(Strategy):
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None,
                  prior_weight: float = 1.0, prior_std: float = 1.0, noise_std: float = 0.5,
-                 pool_size: int = 5000) -> None:
-        super().__init__(space, seed=seed, mode=mode, candidates=candidates)
+                 pool_size: int = 5000, *, max_fidelity: float | None = None) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
         pool = self._candidates
         if pool is None and space.finite and space.size <= _ENUMERABLE:
             pool = list(space.enumerate())

@@ -21,6 +21,8 @@ class RandomStrategy(Strategy):
         seed: seed of every random choice (``None``: not reproducible).
         mode: ``max`` when higher told values are better, ``min`` when lower are.
         candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        max_fidelity: the full fidelity of ``tell`` (see :class:`~ray_nasrank.search.Strategy`); this
+            strategy learns from full-fidelity results only.
 
     >>> from ray_nasrank.spaces import NB201Space
     >>> s = RandomStrategy(NB201Space(), seed=1)

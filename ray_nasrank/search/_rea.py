@@ -26,6 +26,8 @@ class REAStrategy(Strategy):
         seed: seed of every random choice (``None``: not reproducible).
         mode: ``max`` when higher told values are better, ``min`` when lower are.
         candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        max_fidelity: the full fidelity of ``tell`` (see :class:`~ray_nasrank.search.Strategy`); this
+            strategy learns from full-fidelity results only.
         population: how many recent results the tournament draws from.
         sample_size: tournament size (at most ``population``).
         mutation_tries: mutations tried before falling back to a random unseen arch.
@@ -46,8 +48,8 @@ class REAStrategy(Strategy):
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, population: int = 20, sample_size: int = 5,
-                 mutation_tries: int = 50) -> None:
-        super().__init__(space, seed=seed, mode=mode, candidates=candidates)
+                 mutation_tries: int = 50, *, max_fidelity: float | None = None) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
         self.population = check_int("population", population, low=1)
         self.sample_size = check_int("sample_size", sample_size, low=1)
         if self.sample_size > self.population:

@@ -31,6 +31,8 @@ class TPEStrategy(Strategy):
         seed: seed of every random choice (``None``: not reproducible).
         mode: ``max`` when higher told values are better, ``min`` when lower are.
         candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
+        max_fidelity: the full fidelity of ``tell`` (see :class:`~ray_nasrank.search.Strategy`); this
+            strategy learns from full-fidelity results only.
         n_startup_trials: random trials before TPE models the results.
         max_retries: repeated suggestions answered inside the study before a random unseen arch.
         sampler_kwargs: more ``optuna.samplers.TPESampler`` arguments.
@@ -52,8 +54,8 @@ class TPEStrategy(Strategy):
 
     def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, n_startup_trials: int = 10,
-                 max_retries: int = 20, sampler_kwargs: dict[str, Any] | None = None) -> None:
-        super().__init__(space, seed=seed, mode=mode, candidates=candidates)
+                 max_retries: int = 20, sampler_kwargs: dict[str, Any] | None = None, *, max_fidelity: float | None = None) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
         try:
             import optuna
         except ImportError as e:  # pragma: no cover - optuna is a declared extra

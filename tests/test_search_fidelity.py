@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ray_nasrank.predictor import PredictorConfig, RankPredictor
+from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, RankPredictor
 from ray_nasrank.search import NASRankStrategy, Strategy, make_strategy
 from ray_nasrank.spaces import CategoricalSpace
 
-TINY = PredictorConfig(ensemble=1, hidden=16, fit_epochs=60, patience=0)
+TINY = PredictorConfig(ensemble=1, hidden=16, finetune=FineTuneConfig(epochs=60, patience=0))
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_partial_weight_zero_learns_from_full_results_only(space):
 
 def test_saved_state_round_trips_partial_results(space, tmp_path):
     pool = list(space.enumerate())
-    s = NASRankStrategy(space, seed=0, candidates=pool, predictor=PredictorConfig(ensemble=1, hidden=8, fit_epochs=5),
+    s = NASRankStrategy(space, seed=0, candidates=pool, predictor=PredictorConfig(ensemble=1, hidden=8, finetune=FineTuneConfig(epochs=5)),
                         batch_size=4, max_fidelity=9)
     _tell_early_stopped_goods(s, pool)
     s.save(tmp_path / "s.pkl")

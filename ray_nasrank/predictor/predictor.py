@@ -117,10 +117,11 @@ class RankPredictor:
         Raises:
             ValueError: lengths that differ, a NaN/inf label, or no group with two distinct labels.
 
+        >>> from ray_nasrank.predictor import FineTuneConfig
         >>> from ray_nasrank.spaces import CategoricalSpace
         >>> space = CategoricalSpace({"w": [8, 16, 32, 64], "d": [1, 2, 3]})
         >>> archs = space.sample_many(6, rng=0, unique=True)
-        >>> p = RankPredictor(space, PredictorConfig(ensemble=1, fit_epochs=20))
+        >>> p = RankPredictor(space, PredictorConfig(ensemble=1, finetune=FineTuneConfig(epochs=20)))
         >>> y = [60.0, 62.0, 65.0, 80.0, 84.0, 90.0]  # three configs at epoch 1, three at epoch 9
         >>> p.fit(archs, y, groups=[1, 1, 1, 9, 9, 9], group_weights={1: 0.1, 9: 1.0}).fitted
         True

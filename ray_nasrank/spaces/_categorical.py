@@ -61,10 +61,10 @@ def space_from_tune(param_space: Mapping[str, Any]) -> tuple[SearchSpace, dict]:
     ``randn`` and ``qrandn``. A space of ``tune.choice`` entries only is a
     :class:`CategoricalSpace`, any other a :class:`SearchSpace`. No space is recognised by its
     shape: to search NB201 as NB201 (its encodings and intrinsic labels), pass ``NB201Space()``
-    to the searcher or sampler (``NB201Space().to_tune()`` writes it for Tune). What a searcher cannot fill (``tune.sample_from`` and the
-    ``('__fn_ph', ...)`` placeholders Tune puts in its place, ``grid_search``, domains inside
-    lists) raises one ``ValueError`` naming every offending key and the fix: left unfilled, Tune
-    would sample it outside the search.
+    to the searcher or sampler (``NB201Space().to_tune()`` writes it for Tune). What a searcher
+    cannot fill (``tune.sample_from`` and the ``('__fn_ph', ...)`` placeholders Tune puts in its
+    place, ``grid_search``, domains inside lists) raises one ``ValueError`` naming every
+    offending key and the fix: left unfilled, Tune would sample it outside the search.
 
     Args:
         param_space: a Tune ``param_space`` (nested dicts of Tune domains and constants).

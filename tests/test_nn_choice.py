@@ -191,7 +191,7 @@ def test_spos_training_landmarks_rd_fewshot_and_weak_labels():
     from ray_nasrank.proxies import ModelProxies
     from ray_nasrank.supernet import (
         DistancePairSampler,
-        FewShotChoiceSupernet,
+        FewShotSupernet,
         LandmarkRegularizer,
         ProxyTeacher,
         RankDistiller,
@@ -216,7 +216,7 @@ def test_spos_training_landmarks_rd_fewshot_and_weak_labels():
     rd = RankDistiller(teacher, sampler=DistancePairSampler(space, min_differences=2, rng=0))
     hist = train_supernet(sn, data.train, cfg, landmark=land, distill=rd, start_epoch=1, total_epochs=3)
     assert np.isfinite(hist["epoch_loss"][0]) and len(teacher.proxies._cache) > 0
-    fs = FewShotChoiceSupernet(sn, "op")
+    fs = FewShotSupernet(sn, "op")
     assert len(fs.subnets) == 3 and fs.route({**sn.widest(), "op": "pool"}) == 2
     train_supernet(fs, data.train, cfg, sampler=UniformSampler(1, space=fs.space), start_epoch=2, total_epochs=3)
     configs = [space.to_config(a) for a in archs]
@@ -234,6 +234,6 @@ def test_spos_training_landmarks_rd_fewshot_and_weak_labels():
         acc = 100.0 * float((sub(evaluation[0][0]).argmax(1) == evaluation[0][1]).float().mean())
         assert acc == pytest.approx(model_acc)
     with pytest.raises(ValueError, match="unknown choice 'nope'"):
-        FewShotChoiceSupernet(sn, "nope")
+        FewShotSupernet(sn, "nope")
     with pytest.raises(ValueError, match="cover its values"):
-        FewShotChoiceSupernet(sn, "op", groups=[["conv3"], ["pool"]])
+        FewShotSupernet(sn, "op", groups=[["conv3"], ["pool"]])

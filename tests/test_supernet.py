@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 import torch
 
 from ray_nasrank.data import load_dataset
-from ray_nasrank.nn import NB201Supernet, count_parameters
-from ray_nasrank.spaces import OPS, NB201Space
+from ray_nasrank.nn import NB201Supernet, Supernet, count_parameters
+from ray_nasrank.spaces import EDGE_KEYS, OPS, NB201Space
 from ray_nasrank.supernet import (
     BatchedEvaluator,
     FairSampler,
@@ -21,7 +22,9 @@ from ray_nasrank.supernet import (
     ParamCountTeacher,
     RankDistiller,
     SupernetTrainConfig,
+    SupernetWeakLabels,
     UniformSampler,
+    evaluate_configs,
     evaluate_subnet,
     group_distance,
     iso_representatives,
@@ -84,6 +87,29 @@ def test_recalibrated_subnet_equals_extracted_network(trained, digits):
     assert torch.allclose(before, net(x), atol=1e-5)
 
 
+def test_nb201_supernet_meets_the_supernet_interface(trained, digits):
+    sn, _ = trained
+    assert isinstance(sn, Supernet)
+    assert sn.labels == tuple(f"cell/{e}" for e in EDGE_KEYS) and sn.plain_space()["cell/e3_2"] == list(OPS)
+    arch = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "none", "nor_conv_3x3")
+    config = sn.config_of(SPACE.to_string(arch))
+    assert tuple(config.values()) == arch and sn.config_of(config) == config == sn.config_of(SPACE.to_config(arch))
+    with pytest.raises(ValueError, match="conv7"):
+        sn.config_of(("conv7",) * 6)
+    kept, fresh = sn.extract(config), sn.model_fn(reset=True)(config)
+    assert count_parameters(fresh) == sn.subnet_parameters(arch)
+    assert not torch.equal(kept.cells[0].edges[0][1].weight, fresh.cells[0].edges[0][1].weight)
+    # weak labels for any form of config, through the same path as a user's supernet
+    calib, evaluation = [digits.train.x[:32]], _batches(digits.valid, 32, 1)
+    weak = SupernetWeakLabels(sn, calib, evaluation)
+    got = weak([config, SPACE.to_string(arch), ("none",) * 6])["supernet_acc"]
+    assert got[0] == got[1] and got[1] == evaluate_subnet(sn, arch, calib, evaluation)[0]
+    if importlib.util.find_spec("ray") is not None:
+        assert set(sn.param_space({"lr": 0.1})) == {"lr", "cell"}
+        with pytest.raises(ValueError, match="clash"):
+            sn.param_space({"cell": 1})
+
+
 def test_batched_evaluation_matches_one_at_a_time(trained, digits):
     sn, _ = trained
     calib = [x for x, _ in _batches(digits.train, 32, 2)]
@@ -94,6 +120,12 @@ def test_batched_evaluation_matches_one_at_a_time(trained, digits):
         acc, loss = BatchedEvaluator(sn, calib, evaluation, **kwargs).evaluate(archs)
         np.testing.assert_allclose(acc, ref[:, 0], atol=1e-9)
         np.testing.assert_allclose(loss, ref[:, 1], rtol=1e-4, atol=1e-5)
+        # the one evaluation path takes NB201's batched evaluator, with the same options
+        same = evaluate_configs(sn, archs, calib, evaluation, **kwargs)
+        np.testing.assert_array_equal(same[0], acc)
+        np.testing.assert_array_equal(same[1], loss)
+    one_at_a_time = evaluate_configs(sn, archs, calib, evaluation, batched=False)
+    np.testing.assert_allclose(np.stack(one_at_a_time, 1), ref)
     # bfloat16 autocast: close, not equal
     _, loss_bf = BatchedEvaluator(sn, calib, evaluation, amp=True).evaluate(archs)
     np.testing.assert_allclose(loss_bf, ref[:, 1], rtol=0.1, atol=0.05)
@@ -107,6 +139,11 @@ def test_evaluator_rejects_bad_batches(trained, digits):
         BatchedEvaluator(sn, [], _batches(digits.valid, 32, 1))
     with pytest.raises(TypeError, match="NB201Supernet"):
         BatchedEvaluator(torch.nn.Linear(2, 2), [digits.train.x[:16]], _batches(digits.valid, 16, 1))
+    with pytest.raises(TypeError, match="Supernet"):
+        evaluate_configs(torch.nn.Linear(2, 2), [], [digits.train.x[:16]], _batches(digits.valid, 16, 1))
+    with pytest.raises(ValueError, match=r"\['chunk'\] apply to a batched evaluator"):
+        evaluate_configs(sn, [("none",) * 6], [digits.train.x[:16]], _batches(digits.valid, 16, 1), batched=False,
+                         chunk=2)
 
 
 def test_iso_sweep_copies_representative(trained, digits):
@@ -119,12 +156,11 @@ def test_iso_sweep_copies_representative(trained, digits):
              ("nor_conv_3x3",) * 6]
     reps, members = iso_representatives(archs)
     assert len(reps) == 2 and list(members) == [0, 0, 1]
-    ev = BatchedEvaluator(sn, calib, evaluation)
-    res = ev.evaluate_all(archs, iso=True)
-    assert res["evaluated"] == 2 and res["weak_acc"][0] == res["weak_acc"][1]
-    full = ev.evaluate_all(archs, iso=False)
-    assert full["evaluated"] == 3
-    assert full["weak_acc"][0] == res["weak_acc"][0]
+    assert iso_representatives(archs, SPACE)[0] == reps
+    acc, _ = evaluate_configs(sn, reps, calib, evaluation)
+    assert acc[members][0] == acc[members][1]
+    full, _ = evaluate_configs(sn, archs, calib, evaluation)
+    assert full[0] == acc[0]
 
 
 def test_group_distance_and_sampler_margin():
@@ -173,8 +209,13 @@ def test_landmark_hinge_penalises_wrong_order_only():
 def test_param_teacher_is_exact():
     sn = NB201Supernet(channels=4, cells_per_stage=2, in_channels=1)
     teacher = ParamCountTeacher(sn)
+    fs = FewShotSupernet(sn, 0)
     for a in SPACE.sample_many(5, rng=0):
         assert teacher(a) == count_parameters(sn.extract(a))
+        # NB201 sums per op; the interface's default counts the extracted network
+        assert ParamCountTeacher(fs)(a) == teacher(a)
+    with pytest.raises(TypeError, match="Supernet"):
+        ParamCountTeacher(torch.nn.Linear(2, 2))
 
 
 def test_rank_distiller_margin_loss():
@@ -211,9 +252,9 @@ def test_training_with_landmarks_and_distillation_runs(digits):
 
 def test_fewshot_split_routes_and_inherits_weights(trained, digits):
     base, _ = trained
-    fs = FewShotSupernet(base, edge="e3_0", groups=[["none", "skip_connect", "avg_pool_3x3"],
-                                                    ["nor_conv_1x1"], ["nor_conv_3x3"]])
-    assert len(fs.subnets) == 3 and fs.edge == 3
+    fs = FewShotSupernet(base, "cell/e3_0", groups=[["none", "skip_connect", "avg_pool_3x3"],
+                                                     ["nor_conv_1x1"], ["nor_conv_3x3"]])
+    assert len(fs.subnets) == 3 and fs.label == "cell/e3_0" and FewShotSupernet(base, 3).label == "cell/e3_0"
     arch = ("nor_conv_3x3", "skip_connect", "nor_conv_1x1", "nor_conv_1x1", "none", "nor_conv_3x3")
     assert fs.route(arch) == 1
     fs.eval()
@@ -228,20 +269,25 @@ def test_fewshot_split_routes_and_inherits_weights(trained, digits):
     calib = [digits.train.x[:32]]
     evaluation = _batches(digits.valid, 32, 1)
     archs = SPACE.sample_many(6, rng=5)
-    acc, loss = fs.evaluate(archs, calib, evaluation)
+    acc, loss = evaluate_configs(fs, archs, calib, evaluation)
     for i, a in enumerate(archs):
         ref = evaluate_subnet(fs.subnets[fs.route(a)], a, calib, evaluation)
         assert acc[i] == pytest.approx(ref[0]) and loss[i] == pytest.approx(ref[1], rel=1e-4)
 
 
 def test_parse_split_rejects_bad_splits():
-    assert parse_split("e2_1") == (2, [[op] for op in OPS])
-    with pytest.raises(ValueError, match="unknown edge 'e9_9'"):
-        parse_split("e9_9")
-    with pytest.raises(ValueError, match="cover every op exactly once"):
-        parse_split(0, [["none"], ["skip_connect"]])
-    with pytest.raises(ValueError, match="unknown op"):
-        parse_split(0, [["conv7"], list(OPS)])
+    assert parse_split(SPACE, "cell/e2_1") == ("cell/e2_1", [[op] for op in OPS])
+    assert parse_split(SPACE, 2) == ("cell/e2_1", [[op] for op in OPS])
+    with pytest.raises(ValueError, match="unknown choice 'e9_9'"):
+        parse_split(SPACE, "e9_9")
+    with pytest.raises(ValueError, match="index 6 .* outside 0..5"):
+        parse_split(SPACE, 6)
+    with pytest.raises(ValueError, match="cover its values"):
+        parse_split(SPACE, 0, [["none"], ["skip_connect"]])
+    with pytest.raises(ValueError, match=r"unknown value\(s\) \['conv7'\]"):
+        parse_split(SPACE, 0, [["conv7"], list(OPS)])
+    with pytest.raises(TypeError, match="Supernet"):
+        FewShotSupernet(torch.nn.Linear(2, 2), 0)
 
 
 def test_train_config_validation():
@@ -296,6 +342,8 @@ def test_cli_bench_supernet_bad_input(tmp_path, capsys):
     assert main(["bench", "supernet", "--method", "landmark", "--out", str(tmp_path)]) == 2
     assert "needs --ground-truth" in capsys.readouterr().err
     assert main(["bench", "supernet", "--epochs", "0", "--out", str(tmp_path)]) == 2
+    assert main(["bench", "supernet", "--method", "fewshot", "--fewshot-edge", "e9_9", "--out", str(tmp_path)]) == 2
+    assert "unknown --fewshot-edge 'e9_9'" in capsys.readouterr().err
     bad = tmp_path / "gt.csv"
     bad.write_text("arch,acc\nx,1\n")
     assert main(["bench", "supernet", "--ground-truth", str(bad), "--archs", "gt", "--dataset", "digits",

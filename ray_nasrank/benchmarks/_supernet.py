@@ -193,8 +193,8 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     from ray_nasrank.data import TensorSplit, load_dataset, resolve_device
     from ray_nasrank.metrics import kendall_tau, ndcg_at_k, spearman
     from ray_nasrank.nn import NB201Supernet
-    from ray_nasrank.spaces import NB201Space
-    from ray_nasrank.supernet.evaluate import BatchedEvaluator
+    from ray_nasrank.spaces import EDGE_KEYS, NB201Space
+    from ray_nasrank.supernet.evaluate import evaluate_configs, iso_representatives
     from ray_nasrank.supernet.fewshot import FewShotSupernet, parse_split
     from ray_nasrank.supernet.regularizers import LandmarkRegularizer, RankDistiller
     from ray_nasrank.supernet.sampling import FairSampler, GroupDistancePairSampler
@@ -208,8 +208,11 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     groups = None
     if cfg.fewshot_groups:
         groups = [_csv(g) for g in cfg.fewshot_groups.split(";")]
-    edge, groups = parse_split(cfg.fewshot_edge, groups)
     space = NB201Space()
+    if cfg.fewshot_edge not in EDGE_KEYS:
+        raise ConfigError(f"unknown `fewshot_edge` {cfg.fewshot_edge!r}; edges: {list(EDGE_KEYS)}")
+    edge = EDGE_KEYS.index(cfg.fewshot_edge)
+    split_label, groups = parse_split(space, edge, groups)
     torch.manual_seed(cfg.seed)
 
     gt_archs, gt_acc = ([], np.array([]))
@@ -267,7 +270,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
     model = sn
     if cfg.load_supernet:
         if cfg.method == "fewshot":
-            model = FewShotSupernet(sn, edge=edge, groups=groups).to(device)
+            model = FewShotSupernet(sn, split_label, groups=groups).to(device)
         state = torch.load(cfg.load_supernet, map_location=device, weights_only=True)
         try:
             model.load_state_dict(state)
@@ -279,7 +282,7 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
         if e1 > 0:
             train_supernet(sn, data.train, SupernetTrainConfig(**{**tcfg.to_dict(), "epochs": e1}), total_epochs=E,
                            sampler=sampler, on_epoch=on_epoch)
-        model = FewShotSupernet(sn, edge=edge, groups=groups).to(device)
+        model = FewShotSupernet(sn, split_label, groups=groups).to(device)
         if E - e1 > 0:
             train_supernet(model, data.train, SupernetTrainConfig(**{**tcfg.to_dict(), "epochs": E - e1}),
                            start_epoch=e1, total_epochs=E, sampler=sampler, on_epoch=on_epoch)
@@ -322,18 +325,14 @@ def bench_supernet(config: SupernetBenchConfig) -> dict:
         archs = list(space.enumerate())
     t1 = time.perf_counter()
     cpu1 = _cpu_seconds()
-    if cfg.method == "fewshot":
-        from ray_nasrank.supernet import iso_representatives
-
-        reps, members = iso_representatives(archs) if cfg.archs == "iso" else (archs, np.arange(len(archs)))
-        acc, loss = model.evaluate(reps, calib, evaluation, **ev_kwargs)
-        if cuda:
-            torch.cuda.synchronize(device)
-        res = {"weak_acc": acc[members], "weak_loss": loss[members], "evaluated": len(reps),
-               "seconds": time.perf_counter() - t1}
-    else:
-        ev = BatchedEvaluator(sn, calib, evaluation, **ev_kwargs)
-        res = ev.evaluate_all(archs, iso=cfg.archs == "iso")
+    # one cell per isomorphism class with --archs iso (its value copied to the class): inside the
+    # supernet isomorphic cells use different edges' weights, so the copy is an approximation
+    reps, members = iso_representatives(archs, space) if cfg.archs == "iso" else (archs, np.arange(len(archs)))
+    acc, loss = evaluate_configs(model, reps, calib, evaluation, **ev_kwargs)
+    if cuda:
+        torch.cuda.synchronize(device)
+    res = {"weak_acc": acc[members], "weak_loss": loss[members], "evaluated": len(reps),
+           "seconds": time.perf_counter() - t1}
     eval_seconds = time.perf_counter() - t1
     eval_cpu_seconds = _cpu_seconds() - cpu1
 

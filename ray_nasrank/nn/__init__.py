@@ -1,6 +1,9 @@
 """Networks: the NAS-Bench-201 networks and the choice modules a user writes a model family with.
 
-* NAS-Bench-201 (:class:`NB201Network`, :class:`NB201Supernet`): see :mod:`ray_nasrank.nn._nb201`.
+* :class:`Supernet`: the interface every weight-sharing supernet meets (space, labels, subnets,
+  extraction, and the fast paths it offers); the tools of :mod:`ray_nasrank.supernet` take any.
+* NAS-Bench-201 (:class:`NB201Network`, :class:`NB201Supernet`, its :class:`BatchedEvaluator`):
+  see :mod:`ray_nasrank.nn._nb201`.
 * Your own family: :class:`OpChoice`, :class:`WidthChoice` with :class:`SlimConv2d`,
   :class:`SlimLinear`, :class:`SlimBatchNorm1d`/:class:`SlimBatchNorm2d`, :class:`DepthChoice`
   (:func:`skip_choice`) and :class:`ValueChoice`, each with a ``label``; wrap the model in
@@ -40,7 +43,8 @@ from ._nb201 import (
     arch_to_indices,
     count_parameters,
 )
-from ._supernet import ChoiceSupernet
+from ._nb201_eval import BatchedEvaluator
+from ._supernet import ChoiceSupernet, Supernet
 
 __all__ = [
     "OPS_FACTORY",
@@ -51,6 +55,8 @@ __all__ = [
     "NB201Cell",
     "NB201Network",
     "NB201Supernet",
+    "BatchedEvaluator",
+    "Supernet",
     "SuperCell",
     "arch_to_indices",
     "count_parameters",

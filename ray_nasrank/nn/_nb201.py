@@ -11,7 +11,11 @@ the output. Ops are NB201's: ``none`` (zeros), ``skip_connect`` (identity), ``no
 
 :class:`NB201Supernet` holds every op on every edge; ``sn(x, arch)`` runs one path, and
 ``sn.extract(arch)`` returns an :class:`NB201Network` loaded with the shared weights, so the two
-compute the same function.
+compute the same function. It is a :class:`~ray_nasrank.nn.Supernet` like a user's
+:class:`~ray_nasrank.nn.ChoiceSupernet` (its labels are the space's edge decisions,
+``cell/e1_0`` ... ``cell/e3_2``), and adds two fast paths the supernet tools use when offered:
+exact parameter counts without building a network, and the batched evaluation of many cells
+(:class:`~ray_nasrank.nn.BatchedEvaluator`).
 
 >>> import torch
 >>> net = NB201Network("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|",
@@ -22,12 +26,15 @@ torch.Size([2, 10])
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from ray_nasrank.spaces import EDGES, OPS, NB201Space
+
+from ._choice import reset_weights
+from ._supernet import Supernet
 
 __all__ = [
     "OPS_FACTORY",
@@ -269,11 +276,13 @@ class SuperCell(nn.Module):
         return _sum_edges([x], lambda k, h: self.edges[k][arch[k]](h))
 
 
-class NB201Supernet(_Skeleton):
+class NB201Supernet(_Skeleton, Supernet):
     """Weight-sharing supernet over all 15,625 NB201 cells (every op on every edge).
 
-    ``sn(x, arch)`` is a single-path forward; every cell position uses ``arch``. The weights of
-    the stem, reduction blocks and head are shared by all paths.
+    ``sn(x, arch)`` is a single-path forward; every cell position uses ``arch`` (a 6-tuple, an
+    NB201 string or a config of :attr:`space`). The weights of the stem, reduction blocks and
+    head are shared by all paths. A :class:`~ray_nasrank.nn.Supernet`: few-shot splitting,
+    evaluation, weak labels and training treat it like any other.
 
     Args:
         channels: channels of the first stage (doubled at each of the two reductions).
@@ -297,6 +306,7 @@ class NB201Supernet(_Skeleton):
                  num_classes: int = 10, affine: bool = True) -> None:
         super().__init__(channels, cells_per_stage, in_channels, num_classes, affine)
         self.affine = affine
+        self.space = _SPACE
         self.cells = nn.ModuleList(SuperCell(c, affine) for c in self.cell_channels)
 
     def forward(self, x: torch.Tensor, arch) -> torch.Tensor:
@@ -307,11 +317,11 @@ class NB201Supernet(_Skeleton):
         return {"channels": self.channels, "cells_per_stage": self.cells_per_stage,
                 "in_channels": self.in_channels, "num_classes": self.num_classes, "affine": self.affine}
 
-    def extract(self, arch) -> NB201Network:
+    def extract(self, arch, reset: bool = False) -> NB201Network:
         """A stand-alone network for ``arch`` holding copies of the shared weights and BN buffers.
 
         In eval mode its forward equals ``self(x, arch)`` (in train mode too: BN uses batch
-        statistics in both).
+        statistics in both). ``reset=True`` re-initialises it (for training from scratch).
         """
         arch = _SPACE.validate(arch)
         p = next(self.parameters())
@@ -324,7 +334,30 @@ class NB201Supernet(_Skeleton):
             for k, op in enumerate(arch):
                 net_cell.edges[k].load_state_dict(super_cell.edges[k][op].state_dict())
         net.train(self.training)
-        return net
+        return reset_weights(net) if reset else net
+
+    def subnet_parameters(self, arch) -> int:
+        """Trainable parameters of the stand-alone network of ``arch``, summed from the shared
+        skeleton and the chosen op of every edge (exact, no network built)."""
+        arch = _SPACE.validate(arch)
+        if getattr(self, "_param_counts", None) is None:
+            # the counts depend on the shape only: computed once per supernet
+            base = count_parameters(self.stem) + count_parameters(self.reductions) \
+                + count_parameters(self.lastact) + count_parameters(self.classifier)
+            per_op = [[{op: count_parameters(m) for op, m in edge.items()} for edge in cell.edges]
+                      for cell in self.cells]
+            self._param_counts = (base, per_op)
+        base, per_op = self._param_counts
+        return base + sum(cell[k][arch[k]] for cell in per_op for k in range(len(EDGES)))
+
+    def batched_evaluator(self, calib: Sequence[torch.Tensor], evaluation: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                          **options: Any):
+        """A :class:`~ray_nasrank.nn.BatchedEvaluator` of this supernet: many cells per data
+        batch, per-cell BN statistics (``options``: ``chunk``, ``max_rows``, ``amp``,
+        ``channels_last``)."""
+        from ._nb201_eval import BatchedEvaluator
+
+        return BatchedEvaluator(self, calib, evaluation, **options)
 
 
 def count_parameters(module: nn.Module) -> int:

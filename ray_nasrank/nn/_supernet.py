@@ -1,24 +1,101 @@
-"""A user's model family as one weight-sharing supernet: its space, its subnets, their extraction."""
+"""Weight-sharing supernets: the interface every supernet meets (:class:`Supernet`) and a user's
+model family as one supernet (:class:`ChoiceSupernet`).
+
+The supernet tools of :mod:`ray_nasrank.supernet` (training, few-shot splitting, evaluation with
+BN recalibration, weak labels, regularizers' teachers) take any :class:`Supernet` and ask it only
+what the interface offers, so NAS-Bench-201's supernet and a user's family go down one path.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ._choice import SLIM_LAYERS, DepthChoice, OpChoice, ValueChoice, iter_choices, reset_weights
 
-__all__ = ["ChoiceSupernet"]
+if TYPE_CHECKING:
+    from ray_nasrank.spaces import SearchSpace
+
+__all__ = ["Supernet", "ChoiceSupernet"]
 
 
-class ChoiceSupernet(nn.Module):
+class Supernet(nn.Module):
+    """A weight-sharing supernet over a categorical :attr:`space`: the interface the supernet
+    tools use.
+
+    ``sn(x, config)`` runs the subnet of ``config`` (an arch of :attr:`space` or any form its
+    ``validate`` reads: a config dict, flat ``{label: value}`` params, a string) and
+    ``sn.extract(config)`` returns it as a stand-alone module holding copies of the shared
+    weights. The labels are the space's decision names; :meth:`config_of` gives a config as
+    ``{label: value}``. A subclass sets :attr:`space` and implements :meth:`forward` and
+    :meth:`extract`; it may offer a faster way to count a subnet's parameters
+    (:meth:`subnet_parameters`) or to score many subnets at once (:meth:`batched_evaluator`).
+    """
+
+    #: the search space of the subnets (categorical decisions)
+    space: "SearchSpace"
+
+    # ------------------------------------------------------------------ the space
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The decisions' names, in the space's order."""
+        return tuple(d.name for d in self.space.decisions)
+
+    def plain_space(self) -> dict[str, list]:
+        """``{label: [candidates]}``."""
+        return {d.name: list(d.choices) for d in self.space.decisions}
+
+    def config_of(self, config: Any) -> dict[str, Any]:
+        """``config`` as ``{label: value}``; a config outside the space is an error naming it."""
+        return self.space.to_flat_params(self.space.validate(config))
+
+    def param_space(self, base: Mapping[str, Any] | None = None) -> dict:
+        """A Tune ``param_space``: ``base`` (e.g. learning rate, epochs) plus the space's domains.
+        A top-level key of both is an error naming it. Imports Ray."""
+        base = dict(base or {})
+        own = self.space.to_tune()
+        clash = [key for key in own if key in base]
+        if clash:
+            raise ValueError(f"choice label(s) {clash} clash with key(s) of the param_space; rename the "
+                             "choice or the param_space entry")
+        return {**base, **own}
+
+    # ------------------------------------------------------------------ subnets
+    def forward(self, x: Any, config: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward(x, config)")
+
+    def extract(self, config: Any, reset: bool = False) -> nn.Module:
+        """The subnet of ``config`` as a stand-alone module (``reset=True``: re-initialised)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement extract(config, reset)")
+
+    def model_fn(self, reset: bool = False) -> Callable[[Mapping], nn.Module]:
+        """``config -> extract(config, reset)``: the model family in the form
+        :class:`~ray_nasrank.proxies.ModelProxies` and the strategies' ``model_fn=`` take."""
+        return lambda config: self.extract(config, reset=reset)
+
+    def subnet_parameters(self, config: Any) -> int:
+        """Trainable parameters of the stand-alone subnet of ``config`` (by default counted on
+        :meth:`extract`; a supernet may count without building it)."""
+        return sum(p.numel() for p in self.extract(config).parameters() if p.requires_grad)
+
+    def batched_evaluator(self, calib: Sequence[Any], evaluation: Sequence[tuple[Any, Any]],
+                          **options: Any) -> Any:
+        """An object whose ``evaluate(configs) -> (accuracies, losses)`` scores many subnets at
+        once with per-subnet BN statistics, or ``None`` (the default) when this supernet has no
+        such path: :func:`~ray_nasrank.supernet.evaluate_configs` then scores one subnet at a
+        time. ``options`` tune that path (an error where they do not apply)."""
+        return None
+
+
+class ChoiceSupernet(Supernet):
     """Weight-sharing supernet over the choices of ``model`` (a module built with
     :class:`OpChoice`, width choices, :class:`DepthChoice` or :class:`ValueChoice` attributes).
 
-    ``sn(x, config)`` runs the subnet of ``config`` (a dict ``label -> value``, extra keys
+    A :class:`Supernet`: ``sn(x, config)`` runs the subnet of ``config`` (a dict ``label -> value``, extra keys
     ignored, e.g. a Tune config; or an arch tuple of :attr:`space`); ``sn.extract(config)``
     returns it as a plain ``nn.Module`` without choice modules, holding copies of the shared
     weights, so both compute the same function. :attr:`space` is the search space (one
@@ -83,26 +160,6 @@ class ChoiceSupernet(nn.Module):
                 self(example_input, self.widest())
 
     # ------------------------------------------------------------------ the space
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self._choices)
-
-    def plain_space(self) -> dict[str, list]:
-        """``{label: [candidates]}``."""
-        return {label: list(group[0].candidates) for label, group in self._choices.items()}
-
-    def param_space(self, base: Mapping[str, Any] | None = None) -> dict:
-        """A Tune ``param_space``: ``base`` (e.g. learning rate, epochs) plus one ``tune.choice``
-        per label. A label that is also a key of ``base`` is an error naming it. Imports Ray."""
-        from ray import tune
-
-        base = dict(base or {})
-        clash = [label for label in self._choices if label in base]
-        if clash:
-            raise ValueError(f"choice label(s) {clash} clash with key(s) of the param_space; rename the "
-                             "choice or the param_space entry")
-        return {**base, **{label: tune.choice(cands) for label, cands in self.plain_space().items()}}
-
     def widest(self) -> dict[str, Any]:
         """The config with the largest candidate of every width/depth choice (the first of the others)."""
         out = {}
@@ -160,10 +217,6 @@ class ChoiceSupernet(nn.Module):
         out = _freeze(model)
         return reset_weights(out) if reset else out
 
-    def model_fn(self, reset: bool = False) -> Callable[[Mapping], nn.Module]:
-        """``config -> extract(config, reset)``: the model family in the form
-        :class:`~ray_nasrank.proxies.ModelProxies` and the strategies' ``model_fn=`` take."""
-        return lambda config: self.extract(config, reset=reset)
 
 
 def _freeze(module: nn.Module) -> nn.Module:

@@ -1,57 +1,112 @@
-"""Evaluating subnets of a supernet: BN recalibration, one arch at a time or many at once.
+"""Scoring subnets of a supernet: one path for every :class:`~ray_nasrank.nn.Supernet`.
 
 A subnet's accuracy inside a supernet is only meaningful after its BatchNorm statistics are
 recomputed for that path ("BN recalibration"): reset the running statistics, forward a few fixed
-calibration batches in train mode with a cumulative average (``momentum=None``), then evaluate.
+calibration batches in train mode with a cumulative average (``momentum=None``), then evaluate
+(:func:`ray_nasrank.training.recalibrate_bn`).
 
-:func:`ray_nasrank.training.recalibrate_bn` does that for one arch (:func:`evaluate_subnet`). :class:`BatchedEvaluator` does it for many archs
-at once: the archs of a chunk are stacked along the batch dimension (arch-major, ``A x B`` rows
-sharing the same data batch), every edge runs each op once on the rows of the archs that chose
-it, and BatchNorm statistics are computed per arch (a grouped BN), so the result equals the
-one-arch-at-a-time protocol while the number of kernel launches drops from ``O(A)`` to ``O(1)``
-per layer. That is what makes weak labels for all 15,625 NB201 cells cheap on a GPU.
+:func:`evaluate_configs` does that for any supernet. A supernet that can score many subnets at
+once with per-subnet statistics offers it through
+:meth:`~ray_nasrank.nn.Supernet.batched_evaluator` (NAS-Bench-201's
+:class:`~ray_nasrank.nn.BatchedEvaluator`; a few-shot supernet routes each config to its
+sub-supernet), and :func:`evaluate_configs` uses it; otherwise subnets are scored one at a time,
+which is also the reference the batched paths are tested against (``batched=False``).
 
 >>> import torch
 >>> from ray_nasrank.nn import NB201Supernet
 >>> sn = NB201Supernet(channels=4, cells_per_stage=1, in_channels=1)
 >>> x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
->>> ev = BatchedEvaluator(sn, calib=[x], evaluation=[(x, y)])
->>> acc, loss = ev.evaluate([("nor_conv_3x3",) * 6, ("skip_connect",) * 6])
+>>> acc, loss = evaluate_configs(sn, [("nor_conv_3x3",) * 6, ("skip_connect",) * 6], [x], [(x, y)])
 >>> acc.shape
 (2,)
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ray_nasrank.nn import OP_INDEX, NB201Supernet, ReLUConvBN, ResidualBlock, arch_to_indices
-from ray_nasrank.spaces import EDGES, OPS, NB201Space
+from ray_nasrank.nn import BatchedEvaluator, Supernet
+from ray_nasrank.spaces import NB201Space, SearchSpace
 from ray_nasrank.training import recalibrate_bn
 
-__all__ = ["evaluate_subnet", "BatchedEvaluator", "iso_representatives"]
-
-_SPACE = NB201Space()
-_NONE, _SKIP, _POOL = OP_INDEX["none"], OP_INDEX["skip_connect"], OP_INDEX["avg_pool_3x3"]
+__all__ = ["evaluate_configs", "evaluate_subnet", "BatchedEvaluator", "iso_representatives"]
 
 
 @torch.no_grad()
-def evaluate_subnet(supernet: NB201Supernet, arch, calib: Sequence[torch.Tensor],
-                    evaluation: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
-    """Accuracy (%) and mean cross-entropy of one subnet after BN recalibration (the slow, simple
-    reference for :class:`BatchedEvaluator`). The supernet's BN buffers are overwritten.
+def evaluate_configs(model: Supernet, configs: Sequence[Any], calib: Sequence[torch.Tensor],
+                     evaluation: Sequence[tuple[torch.Tensor, torch.Tensor]], recalibrate: bool = True, *,
+                     batched: bool = True, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy (%) and mean cross-entropy of each config's subnet after its BN statistics are
+    recomputed on the ``calib`` batches (``recalibrate=False`` keeps the shared running
+    statistics, which measures how much recalibration matters).
+
+    With ``batched`` (and ``recalibrate``), a supernet that offers a batched evaluator
+    (:meth:`~ray_nasrank.nn.Supernet.batched_evaluator`) scores many subnets at once;
+    otherwise one subnet at a time, overwriting the supernet's BN buffers and leaving it in
+    eval mode.
 
     Args:
-        supernet: the NB201 supernet.
-        arch: the cell (6-tuple, NB201 string or config).
+        model: the supernet (NB201's, a :class:`~ray_nasrank.nn.ChoiceSupernet`, a few-shot split).
+        configs: the configs (any form ``model.space`` reads: arch tuples, configs, strings).
+        calib: image batches the BN statistics are recomputed on.
+        evaluation: ``(x, y)`` batches to score on.
+        recalibrate: recompute BN statistics per subnet.
+        batched: use the supernet's batched evaluator when it has one.
+        **options: options of that evaluator (NB201: ``chunk``, ``max_rows``, ``amp``,
+            ``channels_last``).
+
+    Returns:
+        ``(accuracies in percent, mean cross-entropies)``, aligned to ``configs``.
+
+    Raises:
+        TypeError: ``model`` is not a :class:`~ray_nasrank.nn.Supernet`.
+        ValueError: no calibration batch (with ``recalibrate``), no evaluation batch, or
+            ``options`` where subnets are scored one at a time.
+    """
+    if not isinstance(model, Supernet):
+        raise TypeError(f"model must be a ray_nasrank.nn.Supernet (NB201Supernet, ChoiceSupernet, FewShotSupernet), "
+                        f"got {type(model).__name__}")
+    if recalibrate and not len(calib):
+        raise ValueError("BN recalibration needs at least one calibration batch, got none")
+    if not len(evaluation):
+        raise ValueError("need at least one evaluation batch, got none")
+    if batched and recalibrate:
+        evaluator = model.batched_evaluator(calib, evaluation, **options)
+        if evaluator is not None:
+            acc, loss = evaluator.evaluate(list(configs))
+            return np.asarray(acc, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+    if options:
+        raise ValueError(f"evaluation option(s) {sorted(options)} apply to a batched evaluator; "
+                         f"{type(model).__name__} scores its subnets one at a time here")
+    device = next(model.parameters()).device
+    accs, losses = np.empty(len(configs)), np.empty(len(configs))
+    for i, config in enumerate(configs):
+        if recalibrate:
+            recalibrate_bn(model, (x.to(device) for x in calib), lambda x, c=config: model(x, c))
+        model.eval()
+        correct, loss, n = 0, 0.0, 0
+        for x, y in evaluation:
+            x, y = x.to(device), y.to(device)
+            logits = model(x, config)
+            correct += int((logits.argmax(1) == y).sum())
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            n += len(y)
+        accs[i], losses[i] = 100.0 * correct / n, loss / n
+    return accs, losses
+
+
+def evaluate_subnet(supernet: Supernet, config: Any, calib: Sequence[torch.Tensor],
+                    evaluation: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+    """Accuracy (%) and mean cross-entropy of one subnet after BN recalibration, scored alone
+    (the simple reference of the batched evaluators). The supernet's BN buffers are overwritten.
+
+    Args:
+        supernet: the supernet.
+        config: the subnet (any form ``supernet.space`` reads).
         calib: image batches the BN statistics are recomputed on.
         evaluation: ``(x, y)`` batches to score on.
 
@@ -59,275 +114,35 @@ def evaluate_subnet(supernet: NB201Supernet, arch, calib: Sequence[torch.Tensor]
         ``(accuracy in percent, mean cross-entropy)``.
 
     Raises:
-        ValueError: an invalid cell, or no calibration batch.
+        ValueError: an invalid config, or no calibration batch.
     """
-    arch = _SPACE.validate(arch)
-    recalibrate_bn(supernet, calib, lambda x: supernet(x, arch))
-    correct, loss, n = 0, 0.0, 0
-    for x, y in evaluation:
-        logits = supernet(x, arch)
-        correct += int((logits.argmax(1) == y).sum())
-        loss += float(F.cross_entropy(logits, y, reduction="sum"))
-        n += len(y)
-    return 100.0 * correct / n, loss / n
+    supernet.config_of(config)  # an invalid config fails here, before the BN buffers are reset
+    acc, loss = evaluate_configs(supernet, [config], calib, evaluation, batched=False)
+    return float(acc[0]), float(loss[0])
 
 
-@dataclass
-class _BNState:
-    """Per-arch BatchNorm statistics of one chunk: collected on calibration batches, then applied."""
-
-    num_archs: int
-    collect: bool = True
-    sum_mean: dict = field(default_factory=dict)
-    sum_var: dict = field(default_factory=dict)
-    batches: int = 0
-
-    def stats(self, key: int, sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.sum_mean[key][sel] / self.batches, self.sum_var[key][sel] / self.batches
-
-
-class BatchedEvaluator:
-    """Weak labels (accuracy, loss) of many subnets with per-arch BN recalibration.
-
-    ``calib``: calibration image batches (fixed, e.g. a few training batches); ``evaluation``:
-    ``(x, y)`` batches to score on. Every batch must have the same size. ``chunk``: archs
-    evaluated together (default: as many as fit ``max_rows`` stacked images). ``amp`` runs the
-    convs in bfloat16 (statistics stay float32) and ``channels_last`` changes the memory layout:
-    both are meant for CUDA but run anywhere.
-
-    Results match :func:`evaluate_subnet` arch by arch (up to float rounding).
-
-    Args:
-        supernet: the NB201 supernet.
-        calib: calibration image batches.
-        evaluation: ``(x, y)`` batches to score on.
-        chunk: archs evaluated together (``None``: ``max_rows // batch size``).
-        max_rows: stacked images per forward when ``chunk`` is ``None``.
-        amp: bfloat16 convolutions.
-        channels_last: NHWC memory layout.
-
-    Raises:
-        TypeError: ``supernet`` is not an ``NB201Supernet``.
-        ValueError: no calibration or evaluation batch, batches of different sizes, or a
-            ``chunk`` that is not a positive integer.
-    """
-
-    def __init__(self, supernet: NB201Supernet, calib: Sequence[torch.Tensor],
-                 evaluation: Sequence[tuple[torch.Tensor, torch.Tensor]], chunk: int | None = None,
-                 max_rows: int = 4096, amp: bool = False, channels_last: bool = False) -> None:
-        if not isinstance(supernet, NB201Supernet):
-            raise TypeError(f"BatchedEvaluator needs an NB201Supernet, got {type(supernet).__name__}")
-        self.sn = supernet
-        self.calib = [x for x in calib]
-        self.evaluation = [(x, y) for x, y in evaluation]
-        if not self.calib or not self.evaluation:
-            raise ValueError(f"need calibration and evaluation batches, got {len(self.calib)} and "
-                             f"{len(self.evaluation)}")
-        sizes = {int(x.shape[0]) for x in self.calib} | {int(x.shape[0]) for x, _ in self.evaluation}
-        if len(sizes) != 1:
-            raise ValueError(f"all calibration and evaluation batches must have one size, got sizes {sorted(sizes)}")
-        self.batch_size = sizes.pop()
-        if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
-            raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
-        self.chunk = chunk or max(1, max_rows // self.batch_size)
-        self.amp = amp
-        self.channels_last = channels_last
-        self.device = next(supernet.parameters()).device
-
-    # ----------------------------------------------------------------------------- grouped ops
-    def _bn(self, bn: nn.BatchNorm2d, y: torch.Tensor, sel: torch.Tensor, st: _BNState) -> torch.Tensor:
-        # y holds len(sel) archs x B images, arch-major; statistics are taken per arch
-        a, B = len(sel), self.batch_size
-        yv = y.float().reshape(a, B, *y.shape[1:])
-        key = id(bn)
-        if st.collect:
-            # spatial means first (a fast contiguous reduction), then over the arch's images
-            yf = y.float()
-            mean = yf.mean(dim=(2, 3)).view(a, B, -1).mean(1)
-            var = (yf * yf).mean(dim=(2, 3)).view(a, B, -1).mean(1) - mean * mean
-            var = var.clamp_min(0.0)
-            n = B * y.shape[2] * y.shape[3]
-            unbiased = var * (n / max(n - 1, 1))
-            if key not in st.sum_mean:
-                st.sum_mean[key] = torch.zeros(st.num_archs, y.shape[1], device=y.device)
-                st.sum_var[key] = torch.zeros(st.num_archs, y.shape[1], device=y.device)
-            st.sum_mean[key].index_add_(0, sel, mean)
-            st.sum_var[key].index_add_(0, sel, unbiased)
-        else:
-            mean, var = st.stats(key, sel)
-        scale = torch.rsqrt(var + bn.eps)
-        shift = -mean * scale
-        if bn.affine:
-            scale = scale * bn.weight
-            shift = shift * bn.weight + bn.bias
-        out = yv * scale[:, None, :, None, None] + shift[:, None, :, None, None]
-        return out.reshape(y.shape).to(y.dtype)
-
-    def _relu_conv_bn(self, m: ReLUConvBN, h: torch.Tensor, sel: torch.Tensor, st: _BNState) -> torch.Tensor:
-        return self._bn(m[2], m[1](F.relu(h)), sel, st)
-
-    def _reduction(self, blk: ResidualBlock, h: torch.Tensor, sel: torch.Tensor, st: _BNState) -> torch.Tensor:
-        body = self._relu_conv_bn(blk.conv_b, self._relu_conv_bn(blk.conv_a, h, sel, st), sel, st)
-        return blk.downsample(h) + body
-
-    def _rows(self, t: torch.Tensor, a: int) -> torch.Tensor:
-        # a [a, -1] view of an arch-major tensor in its memory order (NCHW or channels_last)
-        if self.channels_last:
-            return t.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(a, -1)
-        return t.contiguous().view(a, -1)
-
-    def _unrows(self, r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        n, c, hh, ww = -1, *like.shape[1:]
-        if self.channels_last:
-            return r.reshape(n, hh, ww, c).permute(0, 3, 1, 2)
-        return r.reshape(n, c, hh, ww)
-
-    def _cell(self, cell, h: torch.Tensor, idx: torch.Tensor, groups: list, st: _BNState) -> torch.Tensor:
-        A = idx.shape[0]
-        nodes = [h]
-        for to_node in range(1, 4):
-            acc = self._rows(torch.zeros_like(h), A)  # node sum, as [A, -1] rows in memory order
-            for k, (t, f) in enumerate(EDGES):
-                if t != to_node:
-                    continue
-                src = nodes[f]
-                for op, sel in groups[k]:
-                    if op == _NONE:  # adds exact zeros
-                        continue
-                    full = len(sel) == A
-                    x = src if full else self._unrows(self._rows(src, A).index_select(0, sel), src)
-                    module = cell.edges[k][OPS[op]]
-                    if op == _SKIP:
-                        y = x
-                    elif op == _POOL:
-                        y = module(x)
-                    else:
-                        y = self._relu_conv_bn(module, x, sel, st)
-                    if full:
-                        acc = acc + self._rows(y, A)
-                    else:
-                        acc.index_add_(0, sel, self._rows(y, len(sel)).to(acc.dtype))
-            nodes.append(self._unrows(acc, h))
-        return nodes[3]
-
-    def _forward(self, x: torch.Tensor, idx: torch.Tensor, groups: list, st: _BNState,
-                 all_sel: torch.Tensor) -> torch.Tensor:
-        sn = self.sn
-        A = idx.shape[0]
-        # the stem does not depend on the arch: run it once, with one shared set of statistics
-        one = all_sel[:1]
-        h = self._bn(sn.stem[1], sn.stem[0](x), one, st)
-        h = h.unsqueeze(0).expand(A, *h.shape).reshape(A * h.shape[0], *h.shape[1:])
-        if self.channels_last:
-            h = h.contiguous(memory_format=torch.channels_last)
-        for i, cell in enumerate(sn.cells):
-            if str(i) in sn.reductions:
-                h = self._reduction(sn.reductions[str(i)], h, all_sel, st)
-            h = self._cell(cell, h, idx, groups, st)
-        h = F.relu(self._bn(sn.lastact[0], h, all_sel, st))
-        h = h.float().mean(dim=(2, 3))
-        return sn.classifier(h)
-
-    def _autocast(self):
-        if not self.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-
-    # ----------------------------------------------------------------------------- public
-    @torch.no_grad()
-    def evaluate(self, archs: Sequence) -> tuple[np.ndarray, np.ndarray]:
-        """Accuracy (%) and mean cross-entropy of each arch, as two float arrays."""
-        idx_all = torch.tensor([arch_to_indices(a) for a in archs], dtype=torch.long)
-        accs = np.empty(len(archs))
-        losses = np.empty(len(archs))
-        was_training = self.sn.training
-        self.sn.eval()
-        try:
-            for start in range(0, len(archs), self.chunk):
-                idx = idx_all[start:start + self.chunk]
-                acc, loss = self._evaluate_chunk(idx)
-                accs[start:start + len(idx)] = acc
-                losses[start:start + len(idx)] = loss
-        finally:
-            self.sn.train(was_training)
-        return accs, losses
-
-    def _evaluate_chunk(self, idx: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        A, dev = idx.shape[0], self.device
-        all_sel = torch.arange(A, device=dev)
-        groups = []
-        for k in range(len(EDGES)):
-            col = idx[:, k]
-            groups.append([(op, torch.nonzero(col == op).flatten().to(dev))
-                           for op in range(len(OPS)) if bool((col == op).any())])
-        st = _BNState(num_archs=A)
-        with self._autocast():
-            for x in self.calib:
-                self._forward(x.to(dev), idx, groups, st, all_sel)
-                st.batches += 1
-            st.collect = False
-            correct = torch.zeros(A, device=dev)
-            loss = torch.zeros(A, device=dev)
-            n = 0
-            for x, y in self.evaluation:
-                x, y = x.to(dev), y.to(dev)
-                logits = self._forward(x, idx, groups, st, all_sel).float().view(A, len(y), -1)
-                correct += (logits.argmax(-1) == y).sum(1)
-                loss += F.cross_entropy(logits.reshape(A * len(y), -1), y.repeat(A),
-                                        reduction="none").view(A, -1).sum(1)
-                n += len(y)
-        return (100.0 * correct / n).cpu().numpy(), (loss / n).cpu().numpy()
-
-    def evaluate_all(self, archs: Sequence | None = None, iso: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> dict:
-        """Weak labels for ``archs`` (default: all 15,625 cells).
-
-        ``iso=True`` evaluates one representative per isomorphism class (6,466 for the whole
-        space) and copies its value to every member. Stand-alone, isomorphic cells compute the
-        same function; inside the supernet they use different edges' weights, so the copy is an
-        approximation that trades resolution inside a class for a 2.4x faster sweep.
-        Returns ``{"archs", "weak_acc", "weak_loss", "seconds", "evaluated"}``.
-        """
-        archs = list(_SPACE.enumerate()) if archs is None else [_SPACE.validate(a) for a in archs]
-        if iso:
-            reps, members = iso_representatives(archs)
-        else:
-            reps, members = archs, np.arange(len(archs))
-        t0 = time.perf_counter()
-        accs = np.empty(len(reps))
-        losses = np.empty(len(reps))
-        for start in range(0, len(reps), self.chunk):
-            acc, loss = self.evaluate(reps[start:start + self.chunk])
-            accs[start:start + len(acc)] = acc
-            losses[start:start + len(acc)] = loss
-            if progress is not None:
-                progress(min(start + self.chunk, len(reps)), len(reps))
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - t0
-        return {"archs": archs, "weak_acc": accs[members], "weak_loss": losses[members],
-                "seconds": seconds, "evaluated": len(reps)}
-
-
-def iso_representatives(archs: Sequence) -> tuple[list, np.ndarray]:
+def iso_representatives(archs: Sequence, space: SearchSpace | None = None) -> tuple[list, np.ndarray]:
     """One arch per isomorphism class (the first seen) and, for each input arch, the position of
     its representative.
 
     Args:
-        archs: NB201 cells.
+        archs: archs of ``space``.
+        space: whose ``iso_key`` says which archs compute the same function (``None``: NB201's
+            cell space).
 
     Returns:
         ``(representatives, members)``: the representatives in order of first appearance, and
         for each input arch the index of its representative.
 
     Raises:
-        ValueError: an invalid cell.
+        ValueError: an invalid arch.
     """
+    space = NB201Space() if space is None else space
     first: dict = {}
     reps: list = []
     members = np.empty(len(archs), dtype=np.int64)
     for i, a in enumerate(archs):
-        key = _SPACE.iso_key(a)
+        key = space.iso_key(a)
         if key not in first:
             first[key] = len(reps)
             reps.append(a)

@@ -1,115 +1,141 @@
-"""Few-shot NAS: split a trained one-shot supernet into sub-supernets by the op of one edge.
+"""Few-shot NAS: split a trained one-shot supernet into sub-supernets by the value of one decision.
 
 Each sub-supernet is a copy of the trained one-shot supernet (its initialisation) that only
-serves the cells whose op on ``edge`` falls in its group; training and evaluation route every
-cell to its sub-supernet. The default split gives each of the 5 ops its own sub-supernet.
+serves the subnets whose value of ``label`` falls in its group; training and evaluation route
+every config to its sub-supernet. The default split gives each value its own sub-supernet. Any
+:class:`~ray_nasrank.nn.Supernet` splits: on NB201 the decision is an edge (``cell/e3_0``, or its
+position 3) and the values are its ops; on a :class:`~ray_nasrank.nn.ChoiceSupernet` a choice
+label.
 
->>> import torch
 >>> from ray_nasrank.nn import NB201Supernet
->>> fs = FewShotSupernet(NB201Supernet(channels=4, cells_per_stage=1, in_channels=1), edge=3)
->>> len(fs.subnets), fs.route(("none", "none", "none", "nor_conv_3x3", "none", "none"))
-(5, 3)
+>>> fs = FewShotSupernet(NB201Supernet(channels=4, cells_per_stage=1, in_channels=1), 3)
+>>> fs.label, len(fs.subnets), fs.route(("none", "none", "none", "nor_conv_3x3", "none", "none"))
+('cell/e3_0', 5, 3)
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ray_nasrank.nn import NB201Network, NB201Supernet
-from ray_nasrank.spaces import EDGE_KEYS, EDGES, OPS, NB201Space
-
-from .evaluate import BatchedEvaluator
+from ray_nasrank.nn import Supernet
+from ray_nasrank.spaces import SearchSpace
 
 __all__ = ["FewShotSupernet", "parse_split"]
 
-_SPACE = NB201Space()
 
-
-def parse_split(edge: int | str, groups: Sequence[Sequence[str]] | None = None) -> tuple[int, list[list[str]]]:
-    """Check a split: ``edge`` as an index 0-5 or a key like ``"e3_0"``; ``groups`` a partition of
-    the 5 ops (default: one op per group).
+def parse_split(space: SearchSpace, label: str | int,
+                groups: Sequence[Sequence[Any]] | None = None) -> tuple[str, list[list[Any]]]:
+    """Check a few-shot split of ``space``: the decision ``label`` (its name, or its position
+    among the decisions) and ``groups``, a partition of its values (default: one per value).
 
     Args:
-        edge: an edge index 0-5 or key such as ``"e3_0"``.
-        groups: a partition of the 5 NB201 ops (``None``: one op per group).
+        space: the supernet's space.
+        label: a decision name such as ``"cell/e3_0"`` or ``"op"``, or its index.
+        groups: a partition of that decision's values (``None``: one value per group).
 
     Returns:
-        ``(edge index, groups as lists)``.
+        ``(decision name, groups as lists)``.
 
     Raises:
-        ValueError: an unknown edge or op, an empty group, or groups that do not cover every op
-            exactly once.
+        ValueError: an unknown decision or value, a decision that is not a categorical choice,
+            an empty group, or groups that do not cover every value exactly once.
+
+    >>> from ray_nasrank.spaces import CategoricalSpace
+    >>> parse_split(CategoricalSpace({"op": ["conv", "pool", "skip"], "width": [8, 16]}), "op", [["conv"], ["pool", "skip"]])
+    ('op', [['conv'], ['pool', 'skip']])
     """
-    if isinstance(edge, str):
-        if edge not in EDGE_KEYS:
-            raise ValueError(f"unknown edge {edge!r}; edges: {list(EDGE_KEYS)}")
-        edge = EDGE_KEYS.index(edge)
-    if isinstance(edge, bool) or not isinstance(edge, (int, np.integer)) or not 0 <= edge < len(EDGES):
-        raise ValueError(f"edge must be an index in 0..{len(EDGES) - 1} or one of {list(EDGE_KEYS)}, got {edge!r}")
-    groups = [[op] for op in OPS] if groups is None else [list(g) for g in groups]
-    seen: list[str] = [op for g in groups for op in g]
-    unknown = [op for op in seen if op not in OPS]
+    names = [d.name for d in space.decisions]
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        if not 0 <= label < len(names):
+            raise ValueError(f"decision index {label} to split on is outside 0..{len(names) - 1}; decisions: {names}")
+        label = names[int(label)]
+    if label not in names:
+        raise ValueError(f"unknown choice {label!r} to split on; choices: {names}")
+    decision = space.decisions[names.index(label)]
+    if not decision.categorical:
+        raise ValueError(f"few-shot splits a categorical choice; {label!r} is {decision.domain!r}")
+    values = list(decision.choices)
+    groups = [[v] for v in values] if groups is None else [list(g) for g in groups]
+    flat = [v for g in groups for v in g]
+    unknown = [v for v in flat if v not in values]
     if unknown:
-        raise ValueError(f"unknown op(s) {unknown} in few-shot split; ops: {list(OPS)}")
-    if any(not g for g in groups):
-        raise ValueError(f"few-shot split has an empty group: {groups}")
-    if sorted(seen) != sorted(OPS):
-        raise ValueError(f"few-shot groups must cover every op exactly once, got {groups}")
-    return int(edge), groups
+        raise ValueError(f"unknown value(s) {unknown} in the few-shot split of {label!r}; values: {values}")
+    if any(not g for g in groups) or sorted(map(repr, flat)) != sorted(map(repr, values)):
+        raise ValueError(f"few-shot groups of {label!r} must cover its values {values} exactly once, "
+                         f"without empty groups; got {groups}")
+    return label, groups
 
 
-class FewShotSupernet(nn.Module):
-    """K sub-supernets, each a copy of ``base`` serving the cells whose op on ``edge`` is in its group.
+class FewShotSupernet(Supernet):
+    """K sub-supernets, each a copy of ``base`` serving the configs whose value of ``label`` is
+    in its group; a config trains, runs and is scored in the copy of its group.
 
-    ``sn(x, arch)`` and ``sn.extract(arch)`` route to the sub-supernet of ``arch``.
+    Splitting after some one-shot epochs (copies start from the trained weights) is the
+    few-shot recipe; :attr:`space` is ``base``'s, so samplers, regularizers and evaluation work
+    unchanged. It is itself a :class:`~ray_nasrank.nn.Supernet`.
 
     Args:
-        base: the supernet copied into every group (e.g. after some one-shot epochs).
-        edge: the edge whose op decides the group (see :func:`parse_split`).
-        groups: a partition of the 5 ops (``None``: one op per group).
+        base: the supernet copied into every group.
+        label: the decision whose value decides the group (name or index, see :func:`parse_split`).
+        groups: a partition of that decision's values (``None``: one value per group).
 
     Raises:
-        TypeError: ``base`` is not an ``NB201Supernet``.
+        TypeError: ``base`` is not a :class:`~ray_nasrank.nn.Supernet`.
         ValueError: an invalid split (see :func:`parse_split`).
     """
 
-    def __init__(self, base: NB201Supernet, edge: int | str = 0,
-                 groups: Sequence[Sequence[str]] | None = None) -> None:
+    def __init__(self, base: Supernet, label: str | int, groups: Sequence[Sequence[Any]] | None = None) -> None:
         super().__init__()
-        if not isinstance(base, NB201Supernet):
-            raise TypeError(f"FewShotSupernet splits an NB201Supernet, got {type(base).__name__}")
-        self.edge, self.groups = parse_split(edge, groups)
-        self._group_of = {op: i for i, g in enumerate(self.groups) for op in g}
+        if not isinstance(base, Supernet):
+            raise TypeError(f"FewShotSupernet splits a ray_nasrank.nn.Supernet (NB201Supernet, ChoiceSupernet), "
+                            f"got {type(base).__name__}")
+        self.label, self.groups = parse_split(base.space, label, groups)
+        self.space = base.space
         self.subnets = nn.ModuleList(copy.deepcopy(base) for _ in self.groups)
-        self.in_channels = base.in_channels
 
-    def route(self, arch) -> int:
-        """Index of the sub-supernet that serves ``arch``."""
-        return self._group_of[_SPACE.validate(arch)[self.edge]]
+    def route(self, config: Any) -> int:
+        """Index of the sub-supernet that serves ``config``."""
+        value = self.config_of(config)[self.label]
+        return next(i for i, g in enumerate(self.groups) if value in g)
 
-    def forward(self, x: torch.Tensor, arch) -> torch.Tensor:
-        return self.subnets[self.route(arch)](x, arch)
+    def config_of(self, config: Any) -> dict:
+        return self.subnets[0].config_of(config)
 
-    def extract(self, arch) -> NB201Network:
-        return self.subnets[self.route(arch)].extract(arch)
+    def forward(self, x: Any, config: Any) -> Any:
+        return self.subnets[self.route(config)](x, config)
 
-    def evaluators(self, calib, evaluation, **kwargs) -> list[BatchedEvaluator]:
-        """One :class:`BatchedEvaluator` per sub-supernet (same data and options)."""
-        return [BatchedEvaluator(s, calib, evaluation, **kwargs) for s in self.subnets]
+    def extract(self, config: Any, reset: bool = False) -> nn.Module:
+        return self.subnets[self.route(config)].extract(config, reset=reset)
 
-    def evaluate(self, archs: Sequence, calib, evaluation, **kwargs) -> tuple[np.ndarray, np.ndarray]:
-        """Weak accuracy and loss of each arch, each scored by its own sub-supernet."""
-        archs = [_SPACE.validate(a) for a in archs]
-        accs, losses = np.empty(len(archs)), np.empty(len(archs))
-        routes = np.asarray([self.route(a) for a in archs], dtype=np.int64)
-        for k, ev in enumerate(self.evaluators(calib, evaluation, **kwargs)):
+    def subnet_parameters(self, config: Any) -> int:
+        return self.subnets[self.route(config)].subnet_parameters(config)
+
+    def batched_evaluator(self, calib: Sequence[torch.Tensor], evaluation: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                          **options: Any) -> "_RoutedEvaluator":
+        """Scores each config in its own sub-supernet (each with
+        :func:`~ray_nasrank.supernet.evaluate_configs`: batched where that sub-supernet can)."""
+        return _RoutedEvaluator(self, calib, evaluation, options)
+
+
+class _RoutedEvaluator:
+    """The configs of each sub-supernet of a :class:`FewShotSupernet`, scored there together."""
+
+    def __init__(self, model: FewShotSupernet, calib, evaluation, options: dict) -> None:
+        self.model, self.calib, self.evaluation, self.options = model, calib, evaluation, options
+
+    def evaluate(self, configs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        from .evaluate import evaluate_configs
+
+        accs, losses = np.empty(len(configs)), np.empty(len(configs))
+        routes = np.asarray([self.model.route(c) for c in configs], dtype=np.int64)
+        for k, sub in enumerate(self.model.subnets):
             pos = np.flatnonzero(routes == k)
             if len(pos):
-                acc, loss = ev.evaluate([archs[i] for i in pos])
-                accs[pos], losses[pos] = acc, loss
+                accs[pos], losses[pos] = evaluate_configs(sub, [configs[i] for i in pos], self.calib,
+                                                          self.evaluation, **self.options)
         return accs, losses

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ray_nasrank.nn import NB201Supernet, count_parameters
-from ray_nasrank.spaces import EDGES, NB201Space, SearchSpace
+from ray_nasrank.nn import Supernet
+from ray_nasrank.spaces import NB201Space, SearchSpace
 
 from .sampling import DistancePairSampler, GroupDistancePairSampler
 
@@ -123,24 +123,25 @@ class LandmarkRegularizer:
 
 
 class ParamCountTeacher:
-    """Zero-cost teacher: a cell's parameter count in a given network shape (exact, no forward).
-
-    Counts come from the supernet's own modules: the shared skeleton plus, for every cell
-    position and edge, the parameters of the chosen op.
+    """Zero-cost teacher: the parameter count of an arch's stand-alone subnet (exact, no forward),
+    as the supernet counts it (:meth:`~ray_nasrank.nn.Supernet.subnet_parameters`; NB201's sums
+    its shared skeleton and the chosen op of every edge).
 
     Args:
-        supernet: the NB201 supernet whose network shape is counted.
+        supernet: the supernet whose subnets are counted.
+
+    Raises:
+        TypeError: ``supernet`` is not a :class:`~ray_nasrank.nn.Supernet`.
     """
 
-    def __init__(self, supernet: NB201Supernet) -> None:
-        self.base = count_parameters(supernet.stem) + count_parameters(supernet.reductions) \
-            + count_parameters(supernet.lastact) + count_parameters(supernet.classifier)
-        self.per_op = [[{op: count_parameters(m) for op, m in edge.items()} for edge in cell.edges]
-                       for cell in supernet.cells]
+    def __init__(self, supernet: Supernet) -> None:
+        if not isinstance(supernet, Supernet):
+            raise TypeError(f"ParamCountTeacher counts the subnets of a ray_nasrank.nn.Supernet, "
+                            f"got {type(supernet).__name__}")
+        self.supernet = supernet
 
     def __call__(self, arch) -> float:
-        arch = _SPACE.validate(arch)
-        return float(self.base + sum(cell[k][arch[k]] for cell in self.per_op for k in range(len(EDGES))))
+        return float(self.supernet.subnet_parameters(arch))
 
 
 class ProxyTeacher:

@@ -3,8 +3,8 @@
 One loop serves every method: each step draws a training batch and either one uniform path
 (SPOS) or, with a :class:`~ray_nasrank.supernet.regularizers.RankDistiller`, a group-distance
 pair; a :class:`~ray_nasrank.supernet.regularizers.LandmarkRegularizer` adds its hinge. The model
-is anything with ``model(x, arch) -> logits``: an :class:`~ray_nasrank.nn.NB201Supernet` or a
-:class:`~ray_nasrank.supernet.fewshot.FewShotSupernet`. SGD with Nesterov momentum and a cosine
+is anything with ``model(x, arch) -> logits``: any :class:`~ray_nasrank.nn.Supernet` (NB201's, a
+:class:`~ray_nasrank.nn.ChoiceSupernet`, a :class:`~ray_nasrank.supernet.FewShotSupernet`). SGD with Nesterov momentum and a cosine
 learning rate over ``total_epochs`` (so a few-shot phase continues the one-shot schedule).
 
 >>> import torch

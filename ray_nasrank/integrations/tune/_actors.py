@@ -47,10 +47,11 @@ class _SupernetActorImpl:
     - ``train=True``: the supernet is trained in a background thread; ``ready()`` turns True
       when training ends, and ``info()["epochs_done"]`` counts its finished epochs meanwhile.
 
-    The supernet is NB201's (shape from ``supernet_config``) unless ``supernet`` is a user's
-    :class:`~ray_nasrank.nn.ChoiceSupernet` (or :class:`~ray_nasrank.supernet.FewShotChoiceSupernet`):
-    then archs are archs or configs of its space, training is SPOS over that space and each
-    subnet is scored after its own BN recalibration. ``dataset`` is a dataset name of
+    The supernet is NB201's (shape from ``supernet_config``) unless ``supernet`` is given, any
+    :class:`~ray_nasrank.nn.Supernet` (a user's :class:`~ray_nasrank.nn.ChoiceSupernet`, a
+    :class:`~ray_nasrank.supernet.FewShotSupernet`): then archs are archs or configs of its
+    space and training is SPOS over that space. Either way each subnet is scored after its own
+    BN recalibration (:func:`~ray_nasrank.supernet.evaluate_configs`). ``dataset`` is a dataset name of
     :func:`~ray_nasrank.data.load_dataset` or a :class:`~ray_nasrank.data.DatasetSplits` (e.g.
     from ``from_torch_dataset``: your own data).
     """
@@ -241,7 +242,7 @@ class _SupernetActorImpl:
     def _evaluate(self, archs: list[Arch]) -> np.ndarray:
         import torch
 
-        from ray_nasrank.supernet.evaluate import BatchedEvaluator
+        from ray_nasrank.supernet import evaluate_configs
 
         splits = self._data()
         batch = int(self.eval_config.get("batch_size", 128))
@@ -254,25 +255,19 @@ class _SupernetActorImpl:
         calib = [x[:size] for x in calib]
         evaluation = [(x[:size], y[:size]) for x, y in evaluation]
         with self._lock:
-            sn = self._supernet
-            if self._user_supernet is not None:
-                from ray_nasrank.supernet import evaluate_configs
-
-                # recalibration writes the shared BN buffers: one evaluation at a time
-                acc, _ = evaluate_configs(sn, archs, calib, evaluation)
-                return np.asarray(acc, dtype=np.float64)
-        acc, _ = BatchedEvaluator(sn, calib=calib, evaluation=evaluation).evaluate(archs)
+            # recalibration may write the shared BN buffers: one evaluation at a time
+            acc, _ = evaluate_configs(self._supernet, archs, calib, evaluation)
         return np.asarray(acc, dtype=np.float64)
 
 
 def _check_user_supernet(supernet: Any, supernet_config: Mapping | None) -> Any:
     if supernet is None:
         return None
-    from ray_nasrank.nn import ChoiceSupernet
-    from ray_nasrank.supernet import FewShotChoiceSupernet
+    from ray_nasrank.nn import Supernet
 
-    if not isinstance(supernet, (ChoiceSupernet, FewShotChoiceSupernet)):
-        raise TypeError(f"supernet must be a ChoiceSupernet or FewShotChoiceSupernet, got {type(supernet).__name__}")
+    if not isinstance(supernet, Supernet):
+        raise TypeError(f"supernet must be a ray_nasrank.nn.Supernet (e.g. a ChoiceSupernet or FewShotSupernet), "
+                        f"got {type(supernet).__name__}")
     if supernet_config:
         raise ValueError("supernet_config shapes the NB201 supernet; a user supernet comes built (drop supernet_config)")
     return supernet

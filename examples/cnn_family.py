@@ -8,12 +8,14 @@ residual blocks ``depth`` (0-2) and an extra hidden layer in the head ``head`` (
 
 ``family()`` is the weight-sharing supernet; ``build_model(config)`` the stand-alone, freshly
 initialised model of one config (extra keys ignored), e.g. for ``--model
-examples/cnn_family.py:build_model`` of ``ray-nasrank bench ranking``, for ``model_fn=`` of the
-searchers, or to train a finalist::
+examples/cnn_family.py:build_model`` of ``ray-nasrank bench ranking``, for
+``WeakLabels(model_fn=...)`` of the searchers, or to train a finalist::
 
     from ray_nasrank.integrations.tune import NASRankSearcher
+    from ray_nasrank.search import WeakLabels
     sn = family()
-    searcher = NASRankSearcher(metric="acc", mode="max", model_fn=build_model, input_shape=(1, 12, 12))
+    searcher = NASRankSearcher(metric="acc", mode="max",
+                               weak=WeakLabels(model_fn=build_model, input_shape=(1, 12, 12)))
     tuner = tune.Tuner(train_fn, param_space=sn.param_space({"epochs": 3}),
                        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=20))
 
@@ -103,14 +105,15 @@ def main(budget: int = 8, batch: int = 2, seed: int = 0) -> dict:
 
     from ray_nasrank.data import load_dataset
     from ray_nasrank.integrations.optuna import NASRankSampler
+    from ray_nasrank.search import WeakLabels
     from ray_nasrank.training import TrainConfig, train_model
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = family().space
     # the ranker is pretrained on the parameter count and SynFlow of every config's model
-    sampler = NASRankSampler(space, strategy="nasrank", seed=seed, model_fn=build_model, input_shape=(1, 8, 8),
-                             model_proxies=("params", "synflow"), strategy_kwargs={"batch_size": batch})
+    weak = WeakLabels(model_fn=build_model, input_shape=(1, 8, 8), proxies=("params", "synflow"))
+    sampler = NASRankSampler(space, strategy="nasrank", seed=seed, weak=weak, strategy_kwargs={"batch_size": batch})
     study = optuna.create_study(direction="maximize", sampler=sampler)
     splits = load_dataset("digits", seed=0)
     distributions = space.to_optuna()

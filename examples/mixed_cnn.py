@@ -127,13 +127,14 @@ def main(budget: int = 8, seed: int = 0, pool_size: int = 2000) -> dict:
 
     from ray_nasrank.data import load_dataset
     from ray_nasrank.integrations.optuna import NASRankSampler
+    from ray_nasrank.search import WeakLabels
     from ray_nasrank.training import TrainConfig, train_model
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     splits = load_dataset("digits", seed=0)
-    sampler = NASRankSampler(space(), strategy="nasrank", seed=seed, model_fn=build_model, input_shape=(1, 8, 8),
-                             model_proxies=("params", "synflow"), strategy_kwargs={"pool_size": pool_size})
+    weak = WeakLabels(model_fn=build_model, input_shape=(1, 8, 8), proxies=("params", "synflow"))
+    sampler = NASRankSampler(space(), strategy="nasrank", seed=seed, weak=weak, strategy_kwargs={"pool_size": pool_size})
 
     def objective(trial) -> float:
         config = suggest(trial)

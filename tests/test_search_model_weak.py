@@ -1,5 +1,5 @@
-"""Strategies, the Tune searcher and the Optuna sampler take model_fn= / supernet= and compute the
-weak labels of the user's own model family themselves."""
+"""Strategies, the Tune searcher and the Optuna sampler take weak=WeakLabels(model_fn=..., supernet=...)
+and compute the weak labels of the user's own model family themselves."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 
 from ray_nasrank.nn import ChoiceSupernet, OpChoice, SlimBatchNorm2d, SlimConv2d, SlimLinear, WidthChoice
 from ray_nasrank.predictor import FineTuneConfig, PredictorConfig, PretrainConfig
-from ray_nasrank.search import NASRankStrategy, model_weak
+from ray_nasrank.search import NASRankStrategy, WeakLabels, model_weak
 
 CFG = PredictorConfig(ensemble=1, pretrain=PretrainConfig(epochs=2), finetune=FineTuneConfig(epochs=5))
 
@@ -51,7 +51,7 @@ def test_model_weak_joins_proxies_supernet_and_own_labels():
 
 def test_nasrank_strategy_pretrains_on_the_models_weak_labels():
     sn = family()
-    s = NASRankStrategy(sn.space, seed=0, model_fn=sn.model_fn(reset=True), input_shape=(1, 8, 8),
+    s = NASRankStrategy(sn.space, seed=0, weak=WeakLabels(model_fn=sn.model_fn(reset=True), input_shape=(1, 8, 8)),
                         predictor=CFG, batch_size=3)
     assert s._pretrained.weak_names == ["params", "snip"]
     # a client's ask/tell loop over configs of the family
@@ -72,7 +72,7 @@ def test_a_failing_model_is_nan_not_fatal():
             raise RuntimeError("not built")
         return sn.extract(config, reset=True)
 
-    s = NASRankStrategy(sn.space, seed=0, model_fn=fn, input_shape=(1, 8, 8), model_proxies=("params",),
+    s = NASRankStrategy(sn.space, seed=0, weak=WeakLabels(model_fn=fn, input_shape=(1, 8, 8), proxies=("params",)),
                         predictor=CFG, batch_size=2)
     assert s._pretrained.weak_names == ["params"] and len(s.ask(2)) == 2
 
@@ -88,7 +88,7 @@ def test_a_proxy_no_model_can_give_is_left_out_with_a_warning(caplog):
         return nn.Sequential(nn.Flatten(), nn.Linear(16, config["width"]), nn.ReLU(), nn.Linear(config["width"], 1))
 
     with caplog.at_level("WARNING"):
-        s = NASRankStrategy(space, seed=0, model_fn=regressor, input_shape=(1, 4, 4), predictor=CFG, batch_size=2)
+        s = NASRankStrategy(space, seed=0, weak=WeakLabels(model_fn=regressor, input_shape=(1, 4, 4)), predictor=CFG, batch_size=2)
     assert s._pretrained.weak_names == ["params"]
     assert "['snip'] failed for every config" in caplog.text
     assert len(s.ask(2)) == 2
@@ -99,8 +99,9 @@ def test_optuna_sampler_with_model_fn():
     from ray_nasrank.integrations.optuna import NASRankSampler
 
     sn = family()
-    sampler = NASRankSampler(sn.space, strategy="nasrank", seed=0, model_fn=sn.model_fn(reset=True),
-                             input_shape=(1, 8, 8), strategy_kwargs={"predictor": CFG, "batch_size": 2})
+    sampler = NASRankSampler(sn.space, strategy="nasrank", seed=0,
+                             weak=WeakLabels(model_fn=sn.model_fn(reset=True), input_shape=(1, 8, 8)),
+                             strategy_kwargs={"predictor": CFG, "batch_size": 2})
     study = optuna.create_study(direction="maximize", sampler=sampler)
 
     def objective(trial):
@@ -113,8 +114,8 @@ def test_optuna_sampler_with_model_fn():
     study.optimize(objective, n_trials=4)
     assert sampler.strategy._pretrained.weak_names == ["params", "snip"]
     assert len({tuple(t.params[k] for k in ("w1", "op", "w2")) for t in study.trials}) == 4
-    with pytest.raises(ValueError, match="feed the 'nasrank' strategy"):
-        NASRankSampler(sn.space, strategy="random", model_fn=sn.model_fn(), input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match="feeds a strategy that takes weak labels"):
+        NASRankSampler(sn.space, strategy="random", weak=WeakLabels(model_fn=sn.model_fn(), input_shape=(1, 8, 8)))
 
 
 @pytest.mark.ray
@@ -134,7 +135,7 @@ def test_tune_searcher_with_model_fn_over_a_choice_supernet(ray_session, tmp_pat
     def trainable(config):
         return {"acc": config["w1"] + config["w2"] + (config["op"] == "conv")}
 
-    searcher = NASRankSearcher(metric="acc", mode="max", seed=0, model_fn=build, input_shape=(1, 8, 8),
+    searcher = NASRankSearcher(metric="acc", mode="max", seed=0, weak=WeakLabels(model_fn=build, input_shape=(1, 8, 8)),
                                strategy_kwargs={"predictor": CFG, "batch_size": 2})
     tuner = tune.Tuner(trainable, param_space=sn.param_space({"epochs": 3}),
                        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=4, max_concurrent_trials=2),
@@ -143,5 +144,5 @@ def test_tune_searcher_with_model_fn_over_a_choice_supernet(ray_session, tmp_pat
     assert len(results) == 4 and not results.errors
     assert searcher._strategy._pretrained.weak_names == ["params", "snip"]
     assert seen and set(seen) == {3}
-    with pytest.raises(ValueError, match="feed a named strategy that takes weak labels"):
-        NASRankSearcher(strategy="random", model_fn=build, input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match="feeds a named strategy that takes weak labels"):
+        NASRankSearcher(strategy="random", weak=WeakLabels(model_fn=build, input_shape=(1, 8, 8)))

@@ -20,6 +20,6 @@ from ._random import RandomStrategy
 from ._rea import REAStrategy
 from ._registry import STRATEGIES, make_strategy, strategy_accepts, strategy_class
 from ._tpe import TPEStrategy
-from ._weak import INTRINSIC, intrinsic_weak, model_weak, pretraining_labels
+from ._weak import INTRINSIC, WeakLabels, intrinsic_weak, model_weak, pretraining_labels
 
-__all__ = ["Strategy", "RandomStrategy", "REAStrategy", "OpDistStrategy", "OpDistModel", "TPEStrategy", "NASRankStrategy", "search_predictor_config", "default_intrinsic", "intrinsic_weak", "model_weak", "pretraining_labels", "INTRINSIC", "make_strategy", "strategy_class", "strategy_accepts", "STRATEGIES", "as_value", "nearest_first"]
+__all__ = ["Strategy", "RandomStrategy", "REAStrategy", "OpDistStrategy", "OpDistModel", "TPEStrategy", "NASRankStrategy", "search_predictor_config", "default_intrinsic", "intrinsic_weak", "WeakLabels", "model_weak", "pretraining_labels", "INTRINSIC", "make_strategy", "strategy_class", "strategy_accepts", "STRATEGIES", "as_value", "nearest_first"]

@@ -146,8 +146,8 @@ class Strategy(abc.ABC):
     #: attributes rebuilt after loading instead of being saved (threads, locks, caches)
     _TRANSIENT: tuple[str, ...] = ("_space_list",)
 
-    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
-                 candidates: Sequence[Arch] | None = None, *, max_fidelity: float | None = None) -> None:
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str = "max",
+                 candidates: Sequence[Arch] | None = None, max_fidelity: float | None = None) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}: {space!r}")
         self.space = space

@@ -52,7 +52,7 @@ from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy, nearest_first
 from ._opdist import OpDistModel
-from ._weak import WeakSpec, model_weak, pretraining_labels, resolve_weak, weak_rank_score
+from ._weak import WeakLabels, WeakSpec, pretraining_labels, resolve_weak, weak_rank_score
 
 
 @contextlib.contextmanager
@@ -126,8 +126,10 @@ class NASRankStrategy(Strategy):
         seed: seed of every random choice (``None``: not reproducible).
         mode: ``max`` when higher told values are better, ``min`` when lower are.
         candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
-        weak: weak labels of the candidates: a dict of arrays aligned to ``candidates``, one
-            array, or a callable ``archs -> dict``.
+        weak: weak labels of the candidates: a :class:`~ray_nasrank.search.WeakLabels` (labels you
+            have, your model family's zero-cost proxies, a trained supernet's labels), or
+            the labels alone: a dict of arrays aligned to ``candidates``, one array, or a
+            callable ``archs -> dict``.
         predictor: a ``PredictorConfig`` (a new predictor is pretrained here) or a
             ``RankPredictor`` (cloned; if it is already pretrained, e.g. shared by several seeds of
             a benchmark, pretraining is skipped); default :func:`search_predictor_config`.
@@ -162,14 +164,6 @@ class NASRankStrategy(Strategy):
         local_moves: moves around each parent per round (no finite pool).
         torch_threads: torch threads of pretraining, refits and scoring (``None``: as they are;
             the Tune and Optuna drivers pass 1); the previous count is restored after.
-        model_fn: your model family, ``config -> nn.Module``: the ``model_proxies`` zero-cost
-            proxies (default params and SNIP) of every candidate's model join ``weak``
-            (:func:`~ray_nasrank.search.model_weak`).
-        input_shape: one model input's shape without the batch dimension (for ``model_fn``).
-        model_inputs: a real batch instead (a tensor or an ``(x, y)`` pair).
-        model_proxies: the proxies of ``model_fn`` to compute.
-        supernet: a callable ``configs -> dict of arrays`` adding a trained supernet's labels, e.g.
-            :class:`~ray_nasrank.supernet.SupernetWeakLabels`.
         max_fidelity: the full fidelity of :meth:`~Strategy.tell` (see :class:`~ray_nasrank.search.Strategy`).
         partial_weight: weight of partial-fidelity results in the ranker's fit: a level at
             fidelity ``f`` weighs ``partial_weight * f / full`` against 1 for full-fidelity
@@ -184,8 +178,8 @@ class NASRankStrategy(Strategy):
     name = "nasrank"
     _TRANSIENT = ("_thread", "_lock", "_refit_error", "_space_list", "_pool_features")
 
-    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
-                 candidates: Sequence[Arch] | None = None, weak: WeakSpec = None, predictor: Any = None,
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str = "max",
+                 candidates: Sequence[Arch] | None = None, weak: WeakSpec | WeakLabels = None, predictor: Any = None,
                  batch_size: int = 3, first_batch: int | None = None, refit_every: int | None = None,
                  refit_share: float = 0.05,
                  explore: float = 0.2, first_explore: float = 0.5, local: float | None = None,
@@ -193,9 +187,7 @@ class NASRankStrategy(Strategy):
                  ucb_beta: float = 1.0, async_refit: bool = False, pool_size: int | None = None,
                  intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = True,
                  first_diverse: bool = True, n_candidates: int = 1000, local_moves: int = 64,
-                 torch_threads: int | None = None, model_fn: Any = None, input_shape: Sequence[int] | None = None,
-                 model_inputs: Any = None, model_proxies: Sequence[str] | None = None,
-                 supernet: Any = None, *, max_fidelity: float | None = None,
+                 torch_threads: int | None = None, max_fidelity: float | None = None,
                  partial_weight: float = 1.0) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
@@ -221,8 +213,7 @@ class NASRankStrategy(Strategy):
         self.torch_threads = None if torch_threads is None else check_int("torch_threads", torch_threads, low=1)
         self.intrinsic_weak = default_intrinsic(space) if intrinsic_weak is None else tuple(intrinsic_weak)
         # the user's model family and supernet join ``weak`` (one callable over the pool's configs)
-        weak = model_weak(space, weak, model_fn=model_fn, input_shape=input_shape, inputs=model_inputs,
-                          proxies=model_proxies, supernet=supernet)
+        weak = WeakLabels.of(weak).resolve(space)
         # a finite pool (the candidates, or a space small enough to list) is ranked as a whole; any
         # other space is searched through prior samples plus local moves around the best configs
         self._sampled = self._candidates is None and not (space.finite and space.size <= _ENUMERABLE)

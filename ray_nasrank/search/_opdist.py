@@ -195,10 +195,10 @@ class OpDistStrategy(Strategy):
 
     name = "opdist"
 
-    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec = None,
                  prior_weight: float = 1.0, prior_std: float = 1.0, noise_std: float = 0.5,
-                 pool_size: int = 5000, *, max_fidelity: float | None = None) -> None:
+                 pool_size: int = 5000, max_fidelity: float | None = None) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
         pool = self._candidates
         if pool is None and space.finite and space.size <= _ENUMERABLE:

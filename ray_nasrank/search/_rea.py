@@ -46,9 +46,9 @@ class REAStrategy(Strategy):
 
     name = "rea"
 
-    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, population: int = 20, sample_size: int = 5,
-                 mutation_tries: int = 50, *, max_fidelity: float | None = None) -> None:
+                 mutation_tries: int = 50, max_fidelity: float | None = None) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
         self.population = check_int("population", population, low=1)
         self.sample_size = check_int("sample_size", sample_size, low=1)

@@ -55,7 +55,7 @@ def strategy_accepts(name: str, param: str) -> bool:
     return param in inspect.signature(strategy_class(name).__init__).parameters
 
 
-def make_strategy(name: str, space: SearchSpace, seed: int | None = None, **kwargs: Any) -> Strategy:
+def make_strategy(name: str, space: SearchSpace, *, seed: int | None = None, **kwargs: Any) -> Strategy:
     """Build the strategy registered as ``name`` (random, rea, opdist, nasrank, optuna-tpe).
 
     Args:

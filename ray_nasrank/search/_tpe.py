@@ -52,9 +52,10 @@ class TPEStrategy(Strategy):
     # the study and its distributions are saved as data (:meth:`state_dict`), never as objects
     _TRANSIENT = ("_space_list", "_pool_features", "study", "_dists")
 
-    def __init__(self, space: SearchSpace, seed: int | None = None, mode: str = "max",
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str = "max",
                  candidates: Sequence[Arch] | None = None, n_startup_trials: int = 10,
-                 max_retries: int = 20, sampler_kwargs: dict[str, Any] | None = None, *, max_fidelity: float | None = None) -> None:
+                 max_retries: int = 20, sampler_kwargs: dict[str, Any] | None = None,
+                 max_fidelity: float | None = None) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
         try:
             import optuna

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -117,6 +118,84 @@ def intrinsic_weak(space: SearchSpace, archs: Sequence[Arch], names: Sequence[st
     return {n: np.asarray(out[n], dtype=np.float64) for n in names}
 
 
+def _check_model_inputs(model_fn: Any, input_shape: Any, inputs: Any, proxies: Any, supernet: Any) -> None:
+    if model_fn is None and (input_shape is not None or inputs is not None or proxies is not None):
+        raise ValueError("input_shape, inputs and proxies describe the inputs of model_fn; pass model_fn too")
+    if supernet is not None and not callable(supernet):
+        raise TypeError(f"supernet must be a callable configs -> dict of arrays (e.g. SupernetWeakLabels, "
+                        f"which evaluates a trained ChoiceSupernet on your data), got {type(supernet).__name__}")
+
+
+@dataclass(frozen=True, eq=False)
+class WeakLabels:
+    """Where a search's weak labels come from, as the one ``weak=`` value of NASRank's strategy,
+    Tune searcher and Optuna sampler.
+
+    Labels you already have (``given``), the zero-cost proxies of your own model family
+    (``model_fn``, scored on ``input_shape`` or ``inputs``) and a trained supernet's labels
+    (``supernet``) are joined into one set of pretraining labels (:func:`model_weak`); a label
+    of ``given`` keeps its value over a computed one of the same name. A plain dict, array or
+    callable passed as ``weak=`` means ``WeakLabels(given=...)``.
+
+    Args:
+        given: labels you already have: a dict of arrays or one array aligned to the candidates,
+            or a callable ``archs -> dict of arrays``.
+        model_fn: ``config -> nn.Module``, your model family; each candidate's model is scored
+            with the zero-cost ``proxies``.
+        input_shape: one model input's shape without the batch dimension.
+        inputs: a real batch instead of ``input_shape`` (a tensor or an ``(x, y)`` pair).
+        proxies: the zero-cost proxies of ``model_fn`` (default
+            :data:`~ray_nasrank.proxies.MODEL_PROXIES`).
+        supernet: a callable ``configs -> dict of arrays`` (or one array), e.g.
+            :class:`~ray_nasrank.supernet.SupernetWeakLabels`.
+
+    Raises:
+        ValueError: ``input_shape``, ``inputs`` or ``proxies`` without ``model_fn``.
+        TypeError: a ``supernet`` that is not callable.
+
+    >>> import torch
+    >>> from ray_nasrank.spaces import CategoricalSpace
+    >>> weak = WeakLabels(model_fn=lambda c: torch.nn.Linear(4, c["width"]), input_shape=(4,))
+    >>> weak.resolve(CategoricalSpace({"width": [8, 32]}))([(8,), (32,)])["params"].tolist()
+    [4e-05, 0.00016]
+    """
+
+    given: WeakSpec = None
+    model_fn: Callable[[dict], Any] | None = None
+    input_shape: Sequence[int] | None = None
+    inputs: Any = None
+    proxies: Sequence[str] | None = None
+    supernet: Any = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.given, WeakLabels):
+            raise TypeError("given must be labels (a dict, an array or a callable), not another WeakLabels")
+        _check_model_inputs(self.model_fn, self.input_shape, self.inputs, self.proxies, self.supernet)
+
+    @classmethod
+    def of(cls, weak: "WeakSpec | WeakLabels") -> "WeakLabels":
+        """``weak`` itself when it is a ``WeakLabels``, else ``WeakLabels(given=weak)``."""
+        return weak if isinstance(weak, WeakLabels) else cls(given=weak)
+
+    @property
+    def computed(self) -> bool:
+        """Whether labels are computed here (a ``model_fn`` or a ``supernet``), not only given."""
+        return self.model_fn is not None or self.supernet is not None
+
+    def resolve(self, space: SearchSpace, config_of: Callable[[Arch], dict] | None = None) -> WeakSpec:
+        """The labels as one value the strategies resolve on their candidates (see :func:`model_weak`).
+
+        Args:
+            space: the space of the candidates.
+            config_of: ``arch -> config`` handed to ``model_fn`` and ``supernet`` (default ``space.to_config``).
+
+        Returns:
+            ``given`` when nothing is computed, else a callable ``archs -> dict of arrays``.
+        """
+        return model_weak(space, self.given, model_fn=self.model_fn, input_shape=self.input_shape,
+                          inputs=self.inputs, proxies=self.proxies, supernet=self.supernet, config_of=config_of)
+
+
 def model_weak(space: SearchSpace, weak: WeakSpec = None, *, model_fn: Callable[[dict], Any] | None = None,
                input_shape: Sequence[int] | None = None, inputs: Any = None,
                proxies: Sequence[str] | str | None = None, supernet: Any = None,
@@ -158,13 +237,9 @@ def model_weak(space: SearchSpace, weak: WeakSpec = None, *, model_fn: Callable[
     >>> fn([(8,), (32,)])["params"].tolist()
     [4e-05, 0.00016]
     """
+    _check_model_inputs(model_fn, input_shape, inputs, proxies, supernet)
     if model_fn is None and supernet is None:
-        if input_shape is not None or inputs is not None or proxies is not None:
-            raise ValueError("input_shape, inputs and proxies describe the inputs of model_fn; pass model_fn too")
         return weak
-    if supernet is not None and not callable(supernet):
-        raise TypeError(f"supernet must be a callable configs -> dict of arrays (e.g. SupernetWeakLabels, "
-                        f"which evaluates a trained ChoiceSupernet on your data), got {type(supernet).__name__}")
     model = None
     if model_fn is not None:
         from ray_nasrank.proxies import MODEL_PROXIES, ModelProxies

@@ -28,6 +28,7 @@ c: loguniform(0.001, 1.0)  if kind in ['linear']
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -45,8 +46,9 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from ray_nasrank.search import Strategy, make_strategy, strategy_accepts
+from ray_nasrank.search import Strategy, WeakLabels, make_strategy, strategy_accepts
 from ray_nasrank.search._tpe import optuna_distribution
+from ray_nasrank.search._weak import WeakSpec
 from ray_nasrank.spaces import (
     Arch,
     Categorical,
@@ -185,22 +187,23 @@ class NASRankSampler(BaseSampler):
     """Fill a study's parameters from a :mod:`ray_nasrank.search` strategy.
 
     Args:
-        space: ``None`` (default) to infer the space from the study's completed trials, or a
+        space: ``None`` (default) to infer the space from the study's completed trials (or to
+            take a ``Strategy`` instance's own space), or a
             :class:`~ray_nasrank.spaces.SearchSpace` (or a dict of choice lists and domains) to
             search exactly that space.
         strategy: a strategy name (``"nasrank"``, ``"random"``, ``"rea"``, ``"opdist"``...) or a
-            :class:`~ray_nasrank.search.Strategy` on ``space``; its mode must match the study's
-            direction.
-        strategy_kwargs: constructor arguments of a named strategy (``candidates``, ``weak``...).
+            :class:`~ray_nasrank.search.Strategy` (which searches its own space); its mode must
+            match the study's direction.
+        strategy_kwargs: constructor arguments of a named strategy (``candidates``, ``batch_size``...).
+        weak: weak labels for a named strategy that takes them: a
+            :class:`~ray_nasrank.search.WeakLabels` (labels you have, your model family's
+            zero-cost proxies with ``model_fn(config) -> nn.Module`` and
+            ``config = space.to_config(arch)``, a trained supernet's labels) or the labels alone.
         independent_sampler: samples what the space does not hold (default
             ``TPESampler(seed=seed)``).
         seed: seed of a named strategy and of the default independent sampler.
         ready_timeout_s: how long ``sample_relative`` waits for a strategy that is refitting.
         torch_threads: torch threads for the predictor's refits (default 1, restored after).
-        model_fn, input_shape, model_inputs, model_proxies, supernet: weak labels of your own model
-            family (``model_fn(config) -> nn.Module`` with ``config = space.to_config(arch)``,
-            scored with zero-cost proxies; ``supernet`` a callable ``configs -> dict of arrays``),
-            passed to the ``nasrank`` strategy (see :func:`ray_nasrank.search.model_weak`).
 
     Finished trials this sampler did not propose (``study.add_trial``, enqueued points, other
     workers of a shared storage) are told to the strategy as warm-start results before the next
@@ -208,21 +211,21 @@ class NASRankSampler(BaseSampler):
     branch appears), the strategy is rebuilt on the new space and told every finished trial.
     """
 
-    def __init__(self, space: SearchSpace | Mapping[str, Any] | None = None, strategy: str | Strategy = "nasrank",
-                 strategy_kwargs: Mapping[str, Any] | None = None,
+    def __init__(self, space: SearchSpace | Mapping[str, Any] | None = None, *, strategy: str | Strategy = "nasrank",
+                 strategy_kwargs: Mapping[str, Any] | None = None, weak: WeakLabels | WeakSpec = None,
                  independent_sampler: BaseSampler | None = None, seed: int | None = None,
-                 ready_timeout_s: float = 600.0, torch_threads: int | None = 1, model_fn: Any = None,
-                 input_shape: Sequence[int] | None = None, model_inputs: Any = None,
-                 model_proxies: Sequence[str] | None = None, supernet: Any = None) -> None:
+                 ready_timeout_s: float = 600.0, torch_threads: int | None = 1) -> None:
         if isinstance(space, Mapping):
             space = SearchSpace(space, name="columns") if _has_domain(space) else CategoricalSpace(space)
         if space is not None and not isinstance(space, SearchSpace):
             raise TypeError(f"space must be None, a SearchSpace or a dict of choice lists, got {type(space).__name__}")
         if isinstance(strategy, Strategy):
             if space is None:
-                raise ValueError("a Strategy instance searches its own space: pass space=strategy.space too")
-            if strategy.space != space:
+                space = strategy.space  # a strategy searches its own space
+            elif strategy.space != space:
                 raise ValueError(f"the strategy searches {strategy.space!r}, not {space!r}")
+            if weak is not None:
+                raise ValueError("weak= feeds a strategy the sampler builds; a Strategy instance has its weak labels already")
         elif isinstance(strategy, str):
             from ray_nasrank.search import STRATEGIES
 
@@ -235,18 +238,20 @@ class NASRankSampler(BaseSampler):
         if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(torch_threads, int)
                                           or torch_threads < 1):
             raise ValueError(f"torch_threads must be an int >= 1 or None, got {torch_threads!r}")
-        model = {k: v for k, v in (("model_fn", model_fn), ("input_shape", input_shape), ("model_inputs", model_inputs),
-                                   ("model_proxies", model_proxies), ("supernet", supernet)) if v is not None}
-        if model:
-            if strategy != "nasrank":
-                raise ValueError(f"model_fn= and supernet= feed the 'nasrank' strategy's weak labels, not {strategy!r}")
-            clash = sorted(set(model) & set(strategy_kwargs or {}))
-            if clash:
-                raise ValueError(f"{clash} given both as arguments and in strategy_kwargs; give them once")
+        kwargs = dict(strategy_kwargs or {})
+        if weak is not None and isinstance(strategy, str):
+            if not strategy_accepts(strategy, "weak"):
+                raise ValueError(f"weak= feeds a strategy that takes weak labels (e.g. 'nasrank'), not {strategy!r}")
+            weak = WeakLabels.of(weak)
+            if "weak" in kwargs:
+                if weak.given is not None:
+                    raise ValueError("weak labels given both as weak= and in strategy_kwargs['weak']; give them once")
+                weak = dataclasses.replace(weak, given=kwargs.pop("weak"))
+            kwargs["weak"] = weak
         self._fixed_space = space
         self.space: SearchSpace | None = space
         self._strategy_spec = strategy
-        self._strategy_kwargs = {**dict(strategy_kwargs or {}), **model}
+        self._strategy_kwargs = kwargs
         self._strategy: Strategy | None = strategy if isinstance(strategy, Strategy) else None
         self._seed = seed
         self._torch_threads = torch_threads
@@ -289,6 +294,8 @@ class NASRankSampler(BaseSampler):
         mode = "max" if study.direction == StudyDirection.MAXIMIZE else "min"
         if self._strategy is None:
             kwargs = {"mode": mode, **self._strategy_kwargs}
+            if isinstance(kwargs.get("weak"), WeakLabels):  # resolved on the space (configs: space.to_config)
+                kwargs["weak"] = kwargs["weak"].resolve(self.space)
             if "torch_threads" not in kwargs and strategy_accepts(self._strategy_spec, "torch_threads"):
                 kwargs["torch_threads"] = self._torch_threads
             self._strategy = make_strategy(self._strategy_spec, self.space, seed=self._seed, **kwargs)

@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 from ray.tune.search import Searcher
 
-from ray_nasrank.search import Strategy, make_strategy, strategy_accepts
+from ray_nasrank.search import Strategy, WeakLabels, make_strategy, strategy_accepts
 from ray_nasrank.spaces import Arch, SearchSpace, space_from_tune
 
 from ._weak import finite_or_none, resolve_weak_source
@@ -70,6 +71,11 @@ class NASRankSearcher(Searcher):
             :class:`~ray_nasrank.search.Strategy` instance built on the same space.
         strategy_kwargs: extra constructor arguments for a named strategy (``candidates``,
             ``explore``, ``predictor``...).
+        weak: weak labels the searcher computes, a :class:`~ray_nasrank.search.WeakLabels`: the
+            zero-cost proxies of your own model family (its ``model_fn(config) -> nn.Module``
+            receives each candidate's trial config, the ``param_space`` constants included) and
+            a trained supernet's labels; added to ``weak_source`` (its ``given`` labels, if any,
+            are the ``weak_source``).
         weak_source: weak labels for the strategy's prior: a ``SupernetActor`` handle (asked when
             ready, zero-cost proxies or ``weak_fallback`` meanwhile), a callable
             ``archs -> dict of arrays`` or a dict of arrays aligned to the candidates.
@@ -82,13 +88,6 @@ class NASRankSearcher(Searcher):
         torch_threads: torch threads for the predictor's pretraining, refits and scoring in the
             driver (default 1, so refits never take the cores trials need; ``None`` leaves the
             count alone); the previous count is restored after each.
-        model_fn, input_shape, model_inputs, model_proxies, supernet: weak labels of your own model
-            family, computed by the searcher (:func:`ray_nasrank.search.model_weak`):
-            ``model_fn(config) -> nn.Module`` receives each candidate's trial config (the
-            ``param_space`` constants included) and is scored with the zero-cost
-            ``model_proxies`` (default params, FLOPs, SynFlow) on a batch of ``input_shape``
-            (or ``model_inputs``); ``supernet`` is a callable ``configs -> dict of arrays``
-            (e.g. :class:`~ray_nasrank.supernet.SupernetWeakLabels`). Added to ``weak_source``.
 
     Each config it returns is the ``param_space`` constants merged with
     ``space.to_config(arch)`` and the space's ``config_extras(arch)`` (for the NB201 space the
@@ -98,21 +97,18 @@ class NASRankSearcher(Searcher):
     def __init__(
         self,
         space: SearchSpace | Mapping | None = None,
+        *,
         metric: str | None = None,
         mode: str | None = None,
         strategy: str | Strategy = "nasrank",
         strategy_kwargs: Mapping[str, Any] | None = None,
+        weak: WeakLabels | None = None,
         weak_source: Any = None,
         weak_fallback: Any = None,
         points_to_evaluate: Sequence[Any] | None = None,
         evaluated_rewards: Sequence[Any] | None = None,
         seed: int | None = None,
         torch_threads: int | None = 1,
-        model_fn: Any = None,
-        input_shape: Sequence[int] | None = None,
-        model_inputs: Any = None,
-        model_proxies: Sequence[str] | None = None,
-        supernet: Any = None,
     ) -> None:
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -137,16 +133,18 @@ class NASRankSearcher(Searcher):
                     f"evaluated_rewards has {len(evaluated_rewards)} values for {len(points)} "
                     "points_to_evaluate; they must have the same length"
                 )
-        self._model_weak = {k: v for k, v in (("model_fn", model_fn), ("input_shape", input_shape),
-                                                  ("inputs", model_inputs), ("proxies", model_proxies),
-                                                  ("supernet", supernet)) if v is not None}
-        if self._model_weak:
-            if model_fn is None and supernet is None:
-                raise ValueError("input_shape, model_inputs and model_proxies describe the inputs of model_fn; "
-                                 "pass model_fn too")
+        if weak is not None:
+            if not isinstance(weak, WeakLabels):
+                raise TypeError(f"weak must be a WeakLabels (labels of your own data go in weak_source), "
+                                f"got {type(weak).__name__}")
             if not isinstance(strategy, str) or not strategy_accepts(strategy, "weak"):
-                raise ValueError(f"model_fn= and supernet= feed a named strategy that takes weak labels "
-                                 f"(e.g. 'nasrank'), not {strategy!r}")
+                raise ValueError(f"weak= feeds a named strategy that takes weak labels (e.g. 'nasrank'), "
+                                 f"not {strategy!r}")
+            if weak.given is not None and weak_source is not None:
+                raise ValueError("give your own weak labels once: as weak_source or as weak=WeakLabels(given=...)")
+            if weak.given is not None:
+                weak_source, weak = weak.given, dataclasses.replace(weak, given=None)
+        self._model_weak = weak if weak is not None and weak.computed else None
         super().__init__(metric=metric, mode=mode)
         self._strategy_spec: str | Strategy = strategy
         self._strategy_kwargs = dict(strategy_kwargs or {})
@@ -263,11 +261,9 @@ class NASRankSearcher(Searcher):
                 if "weak" in kwargs:
                     raise ValueError("give weak labels either as weak_source or in strategy_kwargs['weak'], not both")
                 kwargs["weak"] = resolve_weak_source(self._weak_source, self._space, self._weak_fallback)
-            if self._model_weak:
-                from ray_nasrank.search import model_weak
-
-                kwargs["weak"] = model_weak(self._space, kwargs.get("weak"), config_of=self._config_for,
-                                            **self._model_weak)
+            if self._model_weak is not None:
+                given = dataclasses.replace(self._model_weak, given=kwargs.get("weak"))
+                kwargs["weak"] = given.resolve(self._space, config_of=self._config_for)
             kwargs.setdefault("mode", self._mode)
             if "async_refit" not in kwargs and strategy_accepts(self._strategy_spec, "async_refit"):
                 # refits run in a thread; suggest answers None meanwhile instead of blocking Tune
@@ -470,7 +466,7 @@ class NASRankSearcher(Searcher):
         """Write the state (strategy included) atomically as JSON and arrays (reading it runs no code).
 
         Tune calls this with a path in its experiment folder. What the searcher was given as code
-        (``weak_source``, ``weak_fallback``, ``model_fn``...) is not written: :meth:`restore` keeps
+        (``weak_source``, ``weak_fallback``, ``weak``...) is not written: :meth:`restore` keeps
         the live searcher's.
         """
         from ray_nasrank._state import encode, write_npz

@@ -145,8 +145,8 @@ def choose_weights(oof: np.ndarray, y: np.ndarray, step: float = 0.1, sharpness:
 def fit_tree(x: np.ndarray, y: np.ndarray, seed: int):
     """Gradient-boosted depth-3 trees on ``x`` regressing z-scored ``y`` (scikit-learn).
 
-    Small (100 trees at learning rate 0.1) so that it can be refitted per fold; see
-    ``docs/design/predictor.md`` for how it was chosen.
+    Small (100 trees at learning rate 0.1) so that it can be refitted per fold; how it was
+    chosen is in ``docs/benchmarks/ranking.md``.
     """
     from sklearn.ensemble import GradientBoostingRegressor
 

@@ -145,7 +145,7 @@ class NASRankStrategy(Strategy):
             at the very top).
         local: share of exploited archs taken around the best configs (default 1; 0.5 in a pool
             of a space with numeric decisions, where the neighbourhood is the nearest rows
-            instead of exact one-edit moves: measured on ``results/mixed_cnn``, seeds 100-105).
+            instead of exact one-edit moves; see ``docs/benchmarks/mixed_space.md``).
         local_parents: best configs the local moves start from (default 1 for a pool, 3 otherwise).
         local_nearest: in a pool of a space with numeric decisions (a table of runs holds no
             config one exact step away), the unseen pool configs nearest to each parent

@@ -44,8 +44,8 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from ray_nasrank.benchmarks import TabularBenchmark
     from ray_nasrank._user_code import load_callable
+    from ray_nasrank.benchmarks import TabularBenchmark
     from ray_nasrank.metrics import ranking_report
     from ray_nasrank.predictor import PredictorConfig, RankPredictor
     from ray_nasrank.proxies import ModelProxies

@@ -31,7 +31,7 @@ from ._interrupt import EVERY_10_PERCENT, checkpoints
 TINY_SEARCH_ARGS = ("--dataset", "digits", "--rounds", "2", "--pool-size", "24", "--train-size", "400",
                     "--valid-size", "200", "--test-size", "200", "--channels", "4", "--batch-size", "64",
                     "--supernet-epochs", "1", "--finalist-epochs", "1", "--ranker-epochs", "5", "--no-progress",
-                    "--no-html", "--baseline", "none", "--final-epochs", "1")
+                    "--no-html", "--baseline", "none", "--final-epochs", "1", "--min-steps", "0")
 
 
 def _session_dir() -> Path | None:

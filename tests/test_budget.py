@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ray_nasrank.pipeline import PipelineConfig
 from ray_nasrank.pipeline._budget import (
     BudgetTooSmall,
     CostModel,
@@ -103,3 +104,67 @@ def test_a_budget_shorter_than_one_training_names_the_minimum():
     assert e.value.minimum_s > 60
     # the minimum it names is enough
     plan_for_time(e.value.minimum_s + 1, s, f, cost=DIGITS_COST, halving=3, arms=2, overhead_s=45, max_configs=100)
+
+
+# ------------------------------------------------------------------ the pipeline's use of the plan
+def _final(nasrank_test: float, random_test: float, same: bool = False):
+    import pandas as pd
+
+    return pd.DataFrame([{"arm": "nasrank", "arch": "a", "test_acc": nasrank_test},
+                         {"arm": "random", "arch": "a" if same else "b", "test_acc": random_test}])
+
+
+def test_the_notes_say_when_the_random_arm_wins_and_when_no_retraining_ran():
+    from ray_nasrank.pipeline._halving import arm_notes
+
+    retrained = plan_fixed(FASHION_S, FASHION_F, budget=8, rounds=2, rungs=2, halving=3, arms=2)
+    notes = arm_notes(_final(43.73, 61.0), retrained)
+    assert notes == ["the random arm's winner beat the searched one: 61.00 % against 43.73 % test accuracy; "
+                     "on this run the search did not pay off over picking at random"]
+    assert arm_notes(_final(91.3, 90.1), retrained) == []
+    assert "tied" in arm_notes(_final(90.0, 90.0, same=True), retrained)[0]
+    single = plan_fixed(DIGITS, DIGITS, budget=4, rounds=2, rungs=2, halving=3, arms=2)
+    notes = arm_notes(_final(97.0, 96.0), single)
+    assert len(notes) == 1 and notes[0].startswith("full-fidelity retraining skipped") and "8x8" in notes[0]
+
+
+def test_promotion_takes_the_best_finite_first_trained_on_ties():
+    import numpy as np
+    import pandas as pd
+
+    from ray_nasrank.pipeline._halving import promote
+
+    t = pd.DataFrame({"arch": list("abcde"), "order": [1, 2, 3, 4, 5],
+                      "valid_acc": [90.0, np.nan, 95.0, 90.0, 95.0]})
+    assert promote(t, 3) == ["c", "e", "a"]
+    with pytest.raises(RuntimeError, match="every training of this rung failed"):
+        promote(t.assign(valid_acc=np.nan), 1)
+
+
+def test_a_time_budget_limits_the_stages_and_shrinks_the_top_rung_to_the_time_left():
+    import time
+
+    import pandas as pd
+
+    from ray_nasrank.pipeline._halving import REPORT_S, STARTUP_S, Deadline
+
+    s, f = adapt(DIGITS, DIGITS, min_steps=150, halving=3)
+    plan = plan_for_time(300, s, f, cost=DIGITS_COST, halving=3, arms=2, overhead_s=45, max_configs=100)
+    assert [r.fidelity.epochs for r in plan.rungs] == [14, 41]
+    fast = pd.DataFrame({"train_seconds": [DIGITS_COST.training_s(s) - DIGITS_COST.trial_s] * 4})
+    # just started: the search may take its share, the top rung is not limited, its epochs stand
+    d = Deadline(PipelineConfig(dataset="digits", time_budget=300), plan, time.perf_counter())
+    search_limit = d.limit("search")
+    assert 0 < search_limit < 300 and d.limit("rung1") is None
+    assert d.limit("random") > search_limit  # asked now, the search is taken as done: a larger share
+    assert d.top_epochs(f, fast, s, archs=2, threads=1) == 41
+    # 40 s left, and the first rung ran 3x slower than estimated: fewer epochs fit
+    late = Deadline(PipelineConfig(dataset="digits", time_budget=300), plan,
+                    time.perf_counter() - (300 - STARTUP_S - REPORT_S - 40))
+    slow = fast * 3
+    epochs = late.top_epochs(f, slow, s, archs=2, threads=1)
+    assert 1 <= epochs < 41
+    assert late.top_epochs(f, fast, s, archs=2, threads=1) > epochs  # not slowed down: more fit
+    # no time budget: nothing is limited
+    free = Deadline(PipelineConfig(dataset="digits"), plan, time.perf_counter())
+    assert free.limit("search") is None and free.top_epochs(f, slow, s, archs=2, threads=1) == 41

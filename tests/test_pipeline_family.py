@@ -24,7 +24,7 @@ TINY = ["--dataset", "digits", "--budget", "3", "--rounds", "2", "--concurrency"
         "--train-size", "300", "--valid-size", "150", "--test-size", "150", "--batch-size", "64",
         "--supernet-epochs", "1", "--finalist-epochs", "1", "--ranker-epochs", "5", "--image-size", "0",
         "--final-epochs", "1", "--final-train-size", "400", "--final-valid-size", "150",
-        "--final-test-size", "150", "--no-progress"]
+        "--final-test-size", "150", "--min-steps", "0", "--no-progress"]
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -181,7 +181,7 @@ def test_param_space_and_model_fn_family_end_to_end(ray_session, tmp_path):
     cfg = PipelineConfig(space="_families:mlp_family", dataset="digits", budget=3, rounds=1, baseline="none",
                          pool_size=12, train_size=300, valid_size=150, test_size=150, batch_size=64,
                          finalist_epochs=1, ranker_epochs=5, image_size=0, final_epochs=1, final_train_size=400,
-                         final_valid_size=150, final_test_size=150, progress=False)
+                         final_valid_size=150, final_test_size=150, min_steps=0, progress=False)
     res = run_search(cfg, tmp_path / "run")
     out = res.out
     weak = pd.read_parquet(out / "weak_labels.parquet")
@@ -205,7 +205,7 @@ def test_a_model_fn_raising_for_a_candidate_names_it(ray_session, tmp_path):
 
     cfg = PipelineConfig(space="_families:raising_family", dataset="digits", budget=2, rounds=1, baseline="none",
                          pool_size=8, train_size=200, valid_size=100, test_size=100, image_size=0,
-                         progress=False)
+                         min_steps=0, progress=False)
     with pytest.raises(SpaceError, match=r"raised for config \{.*'width': 32.*width 32 is not supported"):
         run_search(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "weak_labels.parquet").exists()

@@ -171,6 +171,28 @@ def _visible_text(page: str) -> str:
     return re.sub(r"<[^>]+>", " ", page)
 
 
+def test_report_shows_the_fidelities_the_rungs_and_the_notes(tmp_path):
+    """Successive halving: the fidelities actually trained, every rung above the search, and the
+    notes (the random arm won) in words."""
+    df, rnd = _pipeline_folder(tmp_path)
+    best = json.loads((tmp_path / "best.json").read_text())
+    fid = {"image_size": 8, "train_images": 1294, "epochs": 14, "batch_size": 128, "steps": 154}
+    best.update(fidelity={"search": fid, "full": {**fid, "epochs": 41, "steps": 451}}, time_budget_s=300.0,
+                notes=["the random arm's winner beat the searched one: 61.00 % against 43.73 % test accuracy"])
+    (tmp_path / "best.json").write_text(json.dumps(best))
+    pd.DataFrame({"arm": ["nasrank", "random"], "rung": [2, 2], "arch": [df["arch"].iloc[0], rnd["arch"].iloc[0]],
+                  "valid_acc": [97.2, 96.5], "test_acc": [98.1, 97.7], "image_size": [8, 8],
+                  "train_images": [1294, 1294], "epochs": [41, 41]}).to_parquet(tmp_path / "rungs.parquet")
+    import html
+    import re
+
+    text = re.sub(r"\s+", " ", html.unescape(_visible_text(build_report(tmp_path).html.read_text())))
+    assert "search fidelity (actually trained) 8x8 images, 1,294 of them, 14 epochs (154 steps of 128)" in text
+    assert "full fidelity (actually trained) 8x8 images, 1,294 of them, 41 epochs (451 steps of 128)" in text
+    assert "the random arm's winner beat the searched one" in text and "time budget (s) 300.00" in text
+    assert "Successive halving" in text and "98.1" in text
+
+
 def test_report_page_reads_as_a_person_would(tmp_path):
     """The page of a pipeline run: rounded figures, one line per panel, the random arm side by
     side, what a weak label's tau means, tables that wrap instead of widening the page."""
@@ -188,7 +210,7 @@ def test_report_page_reads_as_a_person_would(tmp_path):
         block = page.split(f"<h2>{heading}</h2>")[1]
         assert block.lstrip().startswith("<p class='what'>"), heading
     assert page.count("<img") == 3
-    assert "Retrained at full fidelity: the search against random" in text
+    assert "At full fidelity: the search against random" in text
     # what a weak label's tau of 0 implies, and each label's reading
     assert "0 = unrelated (the label tells the ranker nothing here)" in text
     assert "Weak labels against the truth" in text and "supernet" in text

@@ -41,7 +41,7 @@ from ray_nasrank._checks import check_int
 
 __all__ = ["Fidelity", "Rung", "Plan", "CostModel", "BudgetTooSmall", "parse_duration", "epochs_for_steps",
            "adapt", "ladder", "rung_sizes", "rounds_for", "plan_fixed", "plan_for_time",
-           "measure_step_seconds"]
+           "measure_step_seconds", "stage_limit"]
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)")
@@ -275,6 +275,8 @@ class CostModel:
         experiment_s: overhead of one Tune experiment.
         thread_speedup: speed-up per extra torch thread of a single training (0.7: two threads
             run 1.7x as fast as one).
+        top_threads: threads of each top-rung training (``0``: all ``concurrency`` CPUs, one
+            winner at a time, for large data; ``1``: the winners side by side).
     """
 
     step_s: float
@@ -285,6 +287,7 @@ class CostModel:
     trial_s: float = 0.5
     experiment_s: float = 12.0
     thread_speedup: float = 0.7
+    top_threads: int = 0
 
     def seconds_per_step(self, image_size: int) -> float:
         if self.full_size == self.step_size or self.full_step_s <= 0 or self.step_s <= 0:
@@ -405,7 +408,7 @@ def _rung_seconds(cost: CostModel, rungs: Sequence[Rung], arms: int) -> list[flo
     for i, r in enumerate(rungs):
         if i == 0:  # the NASRank search and the random arm: one experiment each
             out.append(arms * (cost.experiment_s + math.ceil(r.configs / c) * cost.training_s(r.fidelity)))
-        elif i == len(rungs) - 1:  # the winners, one at a time on every CPU
+        elif i == len(rungs) - 1 and cost.top_threads != 1:  # the winners, one at a time on every CPU
             out.append(cost.experiment_s + arms * r.configs * cost.training_s(r.fidelity, threads=c))
         else:
             out.append(cost.experiment_s + math.ceil(arms * r.configs / c) * cost.training_s(r.fidelity))
@@ -456,7 +459,8 @@ def _fidelity_rungs(search: Fidelity, full: Fidelity, cost: CostModel, halving: 
 
 
 def plan_for_time(seconds: float, search: Fidelity, full: Fidelity, *, cost: CostModel, halving: int, arms: int,
-                  overhead_s: float, max_configs: int, min_rounds: int = 2, safety: float = 0.9) -> Plan:
+                  overhead_s: float, max_configs: int, min_rounds: int = 2, rungs: int | None = None,
+                  safety: float = 0.9) -> Plan:
     """The largest successive-halving search that fits ``seconds``.
 
     The first rung trains as many candidates per arm as fit (at most ``max_configs``); the
@@ -475,6 +479,8 @@ def plan_for_time(seconds: float, search: Fidelity, full: Fidelity, *, cost: Cos
         overhead_s: seconds the job spends besides the trainings (already spent and still to come).
         max_configs: most candidates per arm (the pool's limit).
         min_rounds: fewest rounds of the NASRank search.
+        rungs: the number of rungs (``None``: steps of about ``halving`` in cost, no more than
+            the first rung's candidates can be halved).
         safety: share of the budget the estimate may fill.
 
     Returns:
@@ -488,12 +494,16 @@ def plan_for_time(seconds: float, search: Fidelity, full: Fidelity, *, cost: Cos
     max_rungs = _fidelity_rungs(search, full, cost, halving)
 
     def build(n: int) -> tuple[Plan, float]:
-        r = min(max_rungs, 1 + int(math.floor(math.log(n) / math.log(halving) + 1e-9)))
-        if max_rungs > 1:
-            r = max(r, 2)  # the winner is always retrained at the full fidelity
+        if rungs is not None:
+            r = rungs
+        else:
+            r = min(max_rungs, 1 + int(math.floor(math.log(n) / math.log(halving) + 1e-9)))
+            if max_rungs > 1:
+                r = max(r, 2)  # the winner is always retrained at the full fidelity
         fids = ladder(search, full, r)
-        rungs, est = _with_estimates([Rung(k, f) for k, f in zip(rung_sizes(n, len(fids), halving), fids)], cost, arms)
-        plan = Plan(rungs=rungs, rounds=rounds_for(n, cost.concurrency, min_rounds), arms=arms, full=fids[-1],
+        planned, est = _with_estimates([Rung(k, f) for k, f in zip(rung_sizes(n, len(fids), halving), fids)], cost,
+                                       arms)
+        plan = Plan(rungs=planned, rounds=rounds_for(n, cost.concurrency, min_rounds), arms=arms, full=fids[-1],
                     time_budget_s=float(seconds), estimated_s=round(overhead_s + est, 1), cost=cost.to_dict())
         return plan, est
 
@@ -524,6 +534,20 @@ def plan_for_time(seconds: float, search: Fidelity, full: Fidelity, *, cost: Cos
     if not plan.retrains:
         notes.append(f"the search fidelity is the full one ({full.describe()}): the winners are not retrained")
     return replace(plan, notes=tuple(notes))
+
+
+def stage_limit(remaining_s: float, stage_s: float, later_s: float, floor_s: float) -> float:
+    """Seconds a stage of a time-budgeted job may take: its estimated share of the time left
+    (``stage_s`` against ``later_s``, the estimates of the stages after it), at least ``floor_s``
+    (one training must finish). The estimates can be off (another job loads the machine); the
+    limits keep the whole job near its budget by cutting the stages short instead.
+
+    >>> stage_limit(100, 30, 70, 5), stage_limit(50, 30, 70, 5), stage_limit(-10, 30, 70, 5)
+    (30.0, 15.0, 5.0)
+    """
+    total = max(stage_s, 0.0) + max(later_s, 0.0)
+    share = remaining_s * (stage_s / total if total > 0 else 1.0)
+    return float(max(floor_s, share))
 
 
 def measure_step_seconds(model_fn: Callable[[], Any], x: Any, y: Any, batch_size: int, *, steps: int = 6,

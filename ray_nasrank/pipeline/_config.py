@@ -39,8 +39,9 @@ from ray_nasrank._config import known_fields, option
 
 __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config", "CUSTOM", "BASELINES"]
 
-#: keys that may change between a run and its resumption (where it runs, not what it computes)
-RUNTIME_KEYS: frozenset[str] = frozenset({"address", "progress", "concurrency", "device"})
+#: keys that may change between a run and its resumption (where it runs, not what it computes; a
+#: time budget only shapes the plan, which ``plan.json`` keeps from the moment the search starts)
+RUNTIME_KEYS: frozenset[str] = frozenset({"address", "progress", "concurrency", "device", "time_budget"})
 BASELINES = ("random", "none")
 #: ``dataset`` of a run on the user's own ``data``
 CUSTOM = "custom"
@@ -93,8 +94,18 @@ class PipelineConfig:
                                  "ModelFamily, a ChoiceSupernet or a pair (param_space, model_fn) (see "
                                  "docs/howto/own_model_family.md)",
                         metavar="NAME|MODULE:FUNCTION")
-    budget: int = option(8, "finalists trained from scratch")
+    budget: int = option(8, "finalists trained from scratch at the search fidelity (per arm)")
     rounds: int = option(2, "rounds the budget is spent in; the ranker is fine-tuned between rounds")
+    time_budget: str | None = option(None, "wall-time budget of the whole job, in seconds or as 30m, 2h: sets "
+                                           "--budget, --rounds and the rungs to what fits (estimated from a quick "
+                                           "measurement of training steps); refused when shorter than the smallest "
+                                           "search", metavar="SECONDS|30m|2h")
+    rungs: int = option(0, "successive-halving rungs from the search fidelity to the full one, each keeping the "
+                           "best 1/--halving of every arm (0: 2 without --time-budget, as many as fit with it; 1: "
+                           "every training at the full fidelity)")
+    halving: int = option(3, "successive-halving factor: each rung keeps the best 1/halving of the rung below")
+    min_steps: int = option(150, "fewest optimiser steps of any training (epochs are added on small data; the "
+                                 "full-fidelity training takes --halving times as many)")
     baseline: str = option("random", "random: also train --budget random pool cells under the same recipe and "
                                      "retrain their best, to compare; none: skip (saves half the search time)",
                            choices=BASELINES)
@@ -156,7 +167,15 @@ class PipelineConfig:
         if self.space not in FAMILIES and not is_family_spec(self.space):
             raise ValueError(f"unknown space {self.space!r}; give a built-in model family {sorted(FAMILIES)} or "
                              "your own as MODULE:FUNCTION (or path/to/file.py:FUNCTION)")
-        for name, lo in (("budget", 1), ("rounds", 1), ("concurrency", 1), ("seed", 0), ("train_size", 0),
+        if self.time_budget is not None:
+            from ._budget import parse_duration
+
+            try:
+                parse_duration(self.time_budget)
+            except ValueError as e:
+                raise ValueError(f"time_budget: {e}") from None
+        for name, lo in (("budget", 1), ("rounds", 1), ("rungs", 0), ("halving", 2), ("min_steps", 0),
+                         ("concurrency", 1), ("seed", 0), ("train_size", 0),
                          ("valid_size", 0), ("test_size", 0), ("channels", 1), ("cells_per_stage", 1),
                          ("batch_size", 1), ("supernet_epochs", 1), ("finalist_epochs", 1),
                          ("ranker_epochs", 1), ("ranker_fit_epochs", 1), ("pool_size", 0), ("weak_batch", 2),
@@ -166,12 +185,14 @@ class PipelineConfig:
             check_int(name, getattr(self, name), low=lo)
         for name in ("supernet_lr", "finalist_lr"):
             check_number(name, getattr(self, name), 0, low_open=True)
-        if self.rounds > self.budget:
+        # with a time budget, the plan sets the budget and rounds to what fits (and the pool allows)
+        budget = 1 if self.time_budget is not None else self.budget
+        if self.time_budget is None and self.rounds > self.budget:
             raise ValueError(f"rounds={self.rounds} exceeds budget={self.budget}: every round trains at least one arch")
-        if self.baseline == "random" and self.pool_size and self.pool_size < 2 * self.budget:
+        if self.baseline == "random" and self.pool_size and self.pool_size < 2 * budget:
             raise ValueError(f"pool_size={self.pool_size} is smaller than 2 x budget={self.budget}; the random "
                              "baseline draws its cells from the pool too (or pass baseline='none')")
-        if self.pool_size and self.pool_size < self.budget:
+        if self.pool_size and self.pool_size < budget:
             raise ValueError(f"pool_size={self.pool_size} is smaller than budget={self.budget}; "
                              "the search trains distinct cells of the pool (0: the whole space)")
         if not isinstance(self.device, str) or not self.device:

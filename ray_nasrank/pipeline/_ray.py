@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import ray
 from ray import tune
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from ray_nasrank.families import ModelFamily, SpaceError
 from ray_nasrank.progress import progress
@@ -262,10 +263,11 @@ def finalist_train_config(cfg: PipelineConfig, final: bool = False) -> dict:
 
 def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict, num_samples: int,
            desc: str, family: ModelFamily, search_alg: Any = None, param_space: dict | None = None,
-           threads: int = 1):
+           threads: int = 1, deadline: float | None = None):
     """A fresh Tuner for ``out/name``, or the restored one when that folder holds an experiment.
     ``splits``: from :func:`share_splits`. ``threads``: CPUs (torch threads) per trial; trials
-    run ``cfg.concurrency // threads`` at a time (at least one)."""
+    run ``cfg.concurrency // threads`` at a time (at least one). ``deadline`` (``time.time()``):
+    a searcher suggests no trial after it (the running ones finish); a grid is stopped then."""
     from ray.tune import RunConfig, TuneConfig, Tuner
 
     path = out.resolve() / name
@@ -284,22 +286,29 @@ def _tuner(cfg: PipelineConfig, out: Path, name: str, splits: dict, train: dict,
             return Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
         except Exception as e:  # noqa: BLE001 - whatever Tune raises on its unreadable state: one clear error
             raise restore_error(path, e) from None
+    concurrent, limit = max(1, cfg.concurrency // threads), None
+    if deadline is not None and search_alg is not None:
+        search_alg, concurrent = _UntilDeadline(search_alg, concurrent, deadline), None  # limits concurrency too
+    elif deadline is not None:
+        limit = max(1.0, deadline - time.time())
     return Tuner(
         trainable, param_space=param_space or {},
-        tune_config=TuneConfig(search_alg=search_alg, num_samples=num_samples,
-                               max_concurrent_trials=max(1, cfg.concurrency // threads), reuse_actors=True),
+        tune_config=TuneConfig(search_alg=search_alg, num_samples=num_samples, time_budget_s=limit,
+                               max_concurrent_trials=concurrent, reuse_actors=True),
         run_config=RunConfig(name=name, storage_path=str(out.resolve()), verbose=0,
                              callbacks=[_TrialProgress(num_samples, cfg.progress, desc)]))
 
 
 def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], weak: pd.DataFrame,
-             ranker: Any, family: ModelFamily) -> pd.DataFrame:
+             ranker: Any, family: ModelFamily, *, deadline: float | None = None) -> pd.DataFrame:
     """Run (or resume) the NASRank search; one row per finished trial (arch, order, metrics).
 
     A fresh experiment uses :class:`NASRankSearcher` with the ``nasrank`` strategy: the
     pretrained ranker proposes each round's top predicted unseen candidates and is fine-tuned on
     the finalists' true accuracies between rounds. When ``out/tune`` already holds an
     experiment, ``Tuner.restore(..., resume_unfinished=True)`` continues it instead.
+    ``deadline`` (``time.time()``): propose no training after it; the search is the trainings
+    finished by then (those running at the deadline finish).
     """
     from ray_nasrank.integrations.tune import NASRankSearcher
 
@@ -316,22 +325,46 @@ def run_tune(cfg: PipelineConfig, out: Path, splits: Any, pool: Sequence[Arch], 
                          # instead of blocking Tune's control loop
                          "async_refit": True})
     tuner = _tuner(cfg, out, ARTEFACTS["tune"], splits, finalist_train_config(cfg), cfg.budget,
-                   "NASRank finalists", family, search_alg=searcher)
-    return _trial_rows(tuner.fit(), cfg.budget, out / ARTEFACTS["tune"], family)
+                   "NASRank finalists", family, search_alg=searcher, deadline=deadline)
+    return _trial_rows(_fit(tuner, deadline), cfg.budget, out / ARTEFACTS["tune"], family)
 
 
 def run_grid(cfg: PipelineConfig, out: Path, name: str, splits: Any, archs: Sequence[str], final: bool,
-             desc: str, family: ModelFamily) -> pd.DataFrame:
+             desc: str, family: ModelFamily, *, deadline: float | None = None,
+             threads: int | None = None) -> pd.DataFrame:
     """Train the given cells or configs (arch strings; a Tune grid, in this order) under the
     search recipe, or at full fidelity with ``final=True``; resumed like :func:`run_tune`.
 
     The full-fidelity retraining runs one winner at a time with all ``cfg.concurrency`` CPUs as
     torch threads (at most one node's CPUs): one full-size training in memory instead of one per
-    CPU (the whole job then stays under 2 GB on 2 cores), at about the same total time."""
+    CPU (the whole job then stays under 2 GB on 2 cores), at about the same total time.
+    ``threads``: CPUs per trial instead (1: the winners of small data side by side)."""
     tuner = _tuner(cfg, out, name, splits, finalist_train_config(cfg, final=final), 1, desc, family,
                    param_space={GRID_KEY: tune.grid_search(list(archs))},
-                   threads=_node_cpus(cfg.concurrency) if final and cfg.device == "cpu" else 1)
-    return _trial_rows(tuner.fit(), len(archs), out / name, family)
+                   threads=threads or (_node_cpus(cfg.concurrency) if final and cfg.device == "cpu" else 1),
+                   deadline=deadline)
+    return _trial_rows(_fit(tuner, deadline), len(archs), out / name, family)
+
+
+def _fit(tuner: Any, deadline: float | None) -> tuple[Any, bool]:
+    """``tuner.fit()``, and whether it ran into ``deadline`` (its unfinished trials then are not
+    an interruption: the time-budgeted job goes on with what finished)."""
+    grid = tuner.fit()
+    return grid, deadline is not None and time.time() >= deadline - 1.0
+
+
+class _UntilDeadline(ConcurrencyLimiter):
+    """A searcher that proposes no trial after ``deadline`` (``time.time()``): Tune then ends
+    the experiment once the running trials finish (a time limit would kill them)."""
+
+    def __init__(self, searcher: Any, max_concurrent: int, deadline: float) -> None:
+        super().__init__(searcher, max_concurrent=max_concurrent)
+        self.deadline = float(deadline)
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if time.time() >= self.deadline:
+            return Searcher.FINISHED
+        return super().suggest(trial_id)
 
 
 def _node_cpus(wanted: int) -> int:
@@ -347,11 +380,12 @@ def _arch_string(config: dict, family: ModelFamily) -> str | None:
     return family.space.to_string(family.arch_of(config)) if config else None
 
 
-def _trial_rows(grid: Any, expected: int, path: Path, family: ModelFamily) -> pd.DataFrame:
+def _trial_rows(fitted: tuple[Any, bool], expected: int, path: Path, family: ModelFamily) -> pd.DataFrame:
+    grid, timed_out = fitted
     # a trial is finished when it errored or sent its final report; after a Ctrl-C Tune marks the
     # trials it stopped TERMINATED in the returned grid (its saved state keeps them resumable)
     finished = sum(1 for r in grid if r.error is not None or (r.metrics or {}).get("done") is True)
-    if finished < expected:
+    if finished < expected and not timed_out:
         # Tune swallows Ctrl-C and returns what finished so far; writing results now would mark
         # the step as done and a re-run on --out would never train the rest
         raise KeyboardInterrupt(f"{path.name}: interrupted after {finished} of {expected} trainings; "
@@ -362,6 +396,8 @@ def _trial_rows(grid: Any, expected: int, path: Path, family: ModelFamily) -> pd
         if arch is None:
             continue
         m = r.metrics or {}
+        if timed_out and r.error is None and m.get("done") is not True:
+            continue  # stopped by the time limit before it finished: not a result
         trial_id = str(m.get("trial_id") or Path(r.path).name)
         rows.append({
             "arch": arch, "trial_id": trial_id,
@@ -371,6 +407,9 @@ def _trial_rows(grid: Any, expected: int, path: Path, family: ModelFamily) -> pd
             "params": m.get("params"), "train_seconds": m.get("train_seconds"),
             "error": None if r.error is None else f"{type(r.error).__name__}: {r.error}"[:300],
         })
+    if not rows and timed_out:  # the deadline came before any training finished
+        return pd.DataFrame(columns=["arch", "trial_id", METRIC, "test_acc", "params", "train_seconds", "error",
+                                     "order"])
     if not rows:
         raise RuntimeError(f"the Tune experiment in {str(path)!r} has no trial results")
     df = pd.DataFrame(rows).sort_values("suggested", kind="stable").reset_index(drop=True)

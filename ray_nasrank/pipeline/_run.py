@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -16,11 +16,9 @@ from ._config import PipelineConfig
 from ._rundir import Manifest, RunLock, check_artefacts
 from ._steps import (
     ARTEFACTS,
-    assemble_final,
     assemble_random,
     assemble_results,
     candidate_pool,
-    final_candidates,
     final_data_step,
     load_data_step,
     load_family_step,
@@ -64,19 +62,38 @@ class SearchResult:
         def pct(v) -> str:
             return "n/a" if v is None else f"{v:.2f} %"
 
+        fid = b.get("fidelity", {})
+        full = _fidelity_words(fid.get("full"))
+        retrained = b.get("retrained", True)
         lines = [f"best architecture: {b['arch']}",
-                 f"  full fidelity: valid_acc {pct(b['valid_acc'])}, test_acc {pct(b['test_acc'])}",
-                 f"  search fidelity: valid_acc {pct(b['search_valid_acc'])} "
+                 f"  full fidelity{' (' + full + ')' if full else ''}: valid_acc {pct(b['valid_acc'])}, "
+                 f"test_acc {pct(b['test_acc'])}" + ("" if retrained else " (its search training: not retrained)"),
+                 f"  search fidelity{' (' + _fidelity_words(fid.get('search')) + ')' if fid.get('search') else ''}: "
+                 f"valid_acc {pct(b['search_valid_acc'])} "
                  f"(found at training {b['found_at_training']} of {b['trainings']}, round {b['round']})"]
+        plan = b.get("plan")
+        if plan and len(plan.get("rungs", ())) > 1:
+            sizes = " -> ".join(str(r["configs"]) for r in plan["rungs"])
+            lines.append(f"  successive halving: {sizes} candidates per arm over {len(plan['rungs'])} rungs")
+        if b.get("time_budget_s"):
+            lines.append(f"  time budget {b['time_budget_s']:.0f} s; planned {plan.get('estimated_s') or 0:.0f} s")
         r = b.get("random_baseline")
         if r:
-            lines.append(f"random arm ({r['trainings']} random cells, same recipe): best {r['arch']}, "
+            lines.append(f"random arm ({r['trainings']} random candidates, same recipe): best {r['arch']}, "
                          f"test_acc {pct(r['test_acc'])}")
+        lines += [f"note: {n}" for n in b.get("notes", ())]
         secs = b.get("step_seconds", {})
         if secs:
             lines.append("step seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()))
         lines.append(f"report: {self.report_html if self.report_html else self.out / ARTEFACTS['report']}")
         return lines
+
+
+def _fidelity_words(f: dict | None) -> str:
+    """``"8x8, 1,294 images, 41 epochs"`` of a fidelity in ``best.json`` (empty: none recorded)."""
+    if not f:
+        return ""
+    return f"{f['image_size']}x{f['image_size']}, {f['train_images']:,} images, {f['epochs']} epochs"
 
 
 def release_memory() -> None:
@@ -96,7 +113,8 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = True) -> SearchResult:
+def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = True, *,
+               clock_start: float | None = None) -> SearchResult:
     """Run the whole loop into ``out``, skipping every step whose artefact exists.
 
     Steps: ``config.json`` (or a check that it matches ``cfg``), data (``data.json`` records the
@@ -113,6 +131,8 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
         cfg: the experiment configuration.
         out: the output folder (created; an existing one is resumed).
         report_html: also write ``report/index.html``.
+        clock_start: the ``time.perf_counter()`` a ``cfg.time_budget`` counts from (default:
+            this call; the command line passes its own start, before its imports).
 
     Returns:
         The :class:`SearchResult`.
@@ -133,11 +153,12 @@ def run_search(cfg: PipelineConfig, out: str | os.PathLike, report_html: bool = 
         raise TypeError(f"cfg must be a PipelineConfig, got {type(cfg).__name__}")
     out = check_writable_dir(out)
     with RunLock(out):  # one run at a time: a second one is refused at once, naming this one
-        return _run_locked(cfg, out, report_html)
+        return _run_locked(cfg, out, report_html, clock_start)
 
 
-def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResult:
+def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: float | None) -> SearchResult:
     t_start = time.perf_counter()
+    t_budget = t_start if clock_start is None else min(clock_start, t_start)
     # a resumed folder's artefacts are checked against the manifest first: a corrupt one is
     # computed again when it can be, else an error names it (nothing unchecked is read)
     manifest = Manifest.open(out, ARTEFACTS)
@@ -165,6 +186,8 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResu
         from ray_nasrank.data import resolve_device
         from ray_nasrank.predictor import RankPredictor
 
+        from . import _halving
+
         device = str(resolve_device(cfg.device))
         with step("data", cfg.progress) as s:
             splits, final_splits = load_data_step(cfg, out, device)
@@ -172,9 +195,15 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResu
             space = family.space
             manifest.record(ARTEFACTS["data"])
             pool = candidate_pool(cfg, family)
+            search_fid, full_fid = _halving.fidelities(cfg, splits, final_splits)
+            # a time budget is measured and checked here, before Ray starts
+            plan, planned = _halving.plan_step(cfg, out, splits, final_splits, family, pool,
+                                               time.perf_counter() - t_budget)
+            manifest.record(ARTEFACTS["plan"])
             del final_splits  # read again for the retraining: not held through the search
             release_memory()
         record("data", s["seconds"])
+        run_cfg = _halving.effective_config(cfg, plan, search_fid)
         from . import _ray
 
         started_ray = _ray.ensure_ray(cfg)
@@ -191,7 +220,7 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResu
                 else:
                     what = "weak labels (the space's intrinsic ones only, added at pretraining)"
                 with step(what, cfg.progress) as s:
-                    labels, sn_seconds = _ray.weak_labels(cfg, out, splits, pool, p["supernet"], family)
+                    labels, sn_seconds = _ray.weak_labels(run_cfg, out, splits, pool, p["supernet"], family)
                     atomic_write_parquet(p["weak_labels"], weak_frame(pool, labels, space))
                     manifest.record(ARTEFACTS["supernet"], ARTEFACTS["weak_labels"])
                 ran += (["supernet"] if sn_seconds is not None else []) + ["weak_labels"]
@@ -208,44 +237,61 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool) -> SearchResu
                 record("ranker", s["seconds"])
             else:
                 ranker = RankPredictor.load(p["ranker"])
-            shared = _ray.share_splits(splits)
+            if not planned:  # a time budget: the final plan, with the time the start really took
+                plan = _halving.replan_step(cfg, out, plan, search_fid, full_fid, len(pool),
+                                            time.perf_counter() - t_budget)
+                manifest.record(ARTEFACTS["plan"])
+                run_cfg = _halving.effective_config(cfg, plan, search_fid)
+            if _halving.first_rung_is_search(plan, search_fid):
+                shared = _ray.share_splits(splits)
+            else:  # one rung at the full fidelity: the search trains on the full data
+                shared = _ray.share_splits(final_data_step(cfg, out, device))
+            del splits
+            release_memory()
+            deadline = _halving.Deadline(cfg, plan, t_budget)
             with step("search (Tune, NASRank)", cfg.progress) as s:
-                trials = _ray.run_tune(cfg, out, shared, pool, weak, ranker, family)
+                trials = _ray.run_tune(run_cfg, out, shared, pool, weak, ranker, family,
+                                       deadline=deadline.until("search"))
+            deadline.cut("the NASRank search", len(trials), plan.budget)
             ran.append("tune")
             record("search", s["seconds"])
             release_memory()
             random_trials = None
             if cfg.baseline == "random":
+                # as many random candidates as the search trained (fewer when its deadline cut it),
+                # with no deadline of their own: the arms stay equal
+                draws = random_draws(replace(run_cfg, budget=min(plan.budget, len(trials))), list(weak["arch"]))
                 with step("random arm (Tune, same recipe)", cfg.progress) as s:
-                    random_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_random"], shared,
-                                                  random_draws(cfg, list(weak["arch"])), False, "random arm",
-                                                  family)
+                    random_trials = _ray.run_grid(run_cfg, out, ARTEFACTS["tune_random"], shared, draws, False,
+                                                  "random arm", family)
+                deadline.cut("the random arm", len(random_trials), len(draws))
                 ran.append("random")
                 record("random_arm", s["seconds"])
-                release_memory()
-            winners = final_candidates(trials, random_trials)
-            with step("retraining the winner(s) at full fidelity (Tune)", cfg.progress) as s:
-                # the full-fidelity data goes to the object store now; the driver keeps no copy
-                shared_final = _ray.share_splits(final_data_step(cfg, out, device))
-                release_memory()
-                final_trials = _ray.run_grid(cfg, out, ARTEFACTS["tune_final"], shared_final,
-                                             list(dict.fromkeys(winners.values())), True, "full-fidelity retraining",
-                                             family)
-            ran.append("final")
-            record("final", s["seconds"])
+            del shared
+            release_memory()
+            arms = {"nasrank": trials} if random_trials is None else {"nasrank": trials, "random": random_trials}
+            t_rungs = time.perf_counter()
+            tables, trained_at = _halving.run_rungs(run_cfg, out, plan, arms, family, device,
+                                        progress=lambda desc: step(desc, cfg.progress), deadline=deadline)
+            if len(trained_at) > 1:
+                ran.append("final")
+                record("final", time.perf_counter() - t_rungs)
         finally:
             if started_ray:
                 ray.shutdown()
-        results = assemble_results(cfg, trials, weak, ranker, space)
+        results = assemble_results(run_cfg, trials, weak, ranker, space)
         atomic_write_parquet(p["results"], results)
         if random_trials is not None:
             atomic_write_parquet(p["random"], assemble_random(random_trials, weak, space))
-        final = assemble_final(winners, trials, random_trials, final_trials)
+        atomic_write_parquet(p["rungs"], _halving.rung_table(tables, trained_at))
+        final = _halving.assemble_final(tables, plan)
         atomic_write_parquet(p["final"], final)
-        best = write_best(out, results, final, cfg, seconds)
+        best = write_best(out, results, final, cfg, seconds, plan=plan,
+                          fidelity=_halving.fidelity_record(plan, trained_at, final),
+                          notes=_halving.arm_notes(final, plan) + deadline.notes)
         best["ray_address"] = ray_address
         atomic_write_json(p["best"], best)
-        manifest.record(*(ARTEFACTS[k] for k in ("results", "random", "final", "best")))
+        manifest.record(*(ARTEFACTS[k] for k in ("results", "random", "rungs", "final", "best")))
     html = None
     if ran or not (p["report"] / "index.html").is_file() or not report_html:
         from ray_nasrank.report import build_report

@@ -272,7 +272,7 @@ class Manifest:
 
 
 #: artefacts assembled together at the end of a run: one of them redone means all of them
-FINAL_TABLES = ("results", "random", "final", "best")
+FINAL_TABLES = ("results", "random", "rungs", "final", "best")
 #: artefacts that hold what cannot be computed again (the run's settings, the data it used)
 KEPT = ("config", "data")
 

@@ -35,7 +35,9 @@ ARTEFACTS = {
     "tune": "tune",
     "tune_random": "tune_random",
     "tune_final": "tune_final",
+    "plan": "plan.json",
     "results": "results.parquet",
+    "rungs": "rungs.parquet",
     "random": "random.parquet",
     "final": "final.parquet",
     "best": "best.json",
@@ -156,7 +158,7 @@ def candidate_pool(cfg: PipelineConfig, family: ModelFamily) -> list[Arch]:
         ValueError: the pool holds fewer candidates than the search trains.
     """
     pool = family.candidate_pool(cfg.pool_size, cfg.seed)
-    need = cfg.budget * (2 if cfg.baseline == "random" else 1)
+    need = (1 if cfg.time_budget else cfg.budget) * (2 if cfg.baseline == "random" else 1)
     if len(pool) < need:
         raise ValueError(f"the space of {cfg.space!r} holds {len(pool)} configs, fewer than the "
                          f"{need} the search trains (budget={cfg.budget}"
@@ -252,16 +254,6 @@ def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFra
     return df[first + [c for c in df.columns if c not in first]]
 
 
-def final_candidates(trials: pd.DataFrame, random_trials: pd.DataFrame | None) -> dict[str, str]:
-    """``{arm: arch}``: each arm's best cell at the search fidelity (what gets retrained)."""
-    from ray_nasrank.report import best_row
-
-    out = {"nasrank": str(best_row(trials, METRIC, MODE)["arch"])}
-    if random_trials is not None:
-        out["random"] = str(best_row(random_trials, METRIC, MODE)["arch"])
-    return out
-
-
 def intrinsic_columns(arch_strings: Sequence[str], space: SearchSpace) -> dict[str, np.ndarray]:
     """The intrinsic labels the ranker pretrains on (NB201: params, FLOPs, SynFlow) of the
     trained archs, as ``weak_<name>`` columns: the report compares every weak label with the truth.
@@ -287,44 +279,34 @@ def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame, space: Sear
     return df[first + [c for c in df.columns if c not in first]]
 
 
-def assemble_final(winners: dict[str, str], trials: pd.DataFrame, random_trials: pd.DataFrame | None,
-                   final_trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per arm: its winner, its search-fidelity accuracy and its full-fidelity result."""
-    rows = []
-    for arm, arch in winners.items():
-        search = trials if arm == "nasrank" else random_trials
-        s = search.loc[search["arch"] == arch].iloc[0]
-        f = final_trials.loc[final_trials["arch"] == arch].iloc[0]
-        rows.append({"arm": arm, "arch": arch, "search_valid_acc": float(s[METRIC]),
-                     "found_at_training": int(s["order"]), METRIC: float(f[METRIC]),
-                     "test_acc": float(f["test_acc"]), "params": f.get("params"),
-                     "train_seconds": f.get("train_seconds"), "error": f.get("error")})
-    return pd.DataFrame(rows)
-
-
-def write_best(out: Path, results: pd.DataFrame, final: pd.DataFrame, cfg: PipelineConfig, seconds: dict) -> dict:
-    """``best.json``: the search's winner with its full-fidelity accuracies (``valid_acc``,
-    ``test_acc``), its search-fidelity accuracy, the random arm's outcome and the step times."""
-    from ray_nasrank.report import best_row
-
-    best = best_row(results, METRIC, MODE)
+def write_best(out: Path, results: pd.DataFrame, final: pd.DataFrame, cfg: PipelineConfig, seconds: dict,
+               plan=None, fidelity: dict | None = None, notes: Sequence[str] = ()) -> dict:
+    """``best.json``: the search's winner (the NASRank arm's row of ``final``) with its
+    full-fidelity accuracies (``valid_acc``, ``test_acc``), its search-fidelity accuracy, the
+    fidelities actually trained at (``fidelity``), the ``plan`` (a
+    :class:`~ray_nasrank.pipeline._budget.Plan`), the random arm's outcome, ``notes`` (a skipped
+    retraining, which arm won, what a time budget cut) and the step times."""
     mine = final.loc[final["arm"] == "nasrank"].iloc[0]
+    best = results.loc[results["arch"] == mine["arch"]].iloc[0]
 
     def num(v) -> float | None:
         return float(v) if v is not None and np.isfinite(v) else None
 
     info = {
-        "arch": str(best["arch"]), METRIC: num(mine[METRIC]), "test_acc": num(mine["test_acc"]),
+        "arch": str(mine["arch"]), METRIC: num(mine[METRIC]), "test_acc": num(mine["test_acc"]),
         "search_valid_acc": float(best[METRIC]), "search_test_acc": num(best["test_acc"]),
         "trial_id": str(best.get("trial_id", "")), "found_at_training": int(best["order"]),
         "round": int(best["round"]), "metric": METRIC, "mode": MODE, "space": cfg.space,
         "dataset": cfg.dataset, "data": cfg.data_source, "trainings": int(len(results)),
-        "fidelity": {"search": {"image_size": cfg.image_size or "native", "train_images": cfg.train_size or "all",
-                                "epochs": cfg.finalist_epochs},
-                     "final": {"image_size": cfg.final_image_size or "native",
-                               "train_images": cfg.final_train_size or "all", "epochs": cfg.final_epochs}},
+        "retrained": bool(mine.get("retrained", True)),
         "artefacts": {k: str(out / v) for k, v in ARTEFACTS.items()}, "step_seconds": dict(seconds),
     }
+    if fidelity is not None:
+        info["fidelity"] = fidelity
+    if plan is not None:
+        info["plan"] = plan.to_dict()
+        info["time_budget_s"] = plan.time_budget_s
+    info["notes"] = list(notes)
     rnd = final.loc[final["arm"] == "random"]
     if len(rnd):
         r = rnd.iloc[0]

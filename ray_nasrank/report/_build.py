@@ -36,6 +36,8 @@ BEST_FILE = "best.json"
 BASELINE_FILE = "baseline.parquet"
 #: optional random arm of a pipeline run (a results table without ranker scores)
 RANDOM_FILE = "random.parquet"
+#: optional rungs of successive halving above the search (columns arm, rung, arch, ..., test_acc)
+RUNGS_FILE = "rungs.parquet"
 #: optional full-fidelity retraining of each arm's winner (columns arm, arch, ..., test_acc)
 FINAL_FILE = "final.parquet"
 
@@ -206,6 +208,7 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
         baseline = b.sort_values("n")["expected_best"].to_numpy(dtype=np.float64)
     random_arm = _optional_table(folder, RANDOM_FILE)
     final = _optional_table(folder, FINAL_FILE)
+    rungs = _optional_table(folder, RUNGS_FILE)
     out = check_writable_dir(folder / "report")
 
     # every trained cell (both arms) for the weak-label taus and the op distribution
@@ -251,9 +254,20 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
                     metric: "full-fidelity valid %", "test_acc": "full-fidelity test %",
                     "found_at_training": "found at training"}
             tab = final[[c for c in cols if c in final.columns]].rename(columns=cols)
-            sections.append(("Retrained at full fidelity: the search against random",
-                             "Each arm's best cell at the search fidelity, retrained on the full data; the test "
-                             "accuracy of this table is the run's result.", frame_table(tab)))
+            retrained = bool(final["retrained"].all()) if "retrained" in final.columns else True
+            sections.append(("At full fidelity: the search against random",
+                             ("Each arm's winner of successive halving, trained at the full fidelity"
+                              if retrained else "Each arm's best at the search fidelity, which is the full one here "
+                              "(no retraining: it would repeat the search training)")
+                             + "; the test accuracy of this table is the run's result.", frame_table(tab)))
+        if rungs is not None and len(rungs):
+            cols = {"arm": "arm", "rung": "rung", "arch": "architecture", "image_size": "image side",
+                    "train_images": "training images", "epochs": "epochs", metric: "valid %", "test_acc": "test %"}
+            tab = rungs[[c for c in cols if c in rungs.columns]].rename(columns=cols)
+            sections.append(("Successive halving",
+                             "Every training above the first rung (the search): each rung trains the best of each "
+                             "arm's rung below at a higher fidelity, the top one at the full fidelity.",
+                             frame_table(tab)))
         for name in ("best_so_far", "predicted_vs_true"):
             sections.append((plots[name][0], plots[name][1], image(paths[name], plots[name][0])))
         if taus:
@@ -284,7 +298,18 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
 
 def _headline(summary: dict, best_meta: dict, metric: str) -> dict:
     """The summary a person reads first: rounded, named in words."""
-    out: dict = {"best architecture": summary["best_arch"]}
+    out: dict = {"best architecture": best_meta.get("arch", summary["best_arch"])}
+    if best_meta.get("notes"):
+        out["notes"] = " / ".join(best_meta["notes"])
+    fid = best_meta.get("fidelity") or {}
+    for name in ("search", "full"):
+        f = fid.get(name)
+        if isinstance(f, dict) and "steps" in f:
+            out[f"{name} fidelity (actually trained)"] = (
+                f"{f['image_size']}x{f['image_size']} images, {f['train_images']:,} of them, {f['epochs']} epochs "
+                f"({f['steps']:,} steps of {f['batch_size']})")
+    if best_meta.get("time_budget_s"):
+        out["time budget (s)"] = best_meta["time_budget_s"]
     if best_meta.get("test_acc") is not None:
         out["its test accuracy (full fidelity, %)"] = best_meta["test_acc"]
         out["its validation accuracy (full fidelity, %)"] = best_meta.get(metric)

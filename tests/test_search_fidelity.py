@@ -136,3 +136,16 @@ def test_a_state_saved_before_fidelities_loads_as_full_results(space):
         del h["fidelity"], h["curve"]
     r = Strategy.from_state_dict(d)
     assert r.history == s.history and r.n_observations == 3 and r.best == s.best
+
+
+def test_levels_holding_the_same_configs_as_a_later_one_are_left_out_of_the_fit(space):
+    pool = list(space.enumerate())
+    s = NASRankStrategy(space, seed=0, candidates=pool, predictor=TINY, max_fidelity=9)
+    for i, a in enumerate(pool[:6]):
+        s.tell(a, float(i), fidelity=1)  # every config's first epoch
+    for i, a in enumerate(pool[:2]):     # two promoted configs report every later epoch
+        for e in range(2, 10):
+            s.tell(a, float(i * 10 + e), fidelity=e)
+    archs, y, groups, weights = s._fit_inputs()
+    assert sorted(set(groups)) == [0, 8]  # epoch 1 (six configs) and full fidelity (two); epochs 2-8 repeat it
+    assert weights[0] == pytest.approx(1 / 9) and weights[8] == 1.0 and len(archs) == 8

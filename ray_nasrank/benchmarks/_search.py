@@ -52,11 +52,29 @@ class SearchBenchConfig(TableConfig):
     via: str = option("direct", "tune: also run nasrank through a real Ray Tune Tuner", choices=("direct", "tune"))
     tune_seeds: int = option(3, "seeds of the --via tune run")
     tune_concurrency: int = option(1, "concurrent trials of the --via tune run")
+    curve_cols: list[str] = option(default_factory=list,
+                                   help="comma-separated per-epoch columns of a learning-curve table (first epoch "
+                                        "first): the strategies then search under --scheduler at an equal "
+                                        "--epoch-budget and report normalised regret")
+    scheduler: str = option("tune-asha", "with --curve-cols: Ray Tune's ASHAScheduler or Optuna's HyperbandPruner",
+                            choices=("tune-asha", "optuna-hyperband"))
+    epoch_budget: int = option(120, "with --curve-cols: epochs each search spends")
+    workers: int = option(4, "with --curve-cols and tune-asha: trials running at once")
+    reduction_factor: int = option(3, "with --curve-cols: the scheduler's reduction factor")
     out: str | None = option(None, "JSON file to write", required=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         from ray_nasrank.search import STRATEGIES
+
+        from ._search_fidelity import SCHEDULED_STRATEGIES
+
+        self.curve_cols = list(self.curve_cols)
+        if self.curve_cols:
+            for key in ("epoch_budget", "workers"):
+                check_int(key, getattr(self, key), low=1)
+            check_int("reduction_factor", self.reduction_factor, low=2)
+            STRATEGIES = {s: None for s in SCHEDULED_STRATEGIES}  # noqa: N806 (the ones a scheduled run compares)
 
         self.strategies = list(self.strategies)
         for key in ("budget", "seeds", "batch", "tune_seeds", "tune_concurrency"):
@@ -111,6 +129,10 @@ def bench_search(config: SearchBenchConfig) -> dict:
     from ._search_table import DEFAULT_CHECKPOINTS, run_on_table, summarise_curves
 
     cfg = config
+    if cfg.curve_cols:
+        from ._search_fidelity import bench_search_scheduled
+
+        return bench_search_scheduled(cfg)
     search_via_tune = _tune_runner() if cfg.via == "tune" else None
     out = Path(cfg.out) if cfg.out else None
     if out is not None:

@@ -291,7 +291,9 @@ class NASRankStrategy(Strategy):
         or, once partial results exist, one group per fidelity level (docs/concepts/fidelity.md).
 
         A level's weight is ``partial_weight * fidelity / full fidelity`` (the full level 1): a
-        curve's early point is weaker evidence of the final order than a late one.
+        curve's early point is weaker evidence of the final order than a late one. A level holding
+        the same configs as the next higher one kept is left out (a trial reporting every epoch
+        between two rungs adds nothing the later of its results does not say better).
         """
         if self.__dict__.get("_top_fidelity") is None or self.partial_weight <= 0:
             archs, y = self._labels()
@@ -301,9 +303,11 @@ class NASRankStrategy(Strategy):
         ys: list[np.ndarray] = []
         groups: list = []
         weights: dict = {}
-        for level, (f, a, y) in enumerate(self.fidelity_levels()):
-            if not a:
+        above: set | None = None
+        for level, (f, a, y) in reversed(list(enumerate(self.fidelity_levels()))):
+            if not a or set(a) == above:
                 continue
+            above = set(a)
             archs += a
             ys.append(y)
             groups += [level] * len(a)
@@ -330,13 +334,13 @@ class NASRankStrategy(Strategy):
         if not self._can_fit(y, groups):
             return
         self._model = self._fit_model(archs, y) if groups is None else self._fit_model(archs, y, groups, weights)
-        self._labels_at_fit = self.n_observations
+        self._labels_at_fit = self._n_informative()
 
     def _start_async_refit(self) -> None:
         archs, y, groups, weights = self._fit_inputs()
         if not self._can_fit(y, groups):
             return
-        self._labels_at_fit = self.n_observations
+        self._labels_at_fit = self._n_informative()
 
         def work() -> None:
             try:
@@ -350,9 +354,16 @@ class NASRankStrategy(Strategy):
         self._thread.start()
 
     def _due(self) -> bool:
-        n_ok = self.n_observations  # partial-fidelity results count: each is new evidence
+        # configs observed (a partial result counts) plus full-fidelity results: a trial reporting
+        # every epoch does not refit at every epoch, one that ends or a new one does
+        n_ok = self._n_informative()
         gap = max(self.refit_every, int(self.refit_share * n_ok))
         return n_ok - self._labels_at_fit >= gap or (self._model is None and n_ok > 0)
+
+    def _n_informative(self) -> int:
+        if self.__dict__.get("_top_fidelity") is None:
+            return sum(h["status"] == "ok" for h in self._history)
+        return sum((h["status"] in ("ok", "partial")) + (h["status"] == "ok") for h in self._history)
 
     def _parents(self, stable: bool = True) -> list[Arch]:
         """The ``local_parents`` best archs measured: by full-fidelity result, then (with partial

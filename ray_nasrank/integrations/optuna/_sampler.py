@@ -80,6 +80,24 @@ def _value_of(state: TrialState, values: Sequence[float] | None, number: int | N
     return value
 
 
+def _curve(trial: FrozenTrial) -> list[tuple[float, float]]:
+    """The trial's intermediate values as ``(fidelity, value)``, fidelity = steps done (step + 1,
+    Optuna's steps count from 0); a non-finite value is dropped with one warning naming the trial."""
+    items = sorted(trial.intermediate_values.items())
+    bad = [step for step, v in items if not math.isfinite(v)]
+    if bad:
+        warnings.warn(f"trial {trial.number} reported a non-finite intermediate value at step(s) {bad}; "
+                      "those values are dropped", stacklevel=4)
+    return [(float(step) + 1.0, float(v)) for step, v in items if math.isfinite(v)]
+
+
+def _whole_study(study: Study) -> Study:
+    """The study itself: ``HyperbandPruner`` hands samplers one bracket's view of it
+    (``optuna.pruners._filter_study``); the strategy learns from every bracket's trials, ranked
+    per fidelity, so it reads the whole study."""
+    return getattr(study, "_study", study) if hasattr(study, "_bracket_id") else study
+
+
 def domain_of(dist: BaseDistribution) -> Domain:
     """The ray_nasrank domain of an Optuna distribution.
 
@@ -204,6 +222,13 @@ class NASRankSampler(BaseSampler):
         seed: seed of a named strategy and of the default independent sampler.
         ready_timeout_s: how long ``sample_relative`` waits for a strategy that is refitting.
         torch_threads: torch threads for the predictor's refits (default 1, restored after).
+
+    Pruners: a trial's intermediate values (``trial.report(value, step)``) are told to the strategy
+    as its learning curve at fidelity ``step + 1``, for COMPLETE and PRUNED trials alike; a COMPLETE
+    trial's value is its full-fidelity result, a PRUNED trial stays a partial observation (never a
+    final result; docs/concepts/fidelity.md). A non-finite intermediate value is dropped with one
+    warning naming the trial. Under ``HyperbandPruner``, which shows samplers one bracket of the
+    study, the strategy still learns from every bracket's trials.
 
     Finished trials this sampler did not propose (``study.add_trial``, enqueued points, other
     workers of a shared storage) are told to the strategy as warm-start results before the next
@@ -331,11 +356,28 @@ class NASRankSampler(BaseSampler):
             self._done.add(key)
             claimed = self._claimed.pop(key, None)
             if claimed is not None and strategy.status(claimed) == "pending":
-                strategy.tell(claimed, _value_of(t.state, t.values, t.number))
+                self._tell_finished(strategy, claimed, t.state, t.values, t)
                 continue
-            if arch is None or strategy.status(arch) in ("ok", "failed", "pending"):
+            if arch is None or strategy.status(arch) in ("ok", "failed", "pending", "partial"):
                 continue
-            strategy.add_evaluated(arch, _value_of(t.state, t.values, t.number))
+            self._tell_finished(strategy, arch, t.state, t.values, t, warm=True)
+
+    @staticmethod
+    def _tell_finished(strategy: Strategy, arch: Arch, state: TrialState, values: Sequence[float] | None,
+                       trial: FrozenTrial, warm: bool = False) -> None:
+        """Tell a finished trial: its intermediate values as a learning curve, then a COMPLETE
+        trial's value at full fidelity; a PRUNED trial stays a partial observation (a failure
+        only if it reported nothing)."""
+        tell = strategy.add_evaluated if warm else strategy.tell
+        curve = _curve(trial) if state != TrialState.FAIL else []
+        for fidelity, v in curve:
+            if strategy.status(arch) in ("ok", "failed"):
+                break  # reached the strategy's max_fidelity: that was its full-fidelity result
+            tell(arch, v, fidelity=fidelity)
+        if state == TrialState.PRUNED and curve or strategy.status(arch) in ("ok", "failed"):
+            return
+        value = _value_of(state, values, trial.number)
+        tell(arch, value)
 
     def _check_declarations(self, trial: FrozenTrial) -> None:
         """A parameter the objective declared unlike the given space: name both distributions."""
@@ -349,6 +391,7 @@ class NASRankSampler(BaseSampler):
 
     # ------------------------------------------------------------------ BaseSampler
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        study = _whole_study(study)
         with self._lock:
             space = self._current_space(study)
         if space is None:
@@ -359,6 +402,7 @@ class NASRankSampler(BaseSampler):
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
             return {}
+        study = _whole_study(study)
         with self._lock:
             if self.space is None:
                 return {}
@@ -418,6 +462,7 @@ class NASRankSampler(BaseSampler):
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
         self._independent.after_trial(study, trial, state, values)
+        study = _whole_study(study)
         with self._lock:
             self._check_declarations(trial)
             key = self._key(study, trial.number)
@@ -438,19 +483,19 @@ class NASRankSampler(BaseSampler):
                 return
             strategy = self._get_strategy(study)
             self._sync(study, strategy)  # enqueued trials skip sample_relative: sync here too
-            value = _value_of(state, values, trial.number)
             if proposed is not None and actual != proposed:
                 if actual is not None:
                     # the user overrode the proposal: release it as failed rather than leave it pending
                     warnings.warn(f"trial {trial.number} evaluated {self.space.to_string(actual)!r} instead of the "
                                   f"proposed {self.space.to_string(proposed)!r}", stacklevel=2)
-                strategy.tell(proposed, None if actual is not None else value)
-                if actual is None:
+                    strategy.tell(proposed, None)
+                else:
+                    self._tell_finished(strategy, proposed, state, values, trial)
                     return
             arch = actual if actual is not None else proposed
-            if strategy.status(arch) in ("ok", "failed"):
+            if strategy.status(arch) in ("ok", "failed", "partial"):
                 return  # a repeat (e.g. filled by the independent sampler after the space ran out)
-            strategy.tell(arch, value)
+            self._tell_finished(strategy, arch, state, values, trial)
 
     def reseed_rng(self) -> None:
         self._independent.reseed_rng()

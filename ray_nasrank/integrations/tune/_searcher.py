@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 from ray.tune.search import Searcher
 
 from ray_nasrank.search import Strategy, WeakLabels, make_strategy, strategy_accepts
+from ray_nasrank.search._base import check_fidelity
 from ray_nasrank.spaces import Arch, SearchSpace, space_from_tune
 
 from ._weak import finite_or_none, resolve_weak_source
@@ -88,6 +89,21 @@ class NASRankSearcher(Searcher):
         torch_threads: torch threads for the predictor's pretraining, refits and scoring in the
             driver (default 1, so refits never take the cores trials need; ``None`` leaves the
             count alone); the previous count is restored after each.
+        time_attr: the result key that measures a trial's training so far, its fidelity (default
+            ``training_iteration``, as for Tune's schedulers; set it to the scheduler's
+            ``time_attr``).
+        max_fidelity: the ``time_attr`` value of a full training (the scheduler's ``max_t``). A
+            trial a scheduler stopped below it is a partial observation: its results are points
+            of a learning curve the ranker compares with other trials at the same fidelity,
+            never a final result (docs/concepts/fidelity.md). ``None``: the highest
+            ``time_attr`` any trial reached counts as the full one.
+
+    Every result a trial reports (``on_trial_result``) is recorded at its ``time_attr``; the last
+    one, which a scheduler's STOP does not pass to ``on_trial_result``, arrives with
+    ``on_trial_complete``. A result without ``time_attr``, with a non-finite metric or with a
+    ``time_attr`` not above the trial's previous one (a trial restarted from scratch) is dropped
+    with one warning naming the trial. ``on_pause``/``on_unpause`` (called by
+    ``HyperBandForBOHB``) keep paused trials out of the concurrency count.
 
     Each config it returns is the ``param_space`` constants merged with
     ``space.to_config(arch)`` and the space's ``config_extras(arch)`` (for the NB201 space the
@@ -109,7 +125,16 @@ class NASRankSearcher(Searcher):
         evaluated_rewards: Sequence[Any] | None = None,
         seed: int | None = None,
         torch_threads: int | None = 1,
+        time_attr: str = "training_iteration",
+        max_fidelity: float | None = None,
     ) -> None:
+        if not isinstance(time_attr, str) or not time_attr:
+            raise TypeError(f"time_attr must be a result key (a non-empty string), got {time_attr!r}")
+        if max_fidelity is not None:
+            max_fidelity = check_fidelity("max_fidelity", max_fidelity, optional=False)
+            if isinstance(strategy, Strategy) and strategy.max_fidelity != max_fidelity:
+                raise ValueError(f"max_fidelity={max_fidelity:g} but the strategy has max_fidelity="
+                                 f"{strategy.max_fidelity!r}; set it once, on the strategy")
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if metric is not None and not isinstance(metric, str):
@@ -174,6 +199,11 @@ class NASRankSearcher(Searcher):
         self._overhead_s = 0.0
         self._build_s: float | None = None     # strategy construction (pretraining), off the loop
         self._finished = False
+        self._time_attr = time_attr
+        self._max_fidelity = max_fidelity
+        self._fidelity: dict[str, float] = {}   # trial id -> time_attr of its last recorded result
+        self._paused: set[str] = set()          # live trials a scheduler paused (HyperBandForBOHB)
+        self._warned: set[tuple[str, str]] = set()  # (trial id, problem): one warning each
         if space is not None:
             self._set_space(space, from_tuner=False)
 
@@ -270,6 +300,8 @@ class NASRankSearcher(Searcher):
                 kwargs["async_refit"] = True
             if "torch_threads" not in kwargs and strategy_accepts(self._strategy_spec, "torch_threads"):
                 kwargs["torch_threads"] = self._torch_threads
+            if self._max_fidelity is not None:
+                kwargs.setdefault("max_fidelity", self._max_fidelity)
             s = make_strategy(self._strategy_spec, self._space, seed=self._seed, **kwargs)
         for i, p in enumerate(self._points):
             try:
@@ -330,7 +362,7 @@ class NASRankSearcher(Searcher):
         self._check_ready_to_search()
         if self._finished:
             return Searcher.FINISHED
-        if self._max_concurrency is not None and len(self._live) >= self._max_concurrency:
+        if self._max_concurrency is not None and self._running() >= self._max_concurrency:
             return None
         if not self._queue:
             if not self._strategy_ready():
@@ -355,10 +387,14 @@ class NASRankSearcher(Searcher):
 
     def _batch_size(self) -> int:
         """Fill the allowed concurrency, never beyond the trial budget."""
-        free = 1 if self._max_concurrency is None else self._max_concurrency - len(self._live)
+        free = 1 if self._max_concurrency is None else self._max_concurrency - self._running()
         if self._budget is not None:
             free = min(free, self._budget - self._suggested)
         return free
+
+    def _running(self) -> int:
+        """Live trials that hold resources (a paused one does not)."""
+        return len(self._live) - len(self._paused & set(self._live))
 
     def _config_for(self, arch: Arch) -> dict:
         assert self._space is not None
@@ -371,28 +407,108 @@ class NASRankSearcher(Searcher):
         finally:
             self._overhead_s += time.perf_counter() - t0
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Record an intermediate result at its ``time_attr`` (a point of the trial's curve)."""
+        t0 = time.perf_counter()
+        try:
+            arch = self._live.get(trial_id)
+            if arch is not None and self._strategy is not None and self._metric in (result or {}):
+                self._observe(trial_id, arch, result)
+        finally:
+            self._overhead_s += time.perf_counter() - t0
+
+    def on_pause(self, trial_id: str) -> None:
+        """A scheduler paused the trial (``HyperBandForBOHB``): it frees its concurrency slot."""
+        if trial_id in self._live:
+            self._paused.add(trial_id)
+
+    def on_unpause(self, trial_id: str) -> None:
+        """The paused trial runs again."""
+        self._paused.discard(trial_id)
+
+    def _warn_once(self, trial_id: str, problem: str, message: str) -> None:
+        """One warning per trial and problem; a trial already warned about gets no follow-up."""
+        if problem == "unusable" and any(t == trial_id for t, _ in self._warned):
+            return
+        if (trial_id, problem) not in self._warned:
+            self._warned.add((trial_id, problem))
+            warnings.warn(message, stacklevel=3)
+
+    def _observe(self, trial_id: str, arch: Arch, result: Mapping) -> bool:
+        """Tell the strategy ``result`` at its fidelity; False when it is dropped (bad input) or
+        the trial already has its full-fidelity result."""
+        assert self._strategy is not None
+        if self._strategy.status(arch) in ("ok", "failed"):
+            return False
+        t = result.get(self._time_attr)
+        if t is None:
+            self._warn_once(trial_id, "time_attr", f"trial {trial_id} reported a result without {self._time_attr!r} "
+                            "(the searcher's time_attr); that result is dropped")
+            return False
+        try:
+            t = check_fidelity(self._time_attr, t, optional=False)
+        except (TypeError, ValueError) as e:
+            self._warn_once(trial_id, "time_attr", f"trial {trial_id}: {e}; that result is dropped")
+            return False
+        value = finite_or_none(result[self._metric])
+        if value is None:
+            self._warn_once(trial_id, "nan", f"trial {trial_id} reported {self._metric}={result[self._metric]!r} at "
+                            f"{self._time_attr}={t:g}, not a finite number; that result is dropped")
+            return False
+        last = self._fidelity.get(trial_id)
+        if last is not None and t <= last:
+            if t < last:
+                self._warn_once(trial_id, "lower", f"trial {trial_id} reported {self._time_attr}={t:g} after "
+                                f"{last:g} (restarted without its checkpoint?); that result is dropped")
+            return False  # t == last: the same result again (on_trial_complete repeats the last one)
+        self._fidelity[trial_id] = t
+        self._strategy.tell(arch, value, fidelity=t)
+        return True
+
     def _on_complete(self, trial_id: str, result: dict | None, error: bool) -> None:
         arch = self._live.pop(trial_id, None)
+        self._paused.discard(trial_id)
         if arch is None:
             # after a restore Tune may report trials this state never suggested: tolerate
             logger.warning("NASRankSearcher: ignoring completion of unknown trial %s", trial_id)
             return
-        value: float | None = None
+        assert self._strategy is not None
+        curve = trial_id in self._fidelity  # intermediate results were recorded
         if error:
-            warnings.warn(f"trial {trial_id} errored; its architecture is recorded as failed", stacklevel=2)
+            warnings.warn(f"trial {trial_id} errored; its architecture is recorded as failed"
+                          + (" (its results so far are kept)" if curve else ""), stacklevel=2)
+            self._tell_final(arch, None)
+        elif result is None and curve:
+            pass  # a paused trial a scheduler stopped (Tune passes no result): its curve is its record
         elif result is None or self._metric not in result:
             keys = sorted(result)[:20] if result else []
             warnings.warn(
-                f"trial {trial_id} finished without reporting metric {self._metric!r} "
-                f"(reported: {keys}); its architecture is recorded as failed", stacklevel=2)
-        else:
+                f"trial {trial_id} finished without reporting metric {self._metric!r} (reported: {keys}); its "
+                + ("results so far are kept" if curve else "architecture is recorded as failed"), stacklevel=2)
+            if not curve:
+                self._tell_final(arch, None)
+        elif self._time_attr not in result and not curve:
+            # no fidelity anywhere (a direct call, a custom time_attr never reported): a result as before
             value = finite_or_none(result[self._metric])
             if value is None:
                 warnings.warn(f"trial {trial_id} reported {self._metric}={result[self._metric]!r}, "
                               "not a finite number; its architecture is recorded as failed", stacklevel=2)
+            self._tell_final(arch, value)
+        else:
+            # the last result (a scheduler's STOP does not pass it to on_trial_result); a trial
+            # stopped below max_fidelity stays a partial observation
+            self._observe(trial_id, arch, result)
+            if self._strategy.status(arch) == "pending":  # nothing usable was ever reported
+                self._warn_once(trial_id, "unusable", f"trial {trial_id} gave no usable result; its architecture "
+                                "is recorded as failed")
+                self._tell_final(arch, None)
+        h = self._strategy.record(arch)
+        self._completed.append({"trial_id": trial_id, "arch": arch, "value": h["value"], "fidelity": h["fidelity"]})
+
+    def _tell_final(self, arch: Arch, value: float | None) -> None:
         assert self._strategy is not None
-        self._strategy.tell(arch, value)
-        self._completed.append({"trial_id": trial_id, "arch": arch, "value": value})
+        if self._strategy.status(arch) not in ("ok", "failed"):
+            self._strategy.tell(arch, value)
 
     def add_evaluated_point(self, parameters: dict, value: float, error: bool = False,
                             pruned: bool = False, intermediate_values: list | None = None) -> None:
@@ -406,7 +522,8 @@ class NASRankSearcher(Searcher):
     # ------------------------------------------------------------------ bookkeeping
     @property
     def completed(self) -> list[dict[str, Any]]:
-        """``{"trial_id", "arch", "value"}`` per completed trial, in completion order."""
+        """``{"trial_id", "arch", "value", "fidelity"}`` per completed trial, in completion order:
+        ``value`` at ``fidelity`` (``None``: full; else the ``time_attr`` a scheduler stopped it at)."""
         return [dict(c) for c in self._completed]
 
     @property
@@ -445,6 +562,10 @@ class NASRankSearcher(Searcher):
             raise ValueError("not a NASRankSearcher state (or from an incompatible version)")
         state = dict(payload["state"])
         strategy_state = state.pop("_strategy_state", None)
+        # saved before fidelities: results were final ones
+        for key, default in (("_time_attr", "training_iteration"), ("_max_fidelity", None), ("_fidelity", {}),
+                             ("_paused", set()), ("_warned", set())):
+            state.setdefault(key, default)
         self.__dict__.update(state)
         if strategy_state is not None:
             self._strategy = Strategy.from_state_dict(strategy_state)

@@ -120,6 +120,8 @@ SCHEDULERS = {
     "median": lambda: MedianStoppingRule(time_attr="training_iteration", grace_period=1, min_samples_required=2),
     "bohb": lambda: HyperBandForBOHB(max_t=EPOCHS, reduction_factor=2),
 }
+# HyperBand brackets of max_t 4, eta 2 hold 4 + 3 + 3 trials: with fewer, the last bracket never fills and
+# its paused trials wait for trials that never come (a Tune limitation whatever the searcher, ray#14500)
 
 
 @pytest.mark.ray
@@ -154,7 +156,7 @@ def test_a_tune_script_with_a_scheduler_records_partial_trials(ray_session, tmp_
         results = tune.Tuner(
             Curve, param_space=SPACE,
             tune_config=tune.TuneConfig(metric="acc", mode="max", search_alg=searcher, scheduler=SCHEDULERS[name](),
-                                        num_samples=6),
+                                        num_samples=10 if name in ("hyperband", "bohb") else 6),
             run_config=tune.RunConfig(name=name, verbose=0, storage_path=str(tmp_path)),
         ).fit()
     assert not results.errors

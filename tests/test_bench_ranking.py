@@ -60,7 +60,7 @@ def test_cli_columns_table_json_layout(table, tmp_path, capsys):
     assert res["methods"]["weak_single"]["kendall_tau"] >= res["methods"]["weak"]["kendall_tau"] - 0.05
     # nasrank records the trust blend of each seed; the mse baseline has none
     for row in res["methods"]["nasrank"]["per_seed"]:
-        assert set(row["trust"]) == {"tuned", "prior", "tree"} and sum(row["trust"].values()) == pytest.approx(1)
+        assert set(row["trust"]) == {"tuned", "prior", "tree", "boost"} and sum(row["trust"].values()) == pytest.approx(1)
     # the column the labels would choose is a baseline; the oracle column is not
     chosen = [r["kendall_tau"] for r in res["methods"]["weak_valid"]["per_seed"]]
     assert all(t <= res["methods"]["weak_single"]["kendall_tau"] + 1e-9 for t in chosen)

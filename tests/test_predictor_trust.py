@@ -19,6 +19,7 @@ from ray_nasrank.predictor.blend import (
     simplex_grid,
     validation_score,
 )
+from ray_nasrank.predictor.boost import boost_score, fit_boost
 from ray_nasrank.spaces import NB201Space
 
 torch.set_num_threads(1)
@@ -115,6 +116,38 @@ def test_shortlist_is_the_fine_tuned_networks_top_scaled_by_its_weight(data):
     flat = flat.fit(*_labels(archs, y, 20, seed=6))
     assert flat.blend_weights == q.blend_weights
     assert not (np.diff(tuned[np.argsort(-flat.score(archs))[:k]]) <= 1e-9).all()  # the plain blend's order differs
+
+
+def test_boosted_trees_start_from_the_prior_and_move_with_the_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    prior = x[:, 0]
+    y = x[:, 0] + 1.5 * x[:, 1]  # the prior is a third of the story
+    few, many = np.arange(6), np.arange(200)
+    s_few = boost_score(fit_boost(x[few], y[few], prior[few], seed=0), x, prior)
+    s_many = boost_score(fit_boost(x[many], y[many], prior[many], seed=0), x, prior)
+    # six labels: the order stays mostly the prior's; 200: the trees learn what the prior misses
+    assert kendall_tau(prior, s_few) > 0.6 > kendall_tau(prior, s_many)
+    assert kendall_tau(y, s_many) > kendall_tau(y, s_few) > kendall_tau(y, prior)
+    assert kendall_tau(y, s_many) > 0.9
+
+
+def test_boost_is_a_ranker_of_the_blend_saved_as_data_and_can_be_left_out(tmp_path, data):
+    archs, y, good, _ = data
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"good": good})
+    labels = _labels(archs, y, 40, seed=8)
+    q = pre.clone().fit(*labels)
+    assert set(q.blend_weights) == {"tuned", "prior", "tree", "boost"} and q.blend_weights["boost"] > 0
+    s = q.score(archs)
+    q.save(tmp_path / "p.pt")
+    np.testing.assert_allclose(RankPredictor.load(tmp_path / "p.pt").score(archs), s, rtol=1e-6, atol=1e-9)
+    # a batch's scores do not depend on what else is in it (the shortlist's mapping is per candidate)
+    np.testing.assert_allclose(q.score(archs[:7]), s[:7], rtol=1e-6, atol=1e-9)
+    without = pre.clone()
+    without.config.blend.boost = False
+    without = without.fit(*labels)
+    assert without.blend_weights["boost"] == 0 and without.blend.boost is None
+    assert not np.allclose(without.score(archs), s)
 
 
 def test_few_labels_and_no_pretraining_use_the_network_alone(data):

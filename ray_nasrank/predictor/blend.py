@@ -1,10 +1,12 @@
-"""The cross-validated blend: how far to follow the fine-tuned network, the weak labels and stacked trees.
+"""The cross-validated blend: how far to follow the fine-tuned network, the weak labels and trees.
 
-After fine-tuning, three rankers of every candidate exist: the fine-tuned network (``tuned``),
+After fine-tuning, four rankers of every candidate exist: the fine-tuned network (``tuned``),
 the weak labels the network was pretrained on (``prior``: their combined normal scores, read from
 the pretraining data where the candidate was in it, predicted by the pretrained network
 otherwise) and, optionally, gradient-boosted trees fitted on the labels with the encoding and the
-weak labels as inputs (``tree``: a stacked model that can learn which weak label to believe where).
+weak labels as inputs (``tree``: a stacked model that can learn which weak label to believe where)
+and LightGBM trees boosted from the prior (``boost``, :mod:`.boost`: they start from the prior's
+order and learn the labels' corrections to it, with the prior among their inputs).
 Which one ranks best depends on the number of labels and on the weak labels' quality, so
 :class:`CrossValidatedBlend` scores each on the labels out of fold (K-fold: every label is
 predicted by a model that did not see it; the prior needs no folds, it never sees a label) and
@@ -41,6 +43,7 @@ from scipy import stats
 
 from ray_nasrank.metrics import acenas_relevance, dcg_at_k, ranking_order
 
+from .boost import boost_score, fit_boost
 from .ensemble import rank_targets
 
 if TYPE_CHECKING:
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from .features import FeatureStore
 
 #: names of the blended rankers, in the order of the weight vector
-COMPONENTS = ("tuned", "prior", "tree")
+COMPONENTS = ("tuned", "prior", "tree", "boost")
 
 
 def fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
@@ -176,11 +179,12 @@ class CrossValidatedBlend:
 
     Attributes:
         weights: blend weights over :data:`COMPONENTS`.
-        scale: ``(mean, std)`` per component on the reference archs, then in row 3, column 0, the
-            shortlist cut on the fine-tuned network's standardised score.
+        scale: ``(mean, std)`` per component on the reference archs, then in the row after them,
+            column 0, the shortlist cut on the fine-tuned network's standardised score.
         mix: with several weak labels, each column's weight in the prior (None: the combined target).
         mix_scale: each weak column's ``(mean, std)`` on the reference archs (with ``mix``).
         tree: the stacked trees, when their weight is positive.
+        boost: the trees boosted from the prior (a ``lightgbm.Booster``), when their weight is positive.
     """
 
     weights: np.ndarray
@@ -188,6 +192,7 @@ class CrossValidatedBlend:
     mix: np.ndarray | None = None
     mix_scale: np.ndarray | None = None
     tree: Any = None
+    boost: Any = None
 
     @classmethod
     def fit(cls, ens: "RankEnsemble", archs: list, rows: np.ndarray, signed: np.ndarray
@@ -212,8 +217,13 @@ class CrossValidatedBlend:
             mix, mix_scale = _choose_mix(weak, signed, ref_weak, bc)
             prior, ref_prior = _mixed(weak, mix, mix_scale), _mixed(ref_weak, mix, mix_scale)
         x = x_ref = None
-        if bc.tree:
+        if bc.tree or bc.boost:
             x, x_ref = _tree_x(ens, rows, weak), _tree_x(ens, ref, ref_weak)
+        # the boosted trees start from the standardised prior and also read it
+        pz, pz_ref = _standardise(prior, ref_prior), _standardise(ref_prior, ref_prior)
+        xb = xb_ref = None
+        if bc.boost:
+            xb, xb_ref = np.column_stack([x, pz]), np.column_stack([x_ref, pz_ref])
         oof = np.zeros((len(COMPONENTS), n))
         for k in range(folds):
             train, test = fid != k, fid == k
@@ -231,13 +241,16 @@ class CrossValidatedBlend:
             if bc.tree:
                 tree = fit_tree(x[train], signed[train], cfg.seed + k)
                 oof[2, test] = _standardise(tree.predict(x[test]), tree.predict(x_ref))
-        oof[1] = _standardise(prior, ref_prior)
-        if not bc.tree:
-            oof = oof[:2]
-        w = choose_weights(oof, signed, bc.step, bc.sharpness)
+            if bc.boost:
+                booster = fit_boost(xb[train], signed[train], pz[train], seed=cfg.seed + k)
+                oof[3, test] = _standardise(boost_score(booster, xb[test], pz[test]),
+                                            boost_score(booster, xb_ref, pz_ref))
+        oof[1] = pz
+        offered = np.array([True, True, bc.tree, bc.boost])
+        w_on = choose_weights(oof[offered], signed, grid_step(int(offered.sum()), bc.step), bc.sharpness)
         # few labels: lean toward the default blend, a quarter fine-tuned network, three quarters prior
-        w = shrink(w, np.array([0.25, 0.75, 0.0])[:w.size], n, bc.prior_labels)
-        w = np.concatenate([w, np.zeros(len(COMPONENTS) - w.size)])
+        w = np.zeros(len(COMPONENTS))
+        w[offered] = shrink(w_on, np.array([0.25, 0.75, 0.0, 0.0])[offered], n, bc.prior_labels)
         scale = np.ones((len(COMPONENTS) + 1, 2))
         scale[:, 0] = 0.0
         tuned_ref = ens.member_scores(ref).mean(axis=0)
@@ -248,11 +261,16 @@ class CrossValidatedBlend:
             fitted_tree = fit_tree(x, signed, cfg.seed)
             tree_ref = fitted_tree.predict(x_ref)
             scale[2] = tree_ref.mean(), _sd(tree_ref)
+        fitted_boost = None
+        if w[3] > 0:
+            fitted_boost = fit_boost(xb, signed, pz, seed=cfg.seed)
+            boost_ref = boost_score(fitted_boost, xb_ref, pz_ref)
+            scale[3] = boost_ref.mean(), _sd(boost_ref)
         # the shortlist: the fine-tuned network's standardised scores above this cut (a per-arch
         # rule, so any subset ranks alike); its share shrinks with the network's blend weight
         tuned_z = (tuned_ref - scale[0, 0]) / scale[0, 1]
-        scale[3, 0] = shortlist_cut(tuned_z, bc.shortlist * w[0])
-        return cls(weights=w, scale=scale, mix=mix, mix_scale=mix_scale, tree=fitted_tree)
+        scale[-1, 0] = shortlist_cut(tuned_z, bc.shortlist * w[0])
+        return cls(weights=w, scale=scale, mix=mix, mix_scale=mix_scale, tree=fitted_tree, boost=fitted_boost)
 
     def score(self, ens: "RankEnsemble", rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
               store: "FeatureStore | None" = None) -> tuple[np.ndarray, np.ndarray]:
@@ -260,25 +278,30 @@ class CrossValidatedBlend:
 
         The spread is the ensemble's, scaled by the network's blend weight.
         """
-        w, sc = self.weights, self.scale
+        w, sc = np.asarray(self.weights), self.scale  # a blend saved before ``boost`` has three weights
         out = w[0] * (mean - sc[0, 0]) / sc[0, 1]
-        if w[1] > 0 or w[2] > 0:
+        if w[1:].any():
             prior, weak = ens.prior_inputs(rows, store)
             if self.mix is not None:
                 prior = _mixed(weak, self.mix, self.mix_scale)
-            out = out + w[1] * (prior - sc[1, 0]) / sc[1, 1]
+            pz = (prior - sc[1, 0]) / sc[1, 1]
+            out = out + w[1] * pz
             if w[2] > 0:
                 out = out + w[2] * (self.tree.predict(_tree_x(ens, rows, weak, store)) - sc[2, 0]) / sc[2, 1]
-        cut = sc[3, 0] if sc.shape[0] > len(COMPONENTS) else np.inf
+            if w.size > 3 and w[3] > 0:
+                xb = np.column_stack([_tree_x(ens, rows, weak, store), pz])
+                out = out + w[3] * (boost_score(self.boost, xb, pz) - sc[3, 0]) / sc[3, 1]
+        cut = sc[w.size, 0] if sc.shape[0] > w.size else np.inf
         tuned_z = (mean - sc[0, 0]) / sc[0, 1]
         short = tuned_z >= cut
-        if short.any():  # first, in the fine-tuned network's order; arctan keeps the rest below
-            out = np.arctan(out)
-            out[short] = np.pi + np.arctan(tuned_z[short])
+        # the shortlist first, in the fine-tuned network's order; arctan keeps the rest below. Always
+        # mapped, so a candidate's score does not depend on whether its batch holds a shortlisted one
+        out = np.arctan(out)
+        out[short] = np.pi + np.arctan(tuned_z[short])
         return out, w[0] * std / sc[0, 1]
 
     def component_weights(self) -> dict[str, float]:
-        """The weight of each ranker: ``{"tuned": .., "prior": .., "tree": ..}``."""
+        """The weight of each ranker: ``{"tuned": .., "prior": .., "tree": .., "boost": ..}``."""
         return {name: float(w) for name, w in zip(COMPONENTS, self.weights)}
 
     def column_weights(self, names: Sequence[str]) -> dict[str, float] | None:

@@ -149,6 +149,8 @@ class BlendConfig:
             weight, in ``[0, 1)``; the share used is this times the network's weight in the blend
             (0: the blend orders everything).
         tree: offer gradient-boosted trees on encoding + weak labels as a third ranker.
+        boost: offer LightGBM trees boosted from the prior (encoding, weak labels and the prior as
+            inputs, the prior as the starting score) as a fourth ranker.
         prior_labels: how many labels' worth of belief the default blends get (equal weak columns;
             a quarter fine-tuned network, three quarters prior) before the cross-validation moves them.
 
@@ -162,6 +164,7 @@ class BlendConfig:
     sharpness: float = 5.0
     shortlist: float = 0.03
     tree: bool = True
+    boost: bool = True
     prior_labels: float = 5.0
 
     def __post_init__(self) -> None:
@@ -194,7 +197,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "fit_weight_decay": ("finetune", "weight_decay"), "fit_batch": ("finetune", "batch"),
     "trust": ("blend", "mode"),
     **{f"trust_{name}": ("blend", name) for name in ("folds", "step", "sharpness", "shortlist", "tree",
-                                                      "prior_labels")},
+                                                      "boost", "prior_labels")},
 }
 
 

@@ -42,7 +42,9 @@ def predictor_state(predictor: "RankPredictor") -> dict:
         "fitted": ens.fitted,
         "trust": {"blend": None, "scale": None, "tree": None, "mix": None, "mix_scale": None} if blend is None else
                  {"blend": blend.weights, "scale": blend.scale, "tree": blend.tree, "mix": blend.mix,
-                  "mix_scale": blend.mix_scale},
+                  "mix_scale": blend.mix_scale,
+                  # LightGBM's own text format: data, read back by its parser
+                  "boost": None if blend.boost is None else blend.boost.model_to_string()},
     }
 
 
@@ -82,8 +84,15 @@ def predictor_from_state(state: Any, device: str | None = None) -> "RankPredicto
         ens.fill_prior()
     saved = state.get("trust") or {}
     if saved.get("blend") is not None:
+        boost = saved.get("boost")
+        if boost is not None:
+            import lightgbm as lgb
+
+            if not isinstance(boost, str):
+                raise ValueError("the blend's boosted trees are not a LightGBM model text")
+            boost = lgb.Booster(model_str=boost)
         p.blend = CrossValidatedBlend(weights=saved["blend"], scale=saved["scale"], mix=saved.get("mix"),
-                                      mix_scale=saved.get("mix_scale"), tree=saved.get("tree"))
+                                      mix_scale=saved.get("mix_scale"), tree=saved.get("tree"), boost=boost)
     return p
 
 

@@ -39,6 +39,14 @@ for L in $LABELS; do
   # zero-cost proxies as weak labels (725 cells, validation accuracy)
   run "$OUT/nb201zc_val_acc_zc_L${L}.json" --table "$ZC" --space nb201 --arch-col arch --target val_acc \
     --weak synflow,nwot,jacov,snip --labels "$L"
+  # the package's own tables (weak labels: zero-cost proxies of each row's model): the mixed
+  # architecture + hyperparameter CNN table, and the CNN family kept aside when the default was chosen
+  run "$OUT/mixed_cnn_test_acc_L${L}.json" --table results/mixed_cnn/fmnist.csv --space columns --target test_acc \
+    --arch-cols depth,op1,w1,op2,w2,op3,w3,act --num-cols lr:log,wd:log,dropout \
+    --model examples/mixed_cnn.py:build_model --input-shape 1,10,10 --labels "$L"
+  run "$OUT/cnn_family_test_acc_L${L}.json" --table results/own_model/cnn_fmnist.csv --space columns --target test_acc \
+    --arch-cols w1,act,op1,w2,depth,head --intrinsic params,flops,synflow,naswot,jacov \
+    --model examples/cnn_family.py:build_model --input-shape 1,12,12 --labels "$L"
 done
 
 python -m ray_nasrank.cli.bench_ranking "$OUT"/*.json > "$OUT/table.md"

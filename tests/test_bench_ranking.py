@@ -286,3 +286,26 @@ def test_column_choice_script_takes_the_column_that_orders_the_labels(tmp_path):
         assert res["labels"][n]["taken_ndcg@50"] == 1.0
     # 40 of 400 rows labelled: about 40 * 50 / 400 = 5 of them in the true top 50
     assert 3.0 < res["labels"]["40"]["labels_in_true_top50"] < 7.0
+
+
+def test_merge_script_adds_a_rerun_methods_to_the_same_cell_only(tmp_path):
+    """scripts/merge_ranking_runs.py: the new run's methods replace or join the base run's; a run of
+    another cell is refused."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "merge_ranking_runs.py"
+    spec = importlib.util.spec_from_file_location("merge_ranking_runs", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cell = {"table": "/a/t.csv", "target": "acc", "weak": ["w"], "labels": 10, "seeds": 2, "first_seed": 0,
+            "rows": 50}
+    base = {"config": {**cell, "command": "old"}, "methods": {"nasrank": {"kendall_tau": 0.1}, "gbdt": {"kendall_tau": 0.2}}}
+    new = {"config": {**cell, "table": "/b/t.csv", "command": "new"},
+           "methods": {"nasrank": {"kendall_tau": 0.3}, "weak_valid": {"kendall_tau": 0.4}}}
+    merged = mod.merge(new, base)
+    assert merged["methods"] == {"nasrank": {"kendall_tau": 0.3}, "gbdt": {"kendall_tau": 0.2},
+                                 "weak_valid": {"kendall_tau": 0.4}}
+    assert merged["config"]["command"] == "new" and merged["config"]["baselines_command"] == "old"
+    with pytest.raises(ValueError, match="labels"):
+        mod.merge({**new, "config": {**new["config"], "labels": 20}}, base)

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 METHODS = ("nasrank", "nasrank_no_pretrain", "weak", "weak_valid", "weak_single", "mse", "gbdt", "random")
 #: methods that are not baselines: an oracle (it reads every row's true target) and chance
 NOT_BASELINES = ("weak_single", "random")
+#: the methods the Markdown table shows: all but the oracle column
+TABLE_METHODS = tuple(m for m in METHODS if m != "weak_single")
 METRICS = ("kendall_tau", "spearman", "ndcg@10", "ndcg@50", "best_in_top10")
 
 
@@ -426,7 +428,7 @@ def format_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = METHODS,
+def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = TABLE_METHODS,
                    metrics: Sequence[str] = ("ndcg@10", "ndcg@50", "kendall_tau")) -> str:
     """One Markdown table from result JSONs: a row per (table, weak set, labels), a column per method and metric.
 

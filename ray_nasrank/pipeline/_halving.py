@@ -100,6 +100,9 @@ def measure_cost(cfg: PipelineConfig, family: Any, pool: Sequence[Any], splits: 
     try:
         per = {}
         for name, sp in (("search", splits), ("full", final_splits)):
+            if name == "full" and final_splits.image_size == splits.image_size:
+                per[name] = per["search"]  # the same image size: the same step
+                continue
             x = sp.train.x[:cfg.batch_size].float().cpu()
             y = sp.train.y[:cfg.batch_size].cpu()
             if cfg.device == "cpu":

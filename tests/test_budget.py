@@ -168,3 +168,15 @@ def test_a_time_budget_limits_the_stages_and_shrinks_the_top_rung_to_the_time_le
     # no time budget: nothing is limited
     free = Deadline(PipelineConfig(dataset="digits"), plan, time.perf_counter())
     assert free.limit("search") is None and free.top_epochs(f, slow, s, archs=2, threads=1) == 41
+
+
+def test_a_time_budgeted_pool_keeps_what_its_plan_can_use():
+    from ray_nasrank.pipeline._halving import trim_pool
+
+    plan = plan_fixed(DIGITS, DIGITS, budget=4, rounds=2, rungs=2, halving=3, arms=2)
+    pool = [f"c{i}" for i in range(200)]
+    kept = trim_pool(PipelineConfig(dataset="digits", time_budget="5m"), plan, pool)
+    assert len(kept) == 40 and len(set(kept)) == 40 and kept == [c for c in pool if c in set(kept)]
+    assert kept == trim_pool(PipelineConfig(dataset="digits", time_budget="5m"), plan, pool)  # seeded
+    assert trim_pool(PipelineConfig(dataset="digits"), plan, pool) == pool  # no time budget: as asked
+    assert trim_pool(PipelineConfig(dataset="digits", time_budget="5m"), plan, pool[:30]) == pool[:30]

@@ -170,6 +170,22 @@ def plan_step(cfg: PipelineConfig, out: Path, splits: Any, final_splits: Any, fa
     return plan, False
 
 
+#: candidates in a time-budgeted run's pool per candidate its first rung trains (at least ``MIN_POOL``)
+POOL_PER_TRAINING, MIN_POOL = 10, 32
+
+
+def trim_pool(cfg: PipelineConfig, plan: Plan, pool: Sequence[Any]) -> list[Any]:
+    """A time-budgeted run's candidate pool cut to what its plan can use: about
+    ``POOL_PER_TRAINING`` candidates per training of the first rung (a seeded subset, in the
+    pool's order), so the weak labels of candidates that could never be trained do not eat the
+    budget. Without a time budget the pool is ``pool_size``, as asked."""
+    keep = max(MIN_POOL, POOL_PER_TRAINING * plan.budget)
+    if cfg.time_budget is None or keep >= len(pool):
+        return list(pool)
+    idx = np.sort(np.random.default_rng([cfg.seed, 3]).choice(len(pool), size=keep, replace=False))
+    return [pool[int(i)] for i in idx]
+
+
 def replan_step(cfg: PipelineConfig, out: Path, plan: Plan, search: Fidelity, full: Fidelity, pool_size: int,
                 elapsed_s: float) -> Plan:
     """The final plan of a time-budgeted run, with the seconds actually spent so far; saved to

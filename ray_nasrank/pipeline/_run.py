@@ -200,6 +200,8 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
             plan, planned = _halving.plan_step(cfg, out, splits, final_splits, family, pool,
                                                time.perf_counter() - t_budget)
             manifest.record(ARTEFACTS["plan"])
+            if not p["weak_labels"].is_file():
+                pool = _halving.trim_pool(cfg, plan, pool)  # weak labels only for what the budget can use
             del final_splits  # read again for the retraining: not held through the search
             release_memory()
         record("data", s["seconds"])

@@ -146,7 +146,7 @@ def test_a_time_budget_limits_the_stages_and_shrinks_the_top_rung_to_the_time_le
 
     import pandas as pd
 
-    from ray_nasrank.pipeline._halving import REPORT_S, STARTUP_S, Deadline
+    from ray_nasrank.pipeline._halving import REPORT_S, STARTUP_S, Deadline, tail_seconds
 
     s, f = adapt(DIGITS, DIGITS, min_steps=150, halving=3)
     plan = plan_for_time(300, s, f, cost=DIGITS_COST, halving=3, arms=2, overhead_s=45, max_configs=100)
@@ -161,6 +161,7 @@ def test_a_time_budget_limits_the_stages_and_shrinks_the_top_rung_to_the_time_le
     # 40 s left, and the first rung ran 3x slower than estimated: fewer epochs fit
     late = Deadline(PipelineConfig(dataset="digits", time_budget=300), plan,
                     time.perf_counter() - (300 - STARTUP_S - REPORT_S - 40))
+    assert tail_seconds(0.5) == STARTUP_S + REPORT_S and tail_seconds(17) == 17 + REPORT_S
     slow = fast * 3
     epochs = late.top_epochs(f, slow, s, archs=2, threads=1)
     assert 1 <= epochs < 41

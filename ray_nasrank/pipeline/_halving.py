@@ -28,12 +28,20 @@ from ._config import PipelineConfig
 from ._steps import ARTEFACTS, METRIC, read_json
 
 __all__ = ["fidelities", "effective_config", "plan_step", "replan_step", "promote", "run_rungs", "assemble_final",
-           "arm_notes", "rung_table", "first_rung_is_search", "fidelity_record", "Deadline", "STARTUP_S", "REPORT_S"]
+           "arm_notes", "rung_table", "first_rung_is_search", "fidelity_record", "Deadline", "tail_seconds", "trim_pool", "STARTUP_S", "REPORT_S"]
 
-#: seconds of the process not measured by ``run_search``'s clock (the interpreter's start and exit)
+#: fewest seconds reserved for the interpreter's start and exit, outside ``run_search``'s clock
 STARTUP_S = 3.0
 #: seconds of the report and of shutting Ray down, after the last training
 REPORT_S = 8.0
+
+
+def tail_seconds(imports_s: float) -> float:
+    """Seconds a time-budgeted job reserves after its last training: the report and Ray's
+    shutdown (``REPORT_S``) and the interpreter's exit, which on a loaded machine takes about as
+    long as its imports took (``imports_s``: from the command's start to the job's; measured 17 s
+    of imports and 15 s of exit under a load average of 40 on 2 cores), at least ``STARTUP_S``."""
+    return REPORT_S + max(STARTUP_S, float(imports_s))
 #: seconds of starting Ray, weak labels per pool candidate, and ranker pretraining (estimates on 2 CPUs)
 _RAY_START_S, _WEAK_PER_ARCH_S, _RANKER_S = 8.0, 0.06, 4.0
 
@@ -140,13 +148,13 @@ def _max_configs(cfg: PipelineConfig, pool_size: int) -> int:
 
 
 def plan_step(cfg: PipelineConfig, out: Path, splits: Any, final_splits: Any, family: Any, pool: Sequence[Any],
-              elapsed_s: float) -> tuple[Plan, bool]:
+              elapsed_s: float, tail_s: float = REPORT_S + STARTUP_S) -> tuple[Plan, bool]:
     """The plan, and whether it is final (saved to ``plan.json``).
 
     A resumed run reads ``plan.json``. Without a time budget the plan follows ``budget``,
     ``rounds`` and ``rungs`` and is saved at once. With one, the seconds per step are measured
     and a provisional plan is made with the estimated time to the search added to
-    ``elapsed_s``: a budget that cannot hold the smallest search raises
+    ``elapsed_s`` and ``tail_s`` (:func:`tail_seconds`) reserved at the end: a budget that cannot hold the smallest search raises
     :class:`~ray_nasrank.pipeline._budget.BudgetTooSmall` before Ray starts; :func:`replan_step`
     makes the final plan once the search starts.
     """
@@ -165,7 +173,7 @@ def plan_step(cfg: PipelineConfig, out: Path, splits: Any, final_splits: Any, fa
     cost = measure_cost(cfg, family, pool, splits, final_splits)
     ahead = overhead_before_search(cfg, cost, search, len(pool))
     plan = plan_for_time(parse_duration(cfg.time_budget), search, full, cost=cost, halving=cfg.halving, arms=arms,
-                         overhead_s=STARTUP_S + elapsed_s + ahead + REPORT_S,
+                         overhead_s=elapsed_s + ahead + tail_s,
                          max_configs=_max_configs(cfg, len(pool)), min_rounds=cfg.rounds, rungs=cfg.rungs or None)
     return plan, False
 
@@ -187,7 +195,7 @@ def trim_pool(cfg: PipelineConfig, plan: Plan, pool: Sequence[Any]) -> list[Any]
 
 
 def replan_step(cfg: PipelineConfig, out: Path, plan: Plan, search: Fidelity, full: Fidelity, pool_size: int,
-                elapsed_s: float) -> Plan:
+                elapsed_s: float, tail_s: float = REPORT_S + STARTUP_S) -> Plan:
     """The final plan of a time-budgeted run, with the seconds actually spent so far; saved to
     ``plan.json``. When the start took longer than estimated and even the smallest search no
     longer fits, the smallest one runs (the notes say the budget is exceeded)."""
@@ -199,9 +207,9 @@ def replan_step(cfg: PipelineConfig, out: Path, plan: Plan, search: Fidelity, fu
     kw = dict(cost=cost, halving=cfg.halving, arms=arms, max_configs=_max_configs(cfg, pool_size),
               min_rounds=cfg.rounds, rungs=cfg.rungs or None)
     try:
-        final = plan_for_time(seconds, search, full, overhead_s=STARTUP_S + elapsed_s + REPORT_S, **kw)
+        final = plan_for_time(seconds, search, full, overhead_s=elapsed_s + tail_s, **kw)
     except BudgetTooSmall as e:
-        final = plan_for_time(math.ceil(e.minimum_s) + 1, search, full, overhead_s=STARTUP_S + elapsed_s + REPORT_S,
+        final = plan_for_time(math.ceil(e.minimum_s) + 1, search, full, overhead_s=elapsed_s + tail_s,
                               **kw)
         final = replace(final, time_budget_s=seconds, notes=final.notes + (
             f"the start took {elapsed_s:.0f} s, more than estimated: even the smallest search exceeds the time "
@@ -214,8 +222,8 @@ def replan_step(cfg: PipelineConfig, out: Path, plan: Plan, search: Fidelity, fu
 class Deadline:
     """The time limits of a time-budgeted job's stages (all ``None`` without a time budget).
 
-    The trainings must end ``REPORT_S`` before the budget runs out (counted from ``t_start``,
-    ``STARTUP_S`` before it for the interpreter's start). Each stage below the top rung may take
+    The trainings must end ``tail_s`` (:func:`tail_seconds`) before the budget, counted from
+    ``t_start``, runs out. Each stage below the top rung may take
     its estimated share of the time left (:func:`~ray_nasrank.pipeline._budget.stage_limit`), at
     least about two of its trainings; the top rung, the result, is never limited.
 
@@ -223,14 +231,15 @@ class Deadline:
         cfg: the configuration (``time_budget``).
         plan: the plan, with its estimates.
         t_start: ``time.perf_counter()`` when the job started.
+        tail_s: seconds reserved after the last training.
     """
 
-    def __init__(self, cfg: PipelineConfig, plan: Plan, t_start: float) -> None:
+    def __init__(self, cfg: PipelineConfig, plan: Plan, t_start: float, tail_s: float = REPORT_S + STARTUP_S) -> None:
         from ._budget import parse_duration
 
         self.plan = plan
         self.end = None if cfg.time_budget is None else \
-            t_start + parse_duration(cfg.time_budget) - STARTUP_S - REPORT_S
+            t_start + parse_duration(cfg.time_budget) - tail_s
         est = [r.estimated_s or 0.0 for r in plan.rungs]
         first = est[0] / max(1, plan.arms)
         #: estimated seconds of each stage: the search, the random arm (if any), the rungs above

@@ -188,6 +188,8 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
 
         from . import _halving
 
+        # a time budget keeps room for the report, Ray's shutdown and the interpreter's exit
+        tail_s = _halving.tail_seconds(t_start - t_budget)
         device = str(resolve_device(cfg.device))
         with step("data", cfg.progress) as s:
             splits, final_splits = load_data_step(cfg, out, device)
@@ -198,7 +200,7 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
             search_fid, full_fid = _halving.fidelities(cfg, splits, final_splits)
             # a time budget is measured and checked here, before Ray starts
             plan, planned = _halving.plan_step(cfg, out, splits, final_splits, family, pool,
-                                               time.perf_counter() - t_budget)
+                                               time.perf_counter() - t_budget, tail_s)
             manifest.record(ARTEFACTS["plan"])
             if not p["weak_labels"].is_file():
                 pool = _halving.trim_pool(cfg, plan, pool)  # weak labels only for what the budget can use
@@ -241,7 +243,7 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
                 ranker = RankPredictor.load(p["ranker"])
             if not planned:  # a time budget: the final plan, with the time the start really took
                 plan = _halving.replan_step(cfg, out, plan, search_fid, full_fid, len(pool),
-                                            time.perf_counter() - t_budget)
+                                            time.perf_counter() - t_budget, tail_s)
                 manifest.record(ARTEFACTS["plan"])
                 run_cfg = _halving.effective_config(cfg, plan, search_fid)
             if _halving.first_rung_is_search(plan, search_fid):
@@ -250,7 +252,7 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
                 shared = _ray.share_splits(final_data_step(cfg, out, device))
             del splits
             release_memory()
-            deadline = _halving.Deadline(cfg, plan, t_budget)
+            deadline = _halving.Deadline(cfg, plan, t_budget, tail_s)
             with step("search (Tune, NASRank)", cfg.progress) as s:
                 trials = _ray.run_tune(run_cfg, out, shared, pool, weak, ranker, family,
                                        deadline=deadline.until("search"))

@@ -77,6 +77,12 @@ def test_the_toy_family_is_named_like_any_built_in():
     assert fam.space.size == 27 and fam.intrinsic_names == ("convs",) and not fam.has_supernet
     net = fam.build(fam.config(("conv", "pool", "skip")))
     assert net[0].in_channels == 3 and net[-1].out_features == 5 and net[0].out_channels == 8
+    # its intrinsic label, by default and through the family
+    from ray_nasrank.search import intrinsic_weak
+
+    archs = [("conv", "conv", "skip"), ("pool", "skip", "skip")]
+    assert intrinsic_weak(fam.space, archs)["convs"].tolist() == [2.0, 0.0]
+    assert fam.intrinsic_weak(archs)["convs"].tolist() == [2.0, 0.0]
 
 
 def test_bench_ranking_reads_the_family_and_computes_its_intrinsic_label(table, tmp_path):

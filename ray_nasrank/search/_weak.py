@@ -67,7 +67,7 @@ def weak_rank_score(cols: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
 INTRINSIC = ("params", "flops", "synflow")
 
 
-def intrinsic_weak(space: SearchSpace, archs: Sequence[Arch], names: Sequence[str] = INTRINSIC,
+def intrinsic_weak(space: SearchSpace, archs: Sequence[Arch], names: Sequence[str] | None = None,
                    **proxy_kwargs: Any) -> dict[str, np.ndarray]:
     """Intrinsic weak-label columns: labels a space computes by itself, no training, no data
     (its ``intrinsic_weak`` hook; the names it offers are ``space.intrinsic_names``).
@@ -86,7 +86,8 @@ def intrinsic_weak(space: SearchSpace, archs: Sequence[Arch], names: Sequence[st
         space: a space with intrinsic labels (``space.intrinsic_names``), e.g. an
             :class:`~ray_nasrank.spaces.NB201Space`.
         archs: the archs to label.
-        names: a subset of ``space.intrinsic_names`` (default :data:`INTRINSIC`, NB201's).
+        names: a subset of ``space.intrinsic_names`` (default: all of them; NB201's are
+            :data:`INTRINSIC`).
         **proxy_kwargs: options of the space's hook (NB201: the network's ``channels``,
             ``cells_per_stage``, ``input_shape``, ``num_classes``).
 
@@ -107,8 +108,9 @@ def intrinsic_weak(space: SearchSpace, archs: Sequence[Arch], names: Sequence[st
     offered = tuple(space.intrinsic_names)
     if not offered:
         raise ValueError(f"{space!r} computes no intrinsic weak labels (NB201 cells do: {INTRINSIC}); "
-                         "give your model family as model_fn= for zero-cost labels of any space")
-    names = (names,) if isinstance(names, str) else tuple(names)
+                         "give your model family as weak=WeakLabels(model_fn=...) for zero-cost labels of any "
+                         "space")
+    names = offered if names is None else (names,) if isinstance(names, str) else tuple(names)
     unknown = [n for n in names if n not in offered]
     if unknown or not names:
         raise ValueError(f"intrinsic weak labels of {space!r} must be a non-empty subset of {offered}, got {names!r}")

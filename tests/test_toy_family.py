@@ -5,6 +5,8 @@ Adding a built-in family to the package is a module with a function returning a
 :class:`~ray_nasrank.families.ModelFamily` plus its line in ``FAMILIES``; here the registry line
 is a ``monkeypatch`` of the same dict. Nothing else knows about the toy: every consumer uses what
 the family provides (its network, its intrinsic label ``convs``, the zero-cost proxy ``params``).
+Its space is a plain :class:`~ray_nasrank.spaces.CategoricalSpace` (a space class of its own
+could not be written to the ranker's state file, which holds the package's classes only).
 """
 
 from __future__ import annotations
@@ -25,17 +27,9 @@ from ray_nasrank.spaces import CategoricalSpace
 OPS = ("conv", "pool", "skip")
 
 
-class ToySpace(CategoricalSpace):
-    """Three layers, each a conv, a pooling or nothing: a cell of 27 configs, with one intrinsic
-    label of its own (the number of conv layers)."""
-
-    intrinsic_names = ("convs",)
-
-    def __init__(self) -> None:
-        super().__init__({f"layer{i}": list(OPS) for i in range(3)})
-
-    def intrinsic_weak(self, archs, names, **options):
-        return {"convs": np.array([sum(op == "conv" for op in a) for a in archs], dtype=np.float64)}
+def conv_count(archs, names):
+    """The toy's intrinsic label: how many of its three layers are convolutions."""
+    return {"convs": [sum(op == "conv" for op in a) for a in archs]}
 
 
 def toy_net(config: dict, *, in_channels: int, num_classes: int, channels: int) -> nn.Module:
@@ -50,9 +44,11 @@ def toy_net(config: dict, *, in_channels: int, num_classes: int, channels: int) 
 
 
 def toy_family(in_channels: int = 1, num_classes: int = 10, channels: int = 4) -> ModelFamily:
-    return ModelFamily(space=ToySpace(), spec="toy", proxies=("params",),
+    """Three layers, each a conv, a pooling or nothing: a cell of 27 configs."""
+    return ModelFamily(space=CategoricalSpace({f"layer{i}": list(OPS) for i in range(3)}), spec="toy",
                        model_fn=partial(toy_net, in_channels=in_channels, num_classes=num_classes,
-                                        channels=channels))
+                                        channels=channels),
+                       proxies=("params",), intrinsic_names=("convs",), intrinsic=conv_count)
 
 
 @pytest.fixture(autouse=True)
@@ -77,12 +73,12 @@ def test_the_toy_family_is_named_like_any_built_in():
     assert fam.space.size == 27 and fam.intrinsic_names == ("convs",) and not fam.has_supernet
     net = fam.build(fam.config(("conv", "pool", "skip")))
     assert net[0].in_channels == 3 and net[-1].out_features == 5 and net[0].out_channels == 8
-    # its intrinsic label, by default and through the family
-    from ray_nasrank.search import intrinsic_weak
-
     archs = [("conv", "conv", "skip"), ("pool", "skip", "skip")]
-    assert intrinsic_weak(fam.space, archs)["convs"].tolist() == [2.0, 0.0]
     assert fam.intrinsic_weak(archs)["convs"].tolist() == [2.0, 0.0]
+    with pytest.raises(ValueError, match="computes the intrinsic labels \\['convs'\\], not \\['flops'\\]"):
+        fam.intrinsic_weak(archs, ["flops"])
+    with pytest.raises(ValueError, match="name them in intrinsic_names"):
+        ModelFamily(space=fam.space, model_fn=fam.model_fn, spec="x", intrinsic=conv_count)
 
 
 def test_bench_ranking_reads_the_family_and_computes_its_intrinsic_label(table, tmp_path):

@@ -147,9 +147,7 @@ class TableConfig:
                 log.warning(f"{len(proxies.failures)} proxy value(s) of --model {self.model} failed (NaN), "
                             f"e.g. {proxies.failures[0]}")
         elif self.intrinsic:
-            from ray_nasrank.search import intrinsic_weak
-
-            out = intrinsic_weak(bench.space, bench.archs, tuple(self.intrinsic))
+            out = self.family().intrinsic_weak(bench.archs, tuple(self.intrinsic))
         else:
             return {}
         log.info(f"computed weak labels {list(out)} of {len(bench.archs)} rows in {time.perf_counter() - t0:.1f}s")

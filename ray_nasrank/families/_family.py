@@ -2,9 +2,9 @@
 
 A :class:`ModelFamily` bundles a search space with what the package can do with it, and every
 consumer chooses by what a family *provides*, never by its name or type: a network builder
-(``model_fn``, always), a weight-sharing supernet (``has_supernet``), intrinsic weak labels the
-space computes itself (``intrinsic_names``), zero-cost proxies of its models (``proxies``) and
-its own candidate pool (``pool``).
+(``model_fn``, always), a weight-sharing supernet (``has_supernet``), intrinsic weak labels it
+computes itself with no training (``intrinsic_names``; by default its space's), zero-cost
+proxies of its models (``proxies``) and its own candidate pool (``pool``).
 
 A family is named either by a built-in name (:data:`~ray_nasrank.families.FAMILIES`, e.g.
 ``nb201``) or by ``MODULE:FUNCTION``: an importable function (``my_models:family``) or a
@@ -119,6 +119,13 @@ class ModelFamily:
             space's intrinsic labels stand in for them).
         pool: ``pool(size, seed) -> archs``, the family's own candidate pool (``size=0``: every
             candidate); ``None``: :func:`sampled_pool`.
+        intrinsic_names: the weak labels the family computes itself, with no training and no
+            data (``None``: its space's ``intrinsic_names``, e.g. NB201's params, FLOPs, SynFlow).
+        intrinsic: ``intrinsic(archs, names) -> {name: values}`` computing them (``None``: the
+            space's ``intrinsic_weak`` hook).
+
+    Raises:
+        ValueError: ``intrinsic`` without ``intrinsic_names``.
     """
 
     space: SearchSpace
@@ -130,6 +137,16 @@ class ModelFamily:
     module: str | None = None
     proxies: tuple[str, ...] | None = None
     pool: Callable[[int, int], list] | None = None
+    intrinsic_names: tuple[str, ...] | None = None
+    intrinsic: Callable[[Sequence[Arch], tuple[str, ...]], Mapping[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.intrinsic is not None and not self.intrinsic_names:
+            raise ValueError(f"model family {self.spec!r}: intrinsic= computes labels, name them in intrinsic_names=")
+        if self.intrinsic_names is None:  # the space's own (frozen: set once, here)
+            object.__setattr__(self, "intrinsic_names", tuple(self.space.intrinsic_names))
+        else:
+            object.__setattr__(self, "intrinsic_names", tuple(self.intrinsic_names))
 
     # ------------------------------------------------------------------ what it provides
     @property
@@ -142,20 +159,29 @@ class ModelFamily:
         """Whether the pipeline scores its models' zero-cost proxies as weak labels."""
         return self.proxies is None or len(self.proxies) > 0
 
-    @property
-    def intrinsic_names(self) -> tuple[str, ...]:
-        """The weak labels its space computes by itself (``()``: none); NASRank pretrains on them."""
-        return tuple(self.space.intrinsic_names)
-
     def intrinsic_weak(self, archs: Sequence[Arch], names: Sequence[str] | None = None,
                        **options: Any) -> dict[str, np.ndarray]:
         """The intrinsic labels ``names`` (default: all of :attr:`intrinsic_names`) of ``archs``;
-        ``{}`` when the family has none."""
-        if not self.intrinsic_names:
-            return {}
-        from ray_nasrank.search import intrinsic_weak
+        ``{}`` when the family has none. ``options`` go to the space's hook (NB201: the network
+        size its params and FLOPs are counted at).
 
-        return intrinsic_weak(self.space, archs, self.intrinsic_names if names is None else names, **options)
+        Raises:
+            ValueError: a name the family does not compute.
+        """
+        names = self.intrinsic_names if names is None else ((names,) if isinstance(names, str) else tuple(names))
+        if not names:
+            return {}
+        if self.intrinsic is None:
+            from ray_nasrank.search import intrinsic_weak
+
+            return intrinsic_weak(self.space, archs, names, **options)
+        unknown = [n for n in names if n not in self.intrinsic_names]
+        if unknown:
+            raise ValueError(f"model family {self.spec!r} computes the intrinsic labels {list(self.intrinsic_names)}, "
+                             f"not {unknown}")
+        archs = [self.space.validate(a) for a in archs]
+        out = self.intrinsic(archs, names)
+        return {n: np.asarray(out[n], dtype=np.float64) for n in names}
 
     def candidate_pool(self, size: int, seed: int) -> list[Arch]:
         """``size`` distinct candidates drawn with ``seed`` (``0``: every candidate): the

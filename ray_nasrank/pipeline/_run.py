@@ -235,7 +235,7 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
             if not p["ranker"].is_file():
                 with step("ranker pretraining", cfg.progress) as s:
                     torch.manual_seed(cfg.seed)
-                    ranker = pretrain_ranker(cfg, weak, p["ranker"], space)
+                    ranker = pretrain_ranker(cfg, weak, p["ranker"], family)
                     manifest.record(ARTEFACTS["ranker"])
                 ran.append("ranker")
                 record("ranker", s["seconds"])
@@ -283,10 +283,10 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
         finally:
             if started_ray:
                 ray.shutdown()
-        results = assemble_results(run_cfg, trials, weak, ranker, space)
+        results = assemble_results(run_cfg, trials, weak, ranker, family)
         atomic_write_parquet(p["results"], results)
         if random_trials is not None:
-            atomic_write_parquet(p["random"], assemble_random(random_trials, weak, space))
+            atomic_write_parquet(p["random"], assemble_random(random_trials, weak, family))
         atomic_write_parquet(p["rungs"], _halving.rung_table(tables, trained_at))
         final = _halving.assemble_final(tables, plan)
         atomic_write_parquet(p["final"], final)

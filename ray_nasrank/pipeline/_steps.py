@@ -197,20 +197,22 @@ def ranker_config(cfg: PipelineConfig):
     return PredictorConfig(seed=cfg.seed, ensemble=2, pretrain=PretrainConfig(epochs=cfg.ranker_epochs), finetune=FineTuneConfig(epochs=cfg.ranker_fit_epochs))
 
 
-def pretrain_ranker(cfg: PipelineConfig, weak: pd.DataFrame, path: Path, space: SearchSpace):
+def pretrain_ranker(cfg: PipelineConfig, weak: pd.DataFrame, path: Path, family: ModelFamily):
     """Pretrain the learning-to-rank predictor on the pool's weak labels and save it.
 
     The targets are the ``weak_*`` columns (the supernet's label when the family has a supernet,
-    its models' zero-cost proxies when it has them) plus the intrinsic labels the space computes
-    itself, if any (NB201: the cells' params, FLOPs and SynFlow; what NASRank pretrains on by
-    default, :func:`ray_nasrank.search.intrinsic_weak`).
+    its models' zero-cost proxies when it has them) plus the family's intrinsic labels, if any
+    (NB201: the cells' params, FLOPs and SynFlow; what NASRank pretrains on by default,
+    :func:`ray_nasrank.search.intrinsic_weak`); a name in both is taken from ``weak``.
     """
     from ray_nasrank.predictor import RankPredictor
-    from ray_nasrank.search import default_intrinsic, pretraining_labels
+    from ray_nasrank.search import pretraining_labels
 
+    space = family.space
     archs = [space.from_string(a) for a in weak["arch"]]
     cols = {c: weak[c].to_numpy(dtype=np.float64) for c in weak.columns if c.startswith("weak_")}
-    cols = pretraining_labels(space, archs, cols, default_intrinsic(space))
+    cols = pretraining_labels(space, archs, cols or None, ()) or {}
+    cols = {**cols, **{n: v for n, v in family.intrinsic_weak(archs).items() if n not in cols}} or None
     pred = RankPredictor(space, ranker_config(cfg)).pretrain(archs, cols)
     pred.save(path)
     return pred
@@ -223,7 +225,7 @@ def round_of(orders: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
 
 
 def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFrame, ranker,
-                     space: SearchSpace) -> pd.DataFrame:
+                     family: ModelFamily) -> pd.DataFrame:
     """The results table (see :mod:`ray_nasrank.report`) from the finished trials.
 
     ``predicted`` is the ranker's score *before* the arch's round: the ranker pretrained on weak
@@ -233,7 +235,7 @@ def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFra
     """
     df = trials.sort_values("order").reset_index(drop=True).copy()
     df["round"] = round_of(df["order"].to_numpy(), cfg)
-    archs = [space.from_string(a) for a in df["arch"]]
+    archs = [family.space.from_string(a) for a in df["arch"]]
     df["predicted_prior"] = ranker.score(archs)
     pred = df["predicted_prior"].to_numpy(dtype=np.float64).copy()
     y = df[METRIC].to_numpy(dtype=np.float64)
@@ -247,32 +249,27 @@ def assemble_results(cfg: PipelineConfig, trials: pd.DataFrame, weak: pd.DataFra
     df["predicted"] = pred
     weak_cols = [c for c in weak.columns if c.startswith("weak_")]
     df = df.merge(weak[["arch", *weak_cols]], on="arch", how="left")
-    extra = intrinsic_columns(df["arch"].tolist(), space)
+    extra = intrinsic_columns(df["arch"].tolist(), family)
     df = df.assign(**extra)
     weak_cols += list(extra)
     first = ["arch", "order", "round", "predicted", "predicted_prior", *weak_cols, METRIC, "test_acc"]
     return df[first + [c for c in df.columns if c not in first]]
 
 
-def intrinsic_columns(arch_strings: Sequence[str], space: SearchSpace) -> dict[str, np.ndarray]:
-    """The intrinsic labels the ranker pretrains on (NB201: params, FLOPs, SynFlow) of the
-    trained archs, as ``weak_<name>`` columns: the report compares every weak label with the truth.
-    ``{}`` for a space without them (a family's proxies are in the weak-label table already)."""
-    from ray_nasrank.search import default_intrinsic, intrinsic_weak
-
-    names = tuple(default_intrinsic(space))
-    if not names:
-        return {}
-    vals = intrinsic_weak(space, [space.from_string(a) for a in arch_strings], names)
+def intrinsic_columns(arch_strings: Sequence[str], family: ModelFamily) -> dict[str, np.ndarray]:
+    """The family's intrinsic labels the ranker pretrains on (NB201: params, FLOPs, SynFlow) of
+    the trained archs, as ``weak_<name>`` columns: the report compares every weak label with the
+    truth. ``{}`` for a family without them (its proxies are in the weak-label table already)."""
+    vals = family.intrinsic_weak([family.space.from_string(a) for a in arch_strings])
     return {f"weak_{n}": np.asarray(v, dtype=np.float64) for n, v in vals.items()}
 
 
-def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
+def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame, family: ModelFamily) -> pd.DataFrame:
     """The random arm's table: like the results table, without ranker scores."""
     weak_cols = [c for c in weak.columns if c.startswith("weak_")]
     df = random_trials.sort_values("order").reset_index(drop=True).merge(weak[["arch", *weak_cols]], on="arch",
                                                                        how="left")
-    extra = intrinsic_columns(df["arch"].tolist(), space)
+    extra = intrinsic_columns(df["arch"].tolist(), family)
     df = df.assign(**extra)
     weak_cols += list(extra)
     first = ["arch", "order", *weak_cols, METRIC, "test_acc"]

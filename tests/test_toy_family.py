@@ -117,7 +117,8 @@ def test_the_main_job_searches_the_family(ray_session, tmp_path, capsys):
                "--rounds", "2", "--baseline", "none", "--pool-size", "10", "--train-size", "200",
                "--valid-size", "100", "--test-size", "100", "--batch-size", "64", "--finalist-epochs", "1",
                "--ranker-epochs", "3", "--image-size", "0", "--final-epochs", "1", "--final-train-size", "200",
-               "--final-valid-size", "100", "--final-test-size", "100", "--channels", "4", "--no-progress"])
+               "--final-valid-size", "100", "--final-test-size", "100", "--channels", "4", "--min-steps", "0",
+               "--no-progress"])  # the search fidelity is the full one: one Tune run, no retraining
     assert rc == 0, capsys.readouterr().err
     space = load_family("toy").space
     weak = pd.read_parquet(out / "weak_labels.parquet")

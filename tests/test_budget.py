@@ -181,3 +181,19 @@ def test_a_time_budgeted_pool_keeps_what_its_plan_can_use():
     assert kept == trim_pool(PipelineConfig(dataset="digits", time_budget="5m"), plan, pool)  # seeded
     assert trim_pool(PipelineConfig(dataset="digits"), plan, pool) == pool  # no time budget: as asked
     assert trim_pool(PipelineConfig(dataset="digits", time_budget="5m"), plan, pool[:30]) == pool[:30]
+
+
+def test_the_final_plan_scales_the_overheads_by_how_slow_the_start_really_was(tmp_path):
+    import json
+
+    from ray_nasrank.pipeline._halving import replan_step
+
+    s, f = adapt(DIGITS, DIGITS, min_steps=150, halving=3)
+    cfg = PipelineConfig(dataset="digits", time_budget=300)
+    first = plan_for_time(300, s, f, cost=DIGITS_COST, halving=3, arms=2, overhead_s=45, max_configs=100)
+    as_estimated = replan_step(cfg, tmp_path, first, s, f, 200, elapsed_s=40, ahead_s=1.0)
+    slow = replan_step(cfg, tmp_path, first, s, f, 200, elapsed_s=40, ahead_s=500.0)
+    assert slow.cost["experiment_s"] == 5 * DIGITS_COST.experiment_s  # at most 5x
+    assert as_estimated.cost["experiment_s"] == DIGITS_COST.experiment_s
+    assert slow.budget < as_estimated.budget
+    assert json.loads((tmp_path / "plan.json").read_text()) == slow.to_dict()

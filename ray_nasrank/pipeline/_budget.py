@@ -232,13 +232,14 @@ def rung_sizes(first: int, rungs: int, halving: int) -> list[int]:
 
 def rounds_for(first: int, concurrency: int, min_rounds: int) -> int:
     """Rounds of a time-planned search of ``first`` trainings: about ``4 x concurrency``
-    trainings per round (the ranker is refit between rounds), at least ``min_rounds``, at most
-    one round per training.
+    trainings per round (the ranker is refit between rounds), at least ``min_rounds``, but never
+    fewer trainings in a round than run at a time (a round of one would leave CPUs idle).
 
-    >>> rounds_for(45, 2, 2), rounds_for(8, 2, 2), rounds_for(1, 2, 2)
-    (6, 2, 1)
+    >>> rounds_for(45, 2, 2), rounds_for(8, 2, 2), rounds_for(2, 2, 2), rounds_for(1, 2, 2)
+    (6, 2, 1, 1)
     """
-    return max(1, min(first, max(min_rounds, math.ceil(first / (4 * max(1, concurrency))))))
+    c = max(1, concurrency)
+    return max(1, min(first // c, max(min_rounds, math.ceil(first / (4 * c)))))
 
 
 class BudgetTooSmall(ValueError):

@@ -195,13 +195,19 @@ def trim_pool(cfg: PipelineConfig, plan: Plan, pool: Sequence[Any]) -> list[Any]
 
 
 def replan_step(cfg: PipelineConfig, out: Path, plan: Plan, search: Fidelity, full: Fidelity, pool_size: int,
-                elapsed_s: float, tail_s: float = REPORT_S + STARTUP_S) -> Plan:
+                elapsed_s: float, tail_s: float = REPORT_S + STARTUP_S, ahead_s: float | None = None) -> Plan:
     """The final plan of a time-budgeted run, with the seconds actually spent so far; saved to
-    ``plan.json``. When the start took longer than estimated and even the smallest search no
-    longer fits, the smallest one runs (the notes say the budget is exceeded)."""
+    ``plan.json``. ``ahead_s``: the seconds the steps between the first plan and now really
+    took; when they took longer than :func:`overhead_before_search` estimated (a loaded
+    machine), the overheads of Tune's experiments and trials are scaled by the same factor (at
+    most 5). When even the smallest search no longer fits, the smallest one runs (the notes say
+    the budget is exceeded)."""
     from ._budget import BudgetTooSmall, parse_duration
 
     cost = CostModel.from_dict(plan.cost)
+    if ahead_s is not None:
+        slow = min(5.0, max(1.0, ahead_s / max(1e-9, overhead_before_search(cfg, cost, search, pool_size))))
+        cost = replace(cost, experiment_s=cost.experiment_s * slow, trial_s=cost.trial_s * slow)
     seconds = parse_duration(cfg.time_budget)
     arms = 2 if cfg.baseline == "random" else 1
     kw = dict(cost=cost, halving=cfg.halving, arms=arms, max_configs=_max_configs(cfg, pool_size),

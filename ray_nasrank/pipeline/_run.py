@@ -201,6 +201,7 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
             # a time budget is measured and checked here, before Ray starts
             plan, planned = _halving.plan_step(cfg, out, splits, final_splits, family, pool,
                                                time.perf_counter() - t_budget, tail_s)
+            t_planned = time.perf_counter()
             manifest.record(ARTEFACTS["plan"])
             if not p["weak_labels"].is_file():
                 pool = _halving.trim_pool(cfg, plan, pool)  # weak labels only for what the budget can use
@@ -243,7 +244,8 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
                 ranker = RankPredictor.load(p["ranker"])
             if not planned:  # a time budget: the final plan, with the time the start really took
                 plan = _halving.replan_step(cfg, out, plan, search_fid, full_fid, len(pool),
-                                            time.perf_counter() - t_budget, tail_s)
+                                            time.perf_counter() - t_budget, tail_s,
+                                            ahead_s=time.perf_counter() - t_planned)
                 manifest.record(ARTEFACTS["plan"])
                 run_cfg = _halving.effective_config(cfg, plan, search_fid)
             if _halving.first_rung_is_search(plan, search_fid):

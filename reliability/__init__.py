@@ -37,6 +37,14 @@ from ._interrupt import (
 )
 from ._load import searcher_load
 from ._mixed import finite_conditional_space, fuzz_mixed_configs, interrupt_mixed, suggest_config
+from ._rundir import (
+                      concurrent_runs,
+                      optuna_non_finite,
+                      prechecks,
+                      run_dir_payloads,
+                      run_dir_truncation,
+                      state_payloads,
+)
 
 __all__ = [
     "SCENARIOS",
@@ -69,6 +77,12 @@ __all__ = [
     "tune_trial_faults",
     "unwritable_output",
     "searcher_load",
+    "concurrent_runs",
+    "optuna_non_finite",
+    "prechecks",
+    "run_dir_payloads",
+    "run_dir_truncation",
+    "state_payloads",
     "finite_conditional_space",
     "fuzz_mixed_configs",
     "interrupt_mixed",

@@ -44,6 +44,12 @@ SCENARIOS: dict[str, bool] = {
     "faults_node": True,
     "interrupt_cli": True,
     "load_tune": True,
+    # the run folder (issue 22): payloads, corrupt artefacts, concurrent runs, input refused up front
+    "prechecks": False,
+    "optuna_non_finite": False,
+    "security": True,
+    "concurrent_out": True,
+    "truncated_artefacts": True,
 }
 
 
@@ -108,6 +114,15 @@ def _plan(quick: bool, seed: int, cluster: Any, tmp: str) -> dict[str, Callable[
                                                 via="tune", seed=seed)],
         "interrupt_cli": lambda: [rel.cli_search_interrupt(cluster.address, budget=4 if q else 6,
                                                            fractions=(0.5,) if q else rel.EVERY_10_PERCENT)],
+        "prechecks": lambda: [rel.prechecks()],
+        "optuna_non_finite": lambda: [rel.optuna_non_finite(trials=12 if q else 60)],
+        "security": lambda: [rel.state_payloads(),
+                             rel.run_dir_payloads(cluster.address, states=("final",) if q else ("final", "tune"),
+                                                  workdir=tmp)],
+        "concurrent_out": lambda: [rel.concurrent_runs(cluster.address, delays=(0.0,) if q else (0.0, 5.0))],
+        "truncated_artefacts": lambda: [rel.run_dir_truncation(
+            cluster.address, states=("tune", "final") if q else ("data", "weak_labels", "ranker", "tune", "final"),
+            workdir=tmp)],
     }
 
 

@@ -115,7 +115,8 @@ def test_a_pool_of_every_candidate_needs_a_small_finite_space():
 def test_a_space_smaller_than_the_search_is_one_clear_error(tmp_path, capsys):
     rc = main(["search", "--out", str(tmp_path / "run"), "--space", "_families:two_configs", *TINY])
     err = capsys.readouterr().err
-    assert rc == 2 and "holds 2 configs, fewer than the 6" in err, err
+    assert rc == 2 and "asks for 6 distinct trainings (both arms), but the candidate pool holds 2" in err, err
+    assert "would take" in err and len(err.strip().splitlines()) == 1, err
 
 
 # ---------------------------------------------------------------------------------------- end to end

@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from ray_nasrank._io import atomic_write_json, atomic_write_parquet, check_writable_dir
-from ray_nasrank.progress import step
+from ray_nasrank.progress import console, step
 
 from ._config import PipelineConfig
-from ._rundir import Manifest, RunLock, check_artefacts
+from ._prechecks import check_run
+from ._rundir import Manifest, RunLock, check_artefacts, tune_records
 from ._steps import (
     ARTEFACTS,
     assemble_random,
@@ -203,6 +204,9 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
                                                time.perf_counter() - t_budget, tail_s)
             t_planned = time.perf_counter()
             manifest.record(ARTEFACTS["plan"])
+            # before any training: logits per class, a batch of data, the budget against the pool
+            estimate = check_run(cfg, splits, final_splits, family, pool)
+            console(cfg.progress).print(f"estimate: {estimate.describe()}")
             if not p["weak_labels"].is_file():
                 pool = _halving.trim_pool(cfg, plan, pool)  # weak labels only for what the budget can use
             del final_splits  # read again for the retraining: not held through the search
@@ -255,7 +259,7 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
             del splits
             release_memory()
             deadline = _halving.Deadline(cfg, plan, t_budget, tail_s)
-            with step("search (Tune, NASRank)", cfg.progress) as s:
+            with step("search (Tune, NASRank)", cfg.progress) as s, tune_records(manifest, ARTEFACTS["tune"]):
                 trials = _ray.run_tune(run_cfg, out, shared, pool, weak, ranker, family,
                                        deadline=deadline.until("search"))
             deadline.cut("the NASRank search", len(trials), plan.budget)
@@ -267,7 +271,8 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
                 # as many random candidates as the search trained (fewer when its deadline cut it),
                 # with no deadline of their own: the arms stay equal
                 draws = random_draws(replace(run_cfg, budget=min(plan.budget, len(trials))), list(weak["arch"]))
-                with step("random arm (Tune, same recipe)", cfg.progress) as s:
+                with step("random arm (Tune, same recipe)", cfg.progress) as s, \
+                        tune_records(manifest, ARTEFACTS["tune_random"]):
                     random_trials = _ray.run_grid(run_cfg, out, ARTEFACTS["tune_random"], shared, draws, False,
                                                   "random arm", family)
                 deadline.cut("the random arm", len(random_trials), len(draws))
@@ -277,8 +282,10 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
             release_memory()
             arms = {"nasrank": trials} if random_trials is None else {"nasrank": trials, "random": random_trials}
             t_rungs = time.perf_counter()
-            tables, trained_at = _halving.run_rungs(run_cfg, out, plan, arms, family, device,
-                                        progress=lambda desc: step(desc, cfg.progress), deadline=deadline)
+            with tune_records(manifest, *(_halving.rung_name(plan, k) for k in range(1, len(plan.rungs)))):
+                tables, trained_at = _halving.run_rungs(run_cfg, out, plan, arms, family, device,
+                                                        progress=lambda desc: step(desc, cfg.progress),
+                                                        deadline=deadline)
             if len(trained_at) > 1:
                 ran.append("final")
                 record("final", time.perf_counter() - t_rungs)

@@ -11,13 +11,14 @@ the lock taken.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 #: the lock file and the holder's record inside ``--out``
 LOCK_FILE = ".run.lock"
@@ -184,6 +185,16 @@ def file_digest(path: Path) -> dict[str, Any]:
     return {"size": path.stat().st_size, "sha256": h.hexdigest()}
 
 
+def _ray_pickles(root: Path) -> list[Path]:
+    """The files of a Tune experiment folder that Ray unpickles on a restore: ``tuner.pkl``, the
+    trials' ``params.pkl``, and its state records (``experiment_state-*.json`` holds pickled
+    objects too; ``search_gen_state-*.json`` and ``basic-variant-state-*.json`` are pickles)."""
+    if not root.is_dir():
+        return []
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()
+            and (p.suffix == ".pkl" or (p.suffix == ".json" and "state" in p.name))]
+
+
 class Manifest:
     """``manifest.json``: size and sha256 of every artefact the package wrote into a run folder.
 
@@ -249,6 +260,34 @@ class Manifest:
                 self.entries.pop(name, None)
         self.save()
 
+    def record_tree(self, folder: str) -> None:
+        """Record the files of the Tune experiment ``folder`` that Ray reads with pickle
+        (``*.pkl`` and its ``*state*.json`` records), replacing what was recorded for it before."""
+        self.entries = {k: v for k, v in self.entries.items() if not k.startswith(folder + "/")}
+        for path in _ray_pickles(self.out / folder):
+            self.entries[path.relative_to(self.out).as_posix()] = file_digest(path)
+        self.save()
+
+    def check_tree(self, folder: str) -> None:
+        """A recorded ``folder`` must hold exactly the files recorded for it, as recorded
+        (files Tune removed since are fine: a missing file runs nothing).
+
+        Raises:
+            RunDirError: a file changed or added since the run recorded the folder.
+        """
+        recorded = {k for k in self.entries if k.startswith(folder + "/")}
+        root = self.out / folder
+        if not recorded or not root.is_dir():
+            return  # never recorded (the step was killed in its first call): Ray's records, Ray's trust
+        for path in _ray_pickles(root):
+            name = path.relative_to(self.out).as_posix()
+            problem = "not written by this run" if name not in recorded else self.problem(name)
+            if problem is not None and problem != "missing":
+                raise RunDirError(
+                    f"{str(path)!r} is {problem}: Ray reads the records of {folder}/ with pickle, so the folder "
+                    f"is not resumed; delete {str(root)!r} to run that step again from scratch (its trainings are "
+                    "repeated), or choose another --out")
+
     def forget(self, *names: str) -> None:
         for name in names:
             self.entries.pop(name, None)
@@ -293,7 +332,7 @@ def check_artefacts(manifest: Manifest, artefacts: dict[str, str]) -> list[str]:
 
     files = {k: v for k, v in artefacts.items() if "." in v}  # the others are folders (Tune's, the report)
     problems = {k: p for k, p in ((k, manifest.problem(v)) for k, v in files.items()) if p is not None}
-    later = [k for k in files if k not in ("config", "data", "steps") and (manifest.out / files[k]).exists()
+    later = [k for k in files if k not in (*KEPT, "steps") and (manifest.out / files[k]).exists()
              and k not in problems] + [k for k in ("tune", "tune_random", "tune_final")
                                        if k in artefacts and (manifest.out / artefacts[k]).is_dir()]
     for key in KEPT:
@@ -320,9 +359,31 @@ def check_artefacts(manifest: Manifest, artefacts: dict[str, str]) -> list[str]:
     return removed
 
 
+@contextlib.contextmanager
+def tune_records(manifest: Manifest, *folders: str) -> Iterator[None]:
+    """Around Tune steps: their folders are checked against the manifest before Tune reads them,
+    and recorded however the steps end (finished, Ctrl-C, an error), unless their records were refused.
+
+    Raises:
+        RunDirError: a record of a folder changed or was added since the run recorded it.
+    """
+    for folder in folders:
+        manifest.check_tree(folder)
+    try:
+        yield
+    except RunDirError:
+        raise
+    except BaseException:
+        for folder in folders:
+            manifest.record_tree(folder)
+        raise
+    for folder in folders:
+        manifest.record_tree(folder)
+
+
 def check_tune_state(path: Path, searcher_kind: str | None = None) -> None:
-    """Check a Tune experiment folder of the run before ``Tuner.restore`` reads it: Tune's JSON
-    records must parse, and the searcher's state (``searcher-state-*.pkl``, written by
+    """Check a Tune experiment folder of the run before ``Tuner.restore`` reads it: Tune's
+    experiment state (JSON) must parse, and the searcher's state (``searcher-state-*.pkl``, written by
     :class:`~ray_nasrank.integrations.tune.NASRankSearcher` as JSON and arrays) must be one.
 
     Raises:
@@ -333,7 +394,7 @@ def check_tune_state(path: Path, searcher_kind: str | None = None) -> None:
 
     remedy = (f"delete the folder {str(path)!r} to run that step again from scratch (its trainings are repeated), "
               "or choose another --out")
-    for f in sorted(path.glob("*.json")):
+    for f in sorted(path.glob("experiment_state-*.json")):
         try:
             json.loads(f.read_text())
         except (OSError, ValueError) as e:

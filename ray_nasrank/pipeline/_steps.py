@@ -152,19 +152,11 @@ def report_space(cfg: PipelineConfig, out: Path) -> SearchSpace:
 def candidate_pool(cfg: PipelineConfig, family: ModelFamily) -> list[Arch]:
     """``cfg.pool_size`` distinct candidates of the family drawn with the seed (``0``: every
     candidate): the family's own pool (NB201: one cell per isomorphism class) or configs drawn
-    from its space's prior (:func:`~ray_nasrank.families.sampled_pool`).
-
-    Raises:
-        ValueError: the pool holds fewer candidates than the search trains.
+    from its space's prior (:func:`~ray_nasrank.families.sampled_pool`). Whether it holds enough
+    candidates for the budget is checked with the other checks before any training
+    (:func:`~ray_nasrank.pipeline._prechecks.check_budget`, which also estimates the time).
     """
-    pool = family.candidate_pool(cfg.pool_size, cfg.seed)
-    need = (1 if cfg.time_budget else cfg.budget) * (2 if cfg.baseline == "random" else 1)
-    if len(pool) < need:
-        raise ValueError(f"the space of {cfg.space!r} holds {len(pool)} configs, fewer than the "
-                         f"{need} the search trains (budget={cfg.budget}"
-                         f"{', twice with the random arm' if cfg.baseline == 'random' else ''}); "
-                         "lower the budget or pass baseline='none'")
-    return pool
+    return family.candidate_pool(cfg.pool_size, cfg.seed)
 
 
 def save_supernet(path: Path, sn_config: dict, state_dict: dict, history: dict | None) -> None:

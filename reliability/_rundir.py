@@ -38,7 +38,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ._cli_resume import TINY_SEARCH_ARGS
 from ._core import CaseLog, ScenarioResult
@@ -76,10 +76,12 @@ def search(out: Path, address: str | None, *extra: str) -> tuple[int, str, str]:
     if address:
         args += ["--address", address]
     o, e = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e), warnings.catch_warnings():
+    with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e), warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         rc = main(args)
-    return rc, o.getvalue(), e.getvalue()
+    # the warnings a user sees on stderr (recorded here: a test runner may hold the default hook)
+    shown = "".join(f"{w.category.__name__}: {w.message}\n" for w in said)
+    return rc, o.getvalue(), shown + e.getvalue()
 
 
 def consistent(out: Path, space_name: str = "nb201") -> str | None:
@@ -125,7 +127,7 @@ def _one_line_naming(err: str, name: str) -> str | None:
 
 def _stopped_before(out: Path, step: str) -> None:
     """Make the finished folder ``out`` look like a run stopped after ``step`` (the later
-    artefacts removed and forgotten by the manifest, as if never written)."""
+    artefacts removed and forgotten by the manifest, as if never written); ``final``: finished."""
     from ray_nasrank.pipeline import ARTEFACTS
     from ray_nasrank.pipeline._rundir import Manifest
 
@@ -134,7 +136,7 @@ def _stopped_before(out: Path, step: str) -> None:
              "weak_labels": ["ranker", "tune", "tune_random", "tune_final"],
              "ranker": ["tune", "tune_random", "tune_final"], "tune": ["tune_final"], "final": []}[step]
     assert step in order
-    gone = later + ["results", "random", "final", "best", "report"]
+    gone = later + ([] if step == "final" else ["results", "random", "final", "best", "report"])
     m = Manifest.open(out, ARTEFACTS)
     for key in gone:
         p = out / ARTEFACTS[key]
@@ -220,6 +222,7 @@ def run_dir_payloads(address: str | None, states: Sequence[str] = ("final", "tun
     (and reused) and the cases run (default: a temporary folder)."""
     log = CaseLog("security_run_dir")
     ran = 0
+    seen: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="rn_rel_secdir_", dir=workdir) as tmp:
         root = Path(tmp)
         ref = _reference(address, Path(workdir) if workdir else root)
@@ -236,6 +239,8 @@ def run_dir_payloads(address: str | None, states: Sequence[str] = ("final", "tun
                     marker = root / "payload-ran"
                     plant(out / rel, marker)
                     rc, _, err = search(out, address)
+                    seen[f"{state}:{rel}"] = \
+                        "went on" if rc == 0 else f"exit {rc}: " + (err.strip().splitlines() or [""])[-1][:160]
                     if marker.exists():
                         ran += 1
                         marker.unlink()
@@ -247,7 +252,7 @@ def run_dir_payloads(address: str | None, states: Sequence[str] = ("final", "tun
                         c.check(rc == 2, f"exit {rc}: {err[-300:]}")
                         problem = _one_line_naming(err, rel.name)
                         c.check(problem is None, problem or "")
-    log.details.update({"payloads_run": ran, "states": list(states)})
+    log.details.update({"payloads_run": ran, "states": list(states), "by_file": seen})
     return log.result()
 
 
@@ -257,7 +262,7 @@ def run_dir_truncation(address: str | None,
     """Every file a resumed search reads, truncated to half in turn, in folders stopped after each
     step (``workdir`` as for :func:`run_dir_payloads`)."""
     log = CaseLog("truncated_artefacts")
-    outcomes: dict[str, int] = {"recomputed": 0, "refused": 0}
+    outcomes: dict[str, Any] = {"recomputed": 0, "refused": 0}
     with tempfile.TemporaryDirectory(prefix="rn_rel_trunc_", dir=workdir) as tmp:
         root = Path(tmp)
         ref = _reference(address, Path(workdir) if workdir else root)
@@ -274,6 +279,8 @@ def run_dir_truncation(address: str | None,
                     data = (out / rel).read_bytes()
                     (out / rel).write_bytes(data[: len(data) // 2])
                     rc, _, err = search(out, address)
+                    outcomes.setdefault("by_file", {})[f"{state}:{rel}"] = \
+                        "went on" if rc == 0 else f"exit {rc}: " + (err.strip().splitlines() or [""])[-1][:160]
                     if rc == 0:
                         outcomes["recomputed"] += 1
                         problem = consistent(out)

@@ -106,6 +106,8 @@ def consistent(out: Path, space_name: str = "nb201") -> str | None:
         return "a result without a finite valid_acc"
     if space_name == "nb201" and len({NB201Space().iso_key(a) for a in res["arch"]}) != len(res):
         return "iso-duplicate architectures"
+    if not np.isfinite(final[["valid_acc", "test_acc"]].to_numpy(dtype=float)).all() or final["error"].notna().any():
+        return f"the full-fidelity retraining has no accuracy or an error: {final.to_dict('records')}"
     top = str(res.loc[res["valid_acc"].idxmax(), "arch"])
     if best.get("arch") != top or str(final.loc[final["arm"] == "nasrank", "arch"].iloc[0]) != top:
         return f"best.json/final.parquet name {best.get('arch')!r}, the results' best is {top!r}"

@@ -122,3 +122,13 @@ def test_one_corrupt_final_table_redoes_all_of_them_and_an_unrecorded_file_is_no
         removed = check_artefacts(Manifest.open(out, ARTEFACTS), ARTEFACTS)
     assert sorted(removed) == ["best", "final", "ranker", "results"]
     assert (out / ARTEFACTS["config"]).exists() and (out / ARTEFACTS["data"]).exists()
+
+
+def test_an_artefact_replaced_by_a_folder_is_named_not_deleted(tmp_path):
+    out = _folder(tmp_path)
+    (out / ARTEFACTS["ranker"]).unlink()
+    (out / ARTEFACTS["ranker"]).mkdir()
+    (out / ARTEFACTS["ranker"] / "keep").write_text("someone's file")
+    with pytest.raises(RunDirError, match="ranker.pt' is not a file.*move it away"):
+        check_artefacts(Manifest.open(out, ARTEFACTS), ARTEFACTS)
+    assert (out / ARTEFACTS["ranker"] / "keep").exists()

@@ -344,6 +344,11 @@ def check_artefacts(manifest: Manifest, artefacts: dict[str, str]) -> list[str]:
     if any(k in problems for k in FINAL_TABLES):
         problems.update({k: problems.get(k, "assembled with a table that is redone")
                          for k in FINAL_TABLES if (manifest.out / files[k]).exists() or k in problems})
+    for key in problems:
+        path = manifest.out / files[key]
+        if path.exists() and not path.is_file():
+            raise RunDirError(f"{str(path)!r} is not a file (the run wrote one there); move it away to let the run "
+                              "compute it again, or choose another --out")
     removed = []
     for key, problem in problems.items():
         what = ("the step times of earlier calls are lost (only this call's are kept)" if key == "steps"

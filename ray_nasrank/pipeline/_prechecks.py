@@ -126,7 +126,7 @@ def check_budget(cfg: PipelineConfig, pool: Sequence[Any], estimate: TimeEstimat
     """
     arms = 2 if cfg.baseline == "random" else 1
     # a time budget sizes the search itself (its plan fits the pool); it needs one candidate per arm
-    if (1 if getattr(cfg, "time_budget", None) else cfg.budget) * arms > len(pool):
+    if (1 if cfg.time_budget else cfg.budget) * arms > len(pool):
         most = len(pool) // arms
         raise PrecheckError(
             f"--budget {cfg.budget} asks for {cfg.budget * arms:,} distinct trainings"

@@ -1,4 +1,4 @@
-"""The run folder (``--out``) of the main job: one run at a time.
+"""The run folder (``--out``) of the main job: one run at a time, and nothing read unchecked.
 
 :class:`RunLock` holds an exclusive lock on the folder for the whole run (``filelock``: an
 ``flock`` the operating system drops when the process dies, so a killed run never leaves the
@@ -7,6 +7,10 @@ A second run on the same folder is refused at once with that record. Where the f
 offers no ``flock`` and ``filelock`` falls back to a lock file, a record naming a process of
 this host that is gone (or a pid reused by another process) is a stale lock: it is removed and
 the lock taken.
+
+:class:`Manifest` (``manifest.json``) records the size and sha256 of every artefact the run
+writes, and of the files of its Tune folders that Ray unpickles; :func:`check_artefacts` and
+:func:`tune_records` check them before a resumed run reads them (docs/concepts/run_folder.md).
 """
 
 from __future__ import annotations
@@ -160,9 +164,6 @@ def _flock_held(path: Path) -> bool:
         return False
     finally:
         os.close(fd)
-
-
-__all__ = ["HOLDER_FILE", "LOCK_FILE", "RunDirLockedError", "RunLock", "holder_gone"]
 
 
 # ---------------------------------------------------------------------- manifest
@@ -419,3 +420,7 @@ def restore_error(path: Path, error: BaseException) -> RunDirError:
     return RunDirError(f"Tune cannot restore {str(path)!r} ({type(error).__name__}"
                        f"{': ' + text[0][:300] if text else ''}); delete that folder to run the step again from "
                        "scratch (its trainings are repeated), or choose another --out")
+
+
+__all__ = ["HOLDER_FILE", "LOCK_FILE", "MANIFEST_FILE", "Manifest", "RunDirError", "RunDirLockedError", "RunLock",
+           "check_artefacts", "check_tune_state", "file_digest", "holder_gone", "restore_error", "tune_records"]

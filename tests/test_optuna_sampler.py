@@ -99,8 +99,9 @@ def test_bad_arguments_fail_clearly_and_sampler_pickles():
         NASRankSampler(SPACE, strategy=make_strategy("random", NB201Space(key="other")))
     with pytest.raises(TypeError, match="independent_sampler"):
         NASRankSampler(SPACE, independent_sampler="random")
-    multi = optuna.create_study(directions=["maximize", "minimize"], sampler=NASRankSampler(SPACE, strategy="random"))
-    with pytest.raises(ValueError, match="single-objective"):
+    # several directions need a strategy that searches several objectives (tests/test_optuna_objectives.py)
+    multi = optuna.create_study(directions=["maximize", "minimize"], sampler=NASRankSampler(SPACE, strategy="rea"))
+    with pytest.raises(ValueError, match="strategy 'rea' searches one objective"):
         multi.ask(SPACE.to_optuna())
     study = _study()
     t = study.ask(SPACE.to_optuna())

@@ -28,7 +28,7 @@ from ray_nasrank._config import CLI, field_default
 COMMANDS: tuple[str, ...] = ("search", "report")
 #: ``ray-nasrank bench <name>`` benchmarks (the reliability scenarios are a harness of the source
 #: checkout, not of the package: ``python -m reliability`` from the repository root runs them)
-BENCHMARKS: tuple[str, ...] = ("ranking", "supernet", "search", "proxies", "fit-time", "overhead")
+BENCHMARKS: tuple[str, ...] = ("ranking", "supernet", "search", "proxies", "fit-time", "overhead", "objectives")
 
 EXIT_BAD_INPUT = 2
 

@@ -15,6 +15,11 @@ strategy, so the subclasses only decide *what* to propose:
   full-fidelity results, :meth:`Strategy.fidelity_levels` every level for a ranker that compares
   configs observed at the same fidelity only;
 - ``mode``: values stay in the caller's units; subclasses see scores where higher is better;
+  a list of modes means several objectives (a told value is then one number per objective,
+  see :mod:`ray_nasrank.search._objectives`);
+- constraints (``tell(..., constraints=[...])``, ``<= 0`` feasible, Optuna's convention) and
+  ``known_constraints`` computed for every candidate without training: a candidate a known
+  constraint rules out is never proposed;
 - the whole state as a dict of plain data, saved atomically as JSON and arrays (reading it runs
   no code), so a resumed run neither loses nor repeats a trial and, when seeded, asks exactly
   what the uninterrupted run would have asked.
@@ -37,12 +42,14 @@ import copy
 import math
 import numbers
 import os
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from ray_nasrank._checks import check_int, check_mode
+from ray_nasrank._checks import check_int
 from ray_nasrank.spaces import Arch, SearchSpace
+
+from ._objectives import Known, as_constraints, as_values, check_modes, known_values, non_dominated
 
 #: spaces up to this size are walked through a seeded permutation instead of rejection sampling
 _ENUMERABLE = 1 << 20
@@ -128,31 +135,52 @@ class Strategy(abc.ABC):
     Args:
         space: the search space.
         seed: seed of every random choice (``None``: not reproducible).
-        mode: ``max`` when higher told values are better, ``min`` when lower are.
+        mode: ``max`` when higher told values are better, ``min`` when lower are; a list of
+            them (one per objective) for a multi-objective search (strategies with
+            ``multi_objective = True``).
         candidates: a finite pool to propose from (e.g. a table's archs); ``None``: the whole space.
         max_fidelity: the full fidelity, in the units :meth:`tell` gets (e.g. the epochs of a full
             training): a result told at it or above is a full-fidelity result. ``None``: the
             highest fidelity told so far counts as the full one (and a result told with
             ``fidelity=None`` is always full).
+        known_constraints: constraints known without training, by position in the constraint
+            vector (a list: positions 0, 1, ...): a name the space computes (``"params"``), values
+            aligned to ``candidates`` or a callable ``archs -> values``; ``<= 0`` is feasible.
+            Candidates they rule out are never proposed, and a told vector may leave their
+            positions ``None`` (they are computed).
 
     Raises:
         TypeError: ``space`` is not a :class:`~ray_nasrank.spaces.SearchSpace`, or ``seed`` not an int.
-        ValueError: an unknown ``mode``, an empty ``candidates`` or one outside the space, or a
-            ``max_fidelity`` that is not a positive number.
+        ValueError: an unknown ``mode``, several modes for a single-objective strategy, an empty
+            ``candidates`` or one outside the space, or a ``max_fidelity`` that is not a positive number.
     """
 
     #: registry name (``make_strategy``)
     name: str = "strategy"
+    #: whether the strategy searches several objectives at once (a list ``mode``)
+    multi_objective: bool = False
+    #: attributes holding quantities known without training (a function among them is not saved)
+    _KNOWN: tuple[str, ...] = ("_known_constraints",)
     #: attributes rebuilt after loading instead of being saved (threads, locks, caches)
     _TRANSIENT: tuple[str, ...] = ("_space_list",)
 
-    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str = "max",
-                 candidates: Sequence[Arch] | None = None, max_fidelity: float | None = None) -> None:
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str | Sequence[str] = "max",
+                 candidates: Sequence[Arch] | None = None, max_fidelity: float | None = None,
+                 known_constraints: Sequence[Known] | Mapping[int, Known] | None = None) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}: {space!r}")
         self.space = space
         self.seed = check_int("seed", seed, low=0, optional=True)
-        self.mode = check_mode(mode)
+        self.modes = check_modes(mode)
+        if len(self.modes) > 1 and not self.multi_objective:
+            from ._registry import multi_objective_strategies
+
+            raise ValueError(f"strategy {self.name!r} searches one objective, got {len(self.modes)} modes "
+                             f"{list(self.modes)}; several objectives: {multi_objective_strategies()}")
+        # one objective keeps its mode a string, as before
+        self.mode: str | tuple[str, ...] = self.modes[0] if len(self.modes) == 1 else self.modes
+        self._known_constraints = _check_known_constraints(known_constraints)
+        self._n_constraints: int | None = (max(self._known_constraints) + 1) if self._known_constraints else None
         self._rng = np.random.default_rng(self.seed)
         self._candidates: list[Arch] | None = None
         if candidates is not None:
@@ -171,6 +199,7 @@ class Strategy(abc.ABC):
         self.max_fidelity = check_fidelity("max_fidelity", max_fidelity)
         self._top_fidelity: float | None = None    # highest partial fidelity told so far
         self._n_points = 0                         # successful observations, partial ones included
+        self._restore_known_cache()
 
     # ------------------------------------------------------------------ subclass hooks
     @abc.abstractmethod
@@ -224,9 +253,11 @@ class Strategy(abc.ABC):
             self._asked += 1
         return out
 
-    def tell(self, arch: Any, value: Any, *, fidelity: float | None = None) -> None:
-        """Record a result of ``arch``: a number in the caller's units, or ``None``/NaN/inf
-        for a failed trial. Archs never asked are accepted (user-evaluated points).
+    def tell(self, arch: Any, value: Any, *, fidelity: float | None = None,
+             constraints: Sequence[float | None] | None = None) -> None:
+        """Record a result of ``arch``: a number in the caller's units (one per objective, as a
+        sequence, when there are several), or ``None``/NaN/inf for a failed trial (any objective
+        NaN fails the trial). Archs never asked are accepted (user-evaluated points).
 
         Args:
             arch: the architecture.
@@ -236,12 +267,15 @@ class Strategy(abc.ABC):
                 Below it, the result is one point of the arch's learning curve: evidence the
                 ranker compares with other configs at the same fidelity, never a final label;
                 more points may follow at higher fidelities, then a full-fidelity result.
+            constraints: its constraint values, ``<= 0`` feasible (Optuna's convention; the same
+                count for every trial; ``None`` at a position a known constraint computes).
 
         Raises:
             ValueError: ``arch`` already has a full-fidelity result; a partial result that is
-                not finite (tell a failure at full fidelity); a fidelity not above the arch's
-                previous one.
-            TypeError: a value or fidelity that is not a number.
+                not finite (tell a failure at full fidelity) or has several objectives; a
+                fidelity not above the arch's previous one; a value or constraint vector of the
+                wrong length, or a NaN constraint.
+            TypeError: a value, constraint or fidelity that is not a number.
 
         >>> from ray_nasrank.search import make_strategy
         >>> from ray_nasrank.spaces import CategoricalSpace
@@ -252,12 +286,13 @@ class Strategy(abc.ABC):
         >>> s.best == (b, 82.0), s.status(a), [h["curve"] for h in s.history]
         (True, 'partial', [[[1.0, 60.0]], [[1.0, 70.0]]])
         """
-        self._record(arch, value, "asked", fidelity)
+        self._record(arch, value, "asked", fidelity, constraints)
 
-    def add_evaluated(self, arch: Any, value: Any, *, fidelity: float | None = None) -> None:
+    def add_evaluated(self, arch: Any, value: Any, *, fidelity: float | None = None,
+                      constraints: Sequence[float | None] | None = None) -> None:
         """Warm start: a point evaluated elsewhere (``points_to_evaluate`` + ``evaluated_rewards``);
-        ``fidelity`` as in :meth:`tell`."""
-        self._record(arch, value, "warm", fidelity)
+        ``fidelity`` and ``constraints`` as in :meth:`tell`."""
+        self._record(arch, value, "warm", fidelity, constraints)
 
     def enqueue(self, arch: Any) -> bool:
         """Ask ``arch`` before any proposal (``points_to_evaluate`` without rewards).
@@ -322,9 +357,11 @@ class Strategy(abc.ABC):
     @property
     def history(self) -> list[dict[str, Any]]:
         """One dict per told arch: ``arch``, ``value`` (None if failed; the latest partial result
-        while ``partial``), ``status`` (``ok``/``failed``/``partial``), ``fidelity`` (of
-        ``value``; ``None``: full), ``curve`` (``[fidelity, value]`` pairs below the full
-        fidelity, in order), ``order`` (first tell number), ``source`` (asked/external/warm)."""
+        while ``partial``; a tuple with several objectives), ``status`` (``ok``/``failed``/``partial``),
+        ``fidelity`` (of ``value``; ``None``: full), ``curve`` (``[fidelity, value]`` pairs below
+        the full fidelity, in order), ``order`` (first tell number), ``source``
+        (asked/external/warm), ``constraints`` (a tuple, NaN where unknown, or None) and
+        ``feasible`` (no constraint value above 0)."""
         return [{**h, "curve": [list(p) for p in h.get("curve", ())]} for h in self._history]
 
     @property
@@ -345,18 +382,79 @@ class Strategy(abc.ABC):
                 or (h["status"] == "partial" and self.max_fidelity is None and h["fidelity"] >= top)]
 
     @property
+    def n_objectives(self) -> int:
+        return len(self.modes)
+
+    @property
+    def n_constraints(self) -> int | None:
+        """How many constraint values a trial has (``None`` until the first is told)."""
+        return self._n_constraints
+
+    @property
     def best(self) -> tuple[Arch, float] | None:
-        """The best full-fidelity result ``(arch, value)`` (``None`` before any)."""
-        ok = self._full_results()
+        """The best feasible full-fidelity result ``(arch, value)`` (``None`` before any; one
+        objective only, see :attr:`pareto_front` for several)."""
+        if self.n_objectives > 1:
+            raise ValueError(f"a single best arch is undefined for {self.n_objectives} objectives; "
+                             "use pareto_front")
+        ok = [h for h in self._full_results() if h.get("feasible", True)]
         if not ok:
             return None
         h = max(ok, key=lambda h: self._score(h["value"]))
         return h["arch"], h["value"]
 
+    @property
+    def pareto_front(self) -> list[tuple[Arch, Any]]:
+        """The feasible full-fidelity archs no other one dominates, with their values, in tell order."""
+        ok = [h for h in self._full_results() if h.get("feasible", True)]
+        if not ok:
+            return []
+        scores = np.array([np.atleast_1d(self._score(h["value"])) for h in ok], dtype=np.float64)
+        return [(h["arch"], h["value"]) for h, keep in zip(ok, non_dominated(scores)) if keep]
+
     def observations(self) -> tuple[list[Arch], np.ndarray]:
-        """Archs with a full-fidelity result and their scores (higher is better, whatever the mode)."""
+        """Archs with a full-fidelity result and their scores (higher is better, whatever the
+        mode): one score per arch, or an ``(n, objectives)`` array with several objectives.
+        Infeasible archs are included: their values still teach the ranker."""
         ok = self._full_results()
-        return [h["arch"] for h in ok], np.array([self._score(h["value"]) for h in ok], dtype=np.float64)
+        scores = np.array([self._score(h["value"]) for h in ok], dtype=np.float64)
+        if self.n_objectives > 1:
+            scores = scores.reshape(len(ok), self.n_objectives)
+        return [h["arch"] for h in ok], scores
+
+    def constraint_observations(self) -> tuple[list[Arch], np.ndarray]:
+        """Archs told with constraint values and those values, ``(n, n_constraints)`` (NaN where
+        unknown), failed trials included (Optuna runs constraints on pruned trials too)."""
+        rows = [h for h in self._history if h.get("constraints") is not None]
+        m = self._n_constraints or 0
+        return [h["arch"] for h in rows], np.array([h["constraints"] for h in rows], dtype=np.float64).reshape(len(rows), m)
+
+    def attach_known(self, **known: Mapping[int, Known]) -> None:
+        """Give again the functions among the known quantities after loading a saved state (a
+        state holds data only, so a function's place is kept empty), e.g.
+        ``attach_known(known_constraints={0: fn})``; names and values are saved and need nothing.
+
+        Raises:
+            ValueError: a keyword that is not a known-quantity argument of this strategy, or a
+                position it does not have.
+        """
+        for arg, spec in known.items():
+            name = "_" + arg if "_" + arg in self._KNOWN else arg
+            if name not in self._KNOWN or name not in self.__dict__:
+                raise ValueError(f"{type(self).__name__} has no {arg!r}; it takes {[k.lstrip('_') for k in self._KNOWN]}")
+            have = self.__dict__[name]
+            for j, q in dict(spec).items():
+                if j not in have:
+                    raise ValueError(f"{arg} has no position {j!r}; it has {sorted(have)}")
+                have[j] = q
+        self._restore_known_cache()
+
+    def known_feasible(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Whether each arch meets every known constraint (all True without known constraints)."""
+        archs = list(archs)
+        if not self._known_constraints:
+            return np.ones(len(archs), dtype=bool)
+        return np.all(self._known_constraint_values(archs) <= 0, axis=1)
 
     def fidelity_levels(self) -> list[tuple[float | None, list[Arch], np.ndarray]]:
         """Every fidelity level told: ``(fidelity, archs, scores)``, lowest fidelity first and the
@@ -401,9 +499,13 @@ class Strategy(abc.ABC):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume, as a dict (a deep copy) of data: values, arrays and the package's own objects."""
+        """Everything needed to resume, as a dict (a deep copy) of data: values, arrays and the package's own objects
+        (a function among the known constraints cannot be saved: give values or a name instead)."""
         self._wait()
-        state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+        state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT and k not in ("_known_cache", "_cand_index")}
+        for name in self._KNOWN:
+            if name in state:  # a function is code, not data: its place is kept, :meth:`attach_known` refills it
+                state[name] = {j: None if callable(q) else q for j, q in state[name].items()}
         cls = type(self)
         return {"class": f"{cls.__module__}:{cls.__qualname__}", "version": STATE_VERSION,
                 "state": copy.deepcopy(state)}
@@ -422,6 +524,7 @@ class Strategy(abc.ABC):
         if "space" in getattr(self, "__dict__", {}) and state.get("space") != self.space:
             raise ValueError(f"state was saved for space {state.get('space')!r}, not {self.space!r}")
         self._wait()
+        live = {name: dict(self.__dict__.get(name) or {}) for name in self._KNOWN}
         self.__dict__.update(copy.deepcopy(state))
         # saved before fidelities: every result was a full-fidelity one
         self.__dict__.setdefault("max_fidelity", None)
@@ -430,6 +533,16 @@ class Strategy(abc.ABC):
         for h in self._history:
             h.setdefault("fidelity", None)
             h.setdefault("curve", [])
+        for name in self._KNOWN:  # functions this object already holds survive loading a state into it
+            saved = self.__dict__.get(name)
+            if saved:
+                self.__dict__[name] = {j: live[name].get(j) if q is None else q for j, q in saved.items()}
+        # saved before several objectives and constraints existed: one objective, none
+        if "modes" not in state:
+            self.modes = (self.mode,)
+        self.__dict__.setdefault("_known_constraints", {})
+        self.__dict__.setdefault("_n_constraints", None)
+        self._restore_known_cache()
         self._restore_transient()
 
     #: what :meth:`save` writes (``kind`` of a :mod:`ray_nasrank._state` file)
@@ -480,35 +593,95 @@ class Strategy(abc.ABC):
         return Strategy.from_state_dict(_read_state(path))
 
     # ------------------------------------------------------------------ internals
-    def _score(self, value: float) -> float:
-        return value if self.mode == "max" else -value
+    def _score(self, value: Any) -> Any:
+        """Higher-is-better score(s) of a told value: a float, or an array with several objectives."""
+        if self.n_objectives == 1:
+            return value if self.modes[0] == "max" else -value
+        return np.array([v if m == "max" else -v for v, m in zip(value, self.modes)], dtype=np.float64)
 
-    def _record(self, arch: Any, value: Any, source: str, fidelity: Any = None) -> None:
+    def _value(self, value: Any) -> Any:
+        """A told value checked: a float (one objective) or a tuple, ``None`` for a failure."""
+        if self.n_objectives == 1:
+            if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes)) and len(value) == 1:
+                value = value[0]  # Optuna's values list of a single-objective study
+            return as_value(value)
+        return as_values(value, self.n_objectives)
+
+    def _restore_known_cache(self) -> None:
+        self._known_cache: dict[Arch, tuple[float, ...]] = {}
+
+    def _known_constraint_values(self, archs: list[Arch]) -> np.ndarray:
+        """``(len(archs), n_constraints)``: the known constraints' values (NaN elsewhere), cached."""
+        m = self._n_constraints or 0
+        missing = [a for a in dict.fromkeys(archs) if a not in self._known_cache]
+        if missing:
+            cols = np.full((len(missing), m), np.nan)
+            index = None if self._candidates is None else self.__dict__.get("_cand_index")
+            if index is None and self._candidates is not None:
+                index = self.__dict__["_cand_index"] = {a: i for i, a in enumerate(self._candidates)}
+            for j, spec in self._known_constraints.items():
+                cols[:, j] = known_values(self.space, spec, missing, index, what=f"known constraint {j}")
+            for a, row in zip(missing, cols):
+                self._known_cache[a] = tuple(row)
+        return np.array([self._known_cache[a] for a in archs], dtype=np.float64).reshape(len(archs), m)
+
+    def _constraints(self, arch: Arch, constraints: Any) -> tuple[float, ...] | None:
+        """The told constraint vector checked and completed with the known constraints."""
+        if constraints is None and not self._known_constraints:
+            return None
+        if constraints is None:
+            vals = [math.nan] * (self._n_constraints or 0)
+        else:
+            if isinstance(constraints, (str, bytes)) or not isinstance(constraints, (Sequence, np.ndarray)):
+                raise TypeError(f"constraints must be a sequence of numbers (<= 0 feasible), got {constraints!r}")
+            raw = list(constraints)
+            holes = [j for j, c in enumerate(raw) if c is None and j not in self._known_constraints]
+            if holes:
+                raise ValueError(f"constraint {holes[0]} is None but no known constraint computes it: {raw!r}")
+            checked = as_constraints([0.0 if c is None else c for c in raw], self._n_constraints)
+            vals = [math.nan if raw[j] is None else v for j, v in enumerate(checked)]
+            self._n_constraints = len(vals)
+        if self._known_constraints:
+            known = self._known_constraint_values([arch])[0]
+            for j in self._known_constraints:
+                if math.isnan(vals[j]):
+                    vals[j] = float(known[j])
+        return tuple(float(v) for v in vals)
+
+    def _record(self, arch: Any, value: Any, source: str, fidelity: Any = None, constraints: Any = None) -> None:
         arch = self.space.validate(arch)
         f = check_fidelity("fidelity", fidelity)
-        v = as_value(value)
+        v = self._value(value)
         if f is not None and self.max_fidelity is not None and f >= self.max_fidelity:
             f = None  # at the full fidelity: a final result
+        if f is not None and self.n_objectives > 1:
+            raise ValueError(f"results below the full fidelity need one objective, got {self.n_objectives} "
+                             "(Optuna has no multi-objective pruning either); tell the full result")
         entry = self._history[self._told[arch]] if arch in self._told else None
         if entry is not None and entry["status"] != "partial":
             raise ValueError(f"architecture {self.space.to_string(arch)!r} was already told")
+        cons = self._constraints(arch, constraints)
         if f is not None:
-            self._record_partial(arch, value, v, f, source, entry)
+            self._record_partial(arch, value, v, f, source, entry, cons)
             return
         if entry is not None:  # the end of a curve: its full-fidelity result (or failure)
-            entry.update(value=v, status="ok" if v is not None else "failed", fidelity=None)
+            if cons is None:
+                cons = entry.get("constraints")
+            entry.update(value=v, status="ok" if v is not None else "failed", fidelity=None, constraints=cons,
+                         feasible=self._feasible(cons))
             self._n_points += v is not None
             self._observe(arch, None if v is None else self._score(v), entry["source"])
             return
         source = self._admit(arch, source)
         self._told[arch] = len(self._history)
         self._history.append({"arch": arch, "value": v, "status": "ok" if v is not None else "failed",
-                              "order": len(self._history), "source": source, "fidelity": None, "curve": []})
+                              "order": len(self._history), "source": source, "fidelity": None, "curve": [],
+                              "constraints": cons, "feasible": self._feasible(cons)})
         self._n_points += v is not None
         self._observe(arch, None if v is None else self._score(v), self._history[-1]["source"])
 
     def _record_partial(self, arch: Arch, value: Any, v: float | None, f: float, source: str,
-                        entry: dict[str, Any] | None) -> None:
+                        entry: dict[str, Any] | None, cons: tuple[float, ...] | None = None) -> None:
         if v is None:
             raise ValueError(f"a result below the full fidelity must be a finite number, got {value!r} for "
                              f"{self.space.to_string(arch)!r} at fidelity {f:g}; tell a failed trial at the full "
@@ -520,8 +693,10 @@ class Strategy(abc.ABC):
             source = self._admit(arch, source)
             self._told[arch] = len(self._history)
             entry = {"arch": arch, "value": v, "status": "partial", "order": len(self._history),
-                     "source": source, "fidelity": f, "curve": []}
+                     "source": source, "fidelity": f, "curve": [], "constraints": None, "feasible": True}
             self._history.append(entry)
+        if cons is not None:
+            entry.update(constraints=cons, feasible=self._feasible(cons))
         entry["curve"].append([f, v])
         entry.update(value=v, fidelity=f)
         self._n_points += 1
@@ -542,12 +717,24 @@ class Strategy(abc.ABC):
             self._seen.add(self.space.iso_key(arch))
         return source
 
+    @staticmethod
+    def _feasible(cons: tuple[float, ...] | None) -> bool:
+        """No constraint value above 0 (NaN, unknown, counts as feasible, as Optuna counts it)."""
+        return cons is None or not any(c > 0 for c in cons)
+
+    def _discard(self, arch: Arch) -> None:
+        """A proposal a known constraint rules out was dropped (subclasses close their own records)."""
+
     def _accept(self, archs: Sequence[Arch], batch_keys: set[Hashable]) -> list[Arch]:
         out = []
-        for a in archs:
-            a = self.space.validate(a)
+        archs = [self.space.validate(a) for a in archs]
+        ok = self.known_feasible(archs)
+        for a, feasible in zip(archs, ok):
             key = self.space.iso_key(a)
             if key in self._seen or key in batch_keys:
+                continue
+            if not feasible:
+                self._discard(a)
                 continue
             batch_keys.add(key)
             self._seen.add(key)
@@ -593,7 +780,7 @@ class Strategy(abc.ABC):
             while pos < len(self._perm) and len(out) < n:
                 a = self._pool_arch(int(self._perm[pos]))
                 key = self.space.iso_key(a)
-                if key in self._seen or key in exclude:
+                if key in self._seen or key in exclude or not self._feasible_known(a):
                     if len(out) == 0:
                         self._perm_pos = pos + 1
                 elif key not in keys:
@@ -606,16 +793,20 @@ class Strategy(abc.ABC):
             a = self.space.sample(self._rng)
             key = self.space.iso_key(a)
             tries += 1
-            if key in self._seen or key in exclude or key in keys:
+            if key in self._seen or key in exclude or key in keys or not self._feasible_known(a):
                 continue
             keys.add(key)
             out.append(a)
         return out
 
+    def _feasible_known(self, arch: Arch) -> bool:
+        return not self._known_constraints or bool(self.known_feasible([arch])[0])
+
     def _random_unseen_probe(self) -> bool:
         if self._walkable():
-            keys = self._pool_keys()
-            return any(k not in self._seen for k in keys)
+            archs = [self._pool_arch(i) for i in range(self._pool_size())]
+            ok = self.known_feasible(archs)
+            return any(f and self.space.iso_key(a) not in self._seen for a, f in zip(archs, ok))
         return True
 
     def _pool_keys(self) -> list[Hashable]:
@@ -636,3 +827,23 @@ def _read_state(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise ValueError(f"{str(path)!r} is not a saved strategy state")
     return d
+
+
+def _check_known_constraints(spec: Any) -> dict[int, Known]:
+    """``known_constraints`` as ``{position: quantity}``: a list gives positions 0, 1, ..."""
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        items = list(spec.items())
+    elif isinstance(spec, (list, tuple)):
+        items = list(enumerate(spec))
+    else:
+        raise TypeError(f"known_constraints must be a list or a dict position -> quantity, got {type(spec).__name__}")
+    out: dict[int, Known] = {}
+    for j, q in items:
+        if isinstance(j, bool) or not isinstance(j, int) or j < 0:
+            raise ValueError(f"known_constraints key {j!r} is not a constraint position (an int >= 0)")
+        if not (isinstance(q, str) or callable(q) or isinstance(q, (np.ndarray, list, tuple))):
+            raise TypeError(f"known constraint {j} must be a name, values or a callable archs -> values, got {q!r}")
+        out[j] = q
+    return out

@@ -17,6 +17,14 @@ on all true labels so far) and the next batch is:
   ones included when ``prior_intrinsic``, updated with every result) when
   ``opdist_prior``, else the highest ensemble upper confidence bound.
 
+Several objectives (a list ``mode``) and constraints (``tell(..., constraints=[...])``) are
+searched as in ``docs/concepts/multi_objective.md``: objectives and constraints known without
+training (``known_objectives``, ``known_constraints``: params, FLOPs, a latency column) are
+computed exactly for every candidate, each other one gets its own fine-tuned clone of the
+pretrained ranker, mapped to the told values' units; the exploited slots of a round go one by one
+to the candidate with the largest predicted hypervolume improvement over the feasible front
+(times its predicted probability of being feasible), each pick joining the front as predicted.
+
 The refit runs synchronously inside :meth:`ask`, or with ``async_refit=True`` in a background
 thread started by :meth:`tell` (``ready`` is False meanwhile, so a Tune searcher can answer
 ``None`` instead of blocking its event loop).
@@ -42,7 +50,7 @@ import contextlib
 import os
 import tempfile
 import threading
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -51,6 +59,7 @@ from ray_nasrank._state import state_class
 from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy, nearest_first
+from ._objectives import Known, LinearConstraint, hypervolume_improvement, known_values
 from ._opdist import OpDistModel
 from ._weak import WeakLabels, WeakSpec, pretraining_labels, resolve_weak, weak_rank_score
 
@@ -168,6 +177,13 @@ class NASRankStrategy(Strategy):
         partial_weight: weight of partial-fidelity results in the ranker's fit: a level at
             fidelity ``f`` weighs ``partial_weight * f / full`` against 1 for full-fidelity
             results, each level ranked on its own (0: learn from full-fidelity results only).
+        known_objectives: objectives known without training, by position (a dict position ->
+            quantity): a name the space computes (``"params"``, ``"flops"``), values aligned to
+            ``candidates`` or a callable ``archs -> values``. They are computed for every
+            candidate instead of predicted; the others are predicted by the ranker.
+        known_constraints: constraints known without training (see :class:`Strategy`);
+            candidates they rule out are never proposed, the other constraints are learned from
+            the told values.
 
     Raises:
         ValueError: a count below 1, a share outside [0, 1], weak labels not aligned to the pool,
@@ -176,9 +192,11 @@ class NASRankStrategy(Strategy):
     """
 
     name = "nasrank"
-    _TRANSIENT = ("_thread", "_lock", "_refit_error", "_space_list", "_pool_features")
+    multi_objective = True
+    _KNOWN = ("_known_constraints", "known_objectives")
+    _TRANSIENT = ("_thread", "_lock", "_refit_error", "_space_list", "_pool_features", "_pool_known")
 
-    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str = "max",
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, mode: str | Sequence[str] = "max",
                  candidates: Sequence[Arch] | None = None, weak: WeakSpec | WeakLabels = None, predictor: Any = None,
                  batch_size: int = 3, first_batch: int | None = None, refit_every: int | None = None,
                  refit_share: float = 0.05,
@@ -188,8 +206,13 @@ class NASRankStrategy(Strategy):
                  intrinsic_weak: Sequence[str] | None = None, prior_intrinsic: bool = True,
                  first_diverse: bool = True, n_candidates: int = 1000, local_moves: int = 64,
                  torch_threads: int | None = None, max_fidelity: float | None = None,
-                 partial_weight: float = 1.0) -> None:
-        super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity)
+                 partial_weight: float = 1.0, known_objectives: Mapping[int, Known] | None = None,
+                 known_constraints: Sequence[Known] | Mapping[int, Known] | None = None) -> None:
+        super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity,
+                         known_constraints=known_constraints)
+        self.known_objectives = _check_known_objectives(known_objectives, self.n_objectives)
+        self._models: dict[str, Any] = {}  # rankers of the objectives beyond the first, by target name
+        self._constraint_models: dict[int, LinearConstraint] = {}  # each learned constraint, by position
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
 
         self.batch_size = check_int("batch_size", batch_size, low=1)
@@ -199,7 +222,8 @@ class NASRankStrategy(Strategy):
         self.explore = check_number("explore", explore, 0.0, 1.0)
         self.first_explore = check_number("first_explore", first_explore, 0.0, 1.0)
         if local is None:
-            local = 0.5 if candidates is not None and space.numeric else 1.0
+            # several objectives: the front spans many configs, so half the slots search the whole pool
+            local = 0.5 if (candidates is not None and space.numeric) or self.n_objectives > 1 else 1.0
         self.local = check_number("local", local, 0.0, 1.0)
         self.local_nearest = check_int("local_nearest", local_nearest, low=1)
         self.opdist_prior = bool(opdist_prior)
@@ -269,6 +293,7 @@ class NASRankStrategy(Strategy):
         self._lock = threading.Lock()
         self._refit_error: BaseException | None = None
         self._pool_features: np.ndarray | None = None  # a cache for the nearest-config neighbourhood
+        self._pool_known: dict[str, np.ndarray] = {}      # known objectives / feasibility of the pool
 
     @property
     def ready(self) -> bool:
@@ -284,7 +309,50 @@ class NASRankStrategy(Strategy):
             raise RuntimeError(f"the predictor refit failed: {err}") from err
 
     def _labels(self) -> tuple[list[Arch], np.ndarray]:
-        return self.observations()
+        """The archs and scores of the primary target: the one objective, or the first learned one."""
+        archs, y = self.observations()
+        if y.ndim == 2:
+            y = y[:, self._primary()] if self._primary() is not None else y[:, 0]
+        return archs, y
+
+    def _primary(self) -> int | None:
+        """The first objective the ranker predicts (``None`` when every one is known)."""
+        return next((i for i in range(self.n_objectives) if i not in self.known_objectives), None)
+
+    def _targets(self) -> dict[str, tuple[list[Arch], np.ndarray, list | None, dict | None]]:
+        """What the ranker learns, higher is better: each objective not known (``objective:i``)."""
+        archs, y = self.observations()
+        out: dict[str, tuple[list[Arch], np.ndarray]] = {}
+        for i in range(self.n_objectives):
+            if i == self._primary():  # fidelity levels as groups when partial results exist
+                out[f"objective:{i}"] = self._fit_inputs()
+            elif i not in self.known_objectives:
+                out[f"objective:{i}"] = (archs, y[:, i], None, None)
+        return out
+
+    def _fit_constraints(self) -> None:
+        """Refit the model of each constraint not known, on its told values (quick: no torch)."""
+        carchs, c = self.constraint_observations()
+        for j in range(self.n_constraints or 0):
+            if j in self._known_constraints:
+                continue
+            told = ~np.isnan(c[:, j])
+            if told.sum() >= 2 and np.ptp(c[told, j]) > 0:
+                x = self._constraint_features([a for a, t in zip(carchs, told) if t])
+                self._constraint_models[j] = LinearConstraint.fit(x, c[told, j])
+
+    def _constraint_features(self, archs: list[Arch], cache: bool = False) -> np.ndarray:
+        """What the constraint models read: the one-hot features and how often each choice is taken
+        (a cost additive in the choices is a short line in the counts, found from few labels)."""
+        if cache and "constraint_features" in self._pool_known:
+            return self._pool_known["constraint_features"]
+        f = self.space.features(archs)
+        numeric = f[:, ~np.all((f == 0) | (f == 1), axis=0)] if len(f) else f[:, :0]
+        # squares of the numeric values: a boundary like a circle or a budget on width * width is a line there
+        x = np.hstack([f, numeric ** 2, self.space.encode(archs, "opcounts")])
+        if cache:
+            self._pool_known["constraint_features"] = x
+        return x
 
     def _fit_inputs(self) -> tuple[list[Arch], np.ndarray, list | None, dict | None]:
         """The labels the ranker is fitted on: the full-fidelity results alone (``groups`` None)
@@ -329,24 +397,36 @@ class NASRankStrategy(Strategy):
         g = np.asarray(groups)
         return any((g == k).sum() >= need and np.ptp(y[g == k]) > 0 for k in np.unique(g))
 
+    def _fit_all(self, targets: dict[str, tuple[list[Arch], np.ndarray, list | None, dict | None]]) -> dict[str, Any]:
+        return {name: self._fit_model(a, y, g, w) for name, (a, y, g, w) in targets.items() if self._can_fit(y, g)}
+
+    def _install(self, fitted: dict[str, Any]) -> None:
+        primary = self._primary()
+        model = fitted.pop(f"objective:{primary}", None)
+        if model is not None:
+            self._model = model
+        self._models.update(fitted)
+
     def _refit_now(self) -> None:
-        archs, y, groups, weights = self._fit_inputs()
-        if not self._can_fit(y, groups):
+        self._fit_constraints()
+        targets = self._targets()
+        if not any(self._can_fit(y, g) for _, y, g, _ in targets.values()):
             return
-        self._model = self._fit_model(archs, y) if groups is None else self._fit_model(archs, y, groups, weights)
+        self._install(self._fit_all(targets))
         self._labels_at_fit = self._n_informative()
 
     def _start_async_refit(self) -> None:
-        archs, y, groups, weights = self._fit_inputs()
-        if not self._can_fit(y, groups):
+        self._fit_constraints()
+        targets = self._targets()
+        if not any(self._can_fit(y, g) for _, y, g, _ in targets.values()):
             return
         self._labels_at_fit = self._n_informative()
 
         def work() -> None:
             try:
-                model = self._fit_model(archs, y) if groups is None else self._fit_model(archs, y, groups, weights)
+                fitted = self._fit_all(targets)
                 with self._lock:
-                    self._model = model
+                    self._install(fitted)
             except BaseException as e:  # surfaced by the next ask/_wait
                 self._refit_error = e
 
@@ -358,21 +438,12 @@ class NASRankStrategy(Strategy):
         # every epoch does not refit at every epoch, one that ends or a new one does
         n_ok = self._n_informative()
         gap = max(self.refit_every, int(self.refit_share * n_ok))
-        return n_ok - self._labels_at_fit >= gap or (self._model is None and n_ok > 0)
+        return n_ok - self._labels_at_fit >= gap or (self._model is None and self._primary() is not None and n_ok > 0)
 
     def _n_informative(self) -> int:
         if self.__dict__.get("_top_fidelity") is None:
             return sum(h["status"] == "ok" for h in self._history)
         return sum((h["status"] in ("ok", "partial")) + (h["status"] == "ok") for h in self._history)
-
-    def _parents(self, stable: bool = True) -> list[Arch]:
-        """The ``local_parents`` best archs measured: by full-fidelity result, then (with partial
-        results) the deepest curves first (:meth:`~Strategy.ranked_archs`)."""
-        if self.__dict__.get("_top_fidelity") is not None:
-            return self.ranked_archs()[: self.local_parents]
-        archs, y = self._labels()
-        order = np.argsort(-y, kind="stable") if stable else np.argsort(-y)
-        return [archs[int(i)] for i in order[: self.local_parents]]
 
     # ------------------------------------------------------------------ hooks
     def _observe(self, arch: Arch, score: float | None, source: str) -> None:
@@ -380,6 +451,8 @@ class NASRankStrategy(Strategy):
         if kid is not None:
             self._kid_seen[kid] = True
         if score is not None and self._opdist is not None and arch in self._pool_index:
+            if np.ndim(score):  # several objectives: the op distribution follows the first learned one
+                score = float(score[self._primary() if self._primary() is not None else 0])
             self._opdist.update(arch, score)
         if self.async_refit and self.ready and self._due():
             self._start_async_refit()
@@ -423,10 +496,15 @@ class NASRankStrategy(Strategy):
         with limit_torch_threads(self.torch_threads):
             return self._plan_sampled(k) if self._sampled else self._plan_pool(k)
 
+    def _multi(self) -> bool:
+        """Whether rounds aim at a front: several objectives, or an objective known for every candidate."""
+        return self.n_objectives > 1 or bool(self.known_objectives)
+
     def _n_exploit(self, k: int) -> int:
         """Slots of a round of ``k`` that go to the best predicted (none before any ranking)."""
         share = self.first_explore if self._rounds == 0 else self.explore
-        return k - int(round(share * k)) if self._model is not None else 0
+        ranked = self._model is not None or (self._multi() and self._primary() is None)
+        return k - int(round(share * k)) if ranked else 0
 
     def _plan_sampled(self, k: int) -> list[Arch]:
         """A round without a finite pool: the best predicted of fresh prior samples and of local
@@ -436,23 +514,159 @@ class NASRankStrategy(Strategy):
         n_exploit = self._n_exploit(k)
         plan: list[Arch] = []
         if n_exploit:
-            parents = self._parents()
             moves: list[Arch] = []
-            for p in parents:
+            for p in self._parents():
                 moves += self.space.local_moves(p, self._rng, self.local_moves)
             moves = self._fresh(moves, set())
             cands = moves + self._fresh(self.space.sample_many(self.n_candidates, self._rng),
                                         {self.space.iso_key(a) for a in moves})
             if cands:
-                score = self._model.score(cands, cache=False)
+                ok = self.known_feasible(cands)
                 n_local = min(int(round(self.local * n_exploit)) if self._history else 0, len(moves))
-                in_moves = np.arange(len(cands)) < len(moves)
-                if n_local:
-                    plan += self._top_of(cands, score, in_moves, n_local, taken)
-                plan += self._top_of(cands, score, np.ones(len(cands), dtype=bool), n_exploit - len(plan), taken)
+                in_moves = (np.arange(len(cands)) < len(moves)) & ok
+                if self._multi():
+                    ys, prob = self._predict(cands, cache=False)
+                    plan += self._front_picks(cands, ys, prob, ok, in_moves, n_local, n_exploit, taken)
+                else:
+                    score = self._feasible_first(self._model.score(cands, cache=False), cands, cache=False)
+                    if n_local:
+                        plan += self._top_of(cands, score, in_moves, n_local, taken)
+                    plan += self._top_of(cands, score, ok, n_exploit - len(plan), taken)
         if len(plan) < k:
             plan += self._random_unseen(k - len(plan), exclude=taken)
         return plan
+
+    # ------------------------------------------------------------------ objectives and constraints
+    def _parents(self, stable: bool = True) -> list[Arch]:
+        """The archs local moves start from: the ``local_parents`` best feasible ones (by
+        full-fidelity result, then with partial results the deepest curves first,
+        :meth:`~Strategy.ranked_archs`), or with several objectives the feasible front."""
+        if not any(h["status"] == "ok" and h.get("feasible", True) for h in self._history):
+            # nothing feasible yet: start from the configs that miss the constraints least
+            viol = [(np.nanmax(np.maximum(h["constraints"], 0.0)), h["order"], h["arch"]) for h in self._history
+                    if h.get("constraints") is not None]
+            if viol:
+                return [a for _, _, a in sorted(viol, key=lambda t: t[:2])[: self.local_parents]]
+        if self._multi():
+            return [a for a, _ in self.pareto_front]
+        told = {h["arch"]: h.get("feasible", True) for h in self._history}
+        if self.__dict__.get("_top_fidelity") is not None:
+            return [a for a in self.ranked_archs() if told.get(a, True)][: self.local_parents]
+        archs, y = self._labels()
+        order = np.argsort(-y, kind="stable") if stable else np.argsort(-y)
+        keep = [int(i) for i in order if told.get(archs[int(i)], True)]
+        return [archs[i] for i in keep[: self.local_parents]]
+
+    def _known_objective(self, i: int, archs: list[Arch], cache: bool) -> np.ndarray:
+        """Objective ``i`` (known without training) of ``archs``, as a higher-is-better score."""
+        key = f"objective:{i}"
+        if cache and key in self._pool_known:
+            vals = self._pool_known[key]
+        else:
+            index = self._pool_index if self._candidates is not None else None
+            vals = known_values(self.space, self.known_objectives[i], archs, index, what=f"known objective {i}")
+            if cache:
+                self._pool_known[key] = vals
+        return vals if self.modes[i] == "max" else -vals
+
+    def _predict(self, archs: list[Arch], cache: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of ``archs`` for every objective, higher is better, in the told values' units
+        (known ones exact, learned ones the ranker's mapped linearly onto the told values), and
+        each arch's predicted probability of meeting the learned constraints.
+
+        ``cache=True`` means ``archs`` is the pool (its known values and features are kept)."""
+        obs_archs, obs = self.observations()
+        obs = obs.reshape(len(obs_archs), self.n_objectives)
+        ys = np.empty((len(archs), self.n_objectives))
+        for i in range(self.n_objectives):
+            if i in self.known_objectives:
+                ys[:, i] = self._known_objective(i, archs, cache)
+                continue
+            model = self._model if i == self._primary() else self._models.get(f"objective:{i}")
+            if model is None:
+                model = self._pretrained if self._pretrained.weak_names else None
+            if model is None:
+                ys[:, i] = 0.0  # nothing known yet: every candidate alike
+                continue
+            ys[:, i] = _to_units(model.score(archs, cache=cache), model, obs_archs, obs[:, i])
+        return ys, self._feasibility(archs, cache)
+
+    def _feasibility(self, archs: list[Arch], cache: bool) -> np.ndarray:
+        """Predicted probability that each arch meets every learned constraint (1 with none)."""
+        prob = np.ones(len(archs))
+        if not self._constraint_models:
+            return prob
+        x = self._constraint_features(archs, cache)
+        for model in self._constraint_models.values():
+            prob *= model.probability_feasible(x)
+        return prob
+
+    def _learns_constraints(self) -> bool:
+        """Whether a model predicts a constraint (one was told and fitted)."""
+        return bool(self._constraint_models)
+
+    def _feasible_first(self, score: np.ndarray, archs: list[Arch], cache: bool) -> np.ndarray:
+        """``score`` with archs predicted infeasible (probability below 1/2) ranked after all others."""
+        if not self._learns_constraints():
+            return score
+        prob = self._feasibility(archs, cache)
+        return np.where(prob >= 0.5, score, score - (np.ptp(score) + 1.0))
+
+    def _front_scores(self) -> np.ndarray:
+        """The higher-is-better scores of the feasible front, ``(m, objectives)``."""
+        front = self.pareto_front
+        return np.array([np.atleast_1d(self._score(v)) for _, v in front], dtype=np.float64).reshape(
+            len(front), self.n_objectives)
+
+    def _front_picks(self, archs: list[Arch], ys: np.ndarray, prob: np.ndarray, mask: np.ndarray,
+                     local: np.ndarray | None, n_local: int, k: int, taken: set[Hashable]) -> list[Arch]:
+        """``k`` archs of ``mask`` one by one, each the largest predicted hypervolume improvement
+        (times its probability of being feasible) over the feasible front joined by the earlier
+        picks as predicted; the first ``n_local`` from ``local`` (around the front) when it has any.
+
+        Scores are scaled to [0, 1] per objective over the candidates and the front, so objectives
+        in different units weigh alike; the reference point lies just below the worst of them.
+        """
+        idx_all = np.flatnonzero(mask)
+        if not len(idx_all) or k <= 0:
+            return []
+        front = self._front_scores()
+        both = np.vstack([ys[idx_all], front])
+        lo, hi = both.min(axis=0), both.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        yn = (ys - lo) / span
+        told = (front - lo) / span
+        ref = np.full(self.n_objectives, -0.01)
+        avail = mask.copy()
+        keys = [self.space.iso_key(a) for a in archs]
+        for i in idx_all:
+            if keys[i] in taken:
+                avail[i] = False
+        believed = told
+        out: list[Arch] = []
+        for slot in range(k):
+            region = avail & local if (local is not None and slot < n_local and (avail & local).any()) else avail
+            idx = np.flatnonzero(region)
+            if not len(idx):
+                break
+            if self.n_objectives > 2 and len(idx) > 1000:
+                # exact improvements cost a hypervolume each above two objectives: keep the 1000 most promising
+                idx = idx[np.argsort(-(yn[idx].sum(axis=1) * prob[idx]), kind="stable")[:1000]]
+            gain = hypervolume_improvement(yn[idx], believed, ref) * prob[idx]
+            if not len(told) and self._learns_constraints():
+                # nothing feasible found yet: the likeliest feasible first, the front only breaks ties
+                gain = prob[idx] + 1e-3 * gain / (gain.max() or 1.0)
+            if not gain.max() > 0:  # the believed picks cover everything left: improve on the told front
+                gain = hypervolume_improvement(yn[idx], told, ref) * prob[idx]
+            if not gain.max() > 0:
+                gain = yn[idx].sum(axis=1) * prob[idx] + 1e-12 * prob[idx]
+            best = int(idx[int(np.argmax(gain))])
+            out.append(archs[best])
+            taken.add(keys[best])
+            avail &= (self._pool_kid != self._pool_kid[best]) if archs is self._pool else np.array(
+                [kk != keys[best] for kk in keys])
+            believed = np.vstack([believed, yn[best][None, :]])
+        return out
 
     def _fresh(self, archs: list[Arch], exclude: set[Hashable]) -> list[Arch]:
         """``archs`` without repeats, without seen ones and without ``exclude`` (iso keys)."""
@@ -477,26 +691,43 @@ class NASRankStrategy(Strategy):
                 out.append(archs[int(i)])
         return out
 
+    def _pool_feasible(self) -> np.ndarray:
+        """Which pool archs meet every known constraint (computed once)."""
+        if "feasible" not in self._pool_known:
+            self._pool_known["feasible"] = self.known_feasible(self._pool)
+        return self._pool_known["feasible"]
+
     def _plan_pool(self, k: int) -> list[Arch]:
-        mask = self._unseen_mask()
+        mask = self._unseen_mask() & self._pool_feasible()
         if not mask.any():
             return []
         taken: set[Hashable] = set()
         n_exploit = self._n_exploit(k)
         plan: list[Arch] = []
         if n_exploit:
-            score = self._model.score(self._pool)
             n_local = int(round(self.local * n_exploit)) if self._history else 0
-            if n_local:
-                local = self._neighbourhood_mask(mask)
-                plan += self._top(score, local, n_local, taken)
-            diverse = self.first_diverse and self._rounds == 0
-            plan += self._top(score, mask, n_exploit - len(plan), taken, diverse)
+            local = self._neighbourhood_mask(mask) if n_local else None
+            if self._multi():
+                ys, prob = self._predict(self._pool, cache=True)
+                plan += self._front_picks(self._pool, ys, prob, mask, local, n_local, n_exploit, taken)
+            else:
+                score = self._feasible_first(self._model.score(self._pool), self._pool, cache=True)
+                if n_local:
+                    plan += self._top(score, local, n_local, taken)
+                diverse = self.first_diverse and self._rounds == 0
+                plan += self._top(score, mask, n_exploit - len(plan), taken, diverse)
         n_explore = k - len(plan)
         if n_explore:
             if self._opdist is not None:
-                plan += self._opdist.draw(n_explore, self._rng,
-                                          lambda a: self.is_new(a) and self.space.iso_key(a) not in taken, taken)
+                # exploration keeps to what is known or predicted feasible; the op-distribution model
+                # then skips a cell predicted infeasible for good (exploitation may still pick it later)
+                prob = self._feasibility(self._pool, cache=True) if self._learns_constraints() else None
+
+                def allowed(a: Arch) -> bool:
+                    return (self.is_new(a) and self.space.iso_key(a) not in taken and self._feasible_known(a)
+                            and (prob is None or prob[self._pool_index[a]] >= 0.5))
+
+                plan += self._opdist.draw(n_explore, self._rng, allowed, taken)
             elif self._model is not None:
                 mean, std = self._model.score_std(self._pool)
                 plan += self._top(mean + self.ucb_beta * std, mask, n_explore, taken)
@@ -534,10 +765,10 @@ class NASRankStrategy(Strategy):
         return ids.reshape(-1)
 
     def _neighbourhood_mask(self, unseen: np.ndarray) -> np.ndarray:
-        """The unseen pool configs around the best ones measured: their one-edit neighbours, or
-        in a space with numeric decisions their ``local_nearest`` nearest pool configs."""
+        """The unseen pool configs around the best ones measured (:meth:`_parents`): their one-edit
+        neighbours, or in a space with numeric decisions their ``local_nearest`` nearest pool configs."""
         mask = np.zeros(len(self._pool), dtype=bool)
-        for parent in self._parents(stable=False):
+        for parent in self._parents():
             if self.space.numeric:
                 if self._pool_features is None:
                     self._pool_features = self.space.features(self._pool)
@@ -559,6 +790,8 @@ class NASRankStrategy(Strategy):
             p = d["state"].get(name)
             if p is not None and not isinstance(p, bytes):
                 d["state"][name] = _predictor_bytes(p)
+        d["state"]["_models"] = {k: p if isinstance(p, bytes) else _predictor_bytes(p)
+                                 for k, p in d["state"].get("_models", {}).items()}
         return d
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -571,6 +804,40 @@ class NASRankStrategy(Strategy):
             p = getattr(self, name)
             if isinstance(p, bytes):
                 setattr(self, name, _predictor_from_bytes(p, RankPredictor))
+        # saved before several objectives and constraints: none of them
+        self.__dict__.setdefault("known_objectives", {})
+        self.__dict__.setdefault("_constraint_models", {})
+        self._models = {k: _predictor_from_bytes(p, RankPredictor) if isinstance(p, bytes) else p
+                        for k, p in self.__dict__.get("_models", {}).items()}
+
+
+def _check_known_objectives(spec: Any, n: int) -> dict[int, Known]:
+    """``known_objectives`` as ``{position: quantity}``, every position one of the ``n`` objectives."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"known_objectives must be a dict objective position -> quantity, got {type(spec).__name__}")
+    out: dict[int, Known] = {}
+    for i, q in spec.items():
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+            raise ValueError(f"known_objectives key {i!r} is not an objective position (0 .. {n - 1})")
+        if not (isinstance(q, str) or callable(q) or isinstance(q, (np.ndarray, list, tuple))):
+            raise TypeError(f"known objective {i} must be a name, values or a callable archs -> values, got {q!r}")
+        out[i] = q
+    return out
+
+
+def _to_units(score: np.ndarray, model: Any, told: list[Arch], y: np.ndarray) -> np.ndarray:
+    """Ranker scores mapped onto the told values' units: the line matching the told values' mean
+    and spread, so a candidate the ranker puts above every told one is predicted above them too.
+    Without two distinct told values the scores are only standardised around them."""
+    sd_s = float(np.std(score)) or 1.0
+    if len(told) < 2 or np.ptp(y) == 0:
+        centre = float(np.mean(y)) if len(y) else 0.0
+        return centre + (score - score.mean()) / sd_s * max(abs(centre) * 0.05, 1e-9)
+    sd_t = float(np.std(model.score(told, cache=True)))
+    b = float(np.std(y)) / (sd_t if sd_t > 0 else sd_s)
+    return float(np.mean(y)) + b * (score - float(np.mean(model.score(told, cache=True))))
 
 
 def _predictor_bytes(p) -> bytes:

@@ -32,6 +32,7 @@ class RandomStrategy(Strategy):
     """
 
     name = "random"
+    multi_objective = True
 
     def _propose(self, n: int) -> list[Arch]:
         return self._random_unseen(n)

@@ -75,3 +75,12 @@ def make_strategy(name: str, space: SearchSpace, *, seed: int | None = None, **k
     'random'
     """
     return strategy_class(name)(space, seed=seed, **kwargs)
+
+
+def multi_objective_strategies() -> list[str]:
+    """The registered strategies that search several objectives at once (``multi_objective``).
+
+    >>> multi_objective_strategies()
+    ['nasrank', 'random']
+    """
+    return sorted(n for n in STRATEGIES if strategy_class(n).multi_objective)

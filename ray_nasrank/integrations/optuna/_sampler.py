@@ -34,7 +34,7 @@ import math
 import threading
 import time
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from optuna.distributions import (
     BaseDistribution,
@@ -63,21 +63,50 @@ from ray_nasrank.spaces import (
 
 logger = logging.getLogger(__name__)
 
+#: the system attribute under which Optuna stores a ``constraints_func``'s values
+_CONSTRAINTS_KEY = "constraints"
+
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
-def _value_of(state: TrialState, values: Sequence[float] | None, number: int | None = None) -> float | None:
+def _value_of(state: TrialState, values: Sequence[float] | None, number: int | None = None
+              ) -> float | list[float] | None:
     """The value the strategy learns from a finished trial: ``None`` (failed) unless it completed
-    with a finite value. A COMPLETE trial whose value is not finite (Optuna accepts ``inf``) is
-    recorded as failed with a warning naming it, as the Tune searcher does."""
+    with finite values; a list with several objectives. A COMPLETE trial with a value that is not
+    finite (Optuna accepts ``inf``) is recorded as failed with a warning naming it, as the Tune
+    searcher does."""
     if state != TrialState.COMPLETE or not values:
         return None
-    value = float(values[0])
-    if not math.isfinite(value):
-        warnings.warn(f"trial {number} returned {value!r}, not a finite number; its architecture is recorded "
-                      "as failed", stacklevel=3)
+    vals = [float(v) for v in values]
+    if not all(math.isfinite(v) for v in vals):
+        warnings.warn(f"trial {number} returned {vals if len(vals) > 1 else vals[0]!r}, not a finite number; its "
+                      "architecture is recorded as failed", stacklevel=3)
         return None
-    return value
+    return vals[0] if len(vals) == 1 else vals
+
+
+def _trial_constraints(trial: FrozenTrial) -> dict[str, float]:
+    """A trial's constraint values by key, as Optuna 5's ``FrozenTrial.constraints`` reads them
+    (``trial.set_constraint`` keys, and the list a ``constraints_func`` stored under keys "0", "1"...),
+    also under Optuna 4 (the list only)."""
+    attrs = trial.system_attrs
+    out: dict[str, float] = {}
+    old = attrs.get(_CONSTRAINTS_KEY)
+    if old is not None:
+        out.update({str(i): c for i, c in enumerate(old)})
+    prefix = f"{_CONSTRAINTS_KEY}:"
+    out.update({k[len(prefix):]: v for k, v in attrs.items() if k.startswith(prefix)})
+    return out
+
+
+class _ParamsFunction:
+    """A user's ``params -> value`` function as the core's ``archs -> values`` (picklable when it is)."""
+
+    def __init__(self, space: SearchSpace, fn: Any) -> None:
+        self.space, self.fn = space, fn
+
+    def __call__(self, archs: Sequence[Arch]) -> list[float]:
+        return [float(self.fn(self.space.to_flat_params(a))) for a in archs]
 
 
 def _curve(trial: FrozenTrial) -> list[tuple[float, float]]:
@@ -222,6 +251,19 @@ class NASRankSampler(BaseSampler):
         seed: seed of a named strategy and of the default independent sampler.
         ready_timeout_s: how long ``sample_relative`` waits for a strategy that is refitting.
         torch_threads: torch threads for the predictor's refits (default 1, restored after).
+        constraints_func: Optuna 4's way to give constraints, as its samplers take it: a function
+            ``FrozenTrial -> sequence of floats`` (``<= 0`` feasible) run after each COMPLETE or
+            PRUNED trial, its values stored where ``study.best_trials`` reads them. Constraints
+            set with ``trial.set_constraint`` (Optuna 5) are read without it. Either way the
+            strategy learns which configs are feasible from them.
+        known_objectives: objectives computable without training, by position in ``directions``:
+            a function ``params -> float`` or a name the space computes (``"params"``, ``"flops"``
+            on NB201); the ``nasrank`` strategy computes them for every candidate instead of
+            predicting them.
+        known_constraints: constraints computable without training, by key (the
+            ``set_constraint`` key; ``"0"``, ``"1"``... for the values of ``constraints_func``): a
+            function ``params -> float`` (``<= 0`` feasible) or a space's name; candidates they rule
+            out are never proposed, and the trial's value for that key need not be set.
 
     Pruners: a trial's intermediate values (``trial.report(value, step)``) are told to the strategy
     as its learning curve at fidelity ``step + 1``, for COMPLETE and PRUNED trials alike; a COMPLETE
@@ -239,7 +281,10 @@ class NASRankSampler(BaseSampler):
     def __init__(self, space: SearchSpace | Mapping[str, Any] | None = None, *, strategy: str | Strategy = "nasrank",
                  strategy_kwargs: Mapping[str, Any] | None = None, weak: WeakLabels | WeakSpec = None,
                  independent_sampler: BaseSampler | None = None, seed: int | None = None,
-                 ready_timeout_s: float = 600.0, torch_threads: int | None = 1) -> None:
+                 ready_timeout_s: float = 600.0, torch_threads: int | None = 1,
+                 constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+                 known_objectives: Mapping[int, Any] | None = None,
+                 known_constraints: Mapping[str, Any] | None = None) -> None:
         if isinstance(space, Mapping):
             space = SearchSpace(space, name="columns") if _has_domain(space) else CategoricalSpace(space)
         if space is not None and not isinstance(space, SearchSpace):
@@ -273,6 +318,22 @@ class NASRankSampler(BaseSampler):
                     raise ValueError("weak labels given both as weak= and in strategy_kwargs['weak']; give them once")
                 weak = dataclasses.replace(weak, given=kwargs.pop("weak"))
             kwargs["weak"] = weak
+        if constraints_func is not None and not callable(constraints_func):
+            raise TypeError(f"constraints_func must be a function FrozenTrial -> sequence of floats, got {constraints_func!r}")
+        known_objectives = dict(known_objectives or {})
+        known_constraints = {str(k): v for k, v in dict(known_constraints or {}).items()}
+        for what, spec in (("known_objectives", known_objectives), ("known_constraints", known_constraints)):
+            bad = [k for k, v in spec.items() if not (callable(v) or isinstance(v, str))]
+            if bad:
+                raise TypeError(f"{what}[{bad[0]!r}] must be a function params -> float or a name the space "
+                                f"computes, got {spec[bad[0]]!r}")
+        if (known_objectives or known_constraints) and not (
+                isinstance(strategy, str) and strategy_accepts(strategy, "known_objectives")):
+            raise ValueError(f"known_objectives= and known_constraints= are used by the 'nasrank' strategy, not {strategy!r}")
+        self._constraints_func = constraints_func
+        self._known_objectives = known_objectives
+        self._known_constraints = known_constraints
+        self._constraint_keys: list[str] = list(known_constraints)  # known ones first, then as first told
         self._fixed_space = space
         self.space: SearchSpace | None = space
         self._strategy_spec = strategy
@@ -313,21 +374,81 @@ class NASRankSampler(BaseSampler):
         return self.space
 
     def _get_strategy(self, study: Study) -> Strategy:
-        if len(study.directions) != 1:
-            raise ValueError("NASRankSampler supports single-objective studies only, got "
-                             f"{len(study.directions)} objectives")
-        mode = "max" if study.direction == StudyDirection.MAXIMIZE else "min"
+        modes = ["max" if d == StudyDirection.MAXIMIZE else "min" for d in study.directions]
+        mode: str | tuple[str, ...] = modes[0] if len(modes) == 1 else tuple(modes)
         if self._strategy is None:
-            kwargs = {"mode": mode, **self._strategy_kwargs}
+            kwargs = {"mode": mode if isinstance(mode, str) else list(mode), **self._strategy_kwargs}
             if isinstance(kwargs.get("weak"), WeakLabels):  # resolved on the space (configs: space.to_config)
                 kwargs["weak"] = kwargs["weak"].resolve(self.space)
             if "torch_threads" not in kwargs and strategy_accepts(self._strategy_spec, "torch_threads"):
                 kwargs["torch_threads"] = self._torch_threads
+            bad = [i for i in self._known_objectives if isinstance(i, bool) or not isinstance(i, int)
+                   or not 0 <= i < len(modes)]
+            if bad:
+                raise ValueError(f"known_objectives key {bad[0]!r} is not an objective position of this study "
+                                 f"(0 .. {len(modes) - 1}, as in directions)")
+            if self._known_objectives:
+                kwargs["known_objectives"] = {i: self._quantity(q) for i, q in self._known_objectives.items()}
+            if self._known_constraints:
+                kwargs["known_constraints"] = {self._constraint_keys.index(k): self._quantity(q)
+                                               for k, q in self._known_constraints.items()}
             self._strategy = make_strategy(self._strategy_spec, self.space, seed=self._seed, **kwargs)
-        if self._strategy.mode != mode:
-            raise ValueError(f"the strategy has mode={self._strategy.mode!r} but the study is "
-                             f"{study.direction.name.lower()}d")
+        if tuple(self._strategy.modes) != tuple(modes):
+            study_is = (f"study is {study.directions[0].name.lower()}d" if len(modes) == 1 else
+                        f"study's directions are {[d.name.lower() for d in study.directions]}")
+            raise ValueError(f"the strategy has mode={self._strategy.mode!r} but the {study_is}")
         return self._strategy
+
+    def _quantity(self, q: Any) -> Any:
+        """A known quantity for the core: a space's name as it is, a ``params -> float`` function wrapped."""
+        return q if isinstance(q, str) else _ParamsFunction(self.space, q)
+
+    def _constraints_of(self, study: Study, trial: FrozenTrial, state: TrialState) -> list[float | None] | None:
+        """The trial's constraint vector in the order of ``_constraint_keys`` (``None``: it has none).
+
+        Runs ``constraints_func`` on COMPLETE and PRUNED trials, as Optuna's samplers do, and stores
+        its values where Optuna reads them (``study.best_trials``, ``FrozenTrial.constraints``).
+        """
+        found = _trial_constraints(trial)
+        if self._constraints_func is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
+            try:
+                con = self._constraints_func(trial)
+            except Exception as e:
+                raise ValueError(f"constraints_func raised on trial {trial.number}: {type(e).__name__}: {e}") from e
+            if isinstance(con, (str, bytes)) or not isinstance(con, Sequence) and not hasattr(con, "__len__"):
+                raise ValueError(f"constraints_func returned {con!r} for trial {trial.number}; "
+                                 "it must return a sequence of floats (<= 0 feasible)")
+            con = list(con)
+            first = self.__dict__.setdefault("_func_len", len(con))
+            if len(con) != first:
+                raise ValueError(f"constraints_func returned {len(con)} values for trial {trial.number} but "
+                                 f"{first} for earlier trials; it must return the same number every time")
+            for i, c in enumerate(con):
+                if not _is_number(c) or c != c:
+                    raise ValueError(f"constraints_func returned {c!r} as value {i} for trial {trial.number}; "
+                                     "constraint values must be numbers, not NaN")
+            con = [float(c) for c in con]
+            study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS_KEY, tuple(con))
+            found.update({str(i): c for i, c in enumerate(con)})
+        for k, c in found.items():
+            if not _is_number(c) or c != c:
+                raise ValueError(f"constraint {k!r} of trial {trial.number} is {c!r}; constraint values must be "
+                                 "numbers, not NaN")
+        if not found:
+            return None  # none set: feasible, as Optuna reads it (known constraints are computed)
+        for k in found:
+            if k not in self._constraint_keys:
+                if self._strategy is not None and self._strategy.n_constraints is not None:
+                    raise ValueError(f"trial {trial.number} has constraint {k!r}, which earlier trials did not "
+                                     f"have ({self._constraint_keys}); set the same constraints in every trial")
+                self._constraint_keys.append(k)
+        missing = [k for k in self._constraint_keys if k not in found and k not in self._known_constraints]
+        if missing and state != TrialState.COMPLETE:
+            return None  # a trial that stopped before setting them all: its values teach nothing about them
+        if missing:
+            raise ValueError(f"trial {trial.number} has no value for constraint(s) {missing} that earlier trials "
+                             "set; set the same constraints in every trial")
+        return [float(found[k]) if k in found else None for k in self._constraint_keys]
 
     def _arch_from_params(self, params: Mapping[str, Any]) -> Arch | None:
         if self.space is None:
@@ -355,19 +476,20 @@ class NASRankSampler(BaseSampler):
                 continue
             self._done.add(key)
             claimed = self._claimed.pop(key, None)
+            cons = self._stored_constraints(t)
             if claimed is not None and strategy.status(claimed) == "pending":
-                self._tell_finished(strategy, claimed, t.state, t.values, t)
+                self._tell_finished(strategy, claimed, t.state, t.values, t, constraints=cons)
                 continue
             if arch is None or strategy.status(arch) in ("ok", "failed", "pending", "partial"):
                 continue
-            self._tell_finished(strategy, arch, t.state, t.values, t, warm=True)
+            self._tell_finished(strategy, arch, t.state, t.values, t, warm=True, constraints=cons)
 
     @staticmethod
     def _tell_finished(strategy: Strategy, arch: Arch, state: TrialState, values: Sequence[float] | None,
-                       trial: FrozenTrial, warm: bool = False) -> None:
+                       trial: FrozenTrial, warm: bool = False, constraints: Any = None) -> None:
         """Tell a finished trial: its intermediate values as a learning curve, then a COMPLETE
         trial's value at full fidelity; a PRUNED trial stays a partial observation (a failure
-        only if it reported nothing)."""
+        only if it reported nothing). ``constraints`` go with the last result told."""
         tell = strategy.add_evaluated if warm else strategy.tell
         curve = _curve(trial) if state != TrialState.FAIL else []
         for fidelity, v in curve:
@@ -377,7 +499,17 @@ class NASRankSampler(BaseSampler):
         if state == TrialState.PRUNED and curve or strategy.status(arch) in ("ok", "failed"):
             return
         value = _value_of(state, values, trial.number)
-        tell(arch, value)
+        tell(arch, value, constraints=constraints)
+
+    def _stored_constraints(self, trial: FrozenTrial) -> list[float | None] | None:
+        """The constraint vector of a finished trial someone else ran (what it has stored)."""
+        found = _trial_constraints(trial)
+        if not found:
+            return None
+        if any(k not in self._constraint_keys for k in found) or any(
+                k not in found and k not in self._known_constraints for k in self._constraint_keys):
+            return None  # another shape than this study's trials: learn its value, not its feasibility
+        return [float(found[k]) if k in found else None for k in self._constraint_keys]
 
     def _check_declarations(self, trial: FrozenTrial) -> None:
         """A parameter the objective declared unlike the given space: name both distributions."""
@@ -465,6 +597,7 @@ class NASRankSampler(BaseSampler):
         study = _whole_study(study)
         with self._lock:
             self._check_declarations(trial)
+            cons = self._constraints_of(study, trial, state)
             key = self._key(study, trial.number)
             proposed = self._trial_arch.pop(key, None)
             self._claimed.pop(key, None)  # told below like any pending arch
@@ -490,12 +623,12 @@ class NASRankSampler(BaseSampler):
                                   f"proposed {self.space.to_string(proposed)!r}", stacklevel=2)
                     strategy.tell(proposed, None)
                 else:
-                    self._tell_finished(strategy, proposed, state, values, trial)
+                    self._tell_finished(strategy, proposed, state, values, trial, constraints=cons)
                     return
             arch = actual if actual is not None else proposed
             if strategy.status(arch) in ("ok", "failed", "partial"):
                 return  # a repeat (e.g. filled by the independent sampler after the space ran out)
-            self._tell_finished(strategy, arch, state, values, trial)
+            self._tell_finished(strategy, arch, state, values, trial, constraints=cons)
 
     def reseed_rng(self) -> None:
         self._independent.reseed_rng()
@@ -515,6 +648,21 @@ class NASRankSampler(BaseSampler):
         self.__dict__.update(state)
         self.__dict__.setdefault("_claimed", {})  # pickled before running trials were claimed
         self._strategy = None if strategy_state is None else Strategy.from_state_dict(strategy_state)
+        for name, default in (("_constraints_func", None), ("_known_objectives", {}), ("_known_constraints", {}),
+                              ("_constraint_keys", [])):
+            self.__dict__.setdefault(name, default)
+        if self._strategy is not None and self.space is not None:
+            # a state holds data only: the functions among the known quantities come from this sampler
+            args = {}
+            kc = {self._constraint_keys.index(k): self._quantity(q) for k, q in self._known_constraints.items()
+                  if not isinstance(q, str)}
+            ko = {i: self._quantity(q) for i, q in self._known_objectives.items() if not isinstance(q, str)}
+            if kc:
+                args["known_constraints"] = kc
+            if ko:
+                args["known_objectives"] = ko
+            if args:
+                self._strategy.attach_known(**args)
         if self._strategy_spec is None:
             self._strategy_spec = self._strategy
         self._lock = threading.RLock()
@@ -543,6 +691,12 @@ def _inside_declared(space: SearchSpace, arch: Arch) -> Arch:
             v = v - dom.step if v > hi else v + dom.step if v < lo else v
         out[i] = float(v)
     return space.validate(tuple(out))
+
+
+def _is_number(x: Any) -> bool:
+    import numbers
+
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def _has_domain(spec: Mapping) -> bool:

@@ -66,8 +66,10 @@ class NASRankSearcher(Searcher):
             qrandint, uniform, loguniform, quniform, qloguniform, randn, qrandn); entries no
             searcher can fill (``tune.sample_from``, ``grid_search``) raise one ``ValueError`` at
             ``set_search_properties`` naming every such key and the fix.
-        metric: the result key to optimise; may come from ``TuneConfig``.
-        mode: ``"max"`` or ``"min"``; may come from ``TuneConfig``.
+        metric: the result key to optimise; may come from ``TuneConfig``. A list of keys searches
+            several objectives at once (with a list ``mode`` of the same length, as Tune's
+            multi-objective searchers take them; give them here, ``TuneConfig`` takes one metric).
+        mode: ``"max"`` or ``"min"``; may come from ``TuneConfig``; a list with a list ``metric``.
         strategy: a strategy name of :func:`ray_nasrank.search.make_strategy` or a
             :class:`~ray_nasrank.search.Strategy` instance built on the same space.
         strategy_kwargs: extra constructor arguments for a named strategy (``candidates``,
@@ -89,6 +91,15 @@ class NASRankSearcher(Searcher):
         torch_threads: torch threads for the predictor's pretraining, refits and scoring in the
             driver (default 1, so refits never take the cores trials need; ``None`` leaves the
             count alone); the previous count is restored after each.
+        known_objectives: metrics known without training, by metric name: a function
+            ``config -> float`` (the trial config, constants included) or a name the space
+            computes (``"params"``, ``"flops"`` on NB201); computed for every candidate instead of
+            predicted (``nasrank`` strategy).
+        known_constraints: constraints known before training: functions ``config -> float`` or
+            names the space computes, ``<= 0`` feasible (``lambda c: c["width"] * c["depth"] - 512``).
+            Candidates they rule out are never suggested.
+        constraint_metrics: result keys holding constraint values (``<= 0`` feasible) measured by
+            the trial; the strategy learns from them which configs are feasible.
         time_attr: the result key that measures a trial's training so far, its fidelity (default
             ``training_iteration``, as for Tune's schedulers; set it to the scheduler's
             ``time_attr``).
@@ -114,8 +125,8 @@ class NASRankSearcher(Searcher):
         self,
         space: SearchSpace | Mapping | None = None,
         *,
-        metric: str | None = None,
-        mode: str | None = None,
+        metric: str | list[str] | None = None,
+        mode: str | list[str] | None = None,
         strategy: str | Strategy = "nasrank",
         strategy_kwargs: Mapping[str, Any] | None = None,
         weak: WeakLabels | None = None,
@@ -125,6 +136,9 @@ class NASRankSearcher(Searcher):
         evaluated_rewards: Sequence[Any] | None = None,
         seed: int | None = None,
         torch_threads: int | None = 1,
+        known_objectives: Mapping[str, Any] | None = None,
+        known_constraints: Sequence[Any] | None = None,
+        constraint_metrics: Sequence[str] | None = None,
         time_attr: str = "training_iteration",
         max_fidelity: float | None = None,
     ) -> None:
@@ -135,10 +149,27 @@ class NASRankSearcher(Searcher):
             if isinstance(strategy, Strategy) and strategy.max_fidelity != max_fidelity:
                 raise ValueError(f"max_fidelity={max_fidelity:g} but the strategy has max_fidelity="
                                  f"{strategy.max_fidelity!r}; set it once, on the strategy")
-        if mode is not None and mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if metric is not None and not isinstance(metric, str):
-            raise TypeError(f"metric must be a string, got {metric!r}")
+        metric, mode = _check_metric_mode(metric, mode)
+        known_objectives = dict(known_objectives or {})
+        known_constraints = list(known_constraints or [])
+        constraint_metrics = list(constraint_metrics or [])
+        for what, items in (("known_objectives", list(known_objectives.items())),
+                            ("known_constraints", list(enumerate(known_constraints)))):
+            for k, q in items:
+                if not (callable(q) or isinstance(q, str)):
+                    raise TypeError(f"{what}[{k!r}] must be a function config -> float or a name the space "
+                                    f"computes, got {q!r}")
+        if not all(isinstance(m, str) for m in constraint_metrics):
+            raise TypeError(f"constraint_metrics must be result keys (strings), got {constraint_metrics!r}")
+        if known_objectives:
+            names = metric if isinstance(metric, list) else [metric]
+            unknown = [k for k in known_objectives if k not in names]
+            if metric is not None and unknown:
+                raise ValueError(f"known_objectives names {unknown}, which are not among metric {names}")
+        if (known_objectives or known_constraints) and not (
+                isinstance(strategy, str) and strategy_accepts(strategy, "known_objectives")):
+            raise ValueError(f"known_objectives= and known_constraints= are used by the 'nasrank' strategy, "
+                             f"not {strategy!r}")
         if not isinstance(strategy, (str, Strategy)):
             raise TypeError(f"strategy must be a strategy name or a Strategy, got {type(strategy).__name__}")
         if isinstance(strategy, str):
@@ -182,6 +213,9 @@ class NASRankSearcher(Searcher):
                                           or torch_threads < 1):
             raise ValueError(f"torch_threads must be an int >= 1 or None, got {torch_threads!r}")
         self._torch_threads = torch_threads
+        self._known_objectives = known_objectives
+        self._known_constraints = known_constraints
+        self._constraint_metrics = constraint_metrics
         self._space: SearchSpace | None = None
         self._constants: dict = {}
         self._space_from_tuner = False
@@ -253,9 +287,7 @@ class NASRankSearcher(Searcher):
                            "need metric=%r, mode=%r; pass them to tune.TuneConfig(metric=..., mode=...) instead "
                            "(the searcher reads them from there)", self._metric, self._mode)
         if self._mode is None and mode:
-            if mode not in ("min", "max"):
-                raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-            self._mode = mode
+            self._metric, self._mode = _check_metric_mode(self._metric, mode)
         n = spec.get("num_samples")
         if isinstance(n, int) and 0 < n < 2**62:
             self._budget = n
@@ -283,7 +315,7 @@ class NASRankSearcher(Searcher):
         assert self._space is not None and self._mode is not None
         if isinstance(self._strategy_spec, Strategy):
             s = self._strategy_spec
-            if s.mode != self._mode:
+            if tuple(s.modes) != tuple([self._mode] if isinstance(self._mode, str) else self._mode):
                 raise ValueError(f"the strategy minimises/maximises with mode={s.mode!r} but the searcher has mode={self._mode!r}")
         else:
             kwargs = dict(self._strategy_kwargs)
@@ -295,6 +327,15 @@ class NASRankSearcher(Searcher):
                 given = dataclasses.replace(self._model_weak, given=kwargs.get("weak"))
                 kwargs["weak"] = given.resolve(self._space, config_of=self._config_for)
             kwargs.setdefault("mode", self._mode)
+            metrics = self._metrics()
+            if self._known_objectives:
+                unknown = [k for k in self._known_objectives if k not in metrics]
+                if unknown:
+                    raise ValueError(f"known_objectives names {unknown}, which are not among metric {metrics}")
+                kwargs["known_objectives"] = {metrics.index(k): self._quantity(q)
+                                              for k, q in self._known_objectives.items()}
+            if self._known_constraints:
+                kwargs["known_constraints"] = [self._quantity(q) for q in self._known_constraints]
             if "async_refit" not in kwargs and strategy_accepts(self._strategy_spec, "async_refit"):
                 # refits run in a thread; suggest answers None meanwhile instead of blocking Tune
                 kwargs["async_refit"] = True
@@ -396,6 +437,30 @@ class NASRankSearcher(Searcher):
         """Live trials that hold resources (a paused one does not)."""
         return len(self._live) - len(self._paused & set(self._live))
 
+    def _attach_known(self) -> None:
+        """Give a restored strategy back the functions among the known quantities (a state holds data only)."""
+        s = self._strategy
+        if s is None or not getattr(s, "multi_objective", False) or not hasattr(s, "known_objectives"):
+            return
+        metrics = self._metrics() if self._metric is not None else []
+        args = {}
+        kc = {j: self._quantity(q) for j, q in enumerate(self._known_constraints) if not isinstance(q, str)}
+        ko = {metrics.index(k): self._quantity(q) for k, q in self._known_objectives.items()
+              if not isinstance(q, str) and k in metrics}
+        if kc:
+            args["known_constraints"] = kc
+        if ko:
+            args["known_objectives"] = ko
+        if args:
+            s.attach_known(**args)
+
+    def _metrics(self) -> list[str]:
+        return list(self._metric) if isinstance(self._metric, list) else [self._metric]
+
+    def _quantity(self, q: Any) -> Any:
+        """A known quantity for the core: a space's name as it is, a ``config -> float`` function wrapped."""
+        return q if isinstance(q, str) else _ConfigFunction(self._config_for, q)
+
     def _config_for(self, arch: Arch) -> dict:
         assert self._space is not None
         return {**_deep_merge(self._constants, self._space.to_config(arch)), **self._space.config_extras(arch)}
@@ -412,7 +477,9 @@ class NASRankSearcher(Searcher):
         t0 = time.perf_counter()
         try:
             arch = self._live.get(trial_id)
-            if arch is not None and self._strategy is not None and self._metric in (result or {}):
+            # several metrics: one result per trial (as OptunaSearch), no learning curve
+            if (arch is not None and self._strategy is not None and isinstance(self._metric, str)
+                    and self._metric in (result or {})):
                 self._observe(trial_id, arch, result)
         finally:
             self._overhead_s += time.perf_counter() - t0
@@ -434,7 +501,7 @@ class NASRankSearcher(Searcher):
             self._warned.add((trial_id, problem))
             warnings.warn(message, stacklevel=3)
 
-    def _observe(self, trial_id: str, arch: Arch, result: Mapping) -> bool:
+    def _observe(self, trial_id: str, arch: Arch, result: Mapping, constraints: Any = None) -> bool:
         """Tell the strategy ``result`` at its fidelity; False when it is dropped (bad input) or
         the trial already has its full-fidelity result."""
         assert self._strategy is not None
@@ -462,7 +529,7 @@ class NASRankSearcher(Searcher):
                                 f"{last:g} (restarted without its checkpoint?); that result is dropped")
             return False  # t == last: the same result again (on_trial_complete repeats the last one)
         self._fidelity[trial_id] = t
-        self._strategy.tell(arch, value, fidelity=t)
+        self._strategy.tell(arch, value, fidelity=t, constraints=constraints)
         return True
 
     def _on_complete(self, trial_id: str, result: dict | None, error: bool) -> None:
@@ -473,6 +540,10 @@ class NASRankSearcher(Searcher):
             logger.warning("NASRankSearcher: ignoring completion of unknown trial %s", trial_id)
             return
         assert self._strategy is not None
+        if isinstance(self._metric, list):
+            self._complete_multi(trial_id, arch, result, error)
+            return
+        cons = self._constraints_of(trial_id, result) if not error else None
         curve = trial_id in self._fidelity  # intermediate results were recorded
         if error:
             warnings.warn(f"trial {trial_id} errored; its architecture is recorded as failed"
@@ -493,11 +564,11 @@ class NASRankSearcher(Searcher):
             if value is None:
                 warnings.warn(f"trial {trial_id} reported {self._metric}={result[self._metric]!r}, "
                               "not a finite number; its architecture is recorded as failed", stacklevel=2)
-            self._tell_final(arch, value)
+            self._tell_final(arch, value, cons)
         else:
             # the last result (a scheduler's STOP does not pass it to on_trial_result); a trial
             # stopped below max_fidelity stays a partial observation
-            self._observe(trial_id, arch, result)
+            self._observe(trial_id, arch, result, cons)
             if self._strategy.status(arch) == "pending":  # nothing usable was ever reported
                 self._warn_once(trial_id, "unusable", f"trial {trial_id} gave no usable result; its architecture "
                                 "is recorded as failed")
@@ -505,10 +576,54 @@ class NASRankSearcher(Searcher):
         h = self._strategy.record(arch)
         self._completed.append({"trial_id": trial_id, "arch": arch, "value": h["value"], "fidelity": h["fidelity"]})
 
-    def _tell_final(self, arch: Arch, value: float | None) -> None:
+    def _tell_final(self, arch: Arch, value: float | None, constraints: Any = None) -> None:
         assert self._strategy is not None
         if self._strategy.status(arch) not in ("ok", "failed"):
-            self._strategy.tell(arch, value)
+            self._strategy.tell(arch, value, constraints=constraints)
+
+    def _complete_multi(self, trial_id: str, arch: Arch, result: dict | None, error: bool) -> None:
+        """A finished trial of a multi-metric search (one result per trial, as for OptunaSearch:
+        no partial results with several objectives)."""
+        assert self._strategy is not None
+        value: float | list[float] | None = None
+        metrics = self._metrics()
+        missing = [m for m in metrics if result is None or m not in result]
+        if error:
+            warnings.warn(f"trial {trial_id} errored; its architecture is recorded as failed", stacklevel=2)
+        elif missing:
+            keys = sorted(result)[:20] if result else []
+            warnings.warn(
+                f"trial {trial_id} finished without reporting metric {missing[0]!r} "
+                f"(reported: {keys}); its architecture is recorded as failed", stacklevel=2)
+        else:
+            values = [finite_or_none(result[m]) for m in metrics]
+            bad = [m for m, v in zip(metrics, values) if v is None]
+            if bad:
+                warnings.warn(f"trial {trial_id} reported {bad[0]}={result[bad[0]]!r}, "
+                              "not a finite number; its architecture is recorded as failed", stacklevel=2)
+            else:
+                value = values[0] if len(values) == 1 else values
+        self._strategy.tell(arch, value, constraints=None if error else self._constraints_of(trial_id, result))
+        self._completed.append({"trial_id": trial_id, "arch": arch, "value": value, "fidelity": None})
+
+    def _constraints_of(self, trial_id: str, result: dict | None) -> list[float | None] | None:
+        """The trial's constraint vector: the known ones (computed by the strategy), then the
+        ``constraint_metrics`` it reported (``None`` as a whole when one is missing)."""
+        if not self._constraint_metrics:
+            return None
+        missing = [m for m in self._constraint_metrics if not result or m not in result]
+        if missing:
+            warnings.warn(f"trial {trial_id} did not report constraint metric {missing[0]!r}; its feasibility "
+                          "is not learned from it", stacklevel=3)
+            return None
+        vals = []
+        for m in self._constraint_metrics:
+            v = result[m]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise ValueError(f"trial {trial_id} reported constraint metric {m}={v!r}; constraint values must "
+                                 "be numbers, not NaN (<= 0 feasible)")
+            vals.append(float(v))
+        return [None] * len(self._known_constraints) + vals
 
     def add_evaluated_point(self, parameters: dict, value: float, error: bool = False,
                             pruned: bool = False, intermediate_values: list | None = None) -> None:
@@ -517,7 +632,12 @@ class NASRankSearcher(Searcher):
         self.wait_until_ready()
         assert self._space is not None and self._strategy is not None
         arch = self._space.validate(parameters)
-        self._strategy.add_evaluated(arch, None if (error or pruned) else finite_or_none(value))
+        if isinstance(value, (list, tuple)):
+            vals = [finite_or_none(v) for v in value]
+            told = None if (error or pruned or any(v is None for v in vals)) else vals
+        else:
+            told = None if (error or pruned) else finite_or_none(value)
+        self._strategy.add_evaluated(arch, told)
 
     # ------------------------------------------------------------------ bookkeeping
     @property
@@ -567,10 +687,14 @@ class NASRankSearcher(Searcher):
                              ("_paused", set()), ("_warned", set())):
             state.setdefault(key, default)
         self.__dict__.update(state)
+        self.__dict__.setdefault("_known_objectives", {})
+        self.__dict__.setdefault("_known_constraints", [])
+        self.__dict__.setdefault("_constraint_metrics", [])
         if strategy_state is not None:
             self._strategy = Strategy.from_state_dict(strategy_state)
             if self._strategy_spec is None:
                 self._strategy_spec = self._strategy
+            self._attach_known()
         self._builder = None
         self._build_error = None
 
@@ -578,7 +702,7 @@ class NASRankSearcher(Searcher):
     FILE_KIND = "ray_nasrank.NASRankSearcher/2"
     #: what the constructor was given as code (weak-label sources, model functions): never written,
     #: a restored searcher keeps the ones it was built with (Tune rebuilds it from its own experiment state)
-    _CODE = ("_weak_source", "_weak_fallback", "_model_weak")
+    _CODE = ("_weak_source", "_weak_fallback", "_model_weak", "_known_objectives", "_known_constraints")
     #: what the Tuner's ``param_space`` or the constructor give again on a restore: written when it is
     #: data, kept from the live searcher when not (a constant holding an object, a ``weak`` callable)
     _GIVEN = ("_constants", "_strategy_kwargs", "_points", "_rewards", "_strategy_spec")
@@ -623,6 +747,39 @@ class NASRankSearcher(Searcher):
         name = self._strategy_spec if isinstance(self._strategy_spec, str) else type(self._strategy_spec).__name__
         return (f"NASRankSearcher(strategy={name!r}, space={self._space!r}, metric={self._metric!r}, "
                 f"mode={self._mode!r}, suggested={self._suggested}, completed={len(self._completed)})")
+
+
+class _ConfigFunction:
+    """A user's ``config -> value`` function as the core's ``archs -> values``."""
+
+    def __init__(self, config_of: Any, fn: Any) -> None:
+        self.config_of, self.fn = config_of, fn
+
+    def __call__(self, archs: Sequence[Arch]) -> list[float]:
+        return [float(self.fn(self.config_of(a))) for a in archs]
+
+
+def _check_metric_mode(metric: Any, mode: Any) -> tuple[Any, Any]:
+    """``metric``/``mode`` checked: strings, or lists of the same length (several objectives)."""
+    if metric is not None and not isinstance(metric, (str, list, tuple)):
+        raise TypeError(f"metric must be a string or a list of strings, got {metric!r}")
+    if isinstance(metric, (list, tuple)):
+        metric = list(metric)
+        if not metric or not all(isinstance(m, str) for m in metric) or len(set(metric)) != len(metric):
+            raise ValueError(f"a metric list must hold distinct result keys, got {metric!r}")
+    if isinstance(mode, (list, tuple)):
+        mode = list(mode)
+        bad = [m for m in mode if m not in ("min", "max")]
+        if bad or not mode:
+            raise ValueError(f"every mode must be 'min' or 'max', got {mode!r}")
+        if metric is not None and (not isinstance(metric, list) or len(metric) != len(mode)):
+            raise ValueError(f"mode {mode!r} needs a metric list of the same length, got metric={metric!r}")
+    elif mode is not None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if isinstance(metric, list):
+            raise ValueError(f"metric {metric!r} is a list: give a list mode of the same length")
+    return metric, mode
 
 
 def _fn_placeholders(config: Mapping, prefix: str = "") -> list[str]:

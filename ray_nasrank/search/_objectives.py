@@ -166,6 +166,12 @@ def non_dominated(points: np.ndarray) -> np.ndarray:
 def pareto_ranks(points: np.ndarray) -> np.ndarray:
     """Non-dominated sorting: 0 for the first front, 1 for the front once it is removed, ...
 
+    Args:
+        points: one row per point, one column per objective, higher is better.
+
+    Returns:
+        Each point's front number (0 = non-dominated).
+
     >>> pareto_ranks(np.array([[1.0, 1.0], [2.0, 2.0], [0.0, 3.0]])).tolist()
     [1, 0, 0]
     """
@@ -271,6 +277,11 @@ class LinearConstraint:
     Why not the ranker: a learning-to-rank loss orders the best configs and says little about
     where a boundary lies, while a constraint (latency, memory, size) is mostly additive in a
     config's choices, which a linear model of the one-hot features recovers from a few labels.
+
+    Args:
+        weights: one weight per feature column.
+        intercept: the prediction at all-zero features.
+        sd: the spread of a prediction (leave-one-out error of the fit).
 
     >>> import numpy as np
     >>> x = np.eye(4)[[0, 1, 2, 3, 0, 1]]

@@ -80,6 +80,9 @@ def make_strategy(name: str, space: SearchSpace, *, seed: int | None = None, **k
 def multi_objective_strategies() -> list[str]:
     """The registered strategies that search several objectives at once (``multi_objective``).
 
+    Returns:
+        Their registry names, sorted.
+
     >>> multi_objective_strategies()
     ['nasrank', 'random']
     """

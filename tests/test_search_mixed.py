@@ -169,7 +169,7 @@ def test_refits_grow_apart_with_the_labels_so_long_runs_stay_linear(monkeypatch)
     s = NASRankStrategy(space, seed=0, predictor=PredictorConfig(ensemble=1, hidden=8, pretrain=PretrainConfig(epochs=1), finetune=FineTuneConfig(epochs=2)))
     fits = []
     real = NASRankStrategy._fit_model
-    monkeypatch.setattr(NASRankStrategy, "_fit_model", lambda self, a, y: fits.append(len(y)) or real(self, a, y))
+    monkeypatch.setattr(NASRankStrategy, "_fit_model", lambda self, a, y, *rest: fits.append(len(y)) or real(self, a, y, *rest))
     for t in range(200):
         (a,) = s.ask(1)
         s.tell(a, float(sum(a)) + 0.001 * t)

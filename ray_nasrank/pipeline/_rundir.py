@@ -115,10 +115,7 @@ class RunLock:
                 if attempt == 0 and stale:
                     # a lock file without flock left by a process that is gone: take it over
                     for name in (LOCK_FILE, HOLDER_FILE):
-                        try:
-                            (self.out / name).unlink()
-                        except FileNotFoundError:
-                            pass
+                        (self.out / name).unlink(missing_ok=True)
                     continue
                 raise RunDirLockedError(
                     f"{str(self.out)!r} is in use by another run: {_describe(record)}; wait for it to finish or "
@@ -134,10 +131,7 @@ class RunLock:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        try:
-            (self.out / HOLDER_FILE).unlink()
-        except FileNotFoundError:
-            pass
+        (self.out / HOLDER_FILE).unlink(missing_ok=True)
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -355,10 +349,7 @@ def check_artefacts(manifest: Manifest, artefacts: dict[str, str]) -> list[str]:
         what = ("the step times of earlier calls are lost (only this call's are kept)" if key == "steps"
                 else "it is computed again")
         warnings.warn(f"{str(manifest.out / files[key])!r} is {problem}; {what}", RuntimeWarning, stacklevel=3)
-        try:
-            (manifest.out / files[key]).unlink()
-        except FileNotFoundError:
-            pass
+        (manifest.out / files[key]).unlink(missing_ok=True)
         removed.append(key)
     if removed:
         manifest.forget(*(files[k] for k in removed))

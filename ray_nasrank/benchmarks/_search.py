@@ -56,8 +56,9 @@ class SearchBenchConfig(TableConfig):
                                    help="comma-separated per-epoch columns of a learning-curve table (first epoch "
                                         "first): the strategies then search under --scheduler at an equal "
                                         "--epoch-budget and report normalised regret")
-    scheduler: str = option("tune-asha", "with --curve-cols: Ray Tune's ASHAScheduler or Optuna's HyperbandPruner",
-                            choices=("tune-asha", "optuna-hyperband"))
+    scheduler: str = option("tune-asha", "with --curve-cols: Ray Tune's ASHAScheduler, Optuna's HyperbandPruner, "
+                                         "or HpBandSter's Hyperband brackets (BOHB's; pip install "
+                                         "'ray_nasrank[bohb]')", choices=("tune-asha", "optuna-hyperband", "hpbandster"))
     epoch_budget: int = option(120, "with --curve-cols: epochs each search spends")
     workers: int = option(4, "with --curve-cols and tune-asha: trials running at once")
     reduction_factor: int = option(3, "with --curve-cols: the scheduler's reduction factor")
@@ -67,6 +68,7 @@ class SearchBenchConfig(TableConfig):
         super().__post_init__()
         from ray_nasrank.search import STRATEGIES
 
+        from ._search_bohb import HPBANDSTER_STRATEGIES
         from ._search_fidelity import SCHEDULED_STRATEGIES
 
         self.curve_cols = list(self.curve_cols)
@@ -74,7 +76,10 @@ class SearchBenchConfig(TableConfig):
             for key in ("epoch_budget", "workers"):
                 check_int(key, getattr(self, key), low=1)
             check_int("reduction_factor", self.reduction_factor, low=2)
-            STRATEGIES = {s: None for s in SCHEDULED_STRATEGIES}  # noqa: N806 (the ones a scheduled run compares)
+            # the ones a scheduled run compares; BOHB is a config generator of HpBandSter's brackets only
+            scheduled = HPBANDSTER_STRATEGIES if self.scheduler == "hpbandster" else \
+                [s for s in SCHEDULED_STRATEGIES if s != "bohb"]
+            STRATEGIES = {s: None for s in scheduled}  # noqa: N806
 
         self.strategies = list(self.strategies)
         for key in ("budget", "seeds", "batch", "tune_seeds", "tune_concurrency"):
@@ -83,6 +88,9 @@ class SearchBenchConfig(TableConfig):
         if not self.strategies:
             raise ConfigError("`strategies` is empty")
         unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if "bohb" in unknown and self.curve_cols:
+            raise ConfigError(f"strategy 'bohb' runs in HpBandSter's Hyperband brackets only: use `scheduler` "
+                              f"'hpbandster' (got {self.scheduler!r})")
         if unknown:
             raise ConfigError(f"unknown strategy {unknown[0]!r} in `strategies`; choose from {sorted(STRATEGIES)}")
         if len(set(self.strategies)) != len(self.strategies):
@@ -92,6 +100,10 @@ class SearchBenchConfig(TableConfig):
         extra = sorted(set(self.strategy_args) - set(self.strategies) - ({"nasrank"} if self.via == "tune" else set()))
         if extra:
             raise ConfigError(f"`strategy_args` names strategies not in `strategies`: {extra}")
+        if self.curve_cols and self.scheduler == "hpbandster":
+            from ._search_bohb import require_hpbandster
+
+            require_hpbandster()  # before any work: one error naming the extra
 
 
 def _tune_runner():

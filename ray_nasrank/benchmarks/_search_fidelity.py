@@ -16,6 +16,10 @@ and a scheduler stops it early or lets it go on:
 - ``optuna-hyperband``: an Optuna study with ``HyperbandPruner`` (ask/tell,
   ``trial.report(acc, epoch)``, ``should_prune``); NASRank is ``NASRankSampler``, TPE Optuna's
   ``TPESampler``, random Optuna's ``RandomSampler``.
+- ``hpbandster``: Hyperband's brackets as HpBandSter (BOHB's own implementation) runs them, one
+  job at a time; BOHB is its config generator, random its ``RandomSampling`` (plain Hyperband),
+  NASRank a core strategy told each result at its budget
+  (:mod:`ray_nasrank.benchmarks._search_bohb`).
 
 Every method spends the same number of epochs (``epoch_budget``). The incumbent of a run is the
 config with the best target among those trained to the last epoch (a partial curve never
@@ -36,8 +40,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: schedulers (``--scheduler``) and the strategies each compares
-SCHEDULERS = ("tune-asha", "optuna-hyperband")
-SCHEDULED_STRATEGIES = ("nasrank", "optuna-tpe", "random")
+SCHEDULERS = ("tune-asha", "optuna-hyperband", "hpbandster")
+SCHEDULED_STRATEGIES = ("nasrank", "optuna-tpe", "random", "bohb")
 
 
 class _Trial:
@@ -297,6 +301,11 @@ def bench_search_scheduled(cfg: Any) -> dict:
             if cfg.scheduler == "tune-asha":
                 searcher = _tune_searcher(name, bench, table, seed, weak, shared, kwargs, cfg.workers)
                 r = run_tune_asha(searcher, table, cfg.epoch_budget, cfg.workers, cfg.reduction_factor)
+            elif cfg.scheduler == "hpbandster":
+                from ._search_bohb import make_generator, run_hpbandster
+
+                generator = make_generator(name, bench, seed, weak, shared, kwargs, table.epochs)
+                r = run_hpbandster(generator, table, cfg.epoch_budget, int(cfg.reduction_factor), seed)
             else:
                 sampler = _optuna_sampler(name, bench, table, seed, weak, shared, kwargs)
                 r = run_optuna_hyperband(sampler, table, cfg.epoch_budget, int(cfg.reduction_factor), seed)

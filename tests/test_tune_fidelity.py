@@ -57,6 +57,28 @@ def test_intermediate_results_are_a_curve_and_an_early_stop_stays_partial():
     assert [(c["trial_id"], c["fidelity"]) for c in s.completed] == [("a", 3.0), ("b", None)]
 
 
+def test_a_stop_criterion_on_time_attr_is_the_full_fidelity():
+    # Tune calls set_search_properties(metric, mode, param_space, stop=..., num_samples=...,
+    # time_budget_s=...) with RunConfig(stop=...): a trial that reaches it is a full result
+    s = NASRankSearcher(metric="acc", mode="max", seed=0, strategy="random")
+    assert s.set_search_properties(None, None, SPACE, stop={"training_iteration": EPOCHS}, num_samples=10,
+                                   time_budget_s=None)
+    s.wait_until_ready(timeout_s=60)
+    assert s.strategy.max_fidelity == EPOCHS
+    a, b = s.suggest("a"), s.suggest("b")
+    s.on_trial_complete("a", {"acc": _curve(a, EPOCHS), "training_iteration": EPOCHS})
+    s.on_trial_complete("b", {"acc": _curve(b, 2), "training_iteration": 2})  # a scheduler stopped it
+    assert s.strategy.record((a["k"], a["w"]))["status"] == "ok"
+    assert s.strategy.record((b["k"], b["w"]))["status"] == "partial"
+    # an explicit max_fidelity wins; a stop on another key, or a Stopper object, says nothing
+    for kw, stop, want in (({"max_fidelity": 10}, {"training_iteration": EPOCHS}, 10),
+                           ({}, {"epoch": EPOCHS}, None), ({}, tune.stopper.MaximumIterationStopper(EPOCHS), None)):
+        s = NASRankSearcher(metric="acc", mode="max", seed=0, strategy="random", **kw)
+        s.set_search_properties(None, None, SPACE, stop=stop)
+        s.wait_until_ready(timeout_s=60)
+        assert s.strategy.max_fidelity == want, stop
+
+
 def test_a_custom_time_attr_is_the_fidelity():
     s = _searcher(time_attr="epoch", max_fidelity=10)
     cfg = s.suggest("t")

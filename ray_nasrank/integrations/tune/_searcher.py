@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import threading
 import time
 import warnings
@@ -106,8 +107,10 @@ class NASRankSearcher(Searcher):
         max_fidelity: the ``time_attr`` value of a full training (the scheduler's ``max_t``). A
             trial a scheduler stopped below it is a partial observation: its results are points
             of a learning curve the ranker compares with other trials at the same fidelity,
-            never a final result (docs/concepts/fidelity.md). ``None``: the highest
-            ``time_attr`` any trial reached counts as the full one.
+            never a final result (docs/concepts/fidelity.md). ``None``: the Tuner's
+            ``RunConfig(stop={time_attr: N})`` when it has one (``N``), else the highest
+            ``time_attr`` any trial reached counts as the full one (Tune does not show a searcher
+            its scheduler, so a ``max_t`` is not read).
 
     Every result a trial reports (``on_trial_result``) is recorded at its ``time_attr``; the last
     one, which a scheduler's STOP does not pass to ``on_trial_result``, arrives with
@@ -291,7 +294,20 @@ class NASRankSearcher(Searcher):
         n = spec.get("num_samples")
         if isinstance(n, int) and 0 < n < 2**62:
             self._budget = n
+        self._max_fidelity_from_stop(spec.get("stop"))
         return True
+
+    def _max_fidelity_from_stop(self, stop: Any) -> None:
+        """Without ``max_fidelity``, a stopping criterion on ``time_attr``
+        (``RunConfig(stop={"training_iteration": 9})``) says where a full training ends. Tune
+        shows a searcher the experiment's ``stop``, ``num_samples`` and ``time_budget_s``, never
+        the scheduler: an ASHA/HyperBand ``max_t`` must be passed as ``max_fidelity``."""
+        if self._max_fidelity is not None or not isinstance(stop, Mapping) or self._strategy is not None \
+                or isinstance(self._strategy_spec, Strategy):
+            return  # set, no such criterion, or a strategy already built (it keeps its own)
+        t = stop.get(self._time_attr)
+        if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0:
+            self._max_fidelity = float(t)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         if not isinstance(max_concurrent, int) or max_concurrent < 1:

@@ -119,6 +119,28 @@ def test_ground_truth_rows_do_not_depend_on_what_ran_before(tmp_path):
     assert len(b) == 1 and keep(b[0]) == keep(a[1])
 
 
+def test_learning_curve_table_records_every_epoch_and_resumes(tmp_path):
+    """scripts/learning_curve_table.py shares the ground-truth script's sampling, resuming and
+    training setup: one row per config with the validation accuracy after every epoch."""
+    fam = tiny_family(tmp_path / "tiny_mixed3.py", limit_train=200)
+    builder = load_script("learning_curve_table_under_test", REPO / "scripts" / "learning_curve_table.py")
+    out = tmp_path / "lc.csv"
+    args = ["--family", str(fam), "--num-configs", "2", "--epochs", "2", "--out", str(out)]
+    try:
+        assert builder.main([*args, "--limit", "1"]) == 0
+        assert builder.main(args) == 0  # resumes: trains only the second config
+    finally:
+        sys.path[:] = [p for p in sys.path if p != str(tmp_path)]
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and rows[0] != rows[1]
+    assert list(rows[0])[11:] == ["valid_acc_1", "valid_acc_2", "test_acc", "diverged_epoch", "params", "seconds",
+                                  "cpu_seconds"]
+    assert all(0 <= float(r[f"valid_acc_{e}"]) <= 100 for r in rows for e in (1, 2))
+    recipe = (tmp_path / "lc.recipe.json").read_text()
+    assert '"epochs": 2' in recipe and '"eval_every": 1' in recipe and "--epochs 2" in recipe
+
+
 @pytest.mark.slow
 def test_nasrank_beats_multivariate_tpe_and_random_on_the_mixed_table(tmp_path):
     """The docs/benchmarks/mixed_space.md figure: 20 seeds, mean best after 10/20/50 lookups."""

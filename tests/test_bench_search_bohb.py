@@ -66,7 +66,7 @@ def test_bohb_uses_its_model_once_a_budget_holds_enough_results(curve_table, tmp
     pytest.importorskip("hpbandster", reason=NEEDS)
     cfg = _config(curve_table, tmp_path / "r.json", strategies=["bohb"], seeds=1, epoch_budget=126)  # two rounds
     (run,) = bench_search(cfg)["strategies"]["bohb"]["per_seed"]
-    # 3 decisions: a model needs 4 results at a budget; from then on about 2/3 of the configs are its picks
+    # 3 decisions: a model needs 2 x (3 + 1) results at a budget; from then on about 2/3 of the configs are its picks
     assert run["model_picks"] > 0 and run["model_picks"] < len(run["rows"])
 
 

@@ -46,6 +46,28 @@ def nb201_bench(nb201_path):
 
 
 @pytest.fixture(scope="session")
+def curve_table_of(tmp_path_factory):
+    """``curve_table_of(epochs)``: the path of a 36-row learning-curve CSV (``k``, ``w``, ``act``,
+    then ``acc_1`` .. ``acc_<epochs>``) for the scheduled ``bench search`` tests; wider nets learn
+    slower, so early values mislead a little."""
+    import numpy as np
+    import pandas as pd
+
+    def make(epochs: int) -> Path:
+        rng = np.random.default_rng(0)
+        rows = [(k, w, a) for k in (1, 3, 5, 7) for w in (8, 16, 32) for a in ("relu", "tanh", "gelu")]
+        df = pd.DataFrame(rows, columns=["k", "w", "act"])
+        final = df["k"] * 5 + df["w"] / 4 + rng.normal(0, 1, len(df))
+        for e in range(1, epochs + 1):
+            df[f"acc_{e}"] = final * (1 - np.exp(-e * 6 / df["w"]))
+        path = tmp_path_factory.mktemp("lc") / f"curves_{epochs}.csv"
+        df.to_csv(path, index=False)
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """One Ray for the whole session: the head of a ``ray.cluster_utils.Cluster``.
 

@@ -112,6 +112,11 @@ class StrategyGenerator:
 def brackets(epochs: int, eta: int, min_budget: int = 1) -> tuple[np.ndarray, list[tuple[list[int], np.ndarray]]]:
     """Hyperband's budgets and brackets as HpBandSter's BOHB makes them.
 
+    Args:
+        epochs: the largest budget (a full training).
+        eta: the reduction factor.
+        min_budget: the smallest budget.
+
     Returns:
         ``(budgets, [(configs per stage, budgets per stage) for bracket s = S-1 .. 0])``.
 

@@ -37,6 +37,8 @@ from typing import Any, Mapping
 from ray_nasrank._checks import check_int, check_number
 from ray_nasrank._config import known_fields, option
 
+from ._caps import LATENCY_REPEATS, LATENCY_WARMUP, parse_count, parse_ms
+
 __all__ = ["PipelineConfig", "ConfigMismatchError", "RUNTIME_KEYS", "load_config", "CUSTOM", "BASELINES"]
 
 #: keys that may change between a run and its resumption (where it runs, not what it computes; a
@@ -47,6 +49,8 @@ BASELINES = ("random", "none")
 CUSTOM = "custom"
 _SIZE = "search fidelity and sizes (0 = no limit / native size)"
 _FINAL = "full-fidelity retraining of the winners (0 = no limit / native size)"
+_CAPS = ("caps (none by default) on each candidate's model, as retrained and tested (the full-fidelity input "
+         "size): a candidate over a cap is never trained (docs/concepts/multi_objective.md)")
 
 
 class ConfigMismatchError(ValueError):
@@ -141,6 +145,19 @@ class PipelineConfig:
     final_train_size: int = option(0, "training images of the retraining", group=_FINAL)
     final_valid_size: int = option(0, "validation images of the retraining", group=_FINAL)
     final_test_size: int = option(0, "test images the final accuracy is measured on", group=_FINAL)
+    # caps: candidates whose model exceeds one are dropped from the pool before anything trains
+    max_params: float | None = option(None, "most trainable parameters a candidate's model may have (50000, 5e4, "
+                                            "250k, 1.5M)", parse=parse_count, metavar="N", group=_CAPS)
+    max_flops: float | None = option(None, "most FLOPs of one image's forward pass, counted as NAS-Bench-201 counts "
+                                           "them (multiply-accumulates; 20M, 1.5G)", parse=parse_count,
+                                     metavar="N", group=_CAPS)
+    max_latency_ms: float | None = option(None, "most milliseconds of one forward pass of --latency-batch-size "
+                                                "images, measured on this machine before the search: median of "
+                                                f"{LATENCY_REPEATS} timed passes after {LATENCY_WARMUP} warm-up ones, "
+                                                "eval mode, one torch thread, on --device", parse=parse_ms,
+                                          metavar="MS", group=_CAPS)
+    latency_batch_size: int = option(1, "images per forward pass when --max-latency-ms is measured", metavar="N",
+                                     group=_CAPS)
     # ranker
     ranker_epochs: int = option(30, "ranker pretraining epochs on the weak labels", group=_SIZE)
     ranker_fit_epochs: int = 100
@@ -181,8 +198,11 @@ class PipelineConfig:
                          ("ranker_epochs", 1), ("ranker_fit_epochs", 1), ("pool_size", 0), ("weak_batch", 2),
                          ("weak_calib_batches", 1), ("weak_eval_batches", 1), ("image_size", 0),
                          ("final_epochs", 1), ("final_image_size", 0), ("final_train_size", 0),
-                         ("final_valid_size", 0), ("final_test_size", 0)):
+                         ("final_valid_size", 0), ("final_test_size", 0), ("latency_batch_size", 1)):
             check_int(name, getattr(self, name), low=lo)
+        for name in ("max_params", "max_flops", "max_latency_ms"):
+            if getattr(self, name) is not None:
+                setattr(self, name, check_number(name, getattr(self, name), 0, low_open=True))
         for name in ("supernet_lr", "finalist_lr"):
             check_number(name, getattr(self, name), 0, low_open=True)
         # with a time budget, the plan sets the budget and rounds to what fits (and the pool allows)

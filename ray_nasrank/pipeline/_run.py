@@ -12,6 +12,7 @@ import pandas as pd
 from ray_nasrank._io import atomic_write_json, atomic_write_parquet, check_writable_dir
 from ray_nasrank.progress import console, step
 
+from ._caps import cap_pool, caps_line, caps_of
 from ._config import PipelineConfig
 from ._prechecks import check_run
 from ._rundir import Manifest, RunLock, check_artefacts, tune_records
@@ -82,6 +83,8 @@ class SearchResult:
         if r:
             lines.append(f"random arm ({r['trainings']} random candidates, same recipe): best {r['arch']}, "
                          f"test_acc {pct(r['test_acc'])}")
+        if b.get("constraints"):
+            lines.append(caps_line(b["constraints"]))
         lines += [f"note: {n}" for n in b.get("notes", ())]
         secs = b.get("step_seconds", {})
         if secs:
@@ -198,6 +201,13 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
             space = family.space
             manifest.record(ARTEFACTS["data"])
             pool = candidate_pool(cfg, family)
+            costs = None
+            if caps_of(cfg):  # candidates over a cap leave the pool before anything reads it
+                pool, costs = cap_pool(cfg, family, pool, tuple(final_splits.train.x.shape[1:]),
+                                       int(final_splits.num_classes), device, path=p["costs"])
+                manifest.record(ARTEFACTS["costs"])
+                console(cfg.progress).print(f"caps: {int(len(pool)):,} of the pool's {len(costs.table):,} "
+                                            "candidates meet them")
             search_fid, full_fid = _halving.fidelities(cfg, splits, final_splits)
             # a time budget is measured and checked here, before Ray starts
             plan, planned = _halving.plan_step(cfg, out, splits, final_splits, family, pool,
@@ -236,6 +246,8 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
                 record("supernet", sn_seconds)
                 record("weak_labels", s["seconds"] - (sn_seconds or 0.0))
             weak = pd.read_parquet(p["weak_labels"])
+            if costs is not None:  # the feasible pool, also when the weak labels were computed earlier
+                weak = weak.loc[weak["arch"].isin(costs.feasible_archs())].reset_index(drop=True)
             pool = [space.from_string(a) for a in weak["arch"]]
             if not p["ranker"].is_file():
                 with step("ranker pretraining", cfg.progress) as s:
@@ -301,7 +313,8 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
         atomic_write_parquet(p["final"], final)
         best = write_best(out, results, final, cfg, seconds, plan=plan,
                           fidelity=_halving.fidelity_record(plan, trained_at, final),
-                          notes=_halving.arm_notes(final, plan) + deadline.notes)
+                          notes=_halving.arm_notes(final, plan) + deadline.notes, costs=costs,
+                          random_results=random_trials)
         best["ray_address"] = ray_address
         atomic_write_json(p["best"], best)
         manifest.record(*(ARTEFACTS[k] for k in ("results", "random", "rungs", "final", "best")))

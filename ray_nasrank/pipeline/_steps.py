@@ -36,6 +36,7 @@ ARTEFACTS = {
     "tune_random": "tune_random",
     "tune_final": "tune_final",
     "plan": "plan.json",
+    "costs": "costs.json",
     "results": "results.parquet",
     "rungs": "rungs.parquet",
     "random": "random.parquet",
@@ -44,19 +45,29 @@ ARTEFACTS = {
     "report": "report",
 }
 METRIC, MODE = "valid_acc", "max"
+#: the config keys of the caps (:mod:`ray_nasrank.pipeline._caps`)
+CAP_KEYS = frozenset({"max_params", "max_flops", "max_latency_ms", "latency_batch_size"})
+#: artefacts computed from the capped pool: once one exists, other caps are another experiment
+AFTER_CAPS = ("plan", "supernet", "weak_labels", "ranker", "tune", "tune_random", "tune_final", "results", "best")
 
 
 def prepare_out_dir(out: str | os.PathLike, cfg: PipelineConfig) -> Path:
     """Check ``out`` is writable, then write ``config.json`` or check it matches ``cfg``.
 
     Raises :class:`ConfigMismatchError` naming every differing key when ``out`` holds another
-    experiment (runtime keys such as ``address`` or ``concurrency`` may differ).
+    experiment (runtime keys such as ``address`` or ``concurrency`` may differ, and the caps as
+    long as nothing was computed from the capped pool yet: a refused cap can be corrected).
     """
     out = check_writable_dir(out)
     path = out / ARTEFACTS["config"]
     if path.is_file():
         old = load_config(path)
         diff = old.differences(cfg)
+        if diff and set(diff) <= CAP_KEYS and not any((out / ARTEFACTS[k]).exists() for k in AFTER_CAPS):
+            # only the caps differ and nothing was computed with the old ones yet (e.g. a cap that
+            # was refused): the run starts over with the new caps
+            atomic_write_json(path, cfg.to_dict())
+            diff = {}
         if diff:
             detail = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(diff.items()))
             raise ConfigMismatchError(
@@ -269,12 +280,16 @@ def assemble_random(random_trials: pd.DataFrame, weak: pd.DataFrame, family: Mod
 
 
 def write_best(out: Path, results: pd.DataFrame, final: pd.DataFrame, cfg: PipelineConfig, seconds: dict,
-               plan=None, fidelity: dict | None = None, notes: Sequence[str] = ()) -> dict:
+               plan=None, fidelity: dict | None = None, notes: Sequence[str] = (), costs=None,
+               random_results: pd.DataFrame | None = None) -> dict:
     """``best.json``: the search's winner (the NASRank arm's row of ``final``) with its
     full-fidelity accuracies (``valid_acc``, ``test_acc``), its search-fidelity accuracy, the
     fidelities actually trained at (``fidelity``), the ``plan`` (a
     :class:`~ray_nasrank.pipeline._budget.Plan`), the random arm's outcome, ``notes`` (a skipped
-    retraining, which arm won, what a time budget cut) and the step times."""
+    retraining, which arm won, what a time budget cut) and the step times. With caps (``costs``,
+    a :class:`~ray_nasrank.pipeline._caps.PoolCosts`), ``constraints`` records them, how they
+    were measured, and the capped quantities of every training of both arms
+    (``random_results``: the random arm's table) and of each arm's winner."""
     mine = final.loc[final["arm"] == "nasrank"].iloc[0]
     best = results.loc[results["arch"] == mine["arch"]].iloc[0]
 
@@ -301,6 +316,14 @@ def write_best(out: Path, results: pd.DataFrame, final: pd.DataFrame, cfg: Pipel
         r = rnd.iloc[0]
         info["random_baseline"] = {"arch": str(r["arch"]), METRIC: num(r[METRIC]), "test_acc": num(r["test_acc"]),
                                    "search_valid_acc": num(r["search_valid_acc"]), "trainings": int(len(results))}
+    if costs is not None:
+        from ._caps import constraints_record
+
+        trained = {"nasrank": [str(a) for a in results["arch"]]}
+        if random_results is not None:
+            trained["random"] = [str(a) for a in random_results["arch"]]
+        info["constraints"] = constraints_record(costs, trained, {str(r["arm"]): str(r["arch"])
+                                                                  for _, r in final.iterrows()})
     atomic_write_json(out / ARTEFACTS["best"], info)
     return info
 

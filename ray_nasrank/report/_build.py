@@ -20,6 +20,7 @@ from ._html import frame_table, image, kv_table, render_html
 from ._results import best_row, check_results, weak_columns, weak_taus
 from .plots import (
     is_cell_space,
+    plot_accuracy_vs_cost,
     plot_best_so_far,
     plot_decisions,
     plot_op_distribution,
@@ -242,6 +243,8 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
             f"{n_trained} trained architectures against all of them; dots, a numeric value against the accuracy.",
             plot_decisions(trained, space, metric, mode, top_k=top_k))
     panel = "op_distribution" if "op_distribution" in plots else "decisions"
+    caps = _cap_plots(df, random_arm, best_meta)
+    plots.update(caps)
     paths = {name: Path(save_figure(fig, out / f"{name}.png")) for name, (_, _, fig) in plots.items()}
     summary = summarise(df, metric, mode)
     taus = weak_taus(trained, metric)
@@ -279,6 +282,8 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
                              "trained cells: 1 = the same order, 0 = unrelated (the label tells the ranker nothing "
                              "here), -1 = reversed.", frame_table(rows)))
         sections.append((plots[panel][0], plots[panel][1], image(paths[panel], plots[panel][0])))
+        for name in caps:
+            sections.append((plots[name][0], plots[name][1], image(paths[name], plots[name][0])))
         sign = -1.0 if mode == "max" else 1.0
         top = df.assign(_k=sign * df[metric].astype(float)).sort_values("_k", na_position="last").head(top_k)
         keep = [c for c in ("arch", "round", "order", "predicted", metric, "test_acc") if c in top.columns]
@@ -296,6 +301,39 @@ def build_report(folder: str | os.PathLike, results: pd.DataFrame | str | os.Pat
     return Report(folder=out, plots=paths, html=page, summary=summary)
 
 
+def _cap_plots(df: pd.DataFrame, random_arm: pd.DataFrame | None, best_meta: dict) -> dict:
+    """``{"cost_<quantity>": (title, caption, figure)}`` for each quantity a run capped, from the
+    capped quantities ``best.json`` records for every training (empty without caps)."""
+    rec = best_meta.get("constraints")
+    if not isinstance(rec, dict) or not rec.get("caps") or not rec.get("finalists"):
+        return {}
+    from ray_nasrank.pipeline._caps import QUANTITIES
+
+    arms = [df.assign(arm="nasrank")] + ([] if random_arm is None else [random_arm.assign(arm="random")])
+    trained = pd.concat([a[[c for c in ("arch", "arm", "valid_acc", "test_acc") if c in a.columns]] for a in arms],
+                        ignore_index=True)
+    values = pd.DataFrame(rec["finalists"]).drop(columns="meets_caps", errors="ignore").drop_duplicates(["arm", "arch"])
+    trained = trained.merge(values, on=["arm", "arch"], how="left")
+    winner = (rec.get("winners") or {}).get("nasrank", {}).get("arch")
+    method = (rec.get("latency_method") or {}).get("description")
+    at = (rec.get("measured_at") or {}).get("input_shape")
+    out = {}
+    for name, cap in rec["caps"].items():
+        q = QUANTITIES[name]
+        label = {"params": "trainable parameters", "flops": "FLOPs (multiply-accumulates of one image)",
+                 "latency_ms": "latency (ms)"}[name]
+        pool = rec.get("pool") or {}
+        caption = (f"Search-fidelity validation (left) and test (right) accuracy of every trained candidate against "
+                   f"its {label}, measured on the model at the full-fidelity input {at}"
+                   + (f" ({method})" if name == "latency_ms" and method else "")
+                   + f"; black: the Pareto front of the trainings; red: the cap {q.flag} {cap:g} "
+                   f"({pool.get('meet_caps', '?')} of the pool's {pool.get('candidates', '?')} candidates meet every "
+                   "cap, and only those were trained); star: the search's winner.")
+        out[f"cost_{name}"] = (f"Accuracy against {label}", caption,
+                               plot_accuracy_vs_cost(trained, name, cap, label=label, winner=winner))
+    return out
+
+
 def _headline(summary: dict, best_meta: dict, metric: str) -> dict:
     """The summary a person reads first: rounded, named in words."""
     out: dict = {"best architecture": best_meta.get("arch", summary["best_arch"])}
@@ -310,6 +348,10 @@ def _headline(summary: dict, best_meta: dict, metric: str) -> dict:
                 f"({f['steps']:,} steps of {f['batch_size']})")
     if best_meta.get("time_budget_s"):
         out["time budget (s)"] = best_meta["time_budget_s"]
+    if best_meta.get("constraints"):
+        from ray_nasrank.pipeline._caps import caps_line
+
+        out["caps"] = caps_line(best_meta["constraints"]).removeprefix("caps: ")
     if best_meta.get("test_acc") is not None:
         out["its test accuracy (full fidelity, %)"] = best_meta["test_acc"]
         out["its validation accuracy (full fidelity, %)"] = best_meta.get(metric)

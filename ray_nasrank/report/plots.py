@@ -5,6 +5,8 @@ scripts and notebooks), each saved as a PNG.
   with Kendall's tau (how far to trust the ranker on this run);
 - :func:`plot_best_so_far`: best true metric after ``n`` trainings, against a random-search
   baseline when one is known;
+- :func:`plot_accuracy_vs_cost` (a run with caps): accuracy of the trained candidates against a
+  capped quantity (parameters, FLOPs, latency), with the Pareto front and the cap;
 - :func:`plot_op_distribution` (a cell space, :func:`is_cell_space`, e.g. NB201): how often each
   op sits on each edge among the top archs, compared with all evaluated archs;
   :func:`plot_decisions` (any space): the values of each decision among the top archs against
@@ -36,7 +38,7 @@ from ray_nasrank.spaces import SearchSpace
 from ._results import check_results
 
 __all__ = ["plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution", "plot_decisions", "save_figure",
-           "is_cell_space"]
+           "is_cell_space", "plot_accuracy_vs_cost"]
 
 
 def is_cell_space(space: SearchSpace) -> bool:
@@ -177,6 +179,70 @@ def plot_best_so_far(df: pd.DataFrame, metric: str = "valid_acc", mode: str = "m
     ax.set_ylabel(f"best {metric} so far")
     ax.set_title(f"best-so-far {metric} ({'higher' if mode == 'max' else 'lower'} is better)")
     ax.legend(loc="lower right" if mode == "max" else "upper right")
+    return fig
+
+
+def plot_accuracy_vs_cost(df: pd.DataFrame, quantity: str, cap: float | None = None,
+                          metrics: Sequence[str] = ("valid_acc", "test_acc"), label: str | None = None,
+                          winner: str | None = None) -> Figure:
+    """Accuracy of trained candidates against a cost (one panel per metric in ``metrics``): each
+    arm's trainings as dots, their Pareto front (no other training is both as cheap or cheaper
+    and more accurate) as a step line, ``cap`` as a vertical line and ``winner`` as a star.
+
+    Args:
+        df: one row per training: ``arch``, ``quantity``, the ``metrics`` and optionally ``arm``.
+        quantity: the cost column (lower is better), e.g. ``params`` or ``latency_ms``.
+        cap: the limit drawn (``None``: none).
+        metrics: accuracy columns (higher is better), one panel each; missing ones are skipped.
+        label: the x axis label (default: ``quantity``).
+        winner: the arch marked as the search's winner.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: ``df`` lacks ``quantity`` or every one of ``metrics``.
+
+    >>> df = pd.DataFrame({"arch": list("abcd"), "params": [10.0, 20.0, 30.0, 25.0],
+    ...                    "valid_acc": [70.0, 80.0, 85.0, 75.0], "test_acc": [69.0, 79.0, 86.0, 74.0]})
+    >>> fig = plot_accuracy_vs_cost(df, "params", cap=28.0, winner="b")
+    >>> len(fig.axes), fig.axes[0].get_xlabel()
+    (2, 'params')
+    """
+    from ray_nasrank.search import non_dominated
+
+    metrics = [m for m in metrics if m in df.columns]
+    if quantity not in df.columns or not metrics:
+        raise ValueError(f"plot_accuracy_vs_cost needs columns {quantity!r} and one of {list(metrics)}, the table "
+                         f"has {list(df.columns)}")
+    fig = _figure(5.0 * len(metrics), 4.2)
+    arms = df["arm"].astype(str).to_numpy() if "arm" in df.columns else np.full(len(df), "trained")
+    x_all = df[quantity].to_numpy(dtype=np.float64)
+    for k, metric in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), k + 1)
+        y_all = df[metric].to_numpy(dtype=np.float64)
+        ok = np.isfinite(x_all) & np.isfinite(y_all)
+        for i, arm in enumerate(dict.fromkeys(arms)):
+            sel = ok & (arms == arm)
+            ax.scatter(x_all[sel], y_all[sel], s=30, color=f"C{i % 10}", edgecolors="k", linewidths=0.4,
+                       label=f"{arm} ({int(sel.sum())})", zorder=2)
+        if ok.any():
+            x, y = x_all[ok], y_all[ok]
+            front = non_dominated(np.column_stack([y, -x]))
+            order = np.argsort(x[front])
+            ax.step(x[front][order], y[front][order], where="post", color="k", lw=1.2, label="Pareto front",
+                    zorder=1)
+        if winner is not None:
+            sel = ok & (df["arch"].astype(str).to_numpy() == winner)
+            if sel.any():
+                ax.scatter(x_all[sel][:1], y_all[sel][:1], marker="*", s=220, color="gold", edgecolors="k",
+                           label="winner", zorder=3)
+        if cap is not None:
+            ax.axvline(cap, color="tab:red", ls="--", lw=1.5, label=f"cap {cap:g}")
+        ax.set_xlabel(label or quantity)
+        ax.set_ylabel(f"{metric} %")
+        ax.set_title(f"{metric} against {label or quantity}")
+        ax.legend(loc="lower right", fontsize="small")
     return fig
 
 

@@ -166,7 +166,7 @@ def test_a_cap_below_the_pool_minimum_is_refused_before_ray_with_that_minimum(ca
 
 # ------------------------------------------------------------------------------ report
 def test_the_accuracy_against_cost_plot_marks_the_front_and_the_cap():
-    from ray_nasrank.report.plots import plot_accuracy_vs_cost
+    from ray_nasrank.report import plot_accuracy_vs_cost
 
     df = pd.DataFrame({"arch": list("abcde"), "arm": ["nasrank"] * 3 + ["random"] * 2,
                        "params": [10.0, 20.0, 30.0, 25.0, 15.0], "valid_acc": [70.0, 80.0, 85.0, 75.0, 65.0],

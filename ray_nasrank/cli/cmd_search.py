@@ -27,6 +27,9 @@ def register(subparsers) -> None:
             "accuracy, the random arm's, every step's time and a report under --out. Re-running with "
             "the same --out resumes. --space MODULE:FUNCTION searches your own model family instead of NB201 "
             "cells (a ChoiceSupernet or a (param_space, model_fn) pair; docs/howto/own_model_family.md). "
+            "--max-params, --max-flops and --max-latency-ms cap each candidate's model (latency measured on this "
+            "machine before the search, the method recorded in best.json): candidates over a cap are never "
+            "trained (docs/concepts/multi_objective.md). "
             "Defaults fit 2 CPU cores; scale up with --pool-size 0 --channels 16 "
             "--cells-per-stage 5 --image-size 0 --train-size 0 --supernet-epochs 50 --finalist-epochs 50 "
             "--budget 100 --device auto."),

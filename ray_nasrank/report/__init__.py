@@ -1,4 +1,4 @@
-"""Reports of a search: the results table, three plots (PNG) and a self-contained HTML page.
+"""Reports of a search: the results table, its plots (PNG) and a self-contained HTML page.
 
 >>> import pandas as pd, tempfile
 >>> df = pd.DataFrame({"arch": ["|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|",
@@ -15,11 +15,18 @@ from ray_nasrank.metrics import best_so_far
 from ._build import BASELINE_FILE, BEST_FILE, RESULTS_FILE, Report, build_report, summarise
 from ._results import REQUIRED_COLUMNS, WEAK_PREFIX, best_row, check_results, weak_columns, weak_taus
 from .baseline import expected_random_best
-from .plots import plot_best_so_far, plot_decisions, plot_op_distribution, plot_predicted_vs_true, save_figure
+from .plots import (
+    plot_accuracy_vs_cost,
+    plot_best_so_far,
+    plot_decisions,
+    plot_op_distribution,
+    plot_predicted_vs_true,
+    save_figure,
+)
 
 __all__ = [
     "Report", "build_report", "summarise", "RESULTS_FILE", "BEST_FILE", "BASELINE_FILE",
     "REQUIRED_COLUMNS", "WEAK_PREFIX", "check_results", "best_row", "best_so_far", "weak_columns", "weak_taus",
     "expected_random_best", "plot_predicted_vs_true", "plot_best_so_far", "plot_op_distribution", "plot_decisions",
-    "save_figure",
+    "plot_accuracy_vs_cost", "save_figure",
 ]

@@ -231,3 +231,30 @@ def test_a_capped_search_never_trains_a_candidate_over_the_cap(ray_session, tmp_
     assert main(["report", str(out)]) == 0 and (out / "report" / "cost_params.png").is_file()
     manifest = json.loads((out / "manifest.json").read_text())["artefacts"]
     assert "costs.json" in manifest
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # ~1-2 min: an NB201 supernet and two Tune arms under a time budget
+def test_a_refused_latency_cap_corrected_on_the_same_folder_under_a_time_budget(ray_cluster, tmp_path):
+    """NB201 through the command line: a latency cap below the pool is refused (the measured
+    values stay in the folder); the same folder then runs with a cap at their median under a
+    time budget, from those same measurements, and trains nothing over it."""
+    import ray
+
+    ray.shutdown()
+    out = tmp_path / "run"
+    args = ["search", "--out", str(out), *NB201_TINY, "--time-budget", "240", "--address", ray_cluster.address]
+    rc, printed, err = _run_cli([*args, "--max-latency-ms", "0.0001"])
+    assert rc == 2 and "--max-latency-ms 0.0001: no candidate of the pool meets it" in err, printed + err
+    measured = PoolCosts.from_json(json.loads((out / "costs.json").read_text())).table.set_index("arch")["latency_ms"]
+    cap = float(measured.median())
+    rc, printed, err = _run_cli([*args, "--max-latency-ms", repr(cap)])
+    ray.init(address=ray_cluster.address, log_to_driver=False)
+    assert rc == 0, printed + err
+    costs = PoolCosts.from_json(json.loads((out / "costs.json").read_text())).table.set_index("arch")["latency_ms"]
+    pd.testing.assert_series_equal(costs, measured)  # not measured again
+    trained = pd.concat([pd.read_parquet(out / "results.parquet"), pd.read_parquet(out / "random.parquet")])
+    assert len(trained) >= 2 and (costs[trained["arch"]] <= cap).all()
+    best = json.loads((out / "best.json").read_text())
+    assert best["constraints"]["winners"]["nasrank"]["meets_caps"] and best["time_budget_s"] == 240
+    assert "the winner meets every cap" in printed and (out / "report" / "cost_latency_ms.png").is_file()

@@ -203,9 +203,11 @@ def _run_locked(cfg: PipelineConfig, out: Path, report_html: bool, clock_start: 
             pool = candidate_pool(cfg, family)
             costs = None
             if caps_of(cfg):  # candidates over a cap leave the pool before anything reads it
-                pool, costs = cap_pool(cfg, family, pool, tuple(final_splits.train.x.shape[1:]),
-                                       int(final_splits.num_classes), device, path=p["costs"])
-                manifest.record(ARTEFACTS["costs"])
+                try:
+                    pool, costs = cap_pool(cfg, family, pool, tuple(final_splits.train.x.shape[1:]),
+                                           int(final_splits.num_classes), device, path=p["costs"])
+                finally:  # a refused cap keeps the measured values for the corrected run
+                    manifest.record(ARTEFACTS["costs"])
                 console(cfg.progress).print(f"caps: {int(len(pool)):,} of the pool's {len(costs.table):,} "
                                             "candidates meet them")
             search_fid, full_fid = _halving.fidelities(cfg, splits, final_splits)

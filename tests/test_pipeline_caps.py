@@ -174,7 +174,8 @@ def test_the_accuracy_against_cost_plot_marks_the_front_and_the_cap():
     fig = plot_accuracy_vs_cost(df, "params", cap=28.0, winner="b")
     ax = fig.axes[0]
     front = next(line for line in ax.lines if line.get_label() == "Pareto front")
-    assert list(front.get_xdata()) == [10.0, 20.0, 30.0]  # d (25, 75) and e (15, 65) are dominated
+    # d (25, 75) and e (15, 65) are dominated; the line holds to the costliest training
+    assert list(front.get_xdata()) == [10.0, 20.0, 30.0, 30.0] and list(front.get_ydata()) == [70.0, 80.0, 85.0, 85.0]
     cap = next(line for line in ax.lines if line.get_label() == "cap 28")
     assert list(cap.get_xdata()) == [28.0, 28.0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]

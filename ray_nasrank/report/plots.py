@@ -224,14 +224,17 @@ def plot_accuracy_vs_cost(df: pd.DataFrame, quantity: str, cap: float | None = N
         ok = np.isfinite(x_all) & np.isfinite(y_all)
         for i, arm in enumerate(dict.fromkeys(arms)):
             sel = ok & (arms == arm)
-            ax.scatter(x_all[sel], y_all[sel], s=30, color=f"C{i % 10}", edgecolors="k", linewidths=0.4,
-                       label=f"{arm} ({int(sel.sum())})", zorder=2)
+            ax.scatter(x_all[sel], y_all[sel], s=36, color=f"C{i % 10}", marker="os^D"[i % 4], edgecolors="k",
+                       linewidths=0.4, alpha=0.8, label=f"{arm} ({int(sel.sum())})", zorder=2)
         if ok.any():
             x, y = x_all[ok], y_all[ok]
             front = non_dominated(np.column_stack([y, -x]))
             order = np.argsort(x[front])
-            ax.step(x[front][order], y[front][order], where="post", color="k", lw=1.2, label="Pareto front",
-                    zorder=1)
+            fx, fy = x[front][order], y[front][order]
+            # the front holds until the costliest training: a single point still shows as a line
+            ax.step(np.append(fx, x.max()), np.append(fy, fy[-1]), where="post", color="k", lw=1.2,
+                    label="Pareto front", zorder=1)
+            ax.scatter(fx, fy, s=90, facecolors="none", edgecolors="k", linewidths=1.0, zorder=1)
         if winner is not None:
             sel = ok & (df["arch"].astype(str).to_numpy() == winner)
             if sel.any():

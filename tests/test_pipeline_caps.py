@@ -187,23 +187,30 @@ def test_the_accuracy_against_cost_plot_marks_the_front_and_the_cap():
 
 # ------------------------------------------------------------------------------ end to end
 @pytest.mark.ray
-def test_a_capped_search_never_trains_a_candidate_over_the_cap(ray_session, tmp_path):
-    """A user's (param_space, model_fn) family on digits, --max-params at the pool's 30 % quantile
-    and a latency cap: every trial of both arms (read from Tune's own records) is under the cap,
-    best.json and the summary say so, and the report draws accuracy against each capped quantity."""
-    from ray_nasrank.pipeline import run_search
+def test_a_capped_search_never_trains_a_candidate_over_the_cap(ray_cluster, tmp_path):
+    """The command line on a user's (param_space, model_fn) family and digits, --max-params at
+    the pool's 30 % quantile and a latency cap: every trial of both arms (read from Tune's own
+    records) is under the cap, best.json and the summary say so, and the report draws accuracy
+    against each capped quantity."""
+    import ray
 
-    small = dict(space="_families:mlp_family", dataset="digits", pool_size=16, train_size=300, valid_size=150,
-                 test_size=150, batch_size=64, finalist_epochs=1, ranker_epochs=5, image_size=0, final_epochs=1,
-                 final_train_size=400, final_valid_size=150, final_test_size=150, min_steps=0, progress=False,
-                 rungs=1, budget=2, rounds=1)
+    small = dict(space="_families:mlp_family", dataset="digits", pool_size=16)
     fam = family_of(PipelineConfig(**small), 1, 10)
     pool = fam.candidate_pool(16, seed=0)
     params = np.array([_built_costs(fam, a, (1, 8, 8))[1] for a in pool])
     cap = float(np.quantile(params, 0.3))
     assert (params > cap).any()
-    res = run_search(PipelineConfig(**small, max_params=cap, max_latency_ms=1000.0), tmp_path / "run")
-    out = res.out
+    ray.shutdown()
+    out = tmp_path / "run"
+    rc, printed, err = _run_cli([
+        "search", "--out", str(out), "--space", small["space"], "--dataset", "digits", "--pool-size", "16",
+        "--budget", "2", "--rounds", "1", "--rungs", "1", "--train-size", "300", "--valid-size", "150",
+        "--test-size", "150", "--batch-size", "64", "--finalist-epochs", "1", "--ranker-epochs", "5",
+        "--image-size", "0", "--final-epochs", "1", "--final-train-size", "400", "--final-valid-size", "150",
+        "--final-test-size", "150", "--min-steps", "0", "--no-progress", "--max-params", f"{cap:g}",
+        "--max-latency-ms", "1000", "--address", ray_cluster.address])
+    ray.init(address=ray_cluster.address, log_to_driver=False)
+    assert rc == 0, printed + err
     trials = [d for arm in ("tune", "tune_random") for d in (out / arm).iterdir() if d.is_dir()]
     assert len(trials) == 4
     for d in trials:
@@ -222,7 +229,7 @@ def test_a_capped_search_never_trains_a_candidate_over_the_cap(ray_session, tmp_
     assert win["arch"] == best["arch"] and win["meets_caps"]
     final = pd.read_parquet(out / "final.parquet")
     assert win["params"] == final.loc[final["arm"] == "nasrank", "params"].iloc[0]  # what the retraining counted
-    assert "the winner meets every cap" in "\n".join(res.summary_lines())
+    assert "the winner meets every cap" in printed and f"caps: params <= {cap:,.0f} parameters" in printed
     for name in ("params", "latency_ms"):
         assert (out / "report" / f"cost_{name}.png").is_file()
     page = (out / "report" / "index.html").read_text()

@@ -24,7 +24,7 @@ instead of measuring the latencies again.
 
 Why every remaining candidate's latency, and not lazily: a cap no candidate meets is refused
 with the pool's smallest value, and the random arm draws uniformly from the feasible pool; both
-need every value. On 2 CPU cores one NB201 candidate (C=8, 28x28) takes about 30 ms to build and
+need every value. On 2 shared CPU cores one NB201 candidate (C=8) takes about 30 ms to build and
 time: a few seconds for the default pool of 200.
 
 >>> parse_count("1.5M"), parse_count("250k"), parse_count("5e4")
@@ -502,5 +502,8 @@ def caps_line(rec: dict, arm: str = "nasrank") -> str:
     parts = [f"{n} <= {QUANTITIES[n].show(c)} (winner: "
              f"{'not measured' if win.get(n) is None else QUANTITIES[n].show(win[n])})" for n, c in rec["caps"].items()]
     verdict = "the winner meets every cap" if win["meets_caps"] else "the winner does NOT meet every cap"
+    pool = rec.get("pool")
+    if pool:
+        verdict += f" ({pool['meet_caps']:,} of the pool's {pool['candidates']:,} candidates met them all)"
     method = rec.get("latency_method")
     return "caps: " + ", ".join(parts) + f": {verdict}" + (f"; latency: {method['description']}" if method else "")

@@ -35,9 +35,10 @@ def latency(a) -> float:
 
 def nasrank(**kw):
     kw.setdefault("seed", 0)
+    kw.setdefault("batch_size", 4)
     # a cheap weak label instead of the intrinsic ones (SynFlow of 400 cells takes a while)
     weak = np.array([a.count("nor_conv_3x3") + a.count("nor_conv_1x1") for a in POOL], dtype=float)
-    return make_strategy("nasrank", SPACE, candidates=POOL, predictor=FAST, batch_size=4, intrinsic_weak=(),
+    return make_strategy("nasrank", SPACE, candidates=POOL, predictor=FAST, intrinsic_weak=(),
                          weak={"convs": weak}, **kw)
 
 
@@ -160,3 +161,47 @@ def test_bad_known_quantities_are_named():
     with pytest.raises(ValueError, match="known_constraints key -1"):
         make_strategy("random", SPACE, known_constraints={-1: "params"})
     assert math.isfinite(hypervolume(np.zeros((0, 2)), [0, 0]))
+
+
+def test_a_round_planned_before_the_constraint_values_is_planned_again():
+    """The first round is planned before any constraint value exists (its exploited cells are the
+    pretrained ranking's best: the costliest). Once two values predict those cells infeasible,
+    the rest of the round is planned again from the cells predicted feasible."""
+    cap = 4.0
+    s = nasrank(batch_size=8, first_explore=0.0)
+    first = s.ask(1)[0]
+    planned = [first] + list(s._plan)
+    assert sum(latency(a) > cap for a in planned) >= 3  # what the round would have tried
+    told = []
+    for _ in range(8):
+        a = s.ask(1)[0] if told else first
+        s.tell(a, accuracy(a), constraints=[latency(a) - cap])
+        told.append(a)
+    assert s._constraint_models and sum(latency(a) <= cap for a in told[2:]) >= 5, [latency(a) for a in told]
+
+
+def test_learned_constraint_reads_the_costs_known_without_training():
+    """On NB201 the cell's params and FLOPs come first in the constraint's features: a cost that
+    follows them is fitted on them alone from a handful of values."""
+    from ray_nasrank.search import intrinsic_weak
+
+    s = nasrank()
+    x, sizes = s._constraint_features(POOL[:5], sizes=True)
+    params = intrinsic_weak(SPACE, POOL[:5], ("params",))["params"]
+    assert sizes[0] == 2 and np.allclose(x[:, 0], params) and sizes[-1] == x.shape[1]
+    cost = intrinsic_weak(SPACE, POOL, ("flops",))["flops"]
+    for a, c in zip(POOL[:6], cost[:6]):
+        s.tell(a, accuracy(a), constraints=[c - np.median(cost)])
+    model = s._constraint_models[0]
+    assert model.weights.size == 2  # params and FLOPs only
+    prob = s._feasibility(POOL, cache=True)
+    assert np.mean((prob >= 0.5) == (cost <= np.median(cost))) > 0.95
+
+
+@pytest.mark.parametrize("name", ["random", "nasrank"])
+def test_a_limit_no_candidate_meets_is_refused_up_front(name):
+    kw = {"known_constraints": [lambda archs: [latency(a) - 0.5 for a in archs]]}
+    s = nasrank(**kw) if name == "nasrank" else make_strategy(name, SPACE, seed=0, candidates=POOL, **kw)
+    with pytest.raises(ValueError, match=r"no one of the 400 candidates.*known constraint 0: smallest value 0\.5"):
+        s.ask(1)
+    assert not s.history

@@ -204,3 +204,14 @@ def test_run_on_table_counts_queries_and_overhead():
     assert len(run["values"]) == 6 == bench.queries  # the pool ran out before the budget
     assert run["queries_to_optimum"] == run["values"].index(0.9) + 1
     assert run["overhead_s_per_trial"] >= 0
+
+
+def test_opdist_draw_filter_skips_cells_for_this_draw_only(space):
+    """A filter (cells predicted infeasible now) skips cells in one draw; they stay available to
+    later draws, unlike seen cells."""
+    pool = list(space.enumerate())
+    m = OpDistModel(space, pool)
+    rng = np.random.default_rng(0)
+    assert m.draw(3, rng, lambda a: True, allowed=lambda a: False) == []
+    drawn = m.draw(3, rng, lambda a: True)
+    assert len(drawn) == 3

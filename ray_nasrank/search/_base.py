@@ -235,6 +235,9 @@ class Strategy(abc.ABC):
         """
         n = check_int("n", n, low=1)
         self._wait()
+        if self._known_constraints and self._candidates is not None and not self.__dict__.get("_pool_checked"):
+            self._require_feasible(self._candidates)  # before anything is trained
+            self._pool_checked = True
         out: list[Arch] = []
         while self._queue and len(out) < n:
             out.append(self._queue.pop(0))
@@ -455,6 +458,22 @@ class Strategy(abc.ABC):
         if not self._known_constraints:
             return np.ones(len(archs), dtype=bool)
         return np.all(self._known_constraint_values(archs) <= 0, axis=1)
+
+    def _require_feasible(self, archs: Sequence[Arch], what: str = "candidates") -> np.ndarray:
+        """:meth:`known_feasible` of ``archs`` (a finite pool), refused up front when none is:
+        the error names each known constraint's smallest value among them (``<= 0`` feasible).
+
+        Raises:
+            ValueError: no arch of ``archs`` meets every known constraint.
+        """
+        ok = self.known_feasible(archs)
+        if len(ok) and not ok.any():
+            vals = self._known_constraint_values(list(archs))
+            parts = [f"known constraint {j}: smallest value {np.nanmin(vals[:, j]):.6g}"
+                     for j in sorted(self._known_constraints)]
+            raise ValueError(f"no one of the {len(ok)} {what} meets the known constraints (a value <= 0 is feasible; "
+                             f"{'; '.join(parts)}): loosen the limit")
+        return ok
 
     def fidelity_levels(self) -> list[tuple[float | None, list[Arch], np.ndarray]]:
         """Every fidelity level told: ``(fidelity, archs, scores)``, lowest fidelity first and the

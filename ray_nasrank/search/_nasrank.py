@@ -60,6 +60,10 @@ from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy, nearest_first
 from ._objectives import Known, LinearConstraint, hypervolume_improvement, known_values
+
+#: costs a space may compute without training that learned constraints read first (most NAS
+#: constraints, latency, memory, size, grow with them)
+COST_FEATURES = ("params", "flops")
 from ._opdist import OpDistModel
 from ._weak import WeakLabels, WeakSpec, pretraining_labels, resolve_weak, weak_rank_score
 
@@ -338,21 +342,33 @@ class NASRankStrategy(Strategy):
                 continue
             told = ~np.isnan(c[:, j])
             if told.sum() >= 2 and np.ptp(c[told, j]) > 0:
-                x = self._constraint_features([a for a, t in zip(carchs, told) if t])
-                self._constraint_models[j] = LinearConstraint.fit(x, c[told, j])
+                x, sizes = self._constraint_features([a for a, t in zip(carchs, told) if t], sizes=True)
+                self._constraint_models[j] = LinearConstraint.fit_nested(x, c[told, j], sizes)
+                self._constraint_fits = self.__dict__.get("_constraint_fits", 0) + 1
 
-    def _constraint_features(self, archs: list[Arch], cache: bool = False) -> np.ndarray:
-        """What the constraint models read: the one-hot features and how often each choice is taken
-        (a cost additive in the choices is a short line in the counts, found from few labels)."""
+    def _constraint_features(self, archs: list[Arch], cache: bool = False, sizes: bool = False):
+        """What the constraint models read, simplest first: the costs the space computes without
+        training (params and FLOPs on NB201), how often each choice is taken, then the one-hot
+        features (and squares of numeric values: a budget on width * width is a line there).
+
+        A cost additive in the choices is a short line in the counts, and mostly one direction
+        along params or FLOPs: the models keep the leading columns that predict the told values
+        best (:meth:`LinearConstraint.fit_nested`), so a few values find the boundary. With
+        ``sizes`` the column counts of the nested sets come too."""
         if cache and "constraint_features" in self._pool_known:
-            return self._pool_known["constraint_features"]
-        f = self.space.features(archs)
-        numeric = f[:, ~np.all((f == 0) | (f == 1), axis=0)] if len(f) else f[:, :0]
-        # squares of the numeric values: a boundary like a circle or a budget on width * width is a line there
-        x = np.hstack([f, numeric ** 2, self.space.encode(archs, "opcounts")])
-        if cache:
-            self._pool_known["constraint_features"] = x
-        return x
+            x, n = self._pool_known["constraint_features"], self._pool_known["constraint_sizes"]
+        else:
+            names = [n for n in COST_FEATURES if n in tuple(getattr(self.space, "intrinsic_names", ()))]
+            cost = [known_values(self.space, n, archs) for n in names] if archs else []
+            cost_x = np.stack(cost, axis=1) if cost else np.zeros((len(archs), 0))
+            f = self.space.features(archs)
+            numeric = f[:, ~np.all((f == 0) | (f == 1), axis=0)] if len(f) else f[:, :0]
+            counts = self.space.encode(archs, "opcounts")
+            x = np.hstack([cost_x, counts, f, numeric ** 2])
+            n = np.array([cost_x.shape[1], cost_x.shape[1] + counts.shape[1], x.shape[1]])
+            if cache:
+                self._pool_known["constraint_features"], self._pool_known["constraint_sizes"] = x, n
+        return (x, [int(k) for k in n]) if sizes else x
 
     def _fit_inputs(self) -> tuple[list[Arch], np.ndarray, list | None, dict | None]:
         """The labels the ranker is fitted on: the full-fidelity results alone (``groups`` None)
@@ -450,6 +466,10 @@ class NASRankStrategy(Strategy):
         kid = self._kid_of.get(self.space.iso_key(arch))
         if kid is not None:
             self._kid_seen[kid] = True
+        if (self.n_constraints or 0) > len(self._known_constraints):
+            # a learned constraint's model is a quick ridge: refit at every result, so the plan
+            # of a round (made before the first values came, or before the last) is checked on it
+            self._fit_constraints()
         if score is not None and self._opdist is not None and arch in self._pool_index:
             if np.ndim(score):  # several objectives: the op distribution follows the first learned one
                 score = float(score[self._primary() if self._primary() is not None else 0])
@@ -475,13 +495,28 @@ class NASRankStrategy(Strategy):
                     else:
                         self._refit_now()
                 self._plan = self._plan_round(self.first_batch if self._rounds == 0 else self.batch_size)
+                self._plan_fits = self.__dict__.get("_constraint_fits", 0)
                 self._rounds += 1
+                if not self._plan:
+                    break
+            if self._plan_outdated():
+                self._plan = self._plan_round(len(self._plan))
                 if not self._plan:
                     break
             a = self._plan.pop(0)
             if self.is_new(a):
                 out.append(a)
         return out
+
+    def _plan_outdated(self) -> bool:
+        """Whether the constraint models changed since the plan was made and now predict one of
+        its archs infeasible (e.g. the first round, planned before any constraint value came):
+        the rest of the round is then planned again."""
+        fits = self.__dict__.get("_constraint_fits", 0)
+        if fits == self.__dict__.get("_plan_fits", 0) or not self._plan:
+            return False
+        self._plan_fits = fits
+        return bool((self._feasibility(list(self._plan), cache=False) < 0.5).any())
 
     # ------------------------------------------------------------------ planning
     def _unseen_mask(self) -> np.ndarray:
@@ -541,7 +576,7 @@ class NASRankStrategy(Strategy):
         """The archs local moves start from: the ``local_parents`` best feasible ones (by
         full-fidelity result, then with partial results the deepest curves first,
         :meth:`~Strategy.ranked_archs`), or with several objectives the feasible front."""
-        if not any(h["status"] == "ok" and h.get("feasible", True) for h in self._history):
+        if not self._any_feasible():
             # nothing feasible yet: start from the configs that miss the constraints least
             viol = [(np.nanmax(np.maximum(h["constraints"], 0.0)), h["order"], h["arch"]) for h in self._history
                     if h.get("constraints") is not None]
@@ -606,11 +641,20 @@ class NASRankStrategy(Strategy):
         return bool(self._constraint_models)
 
     def _feasible_first(self, score: np.ndarray, archs: list[Arch], cache: bool) -> np.ndarray:
-        """``score`` with archs predicted infeasible (probability below 1/2) ranked after all others."""
+        """``score`` with archs predicted infeasible (probability below 1/2) ranked after all others;
+        while no told result is feasible, the archs predicted feasible with probability 0.9 or
+        more come first (a first feasible result anchors the local moves and the best)."""
         if not self._learns_constraints():
             return score
         prob = self._feasibility(archs, cache)
-        return np.where(prob >= 0.5, score, score - (np.ptp(score) + 1.0))
+        tier = (prob >= 0.5).astype(np.float64)
+        if not self._any_feasible():
+            tier += prob >= 0.9
+        return score + tier * (np.ptp(score) + 1.0)
+
+    def _any_feasible(self) -> bool:
+        """Whether a full-fidelity result meets the constraints."""
+        return any(h["status"] == "ok" and h.get("feasible", True) for h in self._history)
 
     def _front_scores(self) -> np.ndarray:
         """The higher-is-better scores of the feasible front, ``(m, objectives)``."""
@@ -694,7 +738,7 @@ class NASRankStrategy(Strategy):
     def _pool_feasible(self) -> np.ndarray:
         """Which pool archs meet every known constraint (computed once)."""
         if "feasible" not in self._pool_known:
-            self._pool_known["feasible"] = self.known_feasible(self._pool)
+            self._pool_known["feasible"] = self._require_feasible(self._pool, "candidates of the pool")
         return self._pool_known["feasible"]
 
     def _plan_pool(self, k: int) -> list[Arch]:
@@ -719,15 +763,23 @@ class NASRankStrategy(Strategy):
         n_explore = k - len(plan)
         if n_explore:
             if self._opdist is not None:
-                # exploration keeps to what is known or predicted feasible; the op-distribution model
-                # then skips a cell predicted infeasible for good (exploitation may still pick it later)
-                prob = self._feasibility(self._pool, cache=True) if self._learns_constraints() else None
+                allowed = None
+                if self._learns_constraints():
+                    # exploration keeps to what is predicted feasible, and off the cells the ranker
+                    # puts in the worst half: under a cost cap the cheapest cells are often the
+                    # degenerate ones (no path from input to output), feasible and useless
+                    prob = self._feasibility(self._pool, cache=True)
+                    rank_ok = self._model.score(self._pool) >= np.median(self._model.score(self._pool)) \
+                        if self._model is not None else np.ones(len(self._pool), dtype=bool)
+                    keep = (prob >= 0.5) & rank_ok
 
-                def allowed(a: Arch) -> bool:
-                    return (self.is_new(a) and self.space.iso_key(a) not in taken and self._feasible_known(a)
-                            and (prob is None or prob[self._pool_index[a]] >= 0.5))
+                    def allowed(a: Arch) -> bool:
+                        return bool(keep[self._pool_index[a]])
 
-                plan += self._opdist.draw(n_explore, self._rng, allowed, taken)
+                def is_new(a: Arch) -> bool:
+                    return self.is_new(a) and self._feasible_known(a)
+
+                plan += self._opdist.draw(n_explore, self._rng, is_new, taken, allowed)
             elif self._model is not None:
                 mean, std = self._model.score_std(self._pool)
                 plan += self._top(mean + self.ucb_beta * std, mask, n_explore, taken)
@@ -807,6 +859,10 @@ class NASRankStrategy(Strategy):
         # saved before several objectives and constraints: none of them
         self.__dict__.setdefault("known_objectives", {})
         self.__dict__.setdefault("_constraint_models", {})
+        if self._constraint_models:
+            # refitted from the told values: quick, and a state saved with another column order
+            # of the features (before the costs came first) would read the wrong columns
+            self._fit_constraints()
         self._models = {k: _predictor_from_bytes(p, RankPredictor) if isinstance(p, bytes) else p
                         for k, p in self.__dict__.get("_models", {}).items()}
 

@@ -296,6 +296,33 @@ class LinearConstraint:
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> "LinearConstraint":
         """Ridge on standardised features (``alpha`` relative to one label's weight)."""
+        return cls._fit(x, y, alpha)[0]
+
+    @classmethod
+    def fit_nested(cls, x: np.ndarray, y: np.ndarray, sizes: Sequence[int], alpha: float = 1.0) -> "LinearConstraint":
+        """The fit on the leading ``s`` columns of ``x``, for the ``s`` of ``sizes`` whose
+        leave-one-out error is lowest (the fewest columns on a tie).
+
+        Why: a few told values cannot pin down a weight per choice, but a cost known without
+        training (parameters, FLOPs) put first is one direction a handful of values can fit; more
+        columns win once the values say they predict better.
+
+        >>> import numpy as np
+        >>> cost = np.arange(8.0)[:, None]
+        >>> noise = np.random.default_rng(0).normal(size=(8, 6))
+        >>> m = LinearConstraint.fit_nested(np.hstack([cost, noise]), 2 * cost[:, 0] - 7, sizes=[1, 7])
+        >>> m.weights.size
+        1
+        """
+        best, best_err = None, np.inf
+        for s in sorted({int(s) for s in sizes if 0 < int(s) <= np.shape(x)[1]}):
+            model, err = cls._fit(np.asarray(x)[:, :s], y, alpha)
+            if err < best_err * (1 - 1e-9):
+                best, best_err = model, err
+        return best if best is not None else cls.fit(x, y, alpha)
+
+    @classmethod
+    def _fit(cls, x: np.ndarray, y: np.ndarray, alpha: float) -> tuple["LinearConstraint", float]:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         mx, my = x.mean(axis=0), y.mean()
@@ -306,12 +333,14 @@ class LinearConstraint:
         wz = inv @ z.T @ (y - my)
         hat = np.einsum("ij,jk,ik->i", z, inv, z) + 1.0 / len(y)
         loo = (y - my - z @ wz) / np.maximum(1.0 - hat, 1e-6)
-        sd = max(float(np.sqrt(np.mean(loo ** 2))), 0.05 * float(np.std(y)), 1e-9)
+        err = float(np.sqrt(np.mean(loo ** 2)))
+        sd = max(err, 0.05 * float(np.std(y)), 1e-9)
         w = wz / sx
-        return cls(w, my - mx @ w, sd)
+        return cls(w, my - mx @ w, sd), err
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64) @ self.weights + self.intercept
+        """The predicted value of each row (a model fitted on leading columns reads those)."""
+        return np.asarray(x, dtype=np.float64)[:, : self.weights.size] @ self.weights + self.intercept
 
     def probability_feasible(self, x: np.ndarray) -> np.ndarray:
         """The probability that the value is ``<= 0`` under a normal error of the LOO spread."""

@@ -122,44 +122,62 @@ class OpDistModel:
         return mean, 1.0 / np.sqrt(prec)
 
     def draw(self, n: int, rng: np.random.Generator, is_new: Callable[[Arch], bool],
-             taken: set[Hashable] | None = None) -> list[Arch]:
-        """Up to ``n`` unseen cells, each from a vector picked by a fresh Thompson draw."""
+             taken: set[Hashable] | None = None, allowed: Callable[[Arch], bool] | None = None) -> list[Arch]:
+        """Up to ``n`` unseen cells, each from a vector picked by a fresh Thompson draw.
+
+        ``is_new`` says for good (a cell seen once stays seen: skipped from then on); ``allowed``
+        filters this draw only (e.g. cells now predicted infeasible, which a later model may
+        predict feasible again): a vector none of whose new cells is allowed is skipped in this
+        draw, not dropped.
+        """
         taken = set() if taken is None else taken
         out: list[Arch] = []
         mean, std = self.posterior()
-        while len(out) < n and not self._exhausted.all():
+        skipped = self._exhausted.copy()
+        while len(out) < n and not skipped.all():
             theta = rng.normal(mean, std)
-            theta[self._exhausted] = -np.inf
+            theta[skipped] = -np.inf
             v = int(np.argmax(theta))
-            cell = self._next_cell(v, rng, is_new, taken)
+            cell, any_new = self._next_cell(v, rng, is_new, taken, allowed)
             if cell is None:
-                self._exhausted[v] = True
+                skipped[v] = True
+                if not any_new:
+                    self._exhausted[v] = True
                 continue
             taken.add(self.space.iso_key(cell))
             out.append(cell)
         return out
 
     def _next_cell(self, v: int, rng: np.random.Generator, is_new: Callable[[Arch], bool],
-                   taken: set[Hashable]) -> Arch | None:
+                   taken: set[Hashable], allowed: Callable[[Arch], bool] | None = None) -> tuple[Arch | None, bool]:
+        """The vector's next new cell that is allowed and not taken, and whether any new cell is left."""
+        def ok(a: Arch) -> bool:
+            return self.space.iso_key(a) not in taken and (allowed is None or allowed(a))
+
         if self._members is None:
             for _ in range(200):
                 a = sample_with_opcounts(self.space, self.vectors[v], rng)
-                if is_new(a) and self.space.iso_key(a) not in taken:
-                    return a
-            return None
+                if is_new(a) and ok(a):
+                    return a, True
+            return None, allowed is not None  # a filtered draw says nothing for good
         if self._order is None:
             self._order = [rng.permutation(len(m)) for m in self._members]
         members, order = self._members[v], self._order[v]
         pos = int(self._pos[v])
-        found = None
-        while pos < len(order):
-            a = members[int(order[pos])]
-            if is_new(a) and self.space.iso_key(a) not in taken:
-                found = a
-                break
-            pos += 1  # seen archs stay seen: skip them for good
+        found, any_new, i = None, False, pos
+        while i < len(order):
+            a = members[int(order[i])]
+            if not is_new(a):
+                if not any_new and i == pos:
+                    pos += 1  # seen archs stay seen: skip them for good
+            else:
+                any_new = True
+                if ok(a):
+                    found = a
+                    break
+            i += 1
         self._pos[v] = pos
-        return found
+        return found, any_new
 
 
 @state_class

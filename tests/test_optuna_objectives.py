@@ -164,3 +164,22 @@ def test_constraints_and_directions_checks():
                                                        strategy_kwargs=FAST))
     with pytest.raises(ValueError, match="known_objectives key 2 is not an objective position"):
         study.optimize(lambda t: (_acc(_cell(t)), 1.0), n_trials=1)
+
+
+def test_multi_objective_study_with_a_pruner_runs_and_optuna_refuses_reports():
+    """Optuna has no pruning with several objectives (``trial.report`` raises): a multi-objective
+    study given ``HyperbandPruner`` runs, every trial is a full result, none a partial one."""
+    def objective(trial):
+        arch = _cell(trial)
+        with pytest.raises(NotImplementedError):
+            trial.report(_acc(arch) / 2, step=0)
+        return _acc(arch), _latency(arch)
+
+    sampler = NASRankSampler(strategy_kwargs=FAST, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler,
+                                pruner=optuna.pruners.HyperbandPruner(max_resource=4))
+    study.optimize(objective, n_trials=8)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    s = sampler.strategy
+    assert s.modes == ("max", "min") and len(s.history) >= 7  # the first trial came from the independent sampler
+    assert all(h["status"] == "ok" and not h["curve"] for h in s.history)

@@ -205,3 +205,29 @@ def test_a_limit_no_candidate_meets_is_refused_up_front(name):
     with pytest.raises(ValueError, match=r"no one of the 400 candidates.*known constraint 0: smallest value 0\.5"):
         s.ask(1)
     assert not s.history
+
+
+def test_multi_objective_partial_results_are_curves_not_front_points():
+    """Several objectives at a partial fidelity (a scheduler stopped the trial at a rung): each is
+    a point of the trial's curve, ranked per fidelity for every learned objective; only
+    full-fidelity results make the front, and constraints told with a partial result count."""
+    lat = np.array([latency(a) for a in POOL])
+    s = nasrank(mode=["max", "max", "min"], known_objectives={2: lat}, max_fidelity=4)
+    batch = s.ask(8)
+    for a in batch:
+        s.tell(a, [accuracy(a) / 2, -float(a.count("none")), latency(a)], fidelity=1,
+               constraints=[convs(a) - 3.0])
+    full = batch[:3]
+    for a in full:
+        s.tell(a, [accuracy(a), -float(a.count("none")), latency(a)], fidelity=4)
+    assert [s.status(a) for a in batch] == ["ok"] * 3 + ["partial"] * 5
+    assert {a for a, _ in s.pareto_front} <= set(full)
+    assert s.history[3]["curve"] == [[1.0, [accuracy(batch[3]) / 2, -float(batch[3].count("none")), latency(batch[3])]]]
+    assert s.history[3]["feasible"] == (convs(batch[3]) <= 3)
+    targets = s._targets()
+    assert set(targets) == {"objective:0", "objective:1"}  # the known one is computed, not learned
+    for name, (archs, y, groups, weights) in targets.items():
+        assert len(archs) == 11 and sorted(set(groups)) == [0, 1] and weights[1] == 1.0 and weights[0] == 0.25
+    assert y.ndim == 1 and len(s.ask(4)) == 4  # the refit runs on both groups, then proposes
+    with pytest.raises(ValueError, match="finite number"):
+        s.tell(s.ask(1)[0], [1.0, float("nan"), 1.0], fidelity=1)

@@ -111,3 +111,32 @@ def test_tuner_multi_objective_in_the_shape_of_tunes_example(ray_session, tmp_pa
     assert all(size(r.config) <= 128 for r in results)
     best = results.get_best_result(metric="acc", mode="max")
     assert best.metrics["size"] <= 128
+
+
+def test_metric_lists_with_a_scheduler_keep_stopped_trials_partial():
+    """Several metrics under ASHA (which stops on one of them): every result reporting all the
+    metrics is a point of the trial's curve; a trial stopped below ``max_fidelity`` stays partial
+    and never joins the front, one trained in full does."""
+    s = NASRankSearcher(metric=["acc", "size"], mode=["max", "min"], seed=0, strategy_kwargs=_fast_kwargs(),
+                        max_fidelity=3, constraint_metrics=["over"])
+    assert s.set_search_properties(None, None, SPACE, num_samples=5)
+    s.wait_until_ready(timeout_s=120)
+    cfgs = {f"t{i}": s.suggest(f"t{i}") for i in range(4)}
+
+    def result(cfg, it):
+        return {"acc": acc(cfg) * it / 3, "size": size(cfg), "over": size(cfg) - 96, "training_iteration": it}
+
+    for tid, cfg in cfgs.items():
+        s.on_trial_result(tid, result(cfg, 1))
+    s.on_trial_result("t0", {"acc": 1.0, "training_iteration": 2})  # not every metric: no curve point
+    for tid in ("t0", "t1"):
+        s.on_trial_complete(tid, result(cfgs[tid], 3))   # trained in full
+    for tid in ("t2", "t3"):
+        s.on_trial_complete(tid, result(cfgs[tid], 1))   # stopped at the first rung
+    st = s.strategy
+    hist = {h["arch"]: h for h in st.history}
+    assert [h["status"] for h in st.history] == ["ok", "ok", "partial", "partial"]
+    assert {a for a, _ in st.pareto_front} <= {h["arch"] for h in st.history[:2]}
+    assert all(len(h["curve"]) == 1 for h in hist.values())
+    assert st.history[2]["constraints"] == (size(cfgs["t2"]) - 96,)
+    assert [c["fidelity"] for c in s.completed] == [None, None, 1.0, 1.0]

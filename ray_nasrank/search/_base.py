@@ -275,7 +275,7 @@ class Strategy(abc.ABC):
 
         Raises:
             ValueError: ``arch`` already has a full-fidelity result; a partial result that is
-                not finite (tell a failure at full fidelity) or has several objectives; a
+                not finite (tell a failure at full fidelity); a
                 fidelity not above the arch's previous one; a value or constraint vector of the
                 wrong length, or a NaN constraint.
             TypeError: a value, constraint or fidelity that is not a number.
@@ -506,9 +506,11 @@ class Strategy(abc.ABC):
         rows = [h for h in self._history if h["status"] in ("ok", "partial")]
 
         def key(h: dict[str, Any]) -> tuple[int, float, float]:
+            # several objectives: by the first one (the front is what ranks them; this orders the rest)
+            score = float(np.atleast_1d(self._score(h["value"]))[0])
             if id(h) in full:
-                return (1, math.inf, self._score(h["value"]))
-            return (0, h["fidelity"], self._score(h["value"]))
+                return (1, math.inf, score)
+            return (0, h["fidelity"], score)
 
         return [h["arch"] for h in sorted(rows, key=key, reverse=True)]
 
@@ -673,9 +675,6 @@ class Strategy(abc.ABC):
         v = self._value(value)
         if f is not None and self.max_fidelity is not None and f >= self.max_fidelity:
             f = None  # at the full fidelity: a final result
-        if f is not None and self.n_objectives > 1:
-            raise ValueError(f"results below the full fidelity need one objective, got {self.n_objectives} "
-                             "(Optuna has no multi-objective pruning either); tell the full result")
         entry = self._history[self._told[arch]] if arch in self._told else None
         if entry is not None and entry["status"] != "partial":
             raise ValueError(f"architecture {self.space.to_string(arch)!r} was already told")
@@ -716,7 +715,7 @@ class Strategy(abc.ABC):
             self._history.append(entry)
         if cons is not None:
             entry.update(constraints=cons, feasible=self._feasible(cons))
-        entry["curve"].append([f, v])
+        entry["curve"].append([f, list(v) if isinstance(v, tuple) else v])
         entry.update(value=v, fidelity=f)
         self._n_points += 1
         if self._top_fidelity is None or f > self._top_fidelity:

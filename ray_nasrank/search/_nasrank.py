@@ -325,14 +325,9 @@ class NASRankStrategy(Strategy):
 
     def _targets(self) -> dict[str, tuple[list[Arch], np.ndarray, list | None, dict | None]]:
         """What the ranker learns, higher is better: each objective not known (``objective:i``)."""
-        archs, y = self.observations()
-        out: dict[str, tuple[list[Arch], np.ndarray]] = {}
-        for i in range(self.n_objectives):
-            if i == self._primary():  # fidelity levels as groups when partial results exist
-                out[f"objective:{i}"] = self._fit_inputs()
-            elif i not in self.known_objectives:
-                out[f"objective:{i}"] = (archs, y[:, i], None, None)
-        return out
+        # fidelity levels as groups when partial results exist, for every learned objective
+        return {f"objective:{i}": self._fit_inputs(i) for i in range(self.n_objectives)
+                if i not in self.known_objectives}
 
     def _fit_constraints(self) -> None:
         """Refit the model of each constraint not known, on its told values (quick: no torch)."""
@@ -370,18 +365,20 @@ class NASRankStrategy(Strategy):
                 self._pool_known["constraint_features"], self._pool_known["constraint_sizes"] = x, n
         return (x, [int(k) for k in n]) if sizes else x
 
-    def _fit_inputs(self) -> tuple[list[Arch], np.ndarray, list | None, dict | None]:
-        """The labels the ranker is fitted on: the full-fidelity results alone (``groups`` None)
-        or, once partial results exist, one group per fidelity level (docs/concepts/fidelity.md).
+    def _fit_inputs(self, objective: int | None = None) -> tuple[list[Arch], np.ndarray, list | None, dict | None]:
+        """The labels the ranker is fitted on (of ``objective``, default the primary one): the
+        full-fidelity results alone (``groups`` None) or, once partial results exist, one group
+        per fidelity level (docs/concepts/fidelity.md).
 
         A level's weight is ``partial_weight * fidelity / full fidelity`` (the full level 1): a
         curve's early point is weaker evidence of the final order than a late one. A level holding
         the same configs as the next higher one kept is left out (a trial reporting every epoch
         between two rungs adds nothing the later of its results does not say better).
         """
+        col = self._primary() if objective is None else objective
         if self.__dict__.get("_top_fidelity") is None or self.partial_weight <= 0:
-            archs, y = self._labels()
-            return archs, y, None, None
+            archs, y = self.observations()
+            return archs, (y[:, col if col is not None else 0] if y.ndim == 2 else y), None, None
         full = self.full_fidelity
         archs: list[Arch] = []
         ys: list[np.ndarray] = []
@@ -393,7 +390,7 @@ class NASRankStrategy(Strategy):
                 continue
             above = set(a)
             archs += a
-            ys.append(y)
+            ys.append(y[:, col if col is not None else 0] if y.ndim == 2 else y)
             groups += [level] * len(a)
             weights[level] = 1.0 if f is None else self.partial_weight * min(f / full, 1.0)
         return archs, (np.concatenate(ys) if ys else np.zeros(0)), groups, weights

@@ -493,10 +493,14 @@ class NASRankSearcher(Searcher):
         t0 = time.perf_counter()
         try:
             arch = self._live.get(trial_id)
-            # several metrics: one result per trial (as OptunaSearch), no learning curve
-            if (arch is not None and self._strategy is not None and isinstance(self._metric, str)
-                    and self._metric in (result or {})):
-                self._observe(trial_id, arch, result)
+            # several metrics: a point of the curve once every one is reported
+            if (arch is not None and self._strategy is not None and self._metric is not None
+                    and all(m in (result or {}) for m in self._metrics())):
+                # constraint values go with each result that reports them all: a trial a scheduler
+                # stops ends with that same result again, which adds no curve point
+                cons = (self._constraints_of(trial_id, result) if self._constraint_metrics
+                        and all(m in result for m in self._constraint_metrics) else None)
+                self._observe(trial_id, arch, result, cons)
         finally:
             self._overhead_s += time.perf_counter() - t0
 
@@ -533,11 +537,13 @@ class NASRankSearcher(Searcher):
         except (TypeError, ValueError) as e:
             self._warn_once(trial_id, "time_attr", f"trial {trial_id}: {e}; that result is dropped")
             return False
-        value = finite_or_none(result[self._metric])
-        if value is None:
-            self._warn_once(trial_id, "nan", f"trial {trial_id} reported {self._metric}={result[self._metric]!r} at "
+        values = [finite_or_none(result[m]) for m in self._metrics()]
+        bad = [m for m, v in zip(self._metrics(), values) if v is None]
+        if bad:
+            self._warn_once(trial_id, "nan", f"trial {trial_id} reported {bad[0]}={result[bad[0]]!r} at "
                             f"{self._time_attr}={t:g}, not a finite number; that result is dropped")
             return False
+        value = values[0] if isinstance(self._metric, str) else values
         last = self._fidelity.get(trial_id)
         if last is not None and t <= last:
             if t < last:
@@ -556,7 +562,8 @@ class NASRankSearcher(Searcher):
             logger.warning("NASRankSearcher: ignoring completion of unknown trial %s", trial_id)
             return
         assert self._strategy is not None
-        if isinstance(self._metric, list):
+        if isinstance(self._metric, list) and (error or trial_id not in self._fidelity):
+            # several metrics without a curve (no time_attr reported): one result per trial, as OptunaSearch
             self._complete_multi(trial_id, arch, result, error)
             return
         cons = self._constraints_of(trial_id, result) if not error else None
@@ -567,10 +574,11 @@ class NASRankSearcher(Searcher):
             self._tell_final(arch, None)
         elif result is None and curve:
             pass  # a paused trial a scheduler stopped (Tune passes no result): its curve is its record
-        elif result is None or self._metric not in result:
+        elif result is None or not all(m in result for m in self._metrics()):
             keys = sorted(result)[:20] if result else []
+            missing = next(m for m in self._metrics() if result is None or m not in result)
             warnings.warn(
-                f"trial {trial_id} finished without reporting metric {self._metric!r} (reported: {keys}); its "
+                f"trial {trial_id} finished without reporting metric {missing!r} (reported: {keys}); its "
                 + ("results so far are kept" if curve else "architecture is recorded as failed"), stacklevel=2)
             if not curve:
                 self._tell_final(arch, None)
@@ -598,8 +606,8 @@ class NASRankSearcher(Searcher):
             self._strategy.tell(arch, value, constraints=constraints)
 
     def _complete_multi(self, trial_id: str, arch: Arch, result: dict | None, error: bool) -> None:
-        """A finished trial of a multi-metric search (one result per trial, as for OptunaSearch:
-        no partial results with several objectives)."""
+        """A finished trial of a multi-metric search that reported no curve, or errored: its one
+        result, or a failure (a trial with a curve ends like a single-metric one)."""
         assert self._strategy is not None
         value: float | list[float] | None = None
         metrics = self._metrics()

@@ -183,3 +183,21 @@ def test_multi_objective_study_with_a_pruner_runs_and_optuna_refuses_reports():
     s = sampler.strategy
     assert s.modes == ("max", "min") and len(s.history) >= 7  # the first trial came from the independent sampler
     assert all(h["status"] == "ok" and not h["curve"] for h in s.history)
+
+
+@pytest.mark.parametrize("known, match", [
+    ({"latency": "latency_pixel3"}, r"'latency_pixel3' is not computed by .*\['params', 'flops', 'synflow'\]"),
+    ({"params": lambda p: 5.0}, r"no one of the 15625 candidates of the pool meets .*smallest value 5"),
+])
+def test_an_unknown_quantity_or_a_limit_no_cell_meets_is_refused_before_training(known, match):
+    ran = []
+
+    def objective(trial):
+        ran.append(_cell(trial))
+        return _acc(ran[-1])
+
+    sampler = NASRankSampler(SPACE, strategy_kwargs=FAST, seed=0, known_constraints=known)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    with pytest.raises(ValueError, match=match):
+        study.optimize(objective, n_trials=2)
+    assert not ran  # refused at the first trial's sampling, before its objective ran

@@ -140,3 +140,23 @@ def test_metric_lists_with_a_scheduler_keep_stopped_trials_partial():
     assert all(len(h["curve"]) == 1 for h in hist.values())
     assert st.history[2]["constraints"] == (size(cfgs["t2"]) - 96,)
     assert [c["fidelity"] for c in s.completed] == [None, None, 1.0, 1.0]
+
+
+def test_nan_in_one_metric_fails_that_trial_only_and_bad_limits_are_refused():
+    s = NASRankSearcher(metric=["acc", "size"], mode=["max", "min"], seed=0, strategy="random")
+    assert s.set_search_properties(None, None, SPACE, num_samples=5)
+    for i in range(4):
+        cfg = s.suggest(f"t{i}")
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            s.on_trial_complete(f"t{i}", {"acc": acc(cfg), "size": float("nan") if i == 1 else size(cfg)})
+        assert bool(w) == (i == 1) and (i != 1 or "size=nan" in str(w[0].message))
+    assert [h["status"] for h in s.strategy.history] == ["ok", "failed", "ok", "ok"]
+    for known, match in ((["latency_pixel3"], r"'latency_pixel3' is not computed by .*offers \[\]"),
+                         ([lambda c: size(c) + 1.0], r"no one of the 48 candidates of the pool meets.*smallest value 9")):
+        bad = NASRankSearcher(metric="acc", mode="max", seed=0, strategy_kwargs=_fast_kwargs(),
+                              known_constraints=known)
+        assert bad.set_search_properties(None, None, SPACE, num_samples=2)
+        with pytest.raises(ValueError, match=match):
+            bad.wait_until_ready(timeout_s=120)
+            bad.suggest("t0")

@@ -60,12 +60,12 @@ from ray_nasrank.spaces import Arch, SearchSpace
 
 from ._base import _ENUMERABLE, Strategy, nearest_first
 from ._objectives import Known, LinearConstraint, hypervolume_improvement, known_values
+from ._opdist import OpDistModel
+from ._weak import WeakLabels, WeakSpec, pretraining_labels, resolve_weak, weak_rank_score
 
 #: costs a space may compute without training that learned constraints read first (most NAS
 #: constraints, latency, memory, size, grow with them)
 COST_FEATURES = ("params", "flops")
-from ._opdist import OpDistModel
-from ._weak import WeakLabels, WeakSpec, pretraining_labels, resolve_weak, weak_rank_score
 
 
 @contextlib.contextmanager
@@ -217,6 +217,8 @@ class NASRankStrategy(Strategy):
         self.known_objectives = _check_known_objectives(known_objectives, self.n_objectives)
         self._models: dict[str, Any] = {}  # rankers of the objectives beyond the first, by target name
         self._constraint_models: dict[int, LinearConstraint] = {}  # each learned constraint, by position
+        self._constraint_fits = 0   # constraint models fitted so far
+        self._plan_fits = 0         # ...when the current plan was made (a newer model re-checks it)
         from ray_nasrank.predictor import PredictorConfig, RankPredictor
 
         self.batch_size = check_int("batch_size", batch_size, low=1)
@@ -339,7 +341,7 @@ class NASRankStrategy(Strategy):
             if told.sum() >= 2 and np.ptp(c[told, j]) > 0:
                 x, sizes = self._constraint_features([a for a, t in zip(carchs, told) if t], sizes=True)
                 self._constraint_models[j] = LinearConstraint.fit_nested(x, c[told, j], sizes)
-                self._constraint_fits = self.__dict__.get("_constraint_fits", 0) + 1
+                self._constraint_fits += 1
 
     def _constraint_features(self, archs: list[Arch], cache: bool = False, sizes: bool = False):
         """What the constraint models read, simplest first: the costs the space computes without
@@ -492,7 +494,7 @@ class NASRankStrategy(Strategy):
                     else:
                         self._refit_now()
                 self._plan = self._plan_round(self.first_batch if self._rounds == 0 else self.batch_size)
-                self._plan_fits = self.__dict__.get("_constraint_fits", 0)
+                self._plan_fits = self._constraint_fits
                 self._rounds += 1
                 if not self._plan:
                     break
@@ -509,10 +511,9 @@ class NASRankStrategy(Strategy):
         """Whether the constraint models changed since the plan was made and now predict one of
         its archs infeasible (e.g. the first round, planned before any constraint value came):
         the rest of the round is then planned again."""
-        fits = self.__dict__.get("_constraint_fits", 0)
-        if fits == self.__dict__.get("_plan_fits", 0) or not self._plan:
+        if self._constraint_fits == self._plan_fits or not self._plan:
             return False
-        self._plan_fits = fits
+        self._plan_fits = self._constraint_fits
         return bool((self._feasibility(list(self._plan), cache=False) < 0.5).any())
 
     # ------------------------------------------------------------------ planning
@@ -765,10 +766,10 @@ class NASRankStrategy(Strategy):
                     # exploration keeps to what is predicted feasible, and off the cells the ranker
                     # puts in the worst half: under a cost cap the cheapest cells are often the
                     # degenerate ones (no path from input to output), feasible and useless
-                    prob = self._feasibility(self._pool, cache=True)
-                    rank_ok = self._model.score(self._pool) >= np.median(self._model.score(self._pool)) \
-                        if self._model is not None else np.ones(len(self._pool), dtype=bool)
-                    keep = (prob >= 0.5) & rank_ok
+                    keep = self._feasibility(self._pool, cache=True) >= 0.5
+                    if self._model is not None:
+                        ranked = self._model.score(self._pool)
+                        keep &= ranked >= np.median(ranked)
 
                     def allowed(a: Arch) -> bool:
                         return bool(keep[self._pool_index[a]])
@@ -856,6 +857,8 @@ class NASRankStrategy(Strategy):
         # saved before several objectives and constraints: none of them
         self.__dict__.setdefault("known_objectives", {})
         self.__dict__.setdefault("_constraint_models", {})
+        self.__dict__.setdefault("_constraint_fits", 0)
+        self.__dict__.setdefault("_plan_fits", 0)
         if self._constraint_models:
             # refitted from the told values: quick, and a state saved with another column order
             # of the features (before the costs came first) would read the wrong columns

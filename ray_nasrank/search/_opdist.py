@@ -150,14 +150,15 @@ class OpDistModel:
 
     def _next_cell(self, v: int, rng: np.random.Generator, is_new: Callable[[Arch], bool],
                    taken: set[Hashable], allowed: Callable[[Arch], bool] | None = None) -> tuple[Arch | None, bool]:
-        """The vector's next new cell that is allowed and not taken, and whether any new cell is left."""
-        def ok(a: Arch) -> bool:
-            return self.space.iso_key(a) not in taken and (allowed is None or allowed(a))
+        """The vector's next new cell that is allowed and not taken, and whether any new cell is
+        left (one taken by this round counts as seen: it is about to be asked)."""
+        def new(a: Arch) -> bool:
+            return is_new(a) and self.space.iso_key(a) not in taken
 
         if self._members is None:
             for _ in range(200):
                 a = sample_with_opcounts(self.space, self.vectors[v], rng)
-                if is_new(a) and ok(a):
+                if new(a) and (allowed is None or allowed(a)):
                     return a, True
             return None, allowed is not None  # a filtered draw says nothing for good
         if self._order is None:
@@ -167,12 +168,12 @@ class OpDistModel:
         found, any_new, i = None, False, pos
         while i < len(order):
             a = members[int(order[i])]
-            if not is_new(a):
+            if not new(a):
                 if not any_new and i == pos:
                     pos += 1  # seen archs stay seen: skip them for good
             else:
                 any_new = True
-                if ok(a):
+                if allowed is None or allowed(a):
                     found = a
                     break
             i += 1

@@ -499,7 +499,12 @@ class NASRankStrategy(Strategy):
                 if not self._plan:
                     break
             if self._plan_outdated():
-                self._plan = self._plan_round(len(self._plan))
+                # the archs a newer constraint model predicts infeasible give their slots to the
+                # best predicted now (the round's exploration share stays what it was)
+                prob = self._feasibility(self._plan, cache=False)
+                kept = [a for a, p in zip(self._plan, prob) if p >= 0.5]
+                self._plan = kept + self._plan_round(len(self._plan) - len(kept), exploit_only=True,
+                                                     exclude={self.space.iso_key(a) for a in kept})
                 if not self._plan:
                     break
             a = self._plan.pop(0)
@@ -525,26 +530,29 @@ class NASRankStrategy(Strategy):
                 seen[kid] = True
         return ~seen[self._pool_kid]
 
-    def _plan_round(self, k: int) -> list[Arch]:
+    def _plan_round(self, k: int, exploit_only: bool = False, exclude: set[Hashable] | None = None) -> list[Arch]:
+        """A round of ``k`` archs; ``exploit_only``: all of them the best predicted (refilling the
+        slots of a round's plan a newer constraint model dropped); ``exclude``: iso keys kept out."""
         with limit_torch_threads(self.torch_threads):
-            return self._plan_sampled(k) if self._sampled else self._plan_pool(k)
+            taken = set(exclude or ())
+            return self._plan_sampled(k, exploit_only, taken) if self._sampled else self._plan_pool(k, exploit_only, taken)
 
     def _multi(self) -> bool:
         """Whether rounds aim at a front: several objectives, or an objective known for every candidate."""
         return self.n_objectives > 1 or bool(self.known_objectives)
 
-    def _n_exploit(self, k: int) -> int:
+    def _n_exploit(self, k: int, exploit_only: bool = False) -> int:
         """Slots of a round of ``k`` that go to the best predicted (none before any ranking)."""
-        share = self.first_explore if self._rounds == 0 else self.explore
+        share = 0.0 if exploit_only else self.first_explore if self._rounds == 0 else self.explore
         ranked = self._model is not None or (self._multi() and self._primary() is None)
         return k - int(round(share * k)) if ranked else 0
 
-    def _plan_sampled(self, k: int) -> list[Arch]:
+    def _plan_sampled(self, k: int, exploit_only: bool = False, taken: set[Hashable] | None = None) -> list[Arch]:
         """A round without a finite pool: the best predicted of fresh prior samples and of local
         moves around the best configs measured so far (a ``local`` share of the exploited slots
         from the moves alone); ``explore`` of the round are prior samples."""
-        taken: set[Hashable] = set()
-        n_exploit = self._n_exploit(k)
+        taken = set() if taken is None else taken
+        n_exploit = self._n_exploit(k, exploit_only)
         plan: list[Arch] = []
         if n_exploit:
             moves: list[Arch] = []
@@ -555,15 +563,16 @@ class NASRankStrategy(Strategy):
                                         {self.space.iso_key(a) for a in moves})
             if cands:
                 ok = self.known_feasible(cands)
-                n_local = min(int(round(self.local * n_exploit)) if self._history else 0, len(moves))
+                n_local = min(int(round(self.local * n_exploit)) if self._local_ok() else 0, len(moves))
                 in_moves = (np.arange(len(cands)) < len(moves)) & ok
                 if self._multi():
                     ys, prob = self._predict(cands, cache=False)
                     plan += self._front_picks(cands, ys, prob, ok, in_moves, n_local, n_exploit, taken)
                 else:
-                    score = self._feasible_first(self._model.score(cands, cache=False), cands, cache=False)
+                    score, worthy = self._feasible_first(self._model.score(cands, cache=False), cands, cache=False,
+                                                         mask=ok)
                     if n_local:
-                        plan += self._top_of(cands, score, in_moves, n_local, taken)
+                        plan += self._top_of(cands, score, in_moves & worthy, n_local, taken)
                     plan += self._top_of(cands, score, ok, n_exploit - len(plan), taken)
         if len(plan) < k:
             plan += self._random_unseen(k - len(plan), exclude=taken)
@@ -638,17 +647,45 @@ class NASRankStrategy(Strategy):
         """Whether a model predicts a constraint (one was told and fitted)."""
         return bool(self._constraint_models)
 
-    def _feasible_first(self, score: np.ndarray, archs: list[Arch], cache: bool) -> np.ndarray:
-        """``score`` with archs predicted infeasible (probability below 1/2) ranked after all others;
-        while no told result is feasible, the archs predicted feasible with probability 0.9 or
-        more come first (a first feasible result anchors the local moves and the best)."""
+    def _feasible_first(self, score: np.ndarray, archs: list[Arch], cache: bool,
+                        mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``score`` weighed by the predicted probability of meeting the learned constraints, and
+        which archs are worth a local slot.
+
+        The order is the score's quantile among the candidates (``mask``) times that probability:
+        a config the ranker puts near the top and likely feasible comes first, a feasible one the
+        ranker puts near the bottom (under a cost cap, often a degenerate cell) last. While no
+        told result is feasible, the likeliest feasible (:meth:`_feasible_bar`) come first, by
+        score. A local slot takes only a config likely feasible (``P >= 1/2``) the ranker puts in
+        the better half: around a parent on the boundary the feasible neighbours are mostly
+        cheaper, worse ones, and a slot is better spent on the whole pool.
+        """
         if not self._learns_constraints():
-            return score
+            return score, np.ones(len(score), dtype=bool)
         prob = self._feasibility(archs, cache)
-        tier = (prob >= 0.5).astype(np.float64)
-        if not self._any_feasible():
-            tier += prob >= 0.9
-        return score + tier * (np.ptp(score) + 1.0)
+        ref = np.sort(score if mask is None else score[mask])
+        quantile = np.searchsorted(ref, score, side="right") / max(len(ref), 1)
+        if self._any_feasible():
+            order = quantile * prob
+        else:
+            order = (prob >= self._feasible_bar(prob if mask is None else prob[mask])) + quantile
+        return order, (prob >= 0.5) & (quantile >= 0.5)
+
+    def _feasible_bar(self, prob: np.ndarray) -> float:
+        """The predicted probability of meeting the learned constraints a candidate needs to come
+        before the others: 1/2, or 0.9 while no told result is feasible (a first feasible result
+        anchors the local moves and teaches the constraint model the other side of its boundary),
+        but never above the likeliest 2 % of ``prob``. A model fitted on infeasible configs
+        alone can be pessimistic everywhere; its likeliest feasible candidates still come first."""
+        want = 0.5 if self._any_feasible() else 0.9
+        return min(want, float(np.quantile(prob, 0.98))) if len(prob) else want
+
+    def _local_ok(self) -> bool:
+        """Whether local moves have parents worth moving around: something was told, and with
+        learned constraints something feasible (around configs that all miss the constraints
+        one edit rarely crosses the boundary; the likeliest feasible candidates are searched
+        over the whole pool instead)."""
+        return bool(self._history) and (not self._learns_constraints() or self._any_feasible())
 
     def _any_feasible(self) -> bool:
         """Whether a full-fidelity result meets the constraints."""
@@ -739,23 +776,23 @@ class NASRankStrategy(Strategy):
             self._pool_known["feasible"] = self._require_feasible(self._pool, "candidates of the pool")
         return self._pool_known["feasible"]
 
-    def _plan_pool(self, k: int) -> list[Arch]:
+    def _plan_pool(self, k: int, exploit_only: bool = False, taken: set[Hashable] | None = None) -> list[Arch]:
         mask = self._unseen_mask() & self._pool_feasible()
         if not mask.any():
             return []
-        taken: set[Hashable] = set()
-        n_exploit = self._n_exploit(k)
+        taken = set() if taken is None else taken
+        n_exploit = self._n_exploit(k, exploit_only)
         plan: list[Arch] = []
         if n_exploit:
-            n_local = int(round(self.local * n_exploit)) if self._history else 0
+            n_local = int(round(self.local * n_exploit)) if self._local_ok() else 0
             local = self._neighbourhood_mask(mask) if n_local else None
             if self._multi():
                 ys, prob = self._predict(self._pool, cache=True)
                 plan += self._front_picks(self._pool, ys, prob, mask, local, n_local, n_exploit, taken)
             else:
-                score = self._feasible_first(self._model.score(self._pool), self._pool, cache=True)
+                score, worthy = self._feasible_first(self._model.score(self._pool), self._pool, cache=True, mask=mask)
                 if n_local:
-                    plan += self._top(score, local, n_local, taken)
+                    plan += self._top(score, local & worthy, n_local, taken)
                 diverse = self.first_diverse and self._rounds == 0
                 plan += self._top(score, mask, n_exploit - len(plan), taken, diverse)
         n_explore = k - len(plan)
@@ -764,12 +801,13 @@ class NASRankStrategy(Strategy):
                 allowed = None
                 if self._learns_constraints():
                     # exploration keeps to what is predicted feasible, and off the cells the ranker
-                    # puts in the worst half: under a cost cap the cheapest cells are often the
-                    # degenerate ones (no path from input to output), feasible and useless
-                    keep = self._feasibility(self._pool, cache=True) >= 0.5
-                    if self._model is not None:
+                    # puts in the worst half of those: under a cost cap the cheapest cells are
+                    # often degenerate ones (no path from input to output), feasible and useless
+                    prob = self._feasibility(self._pool, cache=True)
+                    keep = prob >= self._feasible_bar(prob[mask])
+                    if self._model is not None and (keep & mask).any():
                         ranked = self._model.score(self._pool)
-                        keep &= ranked >= np.median(ranked)
+                        keep &= ranked >= np.median(ranked[keep & mask])
 
                     def allowed(a: Arch) -> bool:
                         return bool(keep[self._pool_index[a]])

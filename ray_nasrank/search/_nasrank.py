@@ -63,6 +63,12 @@ from ._objectives import Known, LinearConstraint, hypervolume_improvement, known
 from ._opdist import OpDistModel
 from ._weak import WeakLabels, WeakSpec, pretraining_labels, resolve_weak, weak_rank_score
 
+#: with learned constraints, how much ranker quantile one unit of log P(feasible) is worth in
+#: the exploited picks (0.3: a config at the top quantile with P = 0.37 ranks with one at the
+#: 0.7 quantile sure to be feasible). Chosen among 0.1, 0.3 and 1 on NB201 with the gold_6226
+#: and pixel3 latencies (seeds 100-103; docs/benchmarks/objectives.md)
+FEASIBLE_TEMPERATURE = 0.3
+
 #: costs a space may compute without training that learned constraints read first (most NAS
 #: constraints, latency, memory, size, grow with them)
 COST_FEATURES = ("params", "flops")
@@ -635,13 +641,18 @@ class NASRankStrategy(Strategy):
 
     def _feasibility(self, archs: list[Arch], cache: bool) -> np.ndarray:
         """Predicted probability that each arch meets every learned constraint (1 with none)."""
-        prob = np.ones(len(archs))
+        return np.exp(self._log_feasibility(archs, cache))
+
+    def _log_feasibility(self, archs: list[Arch], cache: bool) -> np.ndarray:
+        """The log of :meth:`_feasibility`, exact where the probability underflows (a model
+        fitted on infeasible configs alone predicts ``P = 0`` for nearly all, yet still orders them)."""
+        logp = np.zeros(len(archs))
         if not self._constraint_models:
-            return prob
+            return logp
         x = self._constraint_features(archs, cache)
         for model in self._constraint_models.values():
-            prob *= model.probability_feasible(x)
-        return prob
+            logp += model.log_probability_feasible(x)
+        return logp
 
     def _learns_constraints(self) -> bool:
         """Whether a model predicts a constraint (one was told and fitted)."""
@@ -649,36 +660,38 @@ class NASRankStrategy(Strategy):
 
     def _feasible_first(self, score: np.ndarray, archs: list[Arch], cache: bool,
                         mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``score`` weighed by the predicted probability of meeting the learned constraints, and
-        which archs are worth a local slot.
+        """``score`` weighed by the predicted probability ``P`` of meeting the learned
+        constraints, and which archs are worth a local slot.
 
-        The order is the score's quantile among the candidates (``mask``) times that probability:
-        a config the ranker puts near the top and likely feasible comes first, a feasible one the
-        ranker puts near the bottom (under a cost cap, often a degenerate cell) last. While no
-        told result is feasible, the likeliest feasible (:meth:`_feasible_bar`) come first, by
-        score. A local slot takes only a config likely feasible (``P >= 1/2``) the ranker puts in
-        the better half: around a parent on the boundary the feasible neighbours are mostly
-        cheaper, worse ones, and a slot is better spent on the whole pool.
+        The order is ``log P + (q - 1) / FEASIBLE_TEMPERATURE`` with ``q`` the score's quantile
+        among the candidates (``mask``): among the configs the ranker puts near the top, the
+        likely feasible first; a feasible config the ranker puts low (under a cost cap, often a
+        degenerate cell) comes last. While no told result is feasible, the likeliest feasible
+        (:meth:`_feasible_bar`) come first, by score. A local slot takes only a config likely
+        feasible (``P >= 1/2``) the ranker puts in the better half: around a parent on the
+        boundary the feasible neighbours are mostly cheaper, worse ones, and a slot is better
+        spent on the whole pool.
         """
         if not self._learns_constraints():
             return score, np.ones(len(score), dtype=bool)
-        prob = self._feasibility(archs, cache)
+        logp = self._log_feasibility(archs, cache)
         ref = np.sort(score if mask is None else score[mask])
         quantile = np.searchsorted(ref, score, side="right") / max(len(ref), 1)
         if self._any_feasible():
-            order = quantile * prob
+            order = logp + (quantile - 1.0) / FEASIBLE_TEMPERATURE
         else:
-            order = (prob >= self._feasible_bar(prob if mask is None else prob[mask])) + quantile
-        return order, (prob >= 0.5) & (quantile >= 0.5)
+            order = (logp >= self._feasible_bar(logp if mask is None else logp[mask])) * 2.0 + quantile
+        return order, (logp >= np.log(0.5)) & (quantile >= 0.5)
 
-    def _feasible_bar(self, prob: np.ndarray) -> float:
-        """The predicted probability of meeting the learned constraints a candidate needs to come
-        before the others: 1/2, or 0.9 while no told result is feasible (a first feasible result
-        anchors the local moves and teaches the constraint model the other side of its boundary),
-        but never above the likeliest 2 % of ``prob``. A model fitted on infeasible configs
-        alone can be pessimistic everywhere; its likeliest feasible candidates still come first."""
-        want = 0.5 if self._any_feasible() else 0.9
-        return min(want, float(np.quantile(prob, 0.98))) if len(prob) else want
+    def _feasible_bar(self, logp: np.ndarray) -> float:
+        """The predicted log probability of meeting the learned constraints a candidate needs to
+        come before the others: log 1/2, or log 0.9 while no told result is feasible (a first
+        feasible result anchors the local moves and teaches the constraint model the other side
+        of its boundary), but never above the likeliest 2 % of ``logp``: a model fitted on
+        infeasible configs alone is pessimistic everywhere, and its likeliest feasible
+        candidates still come first."""
+        want = np.log(0.5 if self._any_feasible() else 0.9)
+        return min(want, float(np.quantile(logp, 0.98))) if len(logp) else want
 
     def _local_ok(self) -> bool:
         """Whether local moves have parents worth moving around: something was told, and with
@@ -803,8 +816,8 @@ class NASRankStrategy(Strategy):
                     # exploration keeps to what is predicted feasible, and off the cells the ranker
                     # puts in the worst half of those: under a cost cap the cheapest cells are
                     # often degenerate ones (no path from input to output), feasible and useless
-                    prob = self._feasibility(self._pool, cache=True)
-                    keep = prob >= self._feasible_bar(prob[mask])
+                    logp = self._log_feasibility(self._pool, cache=True)
+                    keep = logp >= self._feasible_bar(logp[mask])
                     if self._model is not None and (keep & mask).any():
                         ranked = self._model.score(self._pool)
                         keep &= ranked >= np.median(ranked[keep & mask])

@@ -278,10 +278,18 @@ class LinearConstraint:
     where a boundary lies, while a constraint (latency, memory, size) is mostly additive in a
     config's choices, which a linear model of the one-hot features recovers from a few labels.
 
+    The spread grows away from the told configs (a ridge regression's predictive variance):
+    fitted on costly configs alone, it says little about cheap ones, so their probability of
+    being feasible stays open instead of following the line wherever it points.
+
     Args:
         weights: one weight per feature column.
         intercept: the prediction at all-zero features.
-        sd: the spread of a prediction (leave-one-out error of the fit).
+        sd: the spread of a prediction at the told configs (leave-one-out error of the fit).
+        center, scale: the standardisation of the features the fit used.
+        cov: the fit's ``(Z'Z + alpha I)^-1`` on standardised features, which widens the spread
+            of a config far from the told ones (``None``: the same spread everywhere).
+        n: how many values were told.
 
     >>> import numpy as np
     >>> x = np.eye(4)[[0, 1, 2, 3, 0, 1]]
@@ -290,8 +298,10 @@ class LinearConstraint:
     [False, True, False, True]
     """
 
-    def __init__(self, weights: np.ndarray, intercept: float, sd: float) -> None:
+    def __init__(self, weights: np.ndarray, intercept: float, sd: float, center: np.ndarray | None = None,
+                 scale: np.ndarray | None = None, cov: np.ndarray | None = None, n: int = 1) -> None:
         self.weights, self.intercept, self.sd = weights, float(intercept), float(sd)
+        self.center, self.scale, self.cov, self.n = center, scale, cov, int(n)
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> "LinearConstraint":
@@ -336,17 +346,33 @@ class LinearConstraint:
         err = float(np.sqrt(np.mean(loo ** 2)))
         sd = max(err, 0.05 * float(np.std(y)), 1e-9)
         w = wz / sx
-        return cls(w, my - mx @ w, sd), err
+        return cls(w, my - mx @ w, sd, center=mx, scale=sx, cov=inv, n=len(y)), err
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The predicted value of each row (a model fitted on leading columns reads those)."""
         return np.asarray(x, dtype=np.float64)[:, : self.weights.size] @ self.weights + self.intercept
 
+    def spread(self, x: np.ndarray) -> np.ndarray:
+        """The spread of each row's prediction: ``sd * sqrt(1 + h)``, ``h`` its leverage
+        (``z' cov z + 1/n``), larger far from the told configs."""
+        x = np.asarray(x, dtype=np.float64)[:, : self.weights.size]
+        if self.cov is None:
+            return np.full(len(x), self.sd)
+        z = (x - self.center) / self.scale
+        h = np.einsum("ij,jk,ik->i", z, self.cov, z) + 1.0 / self.n
+        return self.sd * np.sqrt(1.0 + h)
+
     def probability_feasible(self, x: np.ndarray) -> np.ndarray:
-        """The probability that the value is ``<= 0`` under a normal error of the LOO spread."""
+        """The probability that the value is ``<= 0`` under a normal error of :meth:`spread`."""
         from scipy.special import ndtr
 
-        return ndtr(-self.predict(x) / self.sd)
+        return ndtr(-self.predict(x) / self.spread(x))
+
+    def log_probability_feasible(self, x: np.ndarray) -> np.ndarray:
+        """The log of :meth:`probability_feasible`, finite where the probability underflows."""
+        from scipy.special import log_ndtr
+
+        return log_ndtr(-self.predict(x) / self.spread(x))
 
 
 def known_values(space: Any, spec: Known, archs: Sequence, pool_index: Mapping | None = None,

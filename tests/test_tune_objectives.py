@@ -160,3 +160,39 @@ def test_nan_in_one_metric_fails_that_trial_only_and_bad_limits_are_refused():
         with pytest.raises(ValueError, match=match):
             bad.wait_until_ready(timeout_s=120)
             bad.suggest("t0")
+
+
+@pytest.mark.ray
+def test_tuner_metric_lists_under_asha_keep_stopped_trials_partial(ray_session, tmp_path):
+    """Tune's shape: ``ASHAScheduler`` stops trials on one metric while the searcher searches a
+    front of two; a trial stopped early is a curve in the strategy, never a front point."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    epochs = 4
+
+    def objective(config):  # self-contained: Ray workers cannot import this test module
+        from ray import tune as worker_tune
+
+        final = float(config["width"].bit_length() + config["depth"] + config["k"] / 2)
+        for epoch in range(1, epochs + 1):
+            worker_tune.report({"acc": final * epoch / epochs, "size": config["width"] * config["depth"] * config["k"]})
+
+    # random proposals: a search that only improves would leave ASHA nothing to stop
+    searcher = NASRankSearcher(metric=["acc", "size"], mode=["max", "min"], seed=0, strategy="random",
+                               max_fidelity=epochs)
+    results = tune.Tuner(
+        objective, param_space=SPACE,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=8, max_concurrent_trials=2,
+                                    scheduler=ASHAScheduler(metric="acc", mode="max", max_t=epochs, grace_period=1,
+                                                            reduction_factor=2)),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0)).fit()
+    assert len(results) == 8 and not results.errors
+    reached = {(r.config["width"], r.config["depth"], r.config["k"]): r.metrics["training_iteration"] for r in results}
+    st = searcher.strategy
+    for h in st.history:
+        cfg = searcher._config_for(h["arch"])
+        its = reached[(cfg["width"], cfg["depth"], cfg["k"])]
+        assert h["status"] == ("ok" if its == epochs else "partial") and len(h["curve"]) == min(its, epochs - 1), (h, its, searcher.completed)
+    assert min(reached.values()) < epochs  # ASHA did stop some trials
+    assert all(reached[(c["width"], c["depth"], c["k"])] == epochs
+               for c in (searcher._config_for(a) for a, _ in st.pareto_front))

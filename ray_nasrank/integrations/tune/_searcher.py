@@ -562,8 +562,9 @@ class NASRankSearcher(Searcher):
             logger.warning("NASRankSearcher: ignoring completion of unknown trial %s", trial_id)
             return
         assert self._strategy is not None
-        if isinstance(self._metric, list) and (error or trial_id not in self._fidelity):
-            # several metrics without a curve (no time_attr reported): one result per trial, as OptunaSearch
+        if isinstance(self._metric, list) and (error or (trial_id not in self._fidelity
+                                                         and self._time_attr not in (result or {}))):
+            # several metrics and no fidelity anywhere (no time_attr reported): one result per trial
             self._complete_multi(trial_id, arch, result, error)
             return
         cons = self._constraints_of(trial_id, result) if not error else None
@@ -606,8 +607,9 @@ class NASRankSearcher(Searcher):
             self._strategy.tell(arch, value, constraints=constraints)
 
     def _complete_multi(self, trial_id: str, arch: Arch, result: dict | None, error: bool) -> None:
-        """A finished trial of a multi-metric search that reported no curve, or errored: its one
-        result, or a failure (a trial with a curve ends like a single-metric one)."""
+        """A finished trial of a multi-metric search that reported no ``time_attr``, or errored:
+        its one result, or a failure (a trial with a fidelity ends like a single-metric one: a
+        scheduler may stop it before any ``on_trial_result``)."""
         assert self._strategy is not None
         value: float | list[float] | None = None
         metrics = self._metrics()

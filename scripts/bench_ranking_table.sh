@@ -6,7 +6,10 @@
 # 0..SEEDS-1; e.g. 100 for the seeds settings are chosen on), LABELS ("50 10 20 100"),
 # SKIP_EXISTING=1 keeps result files already written, ONLY (space-separated result file names
 # without .json, e.g. "nb201zc_val_acc_zc_L10": run just those cells), CACHE (pretrained predictors,
-# reused across label counts; default /tmp/ray_nasrank_pretrain_cache).
+# reused across label counts; default /tmp/ray_nasrank_pretrain_cache), METHODS (e.g.
+# "nasrank,weak_valid" after a change of the default: only those methods run, and where the cell's
+# result file exists they replace its methods of the same name, the others kept, via
+# scripts/merge_ranking_runs.py; the seeded baselines do not depend on the default).
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-results/ranking}
@@ -20,6 +23,17 @@ run() {  # run OUT_FILE ARGS...: one benchmark, skipped when SKIP_EXISTING=1 and
   local out=$1; shift
   if [[ "${SKIP_EXISTING:-0}" == 1 && -f "$out" ]]; then echo "keep $out"; return; fi
   if [[ -n "${ONLY:-}" && " $ONLY " != *" $(basename "$out" .json) "* ]]; then return; fi
+  if [[ -n "${METHODS:-}" ]]; then
+    local new="${out%.json}.new.json"
+    ray-nasrank bench ranking "$@" --methods "$METHODS" --seeds "$SEEDS" --first-seed "$FIRST_SEED" \
+      --pretrain-cache "$CACHE" --quiet --out "$new"
+    if [[ -f "$out" ]]; then
+      python "$(dirname "$0")/merge_ranking_runs.py" "$new" "$out" "$out" && rm "$new"
+    else
+      mv "$new" "$out"
+    fi
+    return
+  fi
   ray-nasrank bench ranking "$@" --seeds "$SEEDS" --first-seed "$FIRST_SEED" --pretrain-cache "$CACHE" --quiet --out "$out"
 }
 export TQDM_DISABLE=1

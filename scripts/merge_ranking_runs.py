@@ -23,7 +23,9 @@ def merge(new: dict, base: dict) -> dict:
     if Path(new["config"]["table"]).name != Path(base["config"]["table"]).name:
         raise ValueError("the runs read different tables")
     methods = {**base["methods"], **new["methods"]}
-    config = {**new["config"], "methods": list(methods), "baselines_command": base["config"]["command"]}
+    # a base that is itself a merge keeps the command its baselines came from
+    baselines = base["config"].get("baselines_command", base["config"]["command"])
+    config = {**new["config"], "methods": list(methods), "baselines_command": baselines}
     return {"config": config, "methods": methods}
 
 

@@ -173,6 +173,13 @@ def test_cli_intrinsic_labels_join_the_weak_columns_of_nb201_cells(tmp_path, cap
     assert res["methods"]["weak"]["kendall_tau"] > alone + 0.2
     params = intrinsic_weak(space, archs, "params")["params"]
     assert np.corrcoef(params, convs)[0, 1] > 0.9
+    # with --pretrain-cache the computed labels are kept (as arrays) and read back unchanged
+    cached = base + ["--intrinsic", "params,synflow", "--pretrain-cache", tmp_path / "cache"]
+    assert _run(cached + ["--out", tmp_path / "c1.json"]) == 0
+    assert len(list((tmp_path / "cache").glob("weak_*.npz"))) == 1
+    assert _run(cached + ["--out", tmp_path / "c2.json"]) == 0
+    c1, c2 = (json.loads((tmp_path / f).read_text())["methods"] for f in ("c1.json", "c2.json"))
+    assert c1 == c2 and c1["weak"] == res["methods"]["weak"]
     capsys.readouterr()
     assert _run(base + ["--intrinsic", "noise", "--out", tmp_path / "x.json"]) == 2
     clash = [x if x != "noise" else "params" for x in base]  # --weak params

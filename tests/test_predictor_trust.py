@@ -14,9 +14,11 @@ from ray_nasrank.predictor.blend import (
     choose_weights,
     fold_ids,
     grid_step,
+    prior_places_top,
     shortlist_cut,
     shrink,
     simplex_grid,
+    top_weighted_tau,
     validation_score,
 )
 from ray_nasrank.predictor.boost import boost_score, fit_boost
@@ -99,7 +101,9 @@ def test_blend_scores_unseen_archs_and_survives_pickle_and_save(tmp_path, data):
 def test_shortlist_is_the_fine_tuned_networks_top_scaled_by_its_weight(data):
     archs, y, good, _ = data
     share = 0.2
-    pre = RankPredictor(SPACE, FAST.updated({"seed": 0, "blend": {"shortlist": share}})).pretrain(archs, {"good": good})
+    # prior_top above 1: the shortlist whatever the prior's top (that rule has its own test below)
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0, "blend": {"shortlist": share, "prior_top": 2.0}})
+                        ).pretrain(archs, {"good": good})
     q = pre.clone().fit(*_labels(archs, y, 20, seed=6))
     w = q.blend_weights["tuned"]
     assert 0.05 < w < 0.9, q.blend_weights  # neither extreme, so a fixed share would give another size
@@ -116,6 +120,29 @@ def test_shortlist_is_the_fine_tuned_networks_top_scaled_by_its_weight(data):
     flat = flat.fit(*_labels(archs, y, 20, seed=6))
     assert flat.blend_weights == q.blend_weights
     assert not (np.diff(tuned[np.argsort(-flat.score(archs))[:k]]) <= 1e-9).all()  # the plain blend's order differs
+
+
+def test_a_prior_that_holds_at_its_top_places_it_and_one_blind_there_leaves_it_to_the_network(data):
+    archs, y, good, _ = data
+    # as good as `good` below the median, noise above it: the order of the top is lost
+    rng = np.random.default_rng(9)
+    upper = y >= np.median(y)
+    blind = np.where(upper, np.quantile(good, 0.75) + rng.normal(0, 0.3 * y.std(), y.size), good)
+    assert kendall_tau(y[upper], blind[upper]) < 0.1 < 0.5 < kendall_tau(y[upper], good[upper])
+    labels = _labels(archs, y, 20, seed=2)
+    for weak, prior_top in (({"good": good}, True), ({"blind": blind}, False)):
+        q = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, weak).fit(*labels)
+        assert q.blend.top_ranker() == ("blend" if prior_top else "network"), weak.keys()
+        s = q.score(archs)
+        assert ((s > np.pi / 2).sum() == 0) == prior_top  # no shortlisted score where the blend places the top
+    # the decision itself: the prior's top-weighted tau must pass the bar and the network's
+    y = np.arange(10.0)
+    top_swapped, bottom_swapped = y[[*range(8), 9, 8]], y[[1, 0, *range(2, 10)]]
+    assert top_weighted_tau(y, top_swapped) < top_weighted_tau(y, bottom_swapped) < 1.0
+    assert prior_places_top(y, y, top_swapped, least=0.6)
+    assert not prior_places_top(y, top_swapped, y, least=0.6)  # the network orders the top better
+    assert not prior_places_top(y, y, top_swapped, least=1.0)  # above the bar only by more than 1: never
+    assert not prior_places_top(y, np.zeros(10), np.zeros(10), least=-0.5)  # undefined: 0, not above the network's
 
 
 def test_boosted_trees_start_from_the_prior_and_move_with_the_labels():
@@ -237,3 +264,5 @@ def test_config_checks():
         PredictorConfig(blend=BlendConfig(sharpness=0.0))
     with pytest.raises(ValueError, match="blend prior_labels"):
         PredictorConfig(blend=BlendConfig(prior_labels=-1.0))
+    with pytest.raises(ValueError, match="blend prior_top"):
+        PredictorConfig(blend=BlendConfig(prior_top=-2.0))

@@ -14,7 +14,8 @@ the best column, an oracle choice made with the true targets of all rows, shown 
 not counted as a baseline), ``mse`` (the pretrained predictor fine-tuned with MSE instead of a ranking loss, with
 no trust blend), ``gbdt`` (scikit-learn gradient-boosted trees on the encoding plus the weak
 labels), ``random``. ``nasrank``'s per-seed rows also hold the trust blend its fit chose (and,
-with several weak labels, each one's weight in the prior).
+with several weak labels, each one's weight in the prior) and who placed the top (``top``:
+``network`` for the fine-tuned network's shortlist, ``blend`` where the prior's top held on the labels).
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ class RankingBenchConfig(TableConfig):
     predictor_args: dict = option(default_factory=dict, metavar="JSON",
                                   help="more PredictorConfig fields as a JSON object, e.g. '{\"weak_reg\": 1.0}'")
     pretrain_cache: str | None = option(None, metavar="DIR",
-                                        help="keep the weak-label-pretrained predictor in DIR and reuse it across "
-                                             "runs of the same table, weak columns and predictor settings (it does "
+                                        help="keep the weak-label-pretrained predictor (and the computed "
+                                             "--intrinsic labels of a built-in family) in DIR and reuse them across "
+                                             "runs of the same table, weak columns and predictor settings (they do "
                                              "not depend on --labels/--seeds)")
 
     def __post_init__(self) -> None:
@@ -274,7 +276,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
 
     y = bench.targets
     y_signed = y if bench.mode == "max" else -y
-    weak = table_weak_labels(cfg, bench)
+    weak = _cached_weak_labels(cfg, bench) if cfg.pretrain_cache else table_weak_labels(cfg, bench)
     # weak columns read in the target's direction: higher is better, as every scorer's output
     signed_weak = weak if bench.mode == "max" else {k: -v for k, v in weak.items()}
     timings: dict[str, float] = {m: 0.0 for m in methods}
@@ -313,6 +315,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
     def nasrank_scores(archs, labels, seed: int) -> np.ndarray:
         q = fit_clone(pretrained, archs, labels, seed=seed if pretrained is None else 0)
         trust["weights"], trust["columns"] = q.blend_weights, q.blend_columns
+        trust["top"] = None if q.blend is None else q.blend.top_ranker()
         return q.score(bench.archs)
 
     def fit_clone(base: RankPredictor | None, archs, labels, **over) -> RankPredictor:
@@ -357,6 +360,7 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
                 per_seed[m][-1]["trust"] = trust["weights"]
                 if trust.get("columns") is not None:
                     per_seed[m][-1]["trust_columns"] = trust["columns"]
+                per_seed[m][-1]["top"] = trust["top"]
             line.append(f"{m} {rep['ndcg@50']:.3f}/{rep['kendall_tau']:.3f}")
         log.info(f"seed {seed}: ndcg@50/tau " + ", ".join(line))
 
@@ -379,21 +383,50 @@ def bench_ranking(config: RankingBenchConfig) -> dict:
     return result
 
 
-def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
-    """Cache file named by a hash of everything the pretraining depends on (not the fine-tuning settings)."""
+def _table_key(cfg: RankingBenchConfig, n_rows: int) -> dict:
+    """What a table's weak labels depend on: the file (path, size, time), its rows and columns."""
+    table = Path(cfg.table).resolve()
+    st = table.stat()
+    return {"table": str(table), "size": st.st_size, "mtime": st.st_mtime_ns, "rows": n_rows,
+            "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols, "num_cols": cfg.num_cols,
+            "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic), "model": cfg.model,
+            "input_shape": cfg.input_shape}
+
+
+def _cache_file(cfg: RankingBenchConfig, prefix: str, key: dict, suffix: str) -> Path:
     import hashlib
 
     from ray_nasrank._io import check_writable_dir
 
-    table = Path(cfg.table).resolve()
-    st = table.stat()
-    key = json.dumps({"table": str(table), "size": st.st_size, "mtime": st.st_mtime_ns, "rows": n_rows,
-                      "space": cfg.space, "arch_col": cfg.arch_col, "arch_cols": cfg.arch_cols, "num_cols": cfg.num_cols,
-                      "weak": list(cfg.weak), "intrinsic": list(cfg.intrinsic), "model": cfg.model,
-                      "input_shape": cfg.input_shape,
-                      "predictor": pcfg.pretraining_settings()}, sort_keys=True)
-    d = check_writable_dir(cfg.pretrain_cache)
-    return d / f"pretrained_{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return check_writable_dir(cfg.pretrain_cache) / f"{prefix}_{digest}{suffix}"
+
+
+def _cache_path(cfg: RankingBenchConfig, pcfg, n_rows: int) -> Path:
+    """Cache file named by a hash of everything the pretraining depends on (not the fine-tuning settings)."""
+    return _cache_file(cfg, "pretrained", {**_table_key(cfg, n_rows), "predictor": pcfg.pretraining_settings()}, ".pt")
+
+
+def _cached_weak_labels(cfg: RankingBenchConfig, bench: TabularBenchmark) -> dict:
+    """:func:`table_weak_labels`, kept in the pretrain cache when the space's own family computes
+    some (``--intrinsic`` without ``--model``: SynFlow of 15,625 NB201 cells takes minutes and does
+    not depend on the labels). A ``--model`` is user code that may change under the same name, so
+    its proxies are recomputed. The file holds plain arrays (read without pickle)."""
+    import numpy as np
+
+    if not cfg.intrinsic or cfg.model is not None:
+        return table_weak_labels(cfg, bench)
+    path = _cache_file(cfg, "weak", _table_key(cfg, len(bench.archs)), ".npz")
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as saved:
+            weak = {name: saved[f"col{i}"] for i, name in enumerate(saved["names"].tolist())}
+        log.info(f"weak labels {list(weak)} read from {path}")
+        return weak
+    weak = table_weak_labels(cfg, bench)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, names=np.array(list(weak), dtype=str), **{f"col{i}": v for i, v in enumerate(weak.values())})
+    tmp.replace(path)
+    return weak
 
 
 def seed_means(rows: Sequence[dict]) -> dict:

@@ -20,6 +20,13 @@ columns; a quarter fine-tuned network, three quarters prior) as if that default 
 ``prior_labels`` extra labels (:func:`shrink`): estimated combination weights lose to simple
 averages when the sample is small, and win when it is not.
 
+The top is placed apart (:meth:`CrossValidatedBlend.fit`): the fine-tuned network's own top comes
+first (a shortlist, its share scaled by the network's blend weight), since a prior can be blind
+at its top while ordering the rest well (a one-shot supernet). When the labels show the prior's
+order holding at its own top better than the network's out of fold (:func:`prior_places_top`),
+there is no shortlist and the blend, led by the prior, places the top too: a few labels pull the
+fine-tuned network away from a good prior's top.
+
 >>> import numpy as np
 >>> y = np.arange(8.0)
 >>> oof = np.stack([np.arange(8.0)[::-1], np.arange(8.0)])  # the first ranker is backwards
@@ -75,6 +82,38 @@ def validation_score(y: np.ndarray, s: np.ndarray) -> float:
     ideal = dcg_at_k(rel, ranking_order(rel), rel.size)
     ndcg = dcg_at_k(rel, ranking_order(s), rel.size) / ideal if ideal > 0 else 0.0
     return 0.5 * (tau + ndcg)
+
+
+def top_weighted_tau(y: np.ndarray, s: np.ndarray) -> float:
+    """Kendall tau of ``s`` against ``y`` weighted toward the top of ``s``'s order (0 where undefined).
+
+    :func:`scipy.stats.weightedtau` with its hyperbolic weights, ranked by ``s``: a swap among the
+    items ``s`` puts first counts most. It asks whether a ranker keeps ordering the labels at its
+    own top, which a plain tau over few labels hardly sees.
+
+    >>> y = np.arange(6.0)
+    >>> top_weighted_tau(y, y), top_weighted_tau(y, y[::-1])
+    (1.0, -1.0)
+    >>> top_weighted_tau(y, np.array([0, 1, 2, 3, 5, 4.0])) < top_weighted_tau(y, np.array([1, 0, 2, 3, 4, 5.0]))
+    True
+    """
+    t = stats.weightedtau(np.asarray(s, dtype=np.float64), np.asarray(y, dtype=np.float64), rank=True).statistic
+    return 0.0 if np.isnan(t) else float(t)
+
+
+def prior_places_top(y: np.ndarray, prior: np.ndarray, tuned: np.ndarray, least: float) -> bool:
+    """Whether the prior, rather than the fine-tuned network's shortlist, should place the top.
+
+    Yes when the prior's :func:`top_weighted_tau` on the labels ``y`` exceeds ``least`` and the
+    network's out-of-fold one (``tuned``): the labels then show the prior's order holding at its
+    top and fine-tuning not ordering them better there.
+
+    >>> y = np.arange(8.0)
+    >>> prior_places_top(y, y, y[::-1], least=0.6), prior_places_top(y, y[::-1], y, least=0.6)
+    (True, False)
+    """
+    p = top_weighted_tau(y, prior)
+    return p > least and p > top_weighted_tau(y, tuned)
 
 
 def simplex_grid(k: int, step: float) -> np.ndarray:
@@ -267,9 +306,13 @@ class CrossValidatedBlend:
             boost_ref = boost_score(fitted_boost, xb_ref, pz_ref)
             scale[3] = boost_ref.mean(), _sd(boost_ref)
         # the shortlist: the fine-tuned network's standardised scores above this cut (a per-arch
-        # rule, so any subset ranks alike); its share shrinks with the network's blend weight
+        # rule, so any subset ranks alike); its share shrinks with the network's blend weight, and
+        # there is none when the labels show the prior's top holding better than the network's
+        share = bc.shortlist * w[0]
+        if prior_places_top(signed, oof[1], oof[0], bc.prior_top):
+            share = 0.0
         tuned_z = (tuned_ref - scale[0, 0]) / scale[0, 1]
-        scale[-1, 0] = shortlist_cut(tuned_z, bc.shortlist * w[0])
+        scale[-1, 0] = shortlist_cut(tuned_z, share)
         return cls(weights=w, scale=scale, mix=mix, mix_scale=mix_scale, tree=fitted_tree, boost=fitted_boost)
 
     def score(self, ens: "RankEnsemble", rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
@@ -299,6 +342,12 @@ class CrossValidatedBlend:
         out = np.arctan(out)
         out[short] = np.pi + np.arctan(tuned_z[short])
         return out, w[0] * std / sc[0, 1]
+
+    def top_ranker(self) -> str:
+        """Who places the top: ``network`` (the fine-tuned network's shortlist) or ``blend`` (no shortlist)."""
+        w = np.asarray(self.weights)
+        cut = self.scale[w.size, 0] if self.scale.shape[0] > w.size else np.inf
+        return "network" if np.isfinite(cut) else "blend"
 
     def component_weights(self) -> dict[str, float]:
         """The weight of each ranker: ``{"tuned": .., "prior": .., "tree": .., "boost": ..}``."""
@@ -338,5 +387,5 @@ def _tree_x(ens: "RankEnsemble", rows: np.ndarray, weak: np.ndarray, store: "Fea
     return np.concatenate([(ens.store if store is None else store).flat[rows], weak], axis=1)
 
 
-__all__ = ["COMPONENTS", "CrossValidatedBlend", "choose_weights", "fit_tree", "fold_ids", "grid_step", "shortlist_cut", "shrink",
-           "simplex_grid", "validation_score"]
+__all__ = ["COMPONENTS", "CrossValidatedBlend", "choose_weights", "fit_tree", "fold_ids", "grid_step", "prior_places_top",
+           "shortlist_cut", "shrink", "simplex_grid", "top_weighted_tau", "validation_score"]

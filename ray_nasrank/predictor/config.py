@@ -153,6 +153,9 @@ class BlendConfig:
             inputs, the prior as the starting score) as a fourth ranker.
         prior_labels: how many labels' worth of belief the default blends get (equal weak columns;
             a quarter fine-tuned network, three quarters prior) before the cross-validation moves them.
+        prior_top: no shortlist (the blend, led by the prior, places the top) when the prior's
+            top-weighted Kendall tau on the labels exceeds this and the network's out-of-fold one
+            (:func:`~ray_nasrank.predictor.blend.prior_places_top`); above 1: never.
 
     Raises:
         ValueError: an unknown mode or a number out of range (named).
@@ -166,6 +169,7 @@ class BlendConfig:
     tree: bool = True
     boost: bool = True
     prior_labels: float = 5.0
+    prior_top: float = 0.65
 
     def __post_init__(self) -> None:
         if self.mode not in ("cv", "off"):
@@ -180,6 +184,8 @@ class BlendConfig:
             raise ValueError(f"blend prior_labels must be >= 0, got {self.prior_labels}")
         if not 0.0 <= self.shortlist < 1.0:
             raise ValueError(f"blend shortlist must be in [0, 1), got {self.shortlist}")
+        if not -1.0 <= self.prior_top:
+            raise ValueError(f"blend prior_top must be >= -1, got {self.prior_top}")
 
 
 #: the stage groups of :class:`PredictorConfig`: field name -> dataclass
@@ -197,7 +203,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "fit_weight_decay": ("finetune", "weight_decay"), "fit_batch": ("finetune", "batch"),
     "trust": ("blend", "mode"),
     **{f"trust_{name}": ("blend", name) for name in ("folds", "step", "sharpness", "shortlist", "tree",
-                                                      "boost", "prior_labels")},
+                                                      "boost", "prior_labels", "prior_top")},
 }
 
 

@@ -129,12 +129,15 @@ def test_a_prior_that_holds_at_its_top_places_it_and_one_blind_there_leaves_it_t
     upper = y >= np.median(y)
     blind = np.where(upper, np.quantile(good, 0.75) + rng.normal(0, 0.3 * y.std(), y.size), good)
     assert kendall_tau(y[upper], blind[upper]) < 0.1 < 0.5 < kendall_tau(y[upper], good[upper])
-    labels = _labels(archs, y, 20, seed=2)
+    labels = _labels(archs, y, 12, seed=2)
     for weak, prior_top in (({"good": good}, True), ({"blind": blind}, False)):
-        q = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, weak).fit(*labels)
+        pre = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, weak)
+        q = pre.clone().fit(*labels)
         assert q.blend.top_ranker() == ("blend" if prior_top else "network"), weak.keys()
         s = q.score(archs)
         assert ((s > np.pi / 2).sum() == 0) == prior_top  # no shortlisted score where the blend places the top
+        if prior_top:  # from prior_top_labels (20) labels on the network's shortlist places the top again
+            assert pre.clone().fit(*_labels(archs, y, 20, seed=2)).blend.top_ranker() == "network"
     # the decision itself: the prior's top-weighted tau must pass the bar and the network's
     y = np.arange(10.0)
     top_swapped, bottom_swapped = y[[*range(8), 9, 8]], y[[1, 0, *range(2, 10)]]
@@ -266,3 +269,5 @@ def test_config_checks():
         PredictorConfig(blend=BlendConfig(prior_labels=-1.0))
     with pytest.raises(ValueError, match="blend prior_top"):
         PredictorConfig(blend=BlendConfig(prior_top=-2.0))
+    with pytest.raises(ValueError, match="blend prior_top_labels"):
+        PredictorConfig(blend=BlendConfig(prior_top_labels=-1))

@@ -156,6 +156,8 @@ class BlendConfig:
         prior_top: no shortlist (the blend, led by the prior, places the top) when the prior's
             top-weighted Kendall tau on the labels exceeds this and the network's out-of-fold one
             (:func:`~ray_nasrank.predictor.blend.prior_places_top`); above 1: never.
+        prior_top_labels: that test runs only with fewer labels than this: from 20 labels on the
+            fine-tuned network's top was the better one even where the test favoured the prior.
 
     Raises:
         ValueError: an unknown mode or a number out of range (named).
@@ -170,6 +172,7 @@ class BlendConfig:
     boost: bool = True
     prior_labels: float = 5.0
     prior_top: float = 0.65
+    prior_top_labels: int = 20
 
     def __post_init__(self) -> None:
         if self.mode not in ("cv", "off"):
@@ -186,6 +189,8 @@ class BlendConfig:
             raise ValueError(f"blend shortlist must be in [0, 1), got {self.shortlist}")
         if not -1.0 <= self.prior_top:
             raise ValueError(f"blend prior_top must be >= -1, got {self.prior_top}")
+        if self.prior_top_labels < 0:
+            raise ValueError(f"blend prior_top_labels must be >= 0, got {self.prior_top_labels}")
 
 
 #: the stage groups of :class:`PredictorConfig`: field name -> dataclass
@@ -203,7 +208,8 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "fit_weight_decay": ("finetune", "weight_decay"), "fit_batch": ("finetune", "batch"),
     "trust": ("blend", "mode"),
     **{f"trust_{name}": ("blend", name) for name in ("folds", "step", "sharpness", "shortlist", "tree",
-                                                      "boost", "prior_labels", "prior_top")},
+                                                      "boost", "prior_labels", "prior_top",
+                                                      "prior_top_labels")},
 }
 
 

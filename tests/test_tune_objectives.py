@@ -163,6 +163,7 @@ def test_nan_in_one_metric_fails_that_trial_only_and_bad_limits_are_refused():
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # 15 s of Ray; test_metric_lists_with_a_scheduler_keep_stopped_trials_partial is the quick one
 def test_tuner_metric_lists_under_asha_keep_stopped_trials_partial(ray_session, tmp_path):
     """Tune's shape: ``ASHAScheduler`` stops trials on one metric while the searcher searches a
     front of two; a trial stopped early is a curve in the strategy, never a front point."""

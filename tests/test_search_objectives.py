@@ -160,6 +160,8 @@ def test_bad_known_quantities_are_named():
         s.ask(4)
     with pytest.raises(ValueError, match="known_constraints key -1"):
         make_strategy("random", SPACE, known_constraints={-1: "params"})
+    with pytest.raises(ValueError, match="feasible_temperature"):
+        nasrank(feasible_temperature=0.0)
     assert math.isfinite(hypervolume(np.zeros((0, 2)), [0, 0]))
 
 

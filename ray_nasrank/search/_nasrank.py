@@ -63,12 +63,6 @@ from ._objectives import Known, LinearConstraint, hypervolume_improvement, known
 from ._opdist import OpDistModel
 from ._weak import WeakLabels, WeakSpec, pretraining_labels, resolve_weak, weak_rank_score
 
-#: with learned constraints, how much ranker quantile one unit of log P(feasible) is worth in
-#: the exploited picks (0.3: a config at the top quantile with P = 0.37 ranks with one at the
-#: 0.7 quantile sure to be feasible). Chosen among 0.1, 0.3 and 1 on NB201 with the gold_6226
-#: and pixel3 latencies (seeds 100-103; docs/benchmarks/objectives.md)
-FEASIBLE_TEMPERATURE = 0.3
-
 #: costs a space may compute without training that learned constraints read first (most NAS
 #: constraints, latency, memory, size, grow with them)
 COST_FEATURES = ("params", "flops")
@@ -194,6 +188,11 @@ class NASRankStrategy(Strategy):
         known_constraints: constraints known without training (see :class:`Strategy`);
             candidates they rule out are never proposed, the other constraints are learned from
             the told values.
+        feasible_temperature: with learned constraints, how much ranker quantile one unit of
+            log P(feasible) is worth in the exploited picks (0.3: a config at the top quantile
+            with P = 0.37 ranks with one at the 0.7 quantile sure to be feasible; chosen among
+            0.1, 0.3 and 1 on NB201 with the gold_6226 and pixel3 latencies, other seeds than
+            those reported, docs/benchmarks/objectives.md).
 
     Raises:
         ValueError: a count below 1, a share outside [0, 1], weak labels not aligned to the pool,
@@ -217,9 +216,11 @@ class NASRankStrategy(Strategy):
                  first_diverse: bool = True, n_candidates: int = 1000, local_moves: int = 64,
                  torch_threads: int | None = None, max_fidelity: float | None = None,
                  partial_weight: float = 1.0, known_objectives: Mapping[int, Known] | None = None,
-                 known_constraints: Sequence[Known] | Mapping[int, Known] | None = None) -> None:
+                 known_constraints: Sequence[Known] | Mapping[int, Known] | None = None,
+                 feasible_temperature: float = 0.3) -> None:
         super().__init__(space, seed=seed, mode=mode, candidates=candidates, max_fidelity=max_fidelity,
                          known_constraints=known_constraints)
+        self.feasible_temperature = check_number("feasible_temperature", feasible_temperature, 1e-6, 1e6)
         self.known_objectives = _check_known_objectives(known_objectives, self.n_objectives)
         self._models: dict[str, Any] = {}  # rankers of the objectives beyond the first, by target name
         self._constraint_models: dict[int, LinearConstraint] = {}  # each learned constraint, by position
@@ -663,7 +664,7 @@ class NASRankStrategy(Strategy):
         """``score`` weighed by the predicted probability ``P`` of meeting the learned
         constraints, and which archs are worth a local slot.
 
-        The order is ``log P + (q - 1) / FEASIBLE_TEMPERATURE`` with ``q`` the score's quantile
+        The order is ``log P + (q - 1) / feasible_temperature`` with ``q`` the score's quantile
         among the candidates (``mask``): among the configs the ranker puts near the top, the
         likely feasible first; a feasible config the ranker puts low (under a cost cap, often a
         degenerate cell) comes last. While no told result is feasible, the likeliest feasible
@@ -678,7 +679,7 @@ class NASRankStrategy(Strategy):
         ref = np.sort(score if mask is None else score[mask])
         quantile = np.searchsorted(ref, score, side="right") / max(len(ref), 1)
         if self._any_feasible():
-            order = logp + (quantile - 1.0) / FEASIBLE_TEMPERATURE
+            order = logp + (quantile - 1.0) / self.feasible_temperature
         else:
             order = (logp >= self._feasible_bar(logp if mask is None else logp[mask])) * 2.0 + quantile
         return order, (logp >= np.log(0.5)) & (quantile >= 0.5)
@@ -908,6 +909,7 @@ class NASRankStrategy(Strategy):
         # saved before several objectives and constraints: none of them
         self.__dict__.setdefault("known_objectives", {})
         self.__dict__.setdefault("_constraint_models", {})
+        self.__dict__.setdefault("feasible_temperature", 0.3)
         self.__dict__.setdefault("_constraint_fits", 0)
         self.__dict__.setdefault("_plan_fits", 0)
         if self._constraint_models:

@@ -63,5 +63,5 @@ for L in $LABELS; do
     --model examples/cnn_family.py:build_model --input-shape 1,12,12 --labels "$L"
 done
 
-python -m ray_nasrank.cli.bench_ranking "$OUT"/*.json > "$OUT/table.md"
+python -m ray_nasrank.cli.bench_ranking "$OUT"/*_L*.json > "$OUT/table.md"  # the cells, not other result files
 cat "$OUT/table.md"

@@ -314,5 +314,8 @@ def test_merge_script_adds_a_rerun_methods_to_the_same_cell_only(tmp_path):
     assert merged["methods"] == {"nasrank": {"kendall_tau": 0.3}, "gbdt": {"kendall_tau": 0.2},
                                  "weak_valid": {"kendall_tau": 0.4}}
     assert merged["config"]["command"] == "new" and merged["config"]["baselines_command"] == "old"
+    # merged again after another change of the default: the baselines still name the run they came from
+    again = mod.merge({**new, "config": {**new["config"], "command": "newer"}}, merged)
+    assert again["config"]["command"] == "newer" and again["config"]["baselines_command"] == "old"
     with pytest.raises(ValueError, match="labels"):
         mod.merge({**new, "config": {**new["config"], "labels": 20}}, base)

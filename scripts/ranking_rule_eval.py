@@ -229,5 +229,19 @@ def main(paths: list[str]) -> int:
     return 0
 
 
+def make_big_shortlist_only(rows: float, thr: float = 0.65) -> Callable:
+    """``make_top_test(thr)`` only where the network's shortlist would hold at least ``rows`` candidates."""
+    base = make_top_test(thr)
+
+    def rule(d, s):
+        if 0.03 * d["weights"][s][0] * d["y"].size < rows:
+            return rule_current(d, s)
+        return base(d, s)
+    return rule
+
+
+RULES.update({f"kept, only shortlists >= {k} rows": make_big_shortlist_only(k) for k in (5, 10, 20)})
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

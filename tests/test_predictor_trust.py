@@ -130,8 +130,11 @@ def test_a_prior_that_holds_at_its_top_places_it_and_one_blind_there_leaves_it_t
     blind = np.where(upper, np.quantile(good, 0.75) + rng.normal(0, 0.3 * y.std(), y.size), good)
     assert kendall_tau(y[upper], blind[upper]) < 0.1 < 0.5 < kendall_tau(y[upper], good[upper])
     labels = _labels(archs, y, 12, seed=2)
+    # 800 candidates: a shortlist of a few rows, below the default prior_top_rows (10): kept as it is
+    small = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"good": good}).fit(*labels)
+    assert small.blend.top_ranker() == "network"
     for weak, prior_top in (({"good": good}, True), ({"blind": blind}, False)):
-        pre = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, weak)
+        pre = RankPredictor(SPACE, FAST.updated({"seed": 0, "blend": {"prior_top_rows": 0}})).pretrain(archs, weak)
         q = pre.clone().fit(*labels)
         assert q.blend.top_ranker() == ("blend" if prior_top else "network"), weak.keys()
         s = q.score(archs)
@@ -271,3 +274,5 @@ def test_config_checks():
         PredictorConfig(blend=BlendConfig(prior_top=-2.0))
     with pytest.raises(ValueError, match="blend prior_top_labels"):
         PredictorConfig(blend=BlendConfig(prior_top_labels=-1))
+    with pytest.raises(ValueError, match="blend prior_top_rows"):
+        PredictorConfig(blend=BlendConfig(prior_top_rows=-1.0))

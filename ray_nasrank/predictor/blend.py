@@ -24,7 +24,8 @@ The top is placed apart (:meth:`CrossValidatedBlend.fit`): the fine-tuned networ
 first (a shortlist, its share scaled by the network's blend weight), since a prior can be blind
 at its top while ordering the rest well (a one-shot supernet). When few labels (fewer than
 ``prior_top_labels``) show the prior's order holding at its own top better than the network's out
-of fold (:func:`prior_places_top`), there is no shortlist and the blend, led by the prior, places the top too: a few labels pull the
+of fold (:func:`prior_places_top`), and the shortlist would decide the top alone (at least
+``prior_top_rows`` candidates of the pool), there is no shortlist and the blend, led by the prior, places the top too: a few labels pull the
 fine-tuned network away from a good prior's top.
 
 >>> import numpy as np
@@ -307,9 +308,11 @@ class CrossValidatedBlend:
             scale[3] = boost_ref.mean(), _sd(boost_ref)
         # the shortlist: the fine-tuned network's standardised scores above this cut (a per-arch
         # rule, so any subset ranks alike); its share shrinks with the network's blend weight, and
-        # there is none when few labels show the prior's top holding better than the network's
+        # there is none when few labels show the prior's top holding better than the network's,
+        # where the shortlist would decide the top alone (enough rows of the pool)
         share = bc.shortlist * w[0]
-        if n < bc.prior_top_labels and prior_places_top(signed, oof[1], oof[0], bc.prior_top):
+        if (n < bc.prior_top_labels and share * ens.pre_rows.size >= bc.prior_top_rows
+                and prior_places_top(signed, oof[1], oof[0], bc.prior_top)):
             share = 0.0
         tuned_z = (tuned_ref - scale[0, 0]) / scale[0, 1]
         scale[-1, 0] = shortlist_cut(tuned_z, share)

@@ -158,6 +158,9 @@ class BlendConfig:
             (:func:`~ray_nasrank.predictor.blend.prior_places_top`); above 1: never.
         prior_top_labels: that test runs only with fewer labels than this: from 20 labels on the
             fine-tuned network's top was the better one even where the test favoured the prior.
+        prior_top_rows: ... and only where the network's shortlist would hold at least this many
+            of the pretraining candidates, i.e. decide the top alone; a shortlist of a few rows
+            (a small pool) leaves most of the top to the blend already, and its few picks helped.
 
     Raises:
         ValueError: an unknown mode or a number out of range (named).
@@ -173,6 +176,7 @@ class BlendConfig:
     prior_labels: float = 5.0
     prior_top: float = 0.65
     prior_top_labels: int = 20
+    prior_top_rows: float = 10.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("cv", "off"):
@@ -191,6 +195,8 @@ class BlendConfig:
             raise ValueError(f"blend prior_top must be >= -1, got {self.prior_top}")
         if self.prior_top_labels < 0:
             raise ValueError(f"blend prior_top_labels must be >= 0, got {self.prior_top_labels}")
+        if not self.prior_top_rows >= 0:
+            raise ValueError(f"blend prior_top_rows must be >= 0, got {self.prior_top_rows}")
 
 
 #: the stage groups of :class:`PredictorConfig`: field name -> dataclass
@@ -209,7 +215,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "trust": ("blend", "mode"),
     **{f"trust_{name}": ("blend", name) for name in ("folds", "step", "sharpness", "shortlist", "tree",
                                                       "boost", "prior_labels", "prior_top",
-                                                      "prior_top_labels")},
+                                                      "prior_top_labels", "prior_top_rows")},
 }
 
 

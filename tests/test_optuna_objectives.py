@@ -35,6 +35,20 @@ def _latency(arch) -> float:
     return 1.0 + 3.0 * arch.count("nor_conv_3x3") + arch.count("nor_conv_1x1")
 
 
+def _capped_studies(samplers: dict, n_trials: int, cap: float = 7.0):
+    """Optuna's constrained tutorial: maximise accuracy with ``trial.set_constraint("latency",
+    ms - cap)``; one study per sampler, yielded as ``(name, study)`` once it has run."""
+    def objective(trial):
+        arch = _cell(trial)
+        trial.set_constraint("latency", _latency(arch) - cap)
+        return _acc(arch)
+
+    for name, sampler in samplers.items():
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective, n_trials=n_trials)
+        yield name, study
+
+
 def test_multi_objective_tutorial_shape_with_three_directions():
     # Optuna's tutorial: return several values, directions per value, read study.best_trials
     def objective(trial):
@@ -103,22 +117,13 @@ def test_constrained_tutorial_shape_with_constraints_func():
 def test_set_constraint_single_objective_learns_feasibility():
     if not hasattr(optuna.Trial, "set_constraint"):
         pytest.skip("trial.set_constraint needs Optuna 5")
-    cap = 7.0
-
-    def objective(trial):
-        arch = _cell(trial)
-        trial.set_constraint("latency", _latency(arch) - cap)
-        return _acc(arch)
-
     shares = {}
-    for name, sampler in (("nasrank", NASRankSampler(strategy_kwargs=FAST, seed=0)),
-                          ("random", optuna.samplers.RandomSampler(seed=0))):
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        study.optimize(objective, n_trials=28)
+    for name, study in _capped_studies({"nasrank": NASRankSampler(strategy_kwargs=FAST, seed=0),
+                                        "random": optuna.samplers.RandomSampler(seed=0)}, n_trials=28):
         shares[name] = np.mean([t.constraints["latency"] <= 0 for t in study.trials[12:]])
         if name == "nasrank":
             assert study.best_trial.constraints["latency"] <= 0
-            s = sampler.strategy
+            s = study.sampler.strategy
             assert s.n_constraints == 1 and s.best[1] == study.best_value
     assert shares["nasrank"] > shares["random"], shares
 
@@ -209,18 +214,9 @@ def test_learned_constraint_is_met_more_often_than_by_tpe():
     same constraints, and its best feasible value is at least TPE's."""
     if not hasattr(optuna.Trial, "set_constraint"):
         pytest.skip("trial.set_constraint needs Optuna 5")
-    cap = 7.0
-
-    def objective(trial):
-        arch = _cell(trial)
-        trial.set_constraint("latency", _latency(arch) - cap)
-        return _acc(arch)
-
     out = {}
-    for name, sampler in (("nasrank", NASRankSampler(strategy_kwargs=FAST, seed=0)),
-                          ("tpe", optuna.samplers.TPESampler(seed=0))):
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        study.optimize(objective, n_trials=30)
+    for name, study in _capped_studies({"nasrank": NASRankSampler(strategy_kwargs=FAST, seed=0),
+                                        "tpe": optuna.samplers.TPESampler(seed=0)}, n_trials=30):
         ok = [t.constraints["latency"] <= 0 for t in study.trials]
         out[name] = (np.mean(ok[10:]), study.best_value)  # best_value: the best feasible trial's
     assert out["nasrank"][0] > out["tpe"][0] and out["nasrank"][1] >= out["tpe"][1], out

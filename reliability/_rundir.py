@@ -38,7 +38,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ._cli_resume import TINY_SEARCH_ARGS
 from ._core import CaseLog, ScenarioResult
@@ -217,6 +217,32 @@ def state_payloads() -> ScenarioResult:
     return log.result()
 
 
+def _stopped_folders(address: str | None, root: Path, workdir: str | os.PathLike | None,
+                     states: Sequence[str]) -> Iterator[tuple[str, Path, Path]]:
+    """``(state, file, folder)`` for every file a resumed search reads, in a copy of the reference
+    run stopped after each step of ``states`` (the reference is kept in ``workdir`` when given)."""
+    ref = _reference(address, Path(workdir) if workdir else root)
+    for state in states:
+        base = root / f"base-{state}"
+        shutil.copytree(ref, base)
+        _stopped_before(base, state)
+        for f in _read_files(base):
+            yield state, f.relative_to(base), base
+
+
+def _fresh_copy(base: Path, root: Path) -> Path:
+    """A fresh copy of ``base`` for one case (the previous case's copy removed)."""
+    out = root / "case"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(base, out)
+    return out
+
+
+def _outcome(rc: int, err: str) -> str:
+    """How a resumed search ended, in a few words: went on, or its exit code and last line."""
+    return "went on" if rc == 0 else f"exit {rc}: " + (err.strip().splitlines() or [""])[-1][:160]
+
+
 def run_dir_payloads(address: str | None, states: Sequence[str] = ("final", "tune"),
                      workdir: str | os.PathLike | None = None) -> ScenarioResult:
     """A payload planted in turn in every file a resumed search reads, in folders stopped after
@@ -227,33 +253,24 @@ def run_dir_payloads(address: str | None, states: Sequence[str] = ("final", "tun
     seen: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="rn_rel_secdir_", dir=workdir) as tmp:
         root = Path(tmp)
-        ref = _reference(address, Path(workdir) if workdir else root)
-        for state in states:
-            base = root / f"base-{state}"
-            shutil.copytree(ref, base)
-            _stopped_before(base, state)
-            for f in _read_files(base):
-                rel = f.relative_to(base)
-                with log.case(f"payload in {rel} (stopped after {state})", timeout_s=600) as c:
-                    out = root / "case"
-                    shutil.rmtree(out, ignore_errors=True)
-                    shutil.copytree(base, out)
-                    marker = root / "payload-ran"
-                    plant(out / rel, marker)
-                    rc, _, err = search(out, address)
-                    seen[f"{state}:{rel}"] = \
-                        "went on" if rc == 0 else f"exit {rc}: " + (err.strip().splitlines() or [""])[-1][:160]
-                    if marker.exists():
-                        ran += 1
-                        marker.unlink()
-                        c.check(False, "the payload ran")
-                    if rc == 0:
-                        problem = consistent(out)
-                        c.check(problem is None, f"finished with a wrong result: {problem}")
-                    else:
-                        c.check(rc == 2, f"exit {rc}: {err[-300:]}")
-                        problem = _one_line_naming(err, rel.name)
-                        c.check(problem is None, problem or "")
+        for state, rel, base in _stopped_folders(address, root, workdir, states):
+            with log.case(f"payload in {rel} (stopped after {state})", timeout_s=600) as c:
+                out = _fresh_copy(base, root)
+                marker = root / "payload-ran"
+                plant(out / rel, marker)
+                rc, _, err = search(out, address)
+                seen[f"{state}:{rel}"] = _outcome(rc, err)
+                if marker.exists():
+                    ran += 1
+                    marker.unlink()
+                    c.check(False, "the payload ran")
+                if rc == 0:
+                    problem = consistent(out)
+                    c.check(problem is None, f"finished with a wrong result: {problem}")
+                else:
+                    c.check(rc == 2, f"exit {rc}: {err[-300:]}")
+                    problem = _one_line_naming(err, rel.name)
+                    c.check(problem is None, problem or "")
     log.details.update({"payloads_run": ran, "states": list(states), "by_file": seen})
     return log.result()
 
@@ -267,34 +284,25 @@ def run_dir_truncation(address: str | None,
     outcomes: dict[str, Any] = {"recomputed": 0, "refused": 0}
     with tempfile.TemporaryDirectory(prefix="rn_rel_trunc_", dir=workdir) as tmp:
         root = Path(tmp)
-        ref = _reference(address, Path(workdir) if workdir else root)
-        for state in states:
-            base = root / f"base-{state}"
-            shutil.copytree(ref, base)
-            _stopped_before(base, state)
-            for f in _read_files(base):
-                rel = f.relative_to(base)
-                with log.case(f"{rel} truncated (stopped after {state})", timeout_s=900) as c:
-                    out = root / "case"
-                    shutil.rmtree(out, ignore_errors=True)
-                    shutil.copytree(base, out)
-                    data = (out / rel).read_bytes()
-                    (out / rel).write_bytes(data[: len(data) // 2])
-                    rc, _, err = search(out, address)
-                    outcomes.setdefault("by_file", {})[f"{state}:{rel}"] = \
-                        "went on" if rc == 0 else f"exit {rc}: " + (err.strip().splitlines() or [""])[-1][:160]
-                    if rc == 0:
-                        outcomes["recomputed"] += 1
-                        problem = consistent(out)
-                        c.check(problem is None, f"finished with a wrong result: {problem}")
-                        c.check(rel.name in err or rel.parts[0].startswith("tune"),
-                                f"{rel} was replaced without a word: {err[-300:]}")
-                    else:
-                        outcomes["refused"] += 1
-                        c.check(rc == 2, f"exit {rc}: {err[-300:]}")
-                        problem = _one_line_naming(err, rel.name)
-                        c.check(problem is None, problem or "")
-                        c.check("--out" in err or "delete" in err, f"no remedy in: {err[-300:]}")
+        for state, rel, base in _stopped_folders(address, root, workdir, states):
+            with log.case(f"{rel} truncated (stopped after {state})", timeout_s=900) as c:
+                out = _fresh_copy(base, root)
+                data = (out / rel).read_bytes()
+                (out / rel).write_bytes(data[: len(data) // 2])
+                rc, _, err = search(out, address)
+                outcomes.setdefault("by_file", {})[f"{state}:{rel}"] = _outcome(rc, err)
+                if rc == 0:
+                    outcomes["recomputed"] += 1
+                    problem = consistent(out)
+                    c.check(problem is None, f"finished with a wrong result: {problem}")
+                    c.check(rel.name in err or rel.parts[0].startswith("tune"),
+                            f"{rel} was replaced without a word: {err[-300:]}")
+                else:
+                    outcomes["refused"] += 1
+                    c.check(rc == 2, f"exit {rc}: {err[-300:]}")
+                    problem = _one_line_naming(err, rel.name)
+                    c.check(problem is None, problem or "")
+                    c.check("--out" in err or "delete" in err, f"no remedy in: {err[-300:]}")
     log.details.update({"states": list(states), **outcomes})
     return log.result()
 

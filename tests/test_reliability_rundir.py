@@ -46,22 +46,16 @@ def test_planted_state_payloads_never_run():
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_payloads_and_truncation_in_a_finished_run_folder(ray_session, workdir):
-    r = run_dir_payloads(ray_session.address, states=("final",), workdir=workdir)
+@pytest.mark.parametrize("state", ["final", "tune"])
+def test_payloads_and_truncation_in_a_stopped_run_folder(ray_session, workdir, state):
+    """A finished folder (``final``) and one stopped while the Tune steps were unfinished (``tune``)."""
+    r = run_dir_payloads(ray_session.address, states=(state,), workdir=workdir)
     _ok(r)
     assert r.details["payloads_run"] == 0
-    _ok(run_dir_truncation(ray_session.address, states=("final",), workdir=workdir))
-
-
-@pytest.mark.slow
-@pytest.mark.ray
-def test_payloads_and_truncation_while_the_tune_steps_were_unfinished(ray_session, workdir):
-    r = run_dir_payloads(ray_session.address, states=("tune",), workdir=workdir)
+    r = run_dir_truncation(ray_session.address, states=(state,), workdir=workdir)
     _ok(r)
-    assert r.details["payloads_run"] == 0
-    r = run_dir_truncation(ray_session.address, states=("tune",), workdir=workdir)
-    _ok(r)
-    assert r.details["refused"] >= 1  # Tune's own records cannot be recomputed: named, not read
+    if state == "tune":
+        assert r.details["refused"] >= 1  # Tune's own records cannot be recomputed: named, not read
 
 
 @pytest.mark.slow

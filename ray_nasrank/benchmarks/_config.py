@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -162,12 +163,12 @@ class TableConfig:
             parts += ["--model", self.model, "--input-shape", ",".join(map(str, self.input_shape))]
         return parts
 
-    def load_table(self) -> "TabularBenchmark":
-        """The table as a :class:`~ray_nasrank.benchmarks.TabularBenchmark`."""
+    def load_table(self, keep: Sequence[str] = ()) -> "TabularBenchmark":
+        """The table as a :class:`~ray_nasrank.benchmarks.TabularBenchmark` (``keep``: further
+        columns to keep in its ``extra``, e.g. learning curves)."""
         from ray_nasrank.tabular import TabularBenchmark
 
         return TabularBenchmark.from_file(self.table, space=self.space, arch_col=self.arch_col,
                                           arch_cols=self.arch_cols, num_cols=self.num_cols, target=self.target,
-                                          mode=self.mode,
-                                          weak=self.weak)
+                                          mode=self.mode, weak=self.weak, keep=keep)
 

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ray_nasrank._checks import ConfigError, check_int
 from ray_nasrank._config import option
@@ -117,6 +118,35 @@ def _tune_runner():
     return search_via_tune
 
 
+def shared_pretraining(bench: Any, weak: dict, nas_args: dict, say: Any) -> tuple[Any, list[str]]:
+    """One predictor pretrained on the whole table's weak labels, for every seed to clone.
+
+    Pretraining sees only the weak labels of all rows, never a seed's queries, so one predictor
+    serves all seeds (each fine-tunes its own clone). Its targets are those ``NASRankStrategy``
+    would use: the weak labels plus the intrinsic ones (params, FLOPs, SynFlow on NB201) unless
+    ``nas_args["intrinsic_weak"]`` switches them off; its settings are ``nas_args["predictor"]``.
+
+    Returns:
+        ``(predictor, columns)``; ``(None, [])`` when there is nothing to pretrain on (each
+        seed's NASRank then starts from its first labels).
+    """
+    from ray_nasrank.predictor import RankPredictor
+    from ray_nasrank.search import default_intrinsic, pretraining_labels
+    from ray_nasrank.search._nasrank import search_predictor_config
+
+    pcfg = search_predictor_config(bench.space, **nas_args.get("predictor", {}))
+    intrinsic = nas_args.get("intrinsic_weak")
+    intrinsic = default_intrinsic(bench.space) if intrinsic is None else tuple(intrinsic)
+    t0 = time.time()
+    cols = pretraining_labels(bench.space, bench.archs, weak or None, intrinsic)
+    if not cols:
+        return None, []
+    predictor = RankPredictor(bench.space, pcfg).pretrain(bench.archs, cols)
+    say(f"nasrank: pretrained the predictor on {len(bench.archs)} archs ({', '.join(cols)}) "
+        f"in {time.time() - t0:.1f}s")
+    return predictor, list(cols)
+
+
 def bench_search(config: SearchBenchConfig) -> dict:
     """Run the search benchmark of ``config`` and write its JSON to ``config.out`` (when set).
 
@@ -159,28 +189,9 @@ def bench_search(config: SearchBenchConfig) -> dict:
     def say(msg: str) -> None:
         log.info(f"[bench search {time.time() - started:7.1f}s] {msg}")
 
-    shared_predictor = None
-    pretrained_on: list[str] = []
+    shared_predictor, pretrained_on = None, []
     if "nasrank" in cfg.strategies or cfg.via == "tune":
-        # pretraining only sees the weak labels of the whole table, never a seed's queries, so
-        # one pretrained predictor is shared by all seeds (each seed fine-tunes its own clone)
-        from ray_nasrank.predictor import RankPredictor
-        from ray_nasrank.search import default_intrinsic, pretraining_labels
-        from ray_nasrank.search._nasrank import search_predictor_config
-
-        nas_args = cfg.strategy_args.get("nasrank", {})
-        pcfg = search_predictor_config(bench.space, **nas_args.get("predictor", {}))
-        # the same pretraining targets NASRankStrategy would use: the weak labels plus the
-        # intrinsic ones (params, FLOPs, SynFlow on NB201) unless strategy_args switches them off
-        intrinsic = nas_args.get("intrinsic_weak")
-        intrinsic = default_intrinsic(bench.space) if intrinsic is None else tuple(intrinsic)
-        t0 = time.time()
-        cols = pretraining_labels(bench.space, bench.archs, weak or None, intrinsic)
-        if cols:  # nothing to pretrain on: each seed's NASRank starts from its first labels
-            shared_predictor = RankPredictor(bench.space, pcfg).pretrain(bench.archs, cols)
-            pretrained_on = list(cols)
-            say(f"nasrank: pretrained the predictor on {len(bench.archs)} archs ({', '.join(cols)}) "
-                f"in {time.time() - t0:.1f}s")
+        shared_predictor, pretrained_on = shared_pretraining(bench, weak, cfg.strategy_args.get("nasrank", {}), say)
 
     def nasrank_kwargs(kwargs: dict) -> dict:
         if isinstance(kwargs.get("predictor"), dict):

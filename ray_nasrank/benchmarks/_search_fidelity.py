@@ -30,6 +30,7 @@ floats) is evaluated as the nearest unseen row (:func:`~ray_nasrank.search.neare
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -73,12 +74,10 @@ class CurveTable:
         from ray_nasrank.search import nearest_first
 
         space = self.bench.space
-        try:
+        with contextlib.suppress(KeyError, ValueError):  # no row of the table: the nearest one below
             i = self.bench.index(arch)
             if i not in taken:
                 return i
-        except (KeyError, ValueError):
-            pass
         if self._features is None:
             self._features = space.features(self.bench.archs)
         for j in nearest_first(space, self._features, arch):
@@ -257,17 +256,13 @@ def bench_search_scheduled(cfg: Any) -> dict:
     import torch
 
     from ray_nasrank._io import atomic_write_json, check_writable_dir
-    from ray_nasrank.tabular import TabularBenchmark
-
     torch.set_num_threads(1)
     out = cfg.out
     if out:
         from pathlib import Path
 
         check_writable_dir(Path(out).parent if str(Path(out).parent) else ".")
-    bench = TabularBenchmark.from_file(cfg.table, space=cfg.space, arch_col=cfg.arch_col, arch_cols=cfg.arch_cols,
-                                       num_cols=cfg.num_cols, target=cfg.target, mode=cfg.mode, weak=cfg.weak,
-                                       keep=list(cfg.curve_cols))
+    bench = cfg.load_table(keep=list(cfg.curve_cols))
     curves = bench.extra[list(cfg.curve_cols)].to_numpy(dtype=np.float64)
     table = CurveTable(bench, curves)
     weak = {name: bench.weak[name] for name in cfg.weak}
@@ -279,15 +274,9 @@ def bench_search_scheduled(cfg: Any) -> dict:
 
     shared = None
     if "nasrank" in cfg.strategies:
-        from ray_nasrank.predictor import RankPredictor
-        from ray_nasrank.search import default_intrinsic, pretraining_labels
-        from ray_nasrank.search._nasrank import search_predictor_config
+        from ._search import shared_pretraining
 
-        cols = pretraining_labels(bench.space, bench.archs, weak or None, default_intrinsic(bench.space))
-        if cols:
-            t0 = time.time()
-            shared = RankPredictor(bench.space, search_predictor_config(bench.space)).pretrain(bench.archs, cols)
-            say(f"nasrank: pretrained on {len(bench.archs)} rows ({', '.join(cols)}) in {time.time() - t0:.1f}s")
+        shared, _ = shared_pretraining(bench, weak, cfg.strategy_args.get("nasrank", {}), say)
     strategies = {}
     for name in cfg.strategies:
         per_seed = []

@@ -210,15 +210,12 @@ def _built_costs(family: Any, arch: Any, shape: Sequence[int]) -> tuple[Any, int
     """The model of ``arch`` built and run once on one input of ``shape`` (lazy layers sized),
     with its trainable parameters and multiply-accumulates of that pass."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
+
+    from ray_nasrank.proxies._measures import multiply_accumulates, trainable_params
 
     x = torch.zeros((1, *shape))
-    net = family.check_input(family.config(arch), x, "the full-fidelity inputs").eval()
-    n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        net(x)
-    return net, int(n_params), int(round(counter.get_total_flops() / 2))  # 2 FLOPs per multiply-accumulate
+    net = family.check_input(family.config(arch), x, "the full-fidelity inputs")
+    return net, trainable_params(net), int(round(multiply_accumulates(net, x)))
 
 
 def model_costs(family: Any, archs: Sequence[Any], input_shape: Sequence[int], num_classes: int, *,

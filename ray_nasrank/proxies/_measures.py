@@ -140,19 +140,29 @@ class ProxyContext:
         return self._ce_net
 
 
+def trainable_params(net: nn.Module) -> int:
+    """The number of trainable parameters of ``net``."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def multiply_accumulates(net: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-accumulates of one eval-mode pass of ``net`` (put in eval mode) on ``x``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(x)
+    # the counter reports 2 FLOPs per multiply-accumulate; NB201 tables count MACs
+    return counter.get_total_flops() / 2
+
+
 def params(ctx: ProxyContext) -> float:
-    return sum(p.numel() for p in ctx.net.parameters() if p.requires_grad) / 1e6
+    return trainable_params(ctx.net) / 1e6
 
 
 def flops(ctx: ProxyContext) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    net = ctx.fresh().eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        net(ctx.x[:1])
-    # the counter reports 2 FLOPs per multiply-accumulate; NB201 tables count MACs
-    return counter.get_total_flops() / 2e6
+    return multiply_accumulates(ctx.fresh(), ctx.x[:1]) / 1e6
 
 
 def synflow_linearise(net: nn.Module) -> nn.Module:

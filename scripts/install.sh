@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 stamp=.make/installed
 mkdir -p .make
-if [ -f "$stamp" ] && [ "$stamp" -nt setup.cfg ] && "$PY" -c "import ray_nasrank, torch, ray.tune, optuna" 2>/dev/null; then
+# The check runs outside the repo: from its root, `import ray_nasrank` finds the folder itself even
+# when the editable install points at another (moved or deleted) checkout.
+repo=$PWD
+if [ -f "$stamp" ] && [ "$stamp" -nt setup.cfg ] && (cd / && "$PY" -c "
+import pathlib, sys, ray_nasrank, torch, ray.tune, optuna
+sys.exit(pathlib.Path(ray_nasrank.__file__).resolve().parents[1] != pathlib.Path(sys.argv[1]).resolve())" "$repo") 2>/dev/null; then
   exit 0
 fi
 if ! "$PY" -c "import torch" 2>/dev/null; then

@@ -61,6 +61,12 @@ for L in $LABELS; do
   run "$OUT/cnn_family_test_acc_L${L}.json" --table results/own_model/cnn_fmnist.csv --space columns --target test_acc \
     --arch-cols w1,act,op1,w2,depth,head --intrinsic params,flops,synflow,naswot,jacov \
     --model examples/cnn_family.py:build_model --input-shape 1,12,12 --labels "$L"
+  # the MLP family (architecture + lr/wd/dropout) kept aside for the final check of issue 24's
+  # default: proxies chosen by what they are defined on (FLOPs repeat params in an MLP, NASWOT
+  # fails on tanh), not by how any ranker does on this table
+  run "$OUT/mlp_family_test_acc_L${L}.json" --table results/mlp_family/fmnist.csv --space columns --target test_acc \
+    --arch-cols depth,w1,w2,w3,w4,act,norm --num-cols lr:log,wd:log,dropout --intrinsic params,synflow,snip,jacov \
+    --model examples/mlp_family.py:build_model --input-shape 1,12,12 --labels "$L"
 done
 
 python -m ray_nasrank.cli.bench_ranking "$OUT"/*_L*.json > "$OUT/table.md"  # the cells, not other result files

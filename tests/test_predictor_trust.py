@@ -102,9 +102,11 @@ def test_shortlist_is_the_fine_tuned_networks_top_scaled_by_its_weight(data):
     archs, y, good, _ = data
     share = 0.2
     # prior_top above 1: the shortlist whatever the prior's top (that rule has its own test below)
-    pre = RankPredictor(SPACE, FAST.updated({"seed": 0, "blend": {"shortlist": share, "prior_top": 2.0}})
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0, "blend": {"shortlist": share, "prior_top": 2.0,
+                                                                  "shortlist_from": "network", "shortlist_rows": 0}})
                         ).pretrain(archs, {"good": good})
     q = pre.clone().fit(*_labels(archs, y, 20, seed=6))
+    assert q.blend.top_ranker() == "network"
     w = q.blend_weights["tuned"]
     assert 0.05 < w < 0.9, q.blend_weights  # neither extreme, so a fixed share would give another size
     s = q.score(archs)
@@ -122,7 +124,32 @@ def test_shortlist_is_the_fine_tuned_networks_top_scaled_by_its_weight(data):
     assert not (np.diff(tuned[np.argsort(-flat.score(archs))[:k]]) <= 1e-9).all()  # the plain blend's order differs
 
 
-def test_a_prior_that_holds_at_its_top_places_it_and_one_blind_there_leaves_it_to_the_network(data):
+def test_shortlist_of_the_learned_rankers_holds_at_least_its_rows_in_their_order(data):
+    archs, y, good, _ = data
+    # a share far below the floor: the floor decides the size; the network and the stacked trees order it
+    pre = RankPredictor(SPACE, FAST.updated({"seed": 0, "blend": {"shortlist": 0.001, "shortlist_rows": 12,
+                                                                  "prior_top": 2.0}})).pretrain(archs, {"good": good})
+    q = pre.clone().fit(*_labels(archs, y, 30, seed=6))
+    w = q.blend_weights
+    assert w["tree"] > 0.02 and w["tuned"] > 0.02, w  # both learned rankers take part
+    assert q.blend.top_ranker() == "learned"
+    s = q.score(archs)
+    k = int((s > np.pi / 2).sum())
+    assert abs(k - 12) <= 1, k  # the floor, measured on the 800 pretraining archs
+    ens, b = q.ensemble, q.blend
+    rows = ens.rows(archs)
+    tuned = (ens.member_scores(rows).mean(axis=0) - b.scale[0, 0]) / b.scale[0, 1]
+    _, weak = ens.prior_inputs(rows)
+    tree = (b.tree.predict(np.concatenate([ens.store.flat[rows], weak], axis=1)) - b.scale[2, 0]) / b.scale[2, 1]
+    learned = (w["tuned"] * tuned + w["tree"] * tree) / (w["tuned"] + w["tree"])
+    top = np.argsort(-s)[:k]
+    assert set(top.tolist()) == set(np.argsort(-learned)[:k].tolist())
+    assert (np.diff(learned[top]) <= 1e-9).all()
+    # the network alone would have picked other candidates: the trees have a say in the top
+    assert set(top.tolist()) != set(np.argsort(-tuned)[:k].tolist())
+
+
+def test_a_prior_that_holds_at_its_top_places_it_and_one_blind_there_leaves_it_to_the_learned_rankers(data):
     archs, y, good, _ = data
     # as good as `good` below the median, noise above it: the order of the top is lost
     rng = np.random.default_rng(9)
@@ -132,15 +159,15 @@ def test_a_prior_that_holds_at_its_top_places_it_and_one_blind_there_leaves_it_t
     labels = _labels(archs, y, 12, seed=2)
     # 800 candidates: a shortlist of a few rows, below the default prior_top_rows (10): kept as it is
     small = RankPredictor(SPACE, FAST.updated({"seed": 0})).pretrain(archs, {"good": good}).fit(*labels)
-    assert small.blend.top_ranker() == "network"
+    assert small.blend.top_ranker() != "blend"  # the learned rankers' shortlist
     for weak, prior_top in (({"good": good}, True), ({"blind": blind}, False)):
         pre = RankPredictor(SPACE, FAST.updated({"seed": 0, "blend": {"prior_top_rows": 0}})).pretrain(archs, weak)
         q = pre.clone().fit(*labels)
-        assert q.blend.top_ranker() == ("blend" if prior_top else "network"), weak.keys()
+        assert (q.blend.top_ranker() == "blend") == prior_top, weak.keys()
         s = q.score(archs)
         assert ((s > np.pi / 2).sum() == 0) == prior_top  # no shortlisted score where the blend places the top
         if prior_top:  # from prior_top_labels (20) labels on the network's shortlist places the top again
-            assert pre.clone().fit(*_labels(archs, y, 20, seed=2)).blend.top_ranker() == "network"
+            assert pre.clone().fit(*_labels(archs, y, 20, seed=2)).blend.top_ranker() != "blend"
     # the decision itself: the prior's top-weighted tau must pass the bar and the network's
     y = np.arange(10.0)
     top_swapped, bottom_swapped = y[[*range(8), 9, 8]], y[[1, 0, *range(2, 10)]]

@@ -486,7 +486,10 @@ def markdown_table(paths: Sequence[str | Path], methods: Sequence[str] = TABLE_M
         cmd = shlex.split(c.get("command", ""))
         if "--predictor-args" in cmd:
             weak += f" (predictor {cmd[cmd.index('--predictor-args') + 1]})"
-        rows.append((Path(c["table"]).name, c["target"], weak, c["labels"], c["seeds"], r["methods"]))
+        # the folder too: two tables of one file name (e.g. two families' fmnist.csv) stay apart
+        table = Path(c["table"])
+        rows.append((f"{table.parent.name}/{table.name}" if table.parent.name else table.name,
+                     c["target"], weak, c["labels"], c["seeds"], r["methods"]))
     rows.sort(key=lambda t: (t[0], t[2], t[3]))
     methods = [m for m in methods if any(m in row[5] for row in rows)]
     cols = [(m, k) for k in metrics for m in methods]

@@ -20,9 +20,11 @@ columns; a quarter fine-tuned network, three quarters prior) as if that default 
 ``prior_labels`` extra labels (:func:`shrink`): estimated combination weights lose to simple
 averages when the sample is small, and win when it is not.
 
-The top is placed apart (:meth:`CrossValidatedBlend.fit`): the fine-tuned network's own top comes
-first (a shortlist, its share scaled by the network's blend weight), since a prior can be blind
-at its top while ordering the rest well (a one-shot supernet). When few labels (fewer than
+The top is placed apart (:meth:`CrossValidatedBlend.fit`): the top of the rankers that learned
+from the labels (the fine-tuned network and the stacked trees, by their blend weights) comes first
+(a shortlist, its share scaled by the network's blend weight, at least ``shortlist_rows``
+candidates), since a prior can be blind at its top while ordering the rest well (a one-shot
+supernet; on a small pool, weak labels that grow with model size). When few labels (fewer than
 ``prior_top_labels``) show the prior's order holding at its own top better than the network's out
 of fold (:func:`prior_places_top`), and the shortlist would decide the top alone (at least
 ``prior_top_rows`` candidates of the pool), there is no shortlist and the blend, led by the prior, places the top too: a few labels pull the
@@ -220,11 +222,13 @@ class CrossValidatedBlend:
     Attributes:
         weights: blend weights over :data:`COMPONENTS`.
         scale: ``(mean, std)`` per component on the reference archs, then in the row after them,
-            column 0, the shortlist cut on the fine-tuned network's standardised score.
+            column 0, the shortlist cut on the score that orders the shortlist (``top``).
         mix: with several weak labels, each column's weight in the prior (None: the combined target).
         mix_scale: each weak column's ``(mean, std)`` on the reference archs (with ``mix``).
         tree: the stacked trees, when their weight is positive.
         boost: the trees boosted from the prior (a ``lightgbm.Booster``), when their weight is positive.
+        top: weights over :data:`COMPONENTS` of the standardised scores that order the shortlist
+            (None: the fine-tuned network alone, as in blends saved before it was a choice).
     """
 
     weights: np.ndarray
@@ -233,6 +237,7 @@ class CrossValidatedBlend:
     mix_scale: np.ndarray | None = None
     tree: Any = None
     boost: Any = None
+    top: np.ndarray | None = None
 
     @classmethod
     def fit(cls, ens: "RankEnsemble", archs: list, rows: np.ndarray, signed: np.ndarray
@@ -265,12 +270,17 @@ class CrossValidatedBlend:
         if bc.boost:
             xb, xb_ref = np.column_stack([x, pz]), np.column_stack([x_ref, pz_ref])
         oof = np.zeros((len(COMPONENTS), n))
+        oof[1] = pz
         for k in range(folds):
             train, test = fid != k, fid == k
             if np.ptp(signed[train]) == 0:
                 continue  # nothing to learn in this fold: its held-out items get the neutral score 0
             tr_archs = [a for a, t in zip(archs, train) if t]
             tr_rows, tr_y = rows[train], signed[train]
+            if mix is not None and bc.nested_prior:  # the column blend, too, chosen without the fold
+                fold_mix, _ = _choose_mix(weak[train], tr_y, ref_weak, bc)
+                oof[1, test] = _standardise(_mixed(weak[test], fold_mix, mix_scale),
+                                            _mixed(ref_weak, fold_mix, mix_scale))
             if cfg.finetune.iso_augment:  # held-out archs must not come back into training as isomorphs
                 tr_rows, tr_y = ens.iso_expand(tr_archs, tr_rows, tr_y,
                                                exclude=[a for a, t in zip(archs, test) if t])
@@ -285,7 +295,6 @@ class CrossValidatedBlend:
                 booster = fit_boost(xb[train], signed[train], pz[train], seed=cfg.seed + k)
                 oof[3, test] = _standardise(boost_score(booster, xb[test], pz[test]),
                                             boost_score(booster, xb_ref, pz_ref))
-        oof[1] = pz
         offered = np.array([True, True, bc.tree, bc.boost])
         w_on = choose_weights(oof[offered], signed, grid_step(int(offered.sum()), bc.step), bc.sharpness)
         # few labels: lean toward the default blend, a quarter fine-tuned network, three quarters prior
@@ -306,17 +315,28 @@ class CrossValidatedBlend:
             fitted_boost = fit_boost(xb, signed, pz, seed=cfg.seed)
             boost_ref = boost_score(fitted_boost, xb_ref, pz_ref)
             scale[3] = boost_ref.mean(), _sd(boost_ref)
-        # the shortlist: the fine-tuned network's standardised scores above this cut (a per-arch
-        # rule, so any subset ranks alike); its share shrinks with the network's blend weight, and
-        # there is none when few labels show the prior's top holding better than the network's,
-        # where the shortlist would decide the top alone (enough rows of the pool)
+        # the shortlist: the learned rankers' standardised scores above this cut (a per-arch rule,
+        # so any subset ranks alike); its share shrinks with the network's blend weight, down to
+        # shortlist_rows of the pool, and there is none when few labels show the prior's top
+        # holding better than the network's, where the shortlist would decide the top alone
+        pool = ens.pre_rows.size
         share = bc.shortlist * w[0]
-        if (n < bc.prior_top_labels and share * ens.pre_rows.size >= bc.prior_top_rows
-                and prior_places_top(signed, oof[1], oof[0], bc.prior_top)):
+        if (n < bc.prior_top_labels and share * pool >= bc.prior_top_rows
+                and prior_places_top(signed, pz, oof[0], bc.prior_top)):
             share = 0.0
-        tuned_z = (tuned_ref - scale[0, 0]) / scale[0, 1]
-        scale[-1, 0] = shortlist_cut(tuned_z, share)
-        return cls(weights=w, scale=scale, mix=mix, mix_scale=mix_scale, tree=fitted_tree, boost=fitted_boost)
+        if share > 0:
+            share = min(max(share, bc.shortlist_rows / pool), 0.5)
+        top = np.zeros(len(COMPONENTS))
+        top[0] = w[0]
+        if bc.shortlist_from == "learned":
+            top[2] = w[2]
+        top = top / top.sum() if top.sum() > 0 else np.eye(len(COMPONENTS))[0]
+        top_ref = top[0] * (tuned_ref - scale[0, 0]) / scale[0, 1]
+        if top[2] > 0:
+            top_ref = top_ref + top[2] * (tree_ref - scale[2, 0]) / scale[2, 1]
+        scale[-1, 0] = shortlist_cut(top_ref, share)
+        return cls(weights=w, scale=scale, mix=mix, mix_scale=mix_scale, tree=fitted_tree, boost=fitted_boost,
+                   top=top)
 
     def score(self, ens: "RankEnsemble", rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
               store: "FeatureStore | None" = None) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +345,9 @@ class CrossValidatedBlend:
         The spread is the ensemble's, scaled by the network's blend weight.
         """
         w, sc = np.asarray(self.weights), self.scale  # a blend saved before ``boost`` has three weights
-        out = w[0] * (mean - sc[0, 0]) / sc[0, 1]
+        tuned_z = (mean - sc[0, 0]) / sc[0, 1]
+        out = w[0] * tuned_z
+        top_z = tuned_z
         if w[1:].any():
             prior, weak = ens.prior_inputs(rows, store)
             if self.mix is not None:
@@ -333,24 +355,29 @@ class CrossValidatedBlend:
             pz = (prior - sc[1, 0]) / sc[1, 1]
             out = out + w[1] * pz
             if w[2] > 0:
-                out = out + w[2] * (self.tree.predict(_tree_x(ens, rows, weak, store)) - sc[2, 0]) / sc[2, 1]
+                tree_z = (self.tree.predict(_tree_x(ens, rows, weak, store)) - sc[2, 0]) / sc[2, 1]
+                out = out + w[2] * tree_z
+                if self.top is not None and self.top[2] > 0:
+                    top_z = self.top[0] * tuned_z + self.top[2] * tree_z
             if w.size > 3 and w[3] > 0:
                 xb = np.column_stack([_tree_x(ens, rows, weak, store), pz])
                 out = out + w[3] * (boost_score(self.boost, xb, pz) - sc[3, 0]) / sc[3, 1]
         cut = sc[w.size, 0] if sc.shape[0] > w.size else np.inf
-        tuned_z = (mean - sc[0, 0]) / sc[0, 1]
-        short = tuned_z >= cut
-        # the shortlist first, in the fine-tuned network's order; arctan keeps the rest below. Always
+        short = top_z >= cut
+        # the shortlist first, in the learned rankers' order; arctan keeps the rest below. Always
         # mapped, so a candidate's score does not depend on whether its batch holds a shortlisted one
         out = np.arctan(out)
-        out[short] = np.pi + np.arctan(tuned_z[short])
+        out[short] = np.pi + np.arctan(top_z[short])
         return out, w[0] * std / sc[0, 1]
 
     def top_ranker(self) -> str:
-        """Who places the top: ``network`` (the fine-tuned network's shortlist) or ``blend`` (no shortlist)."""
+        """Who places the top: ``network`` (the fine-tuned network's shortlist), ``learned`` (the
+        shortlist of the network and the stacked trees) or ``blend`` (no shortlist)."""
         w = np.asarray(self.weights)
         cut = self.scale[w.size, 0] if self.scale.shape[0] > w.size else np.inf
-        return "network" if np.isfinite(cut) else "blend"
+        if not np.isfinite(cut):
+            return "blend"
+        return "learned" if self.top is not None and self.top[2] > 0 else "network"
 
     def component_weights(self) -> dict[str, float]:
         """The weight of each ranker: ``{"tuned": .., "prior": .., "tree": .., "boost": ..}``."""

@@ -145,9 +145,14 @@ class BlendConfig:
         step: grid step of the blend weights, in ``(0, 1]``.
         sharpness: how sharply the average over blends favours the best-validated ones (``inf``:
             the best alone).
-        shortlist: the fine-tuned network's top share ranked first, in its own order, at full
-            weight, in ``[0, 1)``; the share used is this times the network's weight in the blend
-            (0: the blend orders everything).
+        shortlist: the top share ranked first, in the order of the rankers that learned from the
+            labels (``shortlist_from``), in ``[0, 1)``; the share used is this times the network's
+            weight in the blend (0: the blend orders everything).
+        shortlist_rows: ... but at least this many candidates of the pool (0: no floor). On a
+            pool of a few hundred the share is 1-3 rows, which left the top to a prior that can be
+            blind there.
+        shortlist_from: who orders the shortlist: ``learned`` (the fine-tuned network and the
+            stacked trees, by their blend weights) or ``network`` (the fine-tuned network alone).
         tree: offer gradient-boosted trees on encoding + weak labels as a third ranker.
         boost: offer LightGBM trees boosted from the prior (encoding, weak labels and the prior as
             inputs, the prior as the starting score) as a fourth ranker.
@@ -158,9 +163,12 @@ class BlendConfig:
             (:func:`~ray_nasrank.predictor.blend.prior_places_top`); above 1: never.
         prior_top_labels: that test runs only with fewer labels than this: from 20 labels on the
             fine-tuned network's top was the better one even where the test favoured the prior.
-        prior_top_rows: ... and only where the network's shortlist would hold at least this many
-            of the pretraining candidates, i.e. decide the top alone; a shortlist of a few rows
-            (a small pool) leaves most of the top to the blend already, and its few picks helped.
+        prior_top_rows: ... and only where the shortlist's share would hold at least this many
+            of the pretraining candidates (before ``shortlist_rows``), i.e. decide the top alone;
+            on a small pool the learned rankers' few picks helped.
+        nested_prior: with several weak labels, choose the prior's column blend inside each fold
+            too, so that its out-of-fold score is as honest as the other rankers' (chosen on all
+            labels, the prior was flattered and kept weight that the trees earned).
 
     Raises:
         ValueError: an unknown mode or a number out of range (named).
@@ -171,12 +179,15 @@ class BlendConfig:
     step: float = 0.1
     sharpness: float = 5.0
     shortlist: float = 0.03
+    shortlist_rows: float = 10.0
+    shortlist_from: str = "learned"
     tree: bool = True
     boost: bool = True
     prior_labels: float = 5.0
     prior_top: float = 0.65
     prior_top_labels: int = 20
     prior_top_rows: float = 10.0
+    nested_prior: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("cv", "off"):
@@ -191,6 +202,10 @@ class BlendConfig:
             raise ValueError(f"blend prior_labels must be >= 0, got {self.prior_labels}")
         if not 0.0 <= self.shortlist < 1.0:
             raise ValueError(f"blend shortlist must be in [0, 1), got {self.shortlist}")
+        if not self.shortlist_rows >= 0:
+            raise ValueError(f"blend shortlist_rows must be >= 0, got {self.shortlist_rows}")
+        if self.shortlist_from not in ("learned", "network"):
+            raise ValueError(f"blend shortlist_from must be 'learned' or 'network', got {self.shortlist_from!r}")
         if not -1.0 <= self.prior_top:
             raise ValueError(f"blend prior_top must be >= -1, got {self.prior_top}")
         if self.prior_top_labels < 0:
@@ -213,9 +228,10 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "fit_epochs": ("finetune", "epochs"), "fit_lr": ("finetune", "lr"),
     "fit_weight_decay": ("finetune", "weight_decay"), "fit_batch": ("finetune", "batch"),
     "trust": ("blend", "mode"),
-    **{f"trust_{name}": ("blend", name) for name in ("folds", "step", "sharpness", "shortlist", "tree",
-                                                      "boost", "prior_labels", "prior_top",
-                                                      "prior_top_labels", "prior_top_rows")},
+    **{f"trust_{name}": ("blend", name) for name in ("folds", "step", "sharpness", "shortlist", "shortlist_rows",
+                                                      "shortlist_from", "tree", "boost", "prior_labels",
+                                                      "prior_top", "prior_top_labels", "prior_top_rows",
+                                                      "nested_prior")},
 }
 
 

@@ -42,7 +42,7 @@ def predictor_state(predictor: "RankPredictor") -> dict:
         "fitted": ens.fitted,
         "trust": {"blend": None, "scale": None, "tree": None, "mix": None, "mix_scale": None} if blend is None else
                  {"blend": blend.weights, "scale": blend.scale, "tree": blend.tree, "mix": blend.mix,
-                  "mix_scale": blend.mix_scale,
+                  "mix_scale": blend.mix_scale, "top": blend.top,
                   # LightGBM's own text format: data, read back by its parser
                   "boost": None if blend.boost is None else blend.boost.model_to_string()},
     }
@@ -92,7 +92,8 @@ def predictor_from_state(state: Any, device: str | None = None) -> "RankPredicto
                 raise ValueError("the blend's boosted trees are not a LightGBM model text")
             boost = lgb.Booster(model_str=boost)
         p.blend = CrossValidatedBlend(weights=saved["blend"], scale=saved["scale"], mix=saved.get("mix"),
-                                      mix_scale=saved.get("mix_scale"), tree=saved.get("tree"), boost=boost)
+                                      mix_scale=saved.get("mix_scale"), tree=saved.get("tree"), boost=boost,
+                                      top=saved.get("top"))
     return p
 
 

@@ -3,8 +3,15 @@
     python scripts/ranking_rule_eval.py DUMP.npz [DUMP.npz ...]
 
 Prints, per dump and rule, the seed means of NDCG@10, NDCG@50 and Kendall tau over all rows, next
-to the weak labels alone, ``weak_valid`` and the blend as dumped (``dumped``; the rule ``current``
-recomputes it from the arrays and should match it). A development tool.
+to the weak labels alone, ``weak_valid`` and the blend as dumped (``dumped``). The rule ``current``
+is the shortlist rule before the learned rankers' shortlist (the fine-tuned network's top, 3 % x its
+weight); ``learned >= 10 rows`` with the prior-top test is today's default
+(``blend.shortlist_from="learned"``, ``shortlist_rows=10``) and should match dumps taken with it.
+
+``DUMP.npz=BASELINES.json`` (a ``bench ranking`` result of the same cell and seeds with the
+baselines) adds, per rule, the gap to the best baseline per metric: the mean per-seed difference
+and its standard error, listed where it is below zero by more than twice that error. A
+development tool.
 """
 
 from __future__ import annotations
@@ -203,13 +210,70 @@ RULES: dict[str, Callable] = {
 }
 
 
+def _learned_top(d, s) -> np.ndarray:
+    """The fine-tuned network and the stacked trees, by their blend weights (what orders the shortlist)."""
+    w = d["weights"][s]
+    return (w[0] * d["tuned"][s] + w[2] * d["tree"][s]) / max(w[0] + w[2], 1e-9)
+
+
+def _prior_top(d, s) -> bool:
+    """The default's prior-top test: fewer than 20 labels, a shortlist share of >= 10 rows, and the
+    prior's top-weighted tau on the labels above 0.65 and above the network's out of fold."""
+    idx, w = d["idx"][s], d["weights"][s]
+    if idx.size >= 20 or 0.03 * w[0] * d["y"].size < 10:
+        return False
+    wp = _wtau(d, s)
+    return wp > 0.65 and wp > _wtau(d, s, d["oof"][s][0])
+
+
+def make_floor(source: str, rows: int) -> Callable:
+    """The shortlist of ``source`` (``learned`` or ``network``), 3 % x the network's weight but at least
+    ``rows`` rows, after the prior-top test."""
+    def rule(d, s):
+        if _prior_top(d, s):
+            return rule_no_short(d, s)
+        k = max(rows, int(np.ceil(0.03 * d["weights"][s][0] * d["y"].size)))
+        top = _learned_top(d, s) if source == "learned" else d["tuned"][s]
+        out = np.arctan(_blend(d, s))
+        first = np.argsort(-top)[:k]
+        out[first] = np.pi + np.arctan(top[first])
+        return out
+    return rule
+
+
+RULES.update({f"{src} >= {k} rows": make_floor(src, k) for src in ("network", "learned") for k in (0, 5, 10)})
+
+METRIC_NAMES = ("ndcg@10", "ndcg@50", "kendall_tau")
+
+
+def baseline_gaps(d: dict, rule: Callable, path: str) -> list[str]:
+    """Where ``rule`` trails the best baseline of ``path`` (a ``bench ranking`` JSON) beyond twice the
+    standard error of the per-seed gap."""
+    import json
+
+    methods = json.loads(Path(path).read_text())["methods"]
+    seeds = d["seed"].tolist()
+    ours = np.array([metrics(d["y"], rule(d, s)) for s in range(len(seeds))])
+    lost = []
+    for j, name in enumerate(METRIC_NAMES):
+        per = {m: {r["seed"]: r[name] for r in v["per_seed"]} for m, v in methods.items()
+               if m not in ("nasrank", "random", "weak_single")}
+        best = max(per, key=lambda m: np.mean([per[m][sd] for sd in seeds]))
+        gap = ours[:, j] - np.array([per[best][sd] for sd in seeds])
+        se = gap.std(ddof=1) / np.sqrt(gap.size)
+        if gap.mean() < -2 * se:
+            lost.append(f"{name} {gap.mean():+.3f} +- {se:.3f} ({best})")
+    return lost
+
+
 def metrics(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     r = ranking_report(y, s, mode="max", ks=(10, 50))
     return np.array([r["ndcg@10"], r["ndcg@50"], r["kendall_tau"]])
 
 
-def main(paths: list[str]) -> int:
-    for p in paths:
+def main(args: list[str]) -> int:
+    for arg in args:
+        p, _, base = arg.partition("=")
         d = dict(np.load(p))
         seeds = d["seed"].size
         rows = {"weak": np.mean([metrics(d["y"], d["weak"])] * 1, axis=0),
@@ -226,6 +290,9 @@ def main(paths: list[str]) -> int:
         flat = [metrics(d["y"], rule_no_short(d, s))[0] for s in range(seeds)]
         print("  per seed ndcg@10 current / no shortlist: "
               + " ".join(f"{c:.2f}/{f:.2f}" for c, f in zip(cur, flat)))
+        if base:
+            for name, rule in RULES.items():
+                print(f"  {name:<26} behind the best baseline: {'; '.join(baseline_gaps(d, rule, base)) or '-'}")
     return 0
 
 

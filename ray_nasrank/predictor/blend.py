@@ -18,7 +18,11 @@ toward the columns that order the labels best (a weak label never sees a label, 
 needed). With few labels both choices are noisy, so each is shrunk toward a fixed default (equal
 columns; a quarter fine-tuned network, three quarters prior) as if that default had been seen on
 ``prior_labels`` extra labels (:func:`shrink`): estimated combination weights lose to simple
-averages when the sample is small, and win when it is not.
+averages when the sample is small, and win when it is not. The out-of-fold models of the network
+and the trees saw ``(folds - 1) / folds`` of the labels and the final ones all of them, while the
+prior is the same either way, so their weights are scaled by ``folds / (folds - 1)`` afterwards
+(``fold_correction``); with several weak labels the prior's column blend is chosen inside each
+fold as well (``nested_prior``), so that no ranker is scored on labels it was chosen on.
 
 The top is placed apart (:meth:`CrossValidatedBlend.fit`): the top of the rankers that learned
 from the labels (the fine-tuned network and the stacked trees, by their blend weights) comes first
@@ -300,6 +304,9 @@ class CrossValidatedBlend:
         # few labels: lean toward the default blend, a quarter fine-tuned network, three quarters prior
         w = np.zeros(len(COMPONENTS))
         w[offered] = shrink(w_on, np.array([0.25, 0.75, 0.0, 0.0])[offered], n, bc.prior_labels)
+        if bc.fold_correction:  # the final learned rankers see folds/(folds-1) times the labels their out-of-fold ones did
+            w[[0, 2, 3]] *= folds / (folds - 1)
+            w /= w.sum()
         scale = np.ones((len(COMPONENTS) + 1, 2))
         scale[:, 0] = 0.0
         tuned_ref = ens.member_scores(ref).mean(axis=0)

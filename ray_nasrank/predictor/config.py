@@ -166,6 +166,11 @@ class BlendConfig:
         prior_top_rows: ... and only where the shortlist's share would hold at least this many
             of the pretraining candidates (before ``shortlist_rows``), i.e. decide the top alone;
             on a small pool the learned rankers' few picks helped.
+        fold_correction: scale the weights of the rankers that learn from the labels (network and
+            both trees) by ``folds / (folds - 1)`` after the cross-validation: their out-of-fold
+            models saw that much fewer labels than the final ones, the prior the same either way,
+            so the cross-validation understates them (most where the labels are many enough to
+            keep improving them).
         nested_prior: with several weak labels, choose the prior's column blend inside each fold
             too, so that its out-of-fold score is as honest as the other rankers' (chosen on all
             labels, the prior was flattered and kept weight that the trees earned).
@@ -188,6 +193,7 @@ class BlendConfig:
     prior_top_labels: int = 20
     prior_top_rows: float = 10.0
     nested_prior: bool = True
+    fold_correction: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("cv", "off"):
@@ -231,7 +237,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     **{f"trust_{name}": ("blend", name) for name in ("folds", "step", "sharpness", "shortlist", "shortlist_rows",
                                                       "shortlist_from", "tree", "boost", "prior_labels",
                                                       "prior_top", "prior_top_labels", "prior_top_rows",
-                                                      "nested_prior")},
+                                                      "nested_prior", "fold_correction")},
 }
 
 

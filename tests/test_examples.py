@@ -21,7 +21,7 @@ def load(name: str):
 
 def test_every_example_is_tested():
     tested = {"tune_existing_script", "optuna_ask_tell", "optuna_search_tune", "own_space_and_trainable", "cnn_family",
-              "mixed_cnn", "mlp_family"}
+              "mixed_cnn", "mlp_family", "gap_cnn_family"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -46,6 +46,12 @@ def test_mixed_cnn_define_by_run_search():
 def test_mlp_family_define_by_run_search():
     out = load("mlp_family").main(budget=3, pool_size=100)
     assert out["trials"] == 3 and 1 <= out["config"]["depth"] <= 4 and 0.003 <= out["config"]["lr"] <= 1.0
+    assert out["valid_acc"] > 20
+
+
+def test_gap_cnn_family_define_by_run_search():
+    out = load("gap_cnn_family").main(budget=3, pool_size=100)
+    assert out["trials"] == 3 and 1 <= out["config"]["stages"] <= 3 and 3e-4 <= out["config"]["lr"] <= 0.03
     assert out["valid_acc"] > 20
 
 

@@ -42,3 +42,25 @@ def test_fit_time_needs_weak_labels(tmp_path, capsys):
                "--arch-cols", "kernel,width,act", "--target", "acc", "--out", str(tmp_path / "f.json")])
     assert rc == 2
     assert "--weak is empty" in capsys.readouterr().err
+
+
+def test_fit_time_pretrains_on_the_intrinsic_labels_too(tmp_path, capsys):
+    # --intrinsic is a table option of every bench command: here it must reach the timed ranker,
+    # not be dropped (the refit cost grows with the weak columns the prior blends)
+    from ray_nasrank.spaces import NB201Space
+
+    space = NB201Space()
+    archs = space.sample_many(60, rng=0, unique=True)
+    convs = np.array([a.count("nor_conv_3x3") + 0.5 * a.count("nor_conv_1x1") for a in archs])
+    path = tmp_path / "nb.csv"
+    pd.DataFrame({"arch": [space.to_string(a) for a in archs], "acc": convs,
+                  "noise": np.random.default_rng(2).normal(size=60)}).to_csv(path, index=False)
+    out = tmp_path / "fit.json"
+    rc = main(["bench", "fit-time", "--table", str(path), "--space", "nb201", "--arch-col", "arch",
+               "--target", "acc", "--weak", "noise", "--intrinsic", "params,flops", "--labels", "12",
+               "--refits", "1", "--threads", "1", "--out", str(out),
+               "--predictor-args", '{"ensemble": 2, "pretrain_epochs": 2, "fit_epochs": 20}'])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    assert r["weak"] == ["noise", "params", "flops"]
+    assert "--intrinsic params,flops" in r["command"]

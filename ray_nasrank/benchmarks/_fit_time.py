@@ -46,8 +46,8 @@ class FitTimeBenchConfig(TableConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.weak:
-            raise ConfigError("`weak` is empty: the ranker is pretrained on weak-label columns")
+        if not self.weak and not self.intrinsic:
+            raise ConfigError("`weak` is empty: the ranker is pretrained on weak-label columns (or --intrinsic ones)")
         check_int("labels", self.labels, low=2)
         check_int("refits", self.refits, low=1)
         check_int("threads", self.threads, low=1)
@@ -59,7 +59,10 @@ class FitTimeBenchConfig(TableConfig):
         """The ``ray-nasrank`` command line of this run."""
         parts = ["--table", str(self.table), "--space", self.space, "--target", self.target, "--mode", self.mode]
         parts += ["--arch-cols", ",".join(self.arch_cols)] if self.space == "columns" else ["--arch-col", self.arch_col]
-        parts += ["--weak", ",".join(self.weak), "--labels", str(self.labels), "--refits", str(self.refits),
+        parts += ["--num-cols", ",".join(self.num_cols)] if self.num_cols else []
+        parts += ["--weak", ",".join(self.weak)] if self.weak else []
+        parts += self.table_flags()
+        parts += ["--labels", str(self.labels), "--refits", str(self.refits),
                   "--threads", str(self.threads), "--out", str(self.out)]
         if self.predictor_args:
             parts += ["--predictor-args", json.dumps(self.predictor_args, sort_keys=True)]
@@ -75,11 +78,12 @@ def bench_fit_time(config: FitTimeBenchConfig) -> dict:
     Returns:
         :func:`ray_nasrank.predictor.timing.fit_time`'s dict plus the table settings.
     """
-    import numpy as np
 
     from ray_nasrank._io import atomic_write_json
     from ray_nasrank.predictor import PredictorConfig
     from ray_nasrank.predictor.timing import fit_time
+
+    from ._ranking import table_weak_labels
 
     cfg = config
     bench = cfg.load_table()
@@ -89,10 +93,7 @@ def bench_fit_time(config: FitTimeBenchConfig) -> dict:
         pcfg = PredictorConfig.from_dict(cfg.predictor_args)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"`predictor_args`: {e}") from None
-    weak = {}
-    for name, col in bench.weak.items():
-        col = np.asarray(col, dtype=np.float64)
-        weak[name] = np.where(np.isinf(col), np.nan, col)  # an overflowed proxy counts as missing
+    weak = table_weak_labels(cfg, bench)  # the table's columns (inf as missing), then --intrinsic ones
     result = fit_time(bench.space, bench.archs, weak, bench.targets, labels=cfg.labels, refits=cfg.refits,
                       threads=cfg.threads, config=pcfg, mode=bench.mode)
     result = {"table": str(cfg.table), "target": cfg.target, "weak": list(weak), **result,

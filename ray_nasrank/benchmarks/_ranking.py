@@ -155,7 +155,7 @@ def table_weak_labels(cfg: TableConfig, bench: TabularBenchmark) -> dict:
         col = np.asarray(col, dtype=np.float64)
         bad = np.isinf(col)
         if bad.any():
-            log.warning(f"bench ranking: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing")
+            log.warning(f"bench: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing")
             col = np.where(bad, np.nan, col)
         weak[name] = col
     weak.update(cfg.intrinsic_labels(bench))

@@ -34,7 +34,7 @@ class FitTimeBenchConfig(TableConfig):
     >>> FitTimeBenchConfig(table="t.csv", target="acc", weak=[])
     Traceback (most recent call last):
     ...
-    ray_nasrank._checks.ConfigError: weak is empty: the ranker is pretrained on weak-label columns
+    ray_nasrank._checks.ConfigError: weak is empty: the ranker is pretrained on weak-label columns (or --intrinsic ones)
     """
 
     labels: int = option(100, "labelled rows per refit")

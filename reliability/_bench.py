@@ -191,7 +191,11 @@ def bench_reliability(config: ReliabilityBenchConfig) -> dict:
             report["command"] += " --keep-passed"
     cluster = None
     t_all = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="rn_bench_rel_") as tmp:
+    # the cluster's session lives under tmp, and Ray's socket paths there
+    # (<tmp>/ray/session_<date>_<pid>/sockets/plasma_store.<n>) must fit AF_UNIX's 107 bytes: a
+    # nested TMPDIR (e.g. mktemp -d) overflowed them once a worker node was added
+    base = tempfile.gettempdir()
+    with tempfile.TemporaryDirectory(prefix="rnrel", dir=base if len(base) <= 20 else "/tmp") as tmp:
         try:
             if any(SCENARIOS[n] for n in names):
                 cluster = _start_cluster(tmp)

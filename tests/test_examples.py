@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -13,10 +12,9 @@ ARCH = re.compile(r"^\|[a-z_0-9]+~0\|\+\|.*\|$")
 
 
 def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from _load import load_example
+
+    return load_example(name)
 
 
 def test_every_example_is_tested():

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import doctest
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def family():
-    spec = importlib.util.spec_from_file_location("gap_cnn_family_under_test", REPO / "examples" / "gap_cnn_family.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from _load import load_example
+
+    return load_example("gap_cnn_family")
 
 
 def config(**over):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import doctest
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +10,12 @@ import torch
 
 from ray_nasrank.spaces import INACTIVE
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def family():
-    spec = importlib.util.spec_from_file_location("mlp_family_under_test", REPO / "examples" / "mlp_family.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from _load import load_example
+
+    return load_example("mlp_family")
 
 
 def test_docstring_example_runs(family):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import doctest
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,10 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_script(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from _load import load_file
+
+    return load_file(path, name)
 
 
 def tiny_family(path: Path, limit_train: int) -> Path:

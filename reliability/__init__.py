@@ -14,7 +14,7 @@ repository root; the harness owns its config, :class:`ReliabilityBenchConfig`); 
 
 from ._bench import SCENARIOS, ReliabilityBenchConfig, bench_reliability, main
 from ._cli_resume import cli_search_interrupt, finished_trials
-from ._core import CaseLog, CaseTimeout, ScenarioResult, rss_bytes, time_limit
+from ._core import CaseLog, CaseTimeout, ScenarioResult, rss_bytes, short_temp_dir, start_cluster, time_limit
 from ._faults import (
                       FAULTS,
                       asktell_trial_faults,
@@ -55,6 +55,8 @@ __all__ = [
     "CaseTimeout",
     "ScenarioResult",
     "rss_bytes",
+    "short_temp_dir",
+    "start_cluster",
     "time_limit",
     "fuzz_all",
     "fuzz_arch_strings",

@@ -25,6 +25,8 @@ from typing import Any, Callable, Sequence
 from ray_nasrank._checks import ConfigError
 from ray_nasrank._config import option
 
+from ._core import start_cluster
+
 log = logging.getLogger("ray_nasrank.reliability")
 
 #: scenario -> whether it needs Ray; the order is the run order
@@ -126,18 +128,12 @@ def _plan(quick: bool, seed: int, cluster: Any, tmp: str) -> dict[str, Callable[
     }
 
 
-def _start_cluster(tmp: str):
+def _start_cluster():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
-    from ray.cluster_utils import Cluster
 
-    # a custom temp_dir still leaves Ray's address file under the default temp dir ($TMPDIR/ray),
-    # which a fresh machine does not have
-    os.makedirs(os.path.join(tempfile.gettempdir(), "ray"), exist_ok=True)
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "include_dashboard": False, "object_store_memory": 400 * 1024 * 1024,
-        "temp_dir": os.path.join(tmp, "ray")})
+    cluster = start_cluster()
     ray.init(address=cluster.address, log_to_driver=False)
     return cluster
 
@@ -191,14 +187,10 @@ def bench_reliability(config: ReliabilityBenchConfig) -> dict:
             report["command"] += " --keep-passed"
     cluster = None
     t_all = time.perf_counter()
-    # the cluster's session lives under tmp, and Ray's socket paths there
-    # (<tmp>/ray/session_<date>_<pid>/sockets/plasma_store.<n>) must fit AF_UNIX's 107 bytes: a
-    # nested TMPDIR (e.g. mktemp -d) overflowed them once a worker node was added
-    base = tempfile.gettempdir()
-    with tempfile.TemporaryDirectory(prefix="rnrel", dir=base if len(base) <= 20 else "/tmp") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rn_bench_rel_") as tmp:
         try:
             if any(SCENARIOS[n] for n in names):
-                cluster = _start_cluster(tmp)
+                cluster = _start_cluster()
             plan = _plan(config.quick, config.seed, cluster, tmp)
             for name in names:
                 t0 = time.perf_counter()

@@ -15,7 +15,9 @@ and counts the cases whose outcome broke a promise as *failures*. Each scenario 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -170,3 +172,30 @@ def rss_bytes() -> int:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def short_temp_dir(prefix: str = "r") -> str:
+    """A new folder for a Ray session, short enough for Ray's socket paths.
+
+    Ray puts ``<folder>/session_<date>_<pid>/sockets/plasma_store.<n>`` under it, and AF_UNIX
+    paths stop at 107 bytes: a nested ``TMPDIR`` (``mktemp -d`` inside CI's own) overflows that, so
+    a long temp dir gives way to ``/tmp``.
+    """
+    base = tempfile.gettempdir()
+    return tempfile.mkdtemp(prefix=prefix, dir=base if len(base) <= 30 else "/tmp")
+
+
+def start_cluster(num_cpus: int = 2, object_store_mb: int = 400) -> Any:
+    """The head of a ``ray.cluster_utils.Cluster`` in a short temp dir of its own, safe on a machine
+    where Ray has never run (never ``AutoscalingCluster``, which kills every Ray on the machine).
+
+    ``Cluster`` writes its address file under the *default* temp dir (``$TMPDIR/ray``) even
+    when given a ``temp_dir`` of its own, and fails with ``FileNotFoundError`` where that
+    folder does not exist yet, i.e. on a fresh machine or with a fresh ``TMPDIR``.
+    """
+    from ray.cluster_utils import Cluster
+
+    os.makedirs(os.path.join(tempfile.gettempdir(), "ray"), exist_ok=True)
+    return Cluster(initialize_head=True, head_node_args={
+        "num_cpus": num_cpus, "include_dashboard": False, "object_store_memory": object_store_mb * 1024 * 1024,
+        "temp_dir": short_temp_dir()})

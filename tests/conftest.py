@@ -75,7 +75,7 @@ def ray_cluster():
     worker nodes on it. Never ``AutoscalingCluster``: it kills every Ray on the machine.
     """
     ray = pytest.importorskip("ray")
-    from _ray_cluster import start_cluster
+    from reliability import start_cluster
 
     cluster = start_cluster()
     ray.init(address=cluster.address, log_to_driver=False, ignore_reinit_error=True)

@@ -33,14 +33,14 @@ def test_session_cluster_starts_with_a_fresh_tmpdir():
     fresh = Path(tempfile.mkdtemp(prefix="rf"))
     assert not (fresh / "ray").exists()
     code = (
-        "import sys; sys.path.insert(0, {tests!r})\n"
+        "import sys; sys.path.insert(0, {repo!r})\n"
         "import ray\n"
-        "from _ray_cluster import start_cluster\n"
+        "from reliability import start_cluster\n"
         "c = start_cluster(num_cpus=1, object_store_mb=100)\n"
         "ray.init(address=c.address, log_to_driver=False)\n"
         "assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42\n"
         "ray.shutdown(); c.shutdown()\n"
-    ).format(tests=str(TESTS))
+    ).format(repo=str(REPO))
     try:
         proc = subprocess.run([sys.executable, "-c", code], env=_fresh_env(fresh), capture_output=True,
                               text=True, timeout=240)

@@ -9,11 +9,11 @@ Heavy libraries (torch, scikit-learn, Ray) are imported when a benchmark runs, n
 from ray_nasrank import metrics
 from ray_nasrank.tabular import TabularBenchmark, find_shared_data, read_table
 
-from ._config import TableConfig
+from ._config import TableConfig, table_weak_labels
 from ._fit_time import FitTimeBenchConfig, bench_fit_time
 from ._overhead import OverheadBenchConfig, bench_overhead
 from ._proxies import ProxiesBenchConfig, bench_proxies, format_proxies_summary
-from ._ranking import RankingBenchConfig, bench_ranking, markdown_table, table_weak_labels, weak_baseline_scores
+from ._ranking import RankingBenchConfig, bench_ranking, markdown_table, weak_baseline_scores
 from ._ranking import format_summary as format_ranking_summary
 from ._search import SearchBenchConfig, bench_search
 from ._supernet import SupernetBenchConfig, bench_supernet

@@ -172,3 +172,27 @@ class TableConfig:
                                           arch_cols=self.arch_cols, num_cols=self.num_cols, target=self.target,
                                           mode=self.mode, weak=self.weak, keep=keep)
 
+
+def table_weak_labels(cfg: TableConfig, bench: TabularBenchmark) -> dict:
+    """The weak labels of every row of ``bench``: its weak columns (an inf value, e.g. a proxy
+    that overflowed, becomes missing like NaN, with a warning) and then ``cfg``'s intrinsic ones.
+
+    Args:
+        cfg: the run's table settings (its ``intrinsic``/``model`` add computed weak labels).
+        bench: the table ``cfg.load_table()`` read.
+
+    Returns:
+        Column name -> float array, one value per row, NaN where missing.
+    """
+    import numpy as np
+
+    weak = {}
+    for name, col in bench.weak.items():
+        col = np.asarray(col, dtype=np.float64)
+        bad = np.isinf(col)
+        if bad.any():
+            log.warning(f"bench: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing")
+            col = np.where(bad, np.nan, col)
+        weak[name] = col
+    weak.update(cfg.intrinsic_labels(bench))
+    return weak

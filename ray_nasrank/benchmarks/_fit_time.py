@@ -83,7 +83,7 @@ def bench_fit_time(config: FitTimeBenchConfig) -> dict:
     from ray_nasrank.predictor import PredictorConfig
     from ray_nasrank.predictor.timing import fit_time
 
-    from ._ranking import table_weak_labels
+    from ._config import table_weak_labels
 
     cfg = config
     bench = cfg.load_table()

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ray_nasrank._checks import ConfigError, check_int
 from ray_nasrank._config import option
 
-from ._config import TableConfig
+from ._config import TableConfig, table_weak_labels
 
 if TYPE_CHECKING:  # pragma: no cover
     from ray_nasrank.tabular import TabularBenchmark
@@ -135,31 +135,6 @@ class RankingBenchConfig(TableConfig):
             if getattr(self, key) != defaults[key]:
                 parts += [f"--{key}", str(getattr(self, key))]
         return "ray-nasrank bench ranking " + shlex.join(parts)
-
-
-def table_weak_labels(cfg: TableConfig, bench: TabularBenchmark) -> dict:
-    """The weak labels of every row of ``bench``: its weak columns (an inf value, e.g. a proxy
-    that overflowed, becomes missing like NaN, with a warning) and then ``cfg``'s intrinsic ones.
-
-    Args:
-        cfg: the run's table settings (its ``intrinsic``/``model`` add computed weak labels).
-        bench: the table ``cfg.load_table()`` read.
-
-    Returns:
-        Column name -> float array, one value per row, NaN where missing.
-    """
-    import numpy as np
-
-    weak = {}
-    for name, col in bench.weak.items():
-        col = np.asarray(col, dtype=np.float64)
-        bad = np.isinf(col)
-        if bad.any():
-            log.warning(f"bench: weak column {name!r}: {int(bad.sum())} inf value(s) treated as missing")
-            col = np.where(bad, np.nan, col)
-        weak[name] = col
-    weak.update(cfg.intrinsic_labels(bench))
-    return weak
 
 
 def weak_baseline_scores(weak: dict[str, Any]):
